@@ -1,0 +1,373 @@
+//! The state of one key: a last-writer-wins map with a causal-length delete counter.
+//!
+//! A key's state is a [`KeyState`]: a causal-length register `cl` and a [`Body`] that belongs to
+//! incarnation `cl.value`. An odd length is a live incarnation, an even one a deleted key.
+//!
+//! - **Delete wins.** `DEL` moves the length from odd `n` to `n + 1`. A write made concurrently
+//!   elsewhere, without having seen the delete, still carries incarnation `n` and is discarded on
+//!   merge because `n < n + 1`. A write made after the delete was seen starts incarnation `n + 2`.
+//! - **Fields** (hash fields, the string value, the TTL, the type) are LWW registers ordered by
+//!   [`Stamp`]: the greatest stamp wins. Different fields of one hash merge independently.
+//! - **SET replaces**: it sets `body.reset` to its stamp, and every register older than `reset` is
+//!   gone.
+//! - **TTL** is an absolute expiry in wall-clock milliseconds in its own register; a key whose
+//!   expiry has passed is absent ([`KeyState::view`]), with no message needed.
+//!
+//! Merge is a join: commutative, associative and idempotent (`tests/crdt_laws.rs` checks it).
+//! A partial state (a *delta*: the registers written since some point) is itself a `KeyState`, so
+//! deltas and full states merge the same way.
+//!
+//! This module knows nothing of commands, replication or garbage collection.
+
+use crate::hlc::Hlc;
+use crate::stamp::{RegionId, Stamp};
+use crate::store::Value;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// A last-writer-wins register: the value written with the greatest stamp.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reg<T> {
+    /// Who wrote it and when.
+    pub stamp: Stamp,
+    /// What was written.
+    pub value: T,
+}
+
+impl<T: Ord + Clone> Reg<T> {
+    /// A register holding `value` written at `stamp`.
+    pub fn new(stamp: Stamp, value: T) -> Reg<T> {
+        Reg { stamp, value }
+    }
+
+    /// Whether `other` beats `self`: greater stamp, and on an (impossible in practice) equal
+    /// stamp the greater value, so that every replica picks the same winner.
+    fn loses_to(&self, other: &Reg<T>) -> bool {
+        (other.stamp, &other.value) > (self.stamp, &self.value)
+    }
+}
+
+/// Merges an optional register; returns true when a value was replaced or rejected (a conflict).
+fn merge_opt<T: Ord + Clone>(mine: &mut Option<Reg<T>>, theirs: &Option<Reg<T>>) -> bool {
+    match (mine.as_mut(), theirs) {
+        (_, None) => false,
+        (None, Some(t)) => {
+            *mine = Some(t.clone());
+            false
+        }
+        (Some(m), Some(t)) => {
+            if m == t {
+                false
+            } else {
+                if m.loses_to(t) {
+                    *m = t.clone();
+                }
+                true
+            }
+        }
+    }
+}
+
+/// The type of a key's current content.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Kind {
+    /// A string (`SET`, `APPEND`, ...).
+    String,
+    /// A hash (`HSET`, ...).
+    Hash,
+}
+
+/// The content of one incarnation of a key.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Body {
+    /// Registers older than this stamp are gone (`SET` replaces the whole key).
+    pub reset: Option<Stamp>,
+    /// The type, as last set by a command that creates or replaces the key.
+    pub kind: Option<Reg<Kind>>,
+    /// A string key's value.
+    pub string: Option<Reg<Bytes>>,
+    /// A hash key's fields; `None` is a deleted field (`HDEL`), kept so it beats older writes.
+    pub fields: BTreeMap<Bytes, Reg<Option<Bytes>>>,
+    /// Absolute expiry in wall-clock milliseconds; `None` inside the register means persistent.
+    pub ttl: Option<Reg<Option<u64>>>,
+}
+
+impl Body {
+    /// True when the body holds no register at all.
+    pub fn is_empty(&self) -> bool {
+        self.reset.is_none()
+            && self.kind.is_none()
+            && self.string.is_none()
+            && self.fields.is_empty()
+            && self.ttl.is_none()
+    }
+
+    /// Joins `other` into `self`; returns how many registers lost to another.
+    fn merge(&mut self, other: &Body) -> u64 {
+        let mut conflicts = 0;
+        if other.reset > self.reset {
+            self.reset = other.reset;
+        }
+        conflicts += u64::from(merge_opt(&mut self.kind, &other.kind));
+        conflicts += u64::from(merge_opt(&mut self.string, &other.string));
+        conflicts += u64::from(merge_opt(&mut self.ttl, &other.ttl));
+        for (f, r) in &other.fields {
+            match self.fields.get_mut(f) {
+                None => {
+                    self.fields.insert(f.clone(), r.clone());
+                }
+                Some(m) if m == r => {}
+                Some(m) => {
+                    conflicts += 1;
+                    if m.loses_to(r) {
+                        *m = r.clone();
+                    }
+                }
+            }
+        }
+        conflicts + self.normalize()
+    }
+
+    /// Drops every register older than `reset`; returns how many were dropped.
+    fn normalize(&mut self) -> u64 {
+        let Some(reset) = self.reset else { return 0 };
+        let mut dropped = 0;
+        let old = |s: Stamp| s < reset;
+        if self.kind.as_ref().is_some_and(|r| old(r.stamp)) {
+            self.kind = None;
+            dropped += 1;
+        }
+        if self.string.as_ref().is_some_and(|r| old(r.stamp)) {
+            self.string = None;
+            dropped += 1;
+        }
+        if self.ttl.as_ref().is_some_and(|r| old(r.stamp)) {
+            self.ttl = None;
+            dropped += 1;
+        }
+        let before = self.fields.len();
+        self.fields.retain(|_, r| !old(r.stamp));
+        dropped + (before - self.fields.len()) as u64
+    }
+
+    /// The type this body shows: the kind register, or what the content implies when a partial
+    /// state lacks it.
+    pub fn kind(&self) -> Option<Kind> {
+        match &self.kind {
+            Some(k) => Some(k.value),
+            None if self.fields.values().any(|r| r.value.is_some()) => Some(Kind::Hash),
+            None if self.string.is_some() => Some(Kind::String),
+            None => None,
+        }
+    }
+
+    /// The absolute expiry, if any.
+    pub fn expiry(&self) -> Option<u64> {
+        self.ttl.as_ref().and_then(|r| r.value)
+    }
+
+    /// Calls `f` with the stamp of every register.
+    fn for_each_stamp(&self, mut f: impl FnMut(Stamp)) {
+        if let Some(s) = self.reset {
+            f(s);
+        }
+        if let Some(r) = &self.kind {
+            f(r.stamp);
+        }
+        if let Some(r) = &self.string {
+            f(r.stamp);
+        }
+        if let Some(r) = &self.ttl {
+            f(r.stamp);
+        }
+        for r in self.fields.values() {
+            f(r.stamp);
+        }
+    }
+
+    /// The registers for which `keep(stamp)` holds.
+    fn filtered(&self, keep: &impl Fn(Stamp) -> bool) -> Body {
+        fn opt<T: Clone>(r: &Option<Reg<T>>, keep: &impl Fn(Stamp) -> bool) -> Option<Reg<T>> {
+            r.as_ref().filter(|r| keep(r.stamp)).cloned()
+        }
+        Body {
+            reset: self.reset.filter(|s| keep(*s)),
+            kind: opt(&self.kind, keep),
+            string: opt(&self.string, keep),
+            fields: self
+                .fields
+                .iter()
+                .filter(|(_, r)| keep(r.stamp))
+                .map(|(f, r)| (f.clone(), r.clone()))
+                .collect(),
+            ttl: opt(&self.ttl, keep),
+        }
+    }
+}
+
+/// The replicated state of one key (or a delta of it).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyState {
+    /// Causal length: odd = live incarnation, even = deleted. Ordered by (length, stamp).
+    pub cl: Reg<u64>,
+    /// The content of incarnation `cl.value`.
+    pub body: Body,
+}
+
+impl KeyState {
+    /// A fresh incarnation `len` (odd) created at `stamp`, with an empty body.
+    pub fn incarnation(len: u64, stamp: Stamp) -> KeyState {
+        KeyState {
+            cl: Reg::new(stamp, len),
+            body: Body::default(),
+        }
+    }
+
+    /// True for an even causal length: the key is deleted.
+    pub fn is_deleted(&self) -> bool {
+        self.cl.value.is_multiple_of(2)
+    }
+
+    /// Joins `other` into `self` and returns how many registers lost (conflicts resolved).
+    ///
+    /// The greater causal length wins outright, taking its body; equal lengths merge bodies.
+    pub fn merge(&mut self, other: &KeyState) -> u64 {
+        use std::cmp::Ordering::*;
+        match self.cl.value.cmp(&other.cl.value) {
+            Greater => {
+                // Everything in `other` belongs to an older incarnation: it lost to a delete or
+                // to a recreation.
+                other.body.register_count()
+            }
+            Less => {
+                let lost = self.body.register_count();
+                *self = other.clone();
+                lost
+            }
+            Equal => {
+                if self.cl.loses_to(&other.cl) {
+                    self.cl = other.cl.clone();
+                }
+                self.body.merge(&other.body)
+            }
+        }
+    }
+
+    /// What a client sees at `now_ms`: `None` when deleted, expired (`now_ms > expiry`), or
+    /// without content.
+    pub fn view(&self, now_ms: u64) -> Option<(Value, Option<u64>)> {
+        if self.is_deleted() || self.is_expired(now_ms) {
+            return None;
+        }
+        let expiry = self.body.expiry();
+        match self.body.kind()? {
+            Kind::String => {
+                let s = self.body.string.as_ref()?;
+                Some((Value::String(s.value.clone()), expiry))
+            }
+            Kind::Hash => {
+                let fields: BTreeMap<Bytes, Bytes> = self
+                    .body
+                    .fields
+                    .iter()
+                    .filter_map(|(f, r)| r.value.clone().map(|v| (f.clone(), v)))
+                    .collect();
+                if fields.is_empty() {
+                    None
+                } else {
+                    Some((Value::Hash(fields), expiry))
+                }
+            }
+        }
+    }
+
+    /// True when the TTL has passed at `now_ms` (Redis's rule: expired once `now > expiry`).
+    pub fn is_expired(&self, now_ms: u64) -> bool {
+        self.body.expiry().is_some_and(|e| now_ms > e)
+    }
+
+    /// The type a client sees at `now_ms`, or `None` when the key is absent for clients.
+    /// Like [`KeyState::view`] without copying the content.
+    pub fn visible_kind(&self, now_ms: u64) -> Option<Kind> {
+        if self.is_deleted() || self.is_expired(now_ms) {
+            return None;
+        }
+        match self.body.kind()? {
+            Kind::String => self.body.string.as_ref().map(|_| Kind::String),
+            Kind::Hash => self
+                .body
+                .fields
+                .values()
+                .any(|r| r.value.is_some())
+                .then_some(Kind::Hash),
+        }
+    }
+
+    /// True when a client would see this key at `now_ms`.
+    pub fn is_visible(&self, now_ms: u64) -> bool {
+        self.visible_kind(now_ms).is_some()
+    }
+
+    /// The greatest stamp of each origin among this key's registers (the `cl` register too).
+    /// These are the key's entries in the replication index.
+    pub fn origins(&self) -> Vec<(RegionId, Hlc)> {
+        let mut out: Vec<(RegionId, Hlc)> = Vec::with_capacity(2);
+        let mut note = |s: Stamp| match out.iter_mut().find(|(r, _)| *r == s.region) {
+            Some((_, h)) => *h = (*h).max(s.hlc),
+            None => out.push((s.region, s.hlc)),
+        };
+        note(self.cl.stamp);
+        self.body.for_each_stamp(&mut note);
+        out.sort_unstable();
+        out
+    }
+
+    /// The smallest stamp among the registers (`cl` included) for which `pred` holds.
+    pub fn min_stamp(&self, pred: impl Fn(Stamp) -> bool) -> Option<Stamp> {
+        let mut min: Option<Stamp> = None;
+        let mut note = |s: Stamp| {
+            if pred(s) && min.is_none_or(|m| s < m) {
+                min = Some(s);
+            }
+        };
+        note(self.cl.stamp);
+        self.body.for_each_stamp(note);
+        min
+    }
+
+    /// The greatest stamp of any register.
+    pub fn max_stamp(&self) -> Stamp {
+        let mut max = self.cl.stamp;
+        self.body.for_each_stamp(|s| max = max.max(s));
+        max
+    }
+
+    /// The delta of registers for which `keep(stamp)` holds, always with the `cl` register (it
+    /// is a few bytes and tells the receiver which incarnation the body belongs to). `None` when
+    /// neither `cl` nor any body register is kept.
+    pub fn delta(&self, keep: impl Fn(Stamp) -> bool) -> Option<KeyState> {
+        let body = self.body.filtered(&keep);
+        if body.is_empty() && !keep(self.cl.stamp) {
+            return None;
+        }
+        Some(KeyState {
+            cl: self.cl.clone(),
+            body,
+        })
+    }
+
+    /// Number of registers in the body (used to count conflicts lost to a delete).
+    pub fn register_count(&self) -> u64 {
+        self.body.register_count()
+    }
+}
+
+impl Body {
+    /// Number of registers held.
+    pub fn register_count(&self) -> u64 {
+        let mut n = 0;
+        self.for_each_stamp(|_| n += 1);
+        n
+    }
+}

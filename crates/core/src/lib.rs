@@ -1,0 +1,33 @@
+//! sessionmesh-core: the pure heart of sessionmesh.
+//!
+//! Everything that decides what a region stores and what it tells its peers lives here, and
+//! nothing here performs IO: no sockets, no tasks, no clock reads, no OS entropy. Time is an
+//! argument ([`Now`]), outputs are polled ([`Replica::poll_transmit`], [`Replica::poll_event`]).
+//! The node (`sessionmesh`) drives this with tokio and quinn; the simulator (`sessionmesh-sim`)
+//! drives the very same code with a virtual clock and a lossy virtual network.
+//!
+//! Modules:
+//! - [`hlc`]: the hybrid logical clock.
+//! - [`stamp`]: region ids and write stamps.
+//! - [`crdt`]: the per-key last-writer-wins state with causal-length deletes.
+//! - [`store`]: the key space, its index by origin and stamp, and garbage collection.
+//! - [`cmd`]: Redis data commands parsed into types and applied to the store.
+//! - [`replica`]: the sans-IO replication protocol.
+//! - [`wire`]: the versioned MessagePack frame format.
+
+pub mod cmd;
+pub mod crdt;
+pub mod hlc;
+pub mod replica;
+pub mod reply;
+pub mod stamp;
+pub mod store;
+pub mod wire;
+
+pub use crdt::{Body, KeyState, Kind, Reg};
+pub use hlc::{Clock, Hlc};
+pub use replica::{Channel, Config, Event, Faults, Now, Replica, Stats, Transmit};
+pub use reply::Reply;
+pub use stamp::{RegionId, Stamp};
+pub use store::Value;
+pub use wire::{Message, WireError};

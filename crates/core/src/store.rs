@@ -1,0 +1,218 @@
+//! The key space of one region and the indexes replication and garbage collection need.
+//!
+//! Every change to a key goes through [`Store::apply`], which merges a delta and keeps three
+//! indexes in step with the key:
+//!
+//! - the **origin index** `(origin, hlc, key)`: for each key, one entry per origin region with
+//!   the greatest stamp that origin holds in it. Catch-up reads it to find the current winners
+//!   newer than a peer's watermark, so its size follows the number of keys, never of writes;
+//! - the **tombstone set**: deleted keys, waiting until collecting them is provably safe;
+//! - the **expiry index** `(expiry, key)`: keys with a TTL, so expired keys can be found without
+//!   scanning every key.
+//!
+//! Keys are ordered by a stable 64-bit hash and then by their bytes, which gives `SCAN` a numeric
+//! cursor that survives inserts and deletes (Redis's guarantee: a key present for the whole scan
+//! is returned) and keeps every iteration deterministic.
+//!
+//! The store does not decide when collecting is safe; [`crate::replica`] does.
+
+use crate::crdt::KeyState;
+use crate::hlc::Hlc;
+use crate::stamp::RegionId;
+use bytes::Bytes;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// What a client sees in a key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Value {
+    /// A string.
+    String(Bytes),
+    /// A hash, fields in byte order.
+    Hash(BTreeMap<Bytes, Bytes>),
+}
+
+/// A stable, seedless 64-bit hash of a key (FNV-1a), never 0 so that cursor 0 means "start".
+pub fn key_hash(key: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in key {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h | 1
+}
+
+/// A key as the store orders it: by hash, then by bytes.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SlotKey {
+    hash: u64,
+    key: Bytes,
+}
+
+impl SlotKey {
+    /// Wraps a key.
+    pub fn new(key: Bytes) -> SlotKey {
+        SlotKey {
+            hash: key_hash(&key),
+            key,
+        }
+    }
+
+    /// The key's bytes.
+    pub fn key(&self) -> &Bytes {
+        &self.key
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Entry {
+    state: KeyState,
+    /// This key's entries in the origin index, kept to update it without a scan.
+    origins: Vec<(RegionId, Hlc)>,
+    /// This key's entry in the expiry index.
+    expiry: Option<u64>,
+}
+
+/// The key space.
+#[derive(Clone, Debug, Default)]
+pub struct Store {
+    keys: BTreeMap<SlotKey, Entry>,
+    index: BTreeSet<(RegionId, Hlc, Bytes)>,
+    tombstones: BTreeSet<Bytes>,
+    expiring: BTreeSet<(u64, Bytes)>,
+}
+
+impl Store {
+    /// An empty store.
+    pub fn new() -> Store {
+        Store::default()
+    }
+
+    /// The state of `key`, live or not.
+    pub fn get(&self, key: &Bytes) -> Option<&KeyState> {
+        self.keys.get(&SlotKey::new(key.clone())).map(|e| &e.state)
+    }
+
+    /// Number of keys stored (live, deleted or expired).
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// True when nothing is stored.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Size of the origin index.
+    pub fn index_len(&self) -> usize {
+        self.index.len()
+    }
+
+    /// Number of deleted keys awaiting collection.
+    pub fn tombstone_count(&self) -> usize {
+        self.tombstones.len()
+    }
+
+    /// Merges `delta` into `key` (creating it if absent) and returns the conflicts resolved.
+    pub fn apply(&mut self, key: &Bytes, delta: &KeyState) -> u64 {
+        let slot = SlotKey::new(key.clone());
+        let (conflicts, old_origins, old_expiry, entry) = match self.keys.get_mut(&slot) {
+            Some(e) => {
+                let c = e.state.merge(delta);
+                (c, std::mem::take(&mut e.origins), e.expiry, e)
+            }
+            None => {
+                let e = self.keys.entry(slot).or_insert(Entry {
+                    state: delta.clone(),
+                    origins: Vec::new(),
+                    expiry: None,
+                });
+                (0, Vec::new(), None, e)
+            }
+        };
+        let new_origins = entry.state.origins();
+        let new_expiry = entry.state.body.expiry();
+        let deleted = entry.state.is_deleted();
+        entry.origins = new_origins.clone();
+        entry.expiry = new_expiry;
+        if old_origins != new_origins {
+            for (r, h) in &old_origins {
+                self.index.remove(&(*r, *h, key.clone()));
+            }
+            for (r, h) in new_origins {
+                self.index.insert((r, h, key.clone()));
+            }
+        }
+        if old_expiry != new_expiry {
+            if let Some(e) = old_expiry {
+                self.expiring.remove(&(e, key.clone()));
+            }
+            if let Some(e) = new_expiry {
+                self.expiring.insert((e, key.clone()));
+            }
+        }
+        if deleted {
+            self.tombstones.insert(key.clone());
+        } else {
+            self.tombstones.remove(key);
+        }
+        conflicts
+    }
+
+    /// Removes `key` and its index entries (garbage collection and resynchronisation).
+    pub fn remove(&mut self, key: &Bytes) -> Option<KeyState> {
+        let e = self.keys.remove(&SlotKey::new(key.clone()))?;
+        for (r, h) in &e.origins {
+            self.index.remove(&(*r, *h, key.clone()));
+        }
+        if let Some(x) = e.expiry {
+            self.expiring.remove(&(x, key.clone()));
+        }
+        self.tombstones.remove(key);
+        Some(e.state)
+    }
+
+    /// Keys holding a register from `origin` newer than `after`, in index order.
+    pub fn changed_since(&self, origin: RegionId, after: Hlc) -> impl Iterator<Item = &Bytes> {
+        self.index
+            .range((origin, after.next(), Bytes::new())..)
+            .take_while(move |(r, _, _)| *r == origin)
+            .map(|(_, _, k)| k)
+    }
+
+    /// Deleted keys.
+    pub fn tombstones(&self) -> impl Iterator<Item = &Bytes> {
+        self.tombstones.iter()
+    }
+
+    /// Keys whose expiry is strictly before `before_ms`, soonest first.
+    pub fn expired_before(&self, before_ms: u64) -> impl Iterator<Item = &Bytes> {
+        self.expiring
+            .range(..(before_ms, Bytes::new()))
+            .map(|(_, k)| k)
+    }
+
+    /// Every key with its state, in store order.
+    pub fn iter(&self) -> impl Iterator<Item = (&Bytes, &KeyState)> {
+        self.keys.iter().map(|(k, e)| (k.key(), &e.state))
+    }
+
+    /// Keys in store order starting at hash `cursor` (for `SCAN`).
+    pub fn iter_from(&self, cursor: u64) -> impl Iterator<Item = (u64, &Bytes, &KeyState)> {
+        let start = SlotKey {
+            hash: cursor,
+            key: Bytes::new(),
+        };
+        self.keys
+            .range(start..)
+            .map(|(k, e)| (k.hash, k.key(), &e.state))
+    }
+
+    /// The greatest stamp held anywhere (re-seeds the clock after a restart).
+    pub fn max_hlc(&self) -> Hlc {
+        self.index
+            .iter()
+            .map(|(_, h, _)| *h)
+            .max()
+            .unwrap_or(Hlc::ZERO)
+    }
+}
