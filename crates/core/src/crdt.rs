@@ -254,6 +254,12 @@ impl KeyState {
         }
     }
 
+    /// Drops registers hidden by `reset`. [`KeyState::merge`] leaves states normalized; this is
+    /// for states built by hand (tests, decoding).
+    pub fn normalize(&mut self) {
+        self.body.normalize();
+    }
+
     /// What a client sees at `now_ms`: `None` when deleted, expired (`now_ms > expiry`), or
     /// without content.
     pub fn view(&self, now_ms: u64) -> Option<(Value, Option<u64>)> {

@@ -746,6 +746,12 @@ impl Replica {
             return;
         }
         let _ = self.clock.observe(delta.max_stamp().hlc, now.wall_ms);
+        let mut delta = delta;
+        if self.cfg.faults.merge_prefers_local {
+            if let Some(local) = self.store.get(key) {
+                plant_local_preference(local, &mut delta);
+            }
+        }
         self.stats.conflicts += self.store.apply(key, &delta);
     }
 
@@ -1132,5 +1138,30 @@ impl Replica {
     /// The next event.
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
+    }
+}
+
+/// The planted fault [`Faults::merge_prefers_local`]: an incoming register that "ties" with the
+/// local one (same millisecond, whatever the counter and region) is dropped instead of being
+/// compared, so two regions writing a field in the same millisecond keep different winners.
+fn plant_local_preference(local: &KeyState, delta: &mut KeyState) {
+    let same_ms =
+        |a: crate::stamp::Stamp, b: crate::stamp::Stamp| a != b && a.hlc.ms() == b.hlc.ms();
+    delta.body.fields.retain(|f, r| {
+        local
+            .body
+            .fields
+            .get(f)
+            .is_none_or(|l| !same_ms(l.stamp, r.stamp))
+    });
+    if let (Some(l), Some(r)) = (&local.body.string, &delta.body.string) {
+        if same_ms(l.stamp, r.stamp) {
+            delta.body.string = None;
+        }
+    }
+    if let (Some(l), Some(r)) = (&local.body.ttl, &delta.body.ttl) {
+        if same_ms(l.stamp, r.stamp) {
+            delta.body.ttl = None;
+        }
     }
 }

@@ -1,0 +1,169 @@
+//! Lattice laws of the session CRDT, checked by proptest over arbitrary states and deltas:
+//! merge is commutative, associative and idempotent, and applying deltas in any order, with
+//! duplicates, reaches the same state as merging them in order.
+//!
+//! Failing cases are printed by proptest and replay from `proptest-regressions/`.
+
+use bytes::Bytes;
+use proptest::prelude::*;
+use sessionmesh_core::{Body, Hlc, KeyState, Kind, Reg, RegionId, Stamp};
+use std::collections::BTreeMap;
+
+fn stamp() -> impl Strategy<Value = Stamp> {
+    // A small universe so that equal stamps and ties between regions happen often.
+    (0u64..6, 0u16..3, 1u16..4).prop_map(|(ms, c, r)| Stamp::new(Hlc::new(ms, c), RegionId(r)))
+}
+
+fn bytes() -> impl Strategy<Value = Bytes> {
+    prop_oneof![
+        Just(Bytes::from_static(b"a")),
+        Just(Bytes::from_static(b"b")),
+        Just(Bytes::from_static(b"c"))
+    ]
+}
+
+fn body() -> impl Strategy<Value = Body> {
+    (
+        proptest::option::of(stamp()),
+        proptest::option::of((stamp(), prop_oneof![Just(Kind::String), Just(Kind::Hash)])),
+        proptest::option::of((stamp(), bytes())),
+        proptest::collection::btree_map(bytes(), (stamp(), proptest::option::of(bytes())), 0..3),
+        proptest::option::of((stamp(), proptest::option::of(0u64..10))),
+    )
+        .prop_map(|(reset, kind, string, fields, ttl)| Body {
+            reset,
+            kind: kind.map(|(s, k)| Reg::new(s, k)),
+            string: string.map(|(s, v)| Reg::new(s, v)),
+            fields: fields
+                .into_iter()
+                .map(|(f, (s, v))| (f, Reg::new(s, v)))
+                .collect::<BTreeMap<_, _>>(),
+            ttl: ttl.map(|(s, t)| Reg::new(s, t)),
+        })
+}
+
+fn state() -> impl Strategy<Value = KeyState> {
+    (1u64..5, stamp(), body()).prop_map(|(len, s, body)| {
+        let mut k = KeyState {
+            cl: Reg::new(s, len),
+            body,
+        };
+        k.normalize();
+        k
+    })
+}
+
+fn merged(a: &KeyState, b: &KeyState) -> KeyState {
+    let mut x = a.clone();
+    x.merge(b);
+    x
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn commutative(a in state(), b in state()) {
+        prop_assert_eq!(merged(&a, &b), merged(&b, &a));
+    }
+
+    #[test]
+    fn associative(a in state(), b in state(), c in state()) {
+        prop_assert_eq!(merged(&merged(&a, &b), &c), merged(&a, &merged(&b, &c)));
+    }
+
+    #[test]
+    fn idempotent(a in state(), b in state()) {
+        prop_assert_eq!(merged(&a, &a), a.clone());
+        let ab = merged(&a, &b);
+        prop_assert_eq!(merged(&ab, &b), ab);
+    }
+
+    /// Deltas in any order, with duplicates, give the same state as the in-order fold.
+    #[test]
+    fn deltas_any_order_with_duplicates(
+        deltas in proptest::collection::vec(state(), 1..8),
+        order in proptest::collection::vec(any::<proptest::sample::Index>(), 1..24),
+    ) {
+        let mut inorder = deltas[0].clone();
+        for d in &deltas[1..] {
+            inorder.merge(d);
+        }
+        // Every delta at least once, then random extra copies, in a shuffled order.
+        let mut seq: Vec<usize> = (0..deltas.len()).collect();
+        seq.extend(order.iter().map(|i| i.index(deltas.len())));
+        let mut keyed: Vec<(usize, usize)> = seq.iter().enumerate().map(|(i, d)| ((i * 7919 + d * 104729) % 1009, *d)).collect();
+        keyed.sort();
+        let mut shuffled = deltas[keyed[0].1].clone();
+        for (_, d) in &keyed[1..] {
+            shuffled.merge(&deltas[*d]);
+        }
+        prop_assert_eq!(inorder, shuffled);
+    }
+
+    /// The view of a merged state never shows a field from an incarnation older than the winner.
+    #[test]
+    fn delete_wins_over_older_incarnations(a in state(), b in state()) {
+        let m = merged(&a, &b);
+        prop_assert_eq!(m.cl.value, a.cl.value.max(b.cl.value));
+        if a.cl.value != b.cl.value {
+            let winner = if a.cl.value > b.cl.value { &a } else { &b };
+            prop_assert_eq!(&m.body, &winner.body);
+        }
+    }
+}
+
+#[test]
+fn concurrent_fields_both_survive() {
+    let r1 = RegionId(1);
+    let r2 = RegionId(2);
+    let base = KeyState {
+        cl: Reg::new(Stamp::new(Hlc::new(1, 0), r1), 1),
+        body: Body::default(),
+    };
+    let mut a = base.clone();
+    a.body.fields.insert(
+        Bytes::from_static(b"user"),
+        Reg::new(
+            Stamp::new(Hlc::new(5, 0), r1),
+            Some(Bytes::from_static(b"ann")),
+        ),
+    );
+    let mut b = base.clone();
+    b.body.fields.insert(
+        Bytes::from_static(b"cart"),
+        Reg::new(
+            Stamp::new(Hlc::new(5, 0), r2),
+            Some(Bytes::from_static(b"3")),
+        ),
+    );
+    let m = merged(&a, &b);
+    assert_eq!(m.body.fields.len(), 2);
+}
+
+#[test]
+fn delete_beats_concurrent_later_write() {
+    let r1 = RegionId(1);
+    let r2 = RegionId(2);
+    let base = KeyState {
+        cl: Reg::new(Stamp::new(Hlc::new(1, 0), r1), 1),
+        body: Body::default(),
+    };
+    // Region 2 deletes at t=5; region 1, not having seen it, writes at t=9.
+    let del = KeyState {
+        cl: Reg::new(Stamp::new(Hlc::new(5, 0), r2), 2),
+        body: Body::default(),
+    };
+    let mut write = base.clone();
+    write.body.fields.insert(
+        Bytes::from_static(b"f"),
+        Reg::new(
+            Stamp::new(Hlc::new(9, 0), r1),
+            Some(Bytes::from_static(b"v")),
+        ),
+    );
+    let m = merged(&write, &del);
+    assert!(m.is_deleted());
+    assert!(m.view(0).is_none());
+    assert_eq!(m, merged(&del, &write));
+}
