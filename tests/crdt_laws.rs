@@ -4,54 +4,13 @@
 //!
 //! Failing cases are printed by proptest and replay from `proptest-regressions/`.
 
+#[path = "../crates/core/tests/strategies/mod.rs"]
+mod strategies;
+
 use bytes::Bytes;
 use proptest::prelude::*;
-use sessionmesh_core::{Body, Hlc, KeyState, Kind, Reg, RegionId, Stamp};
-use std::collections::BTreeMap;
-
-fn stamp() -> impl Strategy<Value = Stamp> {
-    // A small universe so that equal stamps and ties between regions happen often.
-    (0u64..6, 0u16..3, 1u16..4).prop_map(|(ms, c, r)| Stamp::new(Hlc::new(ms, c), RegionId(r)))
-}
-
-fn bytes() -> impl Strategy<Value = Bytes> {
-    prop_oneof![
-        Just(Bytes::from_static(b"a")),
-        Just(Bytes::from_static(b"b")),
-        Just(Bytes::from_static(b"c"))
-    ]
-}
-
-fn body() -> impl Strategy<Value = Body> {
-    (
-        proptest::option::of(stamp()),
-        proptest::option::of((stamp(), prop_oneof![Just(Kind::String), Just(Kind::Hash)])),
-        proptest::option::of((stamp(), bytes())),
-        proptest::collection::btree_map(bytes(), (stamp(), proptest::option::of(bytes())), 0..3),
-        proptest::option::of((stamp(), proptest::option::of(0u64..10))),
-    )
-        .prop_map(|(reset, kind, string, fields, ttl)| Body {
-            reset,
-            kind: kind.map(|(s, k)| Reg::new(s, k)),
-            string: string.map(|(s, v)| Reg::new(s, v)),
-            fields: fields
-                .into_iter()
-                .map(|(f, (s, v))| (f, Reg::new(s, v)))
-                .collect::<BTreeMap<_, _>>(),
-            ttl: ttl.map(|(s, t)| Reg::new(s, t)),
-        })
-}
-
-fn state() -> impl Strategy<Value = KeyState> {
-    (1u64..5, stamp(), body()).prop_map(|(len, s, body)| {
-        let mut k = KeyState {
-            cl: Reg::new(s, len),
-            body,
-        };
-        k.normalize();
-        k
-    })
-}
+use sessionmesh_core::{Body, Hlc, KeyState, Reg, RegionId, Stamp};
+use strategies::state;
 
 fn merged(a: &KeyState, b: &KeyState) -> KeyState {
     let mut x = a.clone();
