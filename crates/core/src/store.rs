@@ -121,8 +121,10 @@ impl Store {
                 (c, std::mem::take(&mut e.origins), e.expiry, e)
             }
             None => {
+                let mut state = delta.clone();
+                state.normalize();
                 let e = self.keys.entry(slot).or_insert(Entry {
-                    state: delta.clone(),
+                    state,
                     origins: Vec::new(),
                     expiry: None,
                 });

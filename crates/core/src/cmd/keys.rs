@@ -73,9 +73,6 @@ pub(super) fn rename(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Reply {
 pub(super) fn expire(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Reply {
     let name = String::from_utf8_lossy(&a[0]).to_ascii_lowercase();
     let key = &a[1];
-    let Some(n) = parse_i64(&a[2]) else {
-        return Reply::not_integer();
-    };
     let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
     for o in &a[3..] {
         if is_opt(o, "NX") {
@@ -96,6 +93,9 @@ pub(super) fn expire(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Reply {
     if gt && lt {
         return Reply::err("GT and LT options at the same time are not compatible");
     }
+    let Some(n) = parse_i64(&a[2]) else {
+        return Reply::not_integer();
+    };
     let invalid = || Reply::err(format!("invalid expire time in '{name}' command"));
     let seconds = name == "expire" || name == "expireat";
     let relative = name == "expire" || name == "pexpire";

@@ -75,13 +75,16 @@ fn set_value(ctx: &mut Ctx<'_>, key: &Bytes, value: Bytes, e: Expiry) {
     };
     let delta = ctx.replace(key, body);
     ctx.write(key, delta);
-    if let Expiry::At(t) = e {
-        if t <= ctx.now_ms as i64 {
-            // An absolute time in the past: Redis deletes the key at once.
-            let del = ctx.delete(key);
-            ctx.write(key, del);
-        }
-    }
+    // An expiry already passed needs nothing more: the key is absent by the expiry rule, as in
+    // Redis (which keeps a key whose expiry equals now readable for that millisecond).
+}
+
+/// Which time option a SET/GETEX command line carries. The same option may repeat (the last
+/// one counts, as in Redis); two different ones are a syntax error.
+fn time_unit(o: &[u8]) -> Option<&'static str> {
+    ["EX", "PX", "EXAT", "PXAT"]
+        .into_iter()
+        .find(|u| is_opt(o, u))
 }
 
 pub(super) fn get(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Reply {
@@ -94,7 +97,7 @@ pub(super) fn get(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Reply {
 pub(super) fn set(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Reply {
     let (key, value) = (&a[1], a[2].clone());
     let (mut nx, mut xx, mut get, mut keepttl) = (false, false, false, false);
-    let mut expiry: Option<(usize, &Bytes)> = None;
+    let mut expiry: Option<(&'static str, &Bytes)> = None;
     let mut i = 3;
     while i < a.len() {
         let o = &a[i];
@@ -107,12 +110,10 @@ pub(super) fn set(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Reply {
             get = true;
         } else if is_opt(o, "KEEPTTL") && expiry.is_none() {
             keepttl = true;
-        } else if ["EX", "PX", "EXAT", "PXAT"].iter().any(|u| is_opt(o, u))
-            && !keepttl
-            && expiry.is_none()
-            && has_next
+        } else if let Some(u) = time_unit(o)
+            .filter(|u| !keepttl && has_next && expiry.is_none_or(|(prev, _)| prev == *u))
         {
-            expiry = Some((i, &a[i + 1]));
+            expiry = Some((u, &a[i + 1]));
             i += 1;
         } else {
             return Reply::syntax();
@@ -120,7 +121,7 @@ pub(super) fn set(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Reply {
         i += 1;
     }
     let e = match expiry {
-        Some((i, arg)) => match expiry_from(ctx, &a[i], arg, "set") {
+        Some((unit, arg)) => match expiry_from(ctx, unit.as_bytes(), arg, "set") {
             Ok(t) => Expiry::At(t),
             Err(r) => return r,
         },
@@ -177,20 +178,18 @@ pub(super) fn setnx(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Reply {
 
 pub(super) fn getex(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Reply {
     let key = &a[1];
-    let mut e = Expiry::Keep;
+    // Redis's order: the option syntax, then the key (missing: nil), its type, then the value.
+    let mut persist = false;
+    let mut expiry: Option<(&'static str, &Bytes)> = None;
     let mut i = 2;
     while i < a.len() {
         let o = &a[i];
-        if is_opt(o, "PERSIST") && e == Expiry::Keep {
-            e = Expiry::Persist;
-        } else if ["EX", "PX", "EXAT", "PXAT"].iter().any(|u| is_opt(o, u))
-            && e == Expiry::Keep
-            && i + 1 < a.len()
+        if is_opt(o, "PERSIST") && expiry.is_none() {
+            persist = true;
+        } else if let Some(u) = time_unit(o)
+            .filter(|u| !persist && i + 1 < a.len() && expiry.is_none_or(|(prev, _)| prev == *u))
         {
-            match expiry_from(ctx, o, &a[i + 1], "getex") {
-                Ok(t) => e = Expiry::At(t),
-                Err(r) => return r,
-            }
+            expiry = Some((u, &a[i + 1]));
             i += 1;
         } else {
             return Reply::syntax();
@@ -201,6 +200,14 @@ pub(super) fn getex(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Reply {
         Ok(Some(v)) => v,
         Ok(None) => return Reply::Nil,
         Err(r) => return r,
+    };
+    let e = match expiry {
+        Some((unit, arg)) => match expiry_from(ctx, unit.as_bytes(), arg, "getex") {
+            Ok(t) => Expiry::At(t),
+            Err(r) => return r,
+        },
+        None if persist => Expiry::Persist,
+        None => Expiry::Keep,
     };
     match e {
         Expiry::Keep => {}
@@ -246,7 +253,13 @@ pub(super) fn mset(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Reply {
     if a.len().is_multiple_of(2) {
         return Reply::wrong_arity("mset");
     }
-    for kv in a[1..].chunks(2) {
+    // One stamp covers the whole command, so a key given twice must be written once, with
+    // its last value (as Redis's sequential assignment ends up).
+    let pairs: Vec<&[Bytes]> = a[1..].chunks(2).collect();
+    for (i, kv) in pairs.iter().enumerate() {
+        if pairs[i + 1..].iter().any(|later| later[0] == kv[0]) {
+            continue;
+        }
         set_value(ctx, &kv[0], kv[1].clone(), Expiry::Persist);
     }
     Reply::OK

@@ -1,0 +1,696 @@
+//! A reference model of Redis 7 for the data commands sessionmesh serves, written from Redis
+//! 7.0's own source (`t_string.c`, `t_hash.c`, `expire.c`, `db.c`, `util.c`) and checked against
+//! a real `redis-server` 7.0.
+//!
+//! It exists to be obviously right, not fast: one `BTreeMap` from key to value and absolute
+//! expiry, every expired key dropped before each command (Redis's rule: a key is gone once
+//! `now > expire_at`), and each command written as straight-line code in the order Redis checks
+//! things, so that which error wins is Redis's choice too. It shares nothing with the core but
+//! the [`Reply`] type, so a test comparing the two compares two independent implementations.
+//!
+//! What it leaves out: replication, memory limits, `DBSIZE` counting keys that expired but were
+//! not reclaimed yet (a Redis accident of timing; here they are simply gone), and arguments with
+//! embedded NUL bytes where Redis reads C strings.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use sessionmesh_core::Reply;
+
+/// A value as the model stores it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ModelValue {
+    /// A string.
+    String(Vec<u8>),
+    /// A hash: field to value, never empty.
+    Hash(Fields),
+}
+
+/// A hash's fields and values.
+pub type Fields = BTreeMap<Vec<u8>, Vec<u8>>;
+
+/// The model's key space.
+#[derive(Clone, Debug, Default)]
+pub struct Model {
+    keys: BTreeMap<Vec<u8>, Entry>,
+}
+
+#[derive(Clone, Debug)]
+struct Entry {
+    value: ModelValue,
+    /// Absolute expiry in ms; Redis keeps a signed `long long`, always positive once stored.
+    expire_at: Option<i64>,
+}
+
+impl Entry {
+    /// Redis's `keyIsExpired` is `now > when`: a key lives through its expiry millisecond.
+    fn is_live(&self, now: i64) -> bool {
+        self.expire_at.is_none_or(|when| now <= when)
+    }
+}
+
+/// The options of `SET` and `GETEX`, as `parseExtendedStringArgumentsOrReply` reads them.
+#[derive(Default)]
+struct ExtFlags {
+    nx: bool,
+    xx: bool,
+    get: bool,
+    keepttl: bool,
+    persist: bool,
+    ex: bool,
+    px: bool,
+    exat: bool,
+    pxat: bool,
+    expire: Option<Vec<u8>>,
+}
+
+impl Model {
+    /// An empty key space.
+    pub fn new() -> Model {
+        Model::default()
+    }
+
+    /// Runs one command (name and arguments) at `now_ms` and returns Redis 7's reply.
+    pub fn execute(&mut self, args: &[Vec<u8>], now_ms: u64) -> Reply {
+        let Some(name) = args.first() else {
+            return Reply::err("empty command");
+        };
+        let name = String::from_utf8_lossy(name).to_ascii_lowercase();
+        let Some(arity) = arity(&name) else {
+            return unknown_command(args);
+        };
+        let argc = args.len() as i32;
+        if (arity > 0 && argc != arity) || argc < -arity {
+            return Reply::wrong_arity(&name);
+        }
+        let now = i64::try_from(now_ms).expect("now fits in i64");
+        // Lazy expiry, done eagerly: every expired key is absent for every command.
+        self.keys.retain(|_, e| e.is_live(now));
+        match self.dispatch(&name, args, now) {
+            Ok(reply) | Err(reply) => reply,
+        }
+    }
+
+    /// The live keys at `now_ms`, with their absolute expiry in ms.
+    pub fn dump(&self, now_ms: u64) -> BTreeMap<Vec<u8>, (ModelValue, Option<u64>)> {
+        let now = i64::try_from(now_ms).expect("now fits in i64");
+        self.keys
+            .iter()
+            .filter(|(_, e)| e.is_live(now))
+            .map(|(k, e)| {
+                let expire = e
+                    .expire_at
+                    .map(|when| u64::try_from(when).expect("stored expiries are positive"));
+                (k.clone(), (e.value.clone(), expire))
+            })
+            .collect()
+    }
+
+    /// Runs a command whose arity was checked; `Err` carries an error reply.
+    fn dispatch(&mut self, name: &str, args: &[Vec<u8>], now: i64) -> Result<Reply, Reply> {
+        let key: &[u8] = args.get(1).map_or(&[], |k| k);
+        Ok(match name {
+            "get" => opt_bulk(self.string(key)?),
+            "set" => {
+                let flags = parse_ext(args, 3, true)?;
+                self.set_generic(key, &args[2], &flags, "set", now, false)?
+            }
+            "setex" | "psetex" => {
+                let flags = ExtFlags {
+                    ex: name == "setex",
+                    px: name == "psetex",
+                    expire: Some(args[2].clone()),
+                    ..ExtFlags::default()
+                };
+                self.set_generic(key, &args[3], &flags, name, now, false)?
+            }
+            "setnx" => {
+                let flags = ExtFlags {
+                    nx: true,
+                    ..ExtFlags::default()
+                };
+                self.set_generic(key, &args[2], &flags, name, now, true)?
+            }
+            "getex" => self.getex(args, now)?,
+            "getdel" => {
+                let value = self.string(key)?;
+                self.keys.remove(key);
+                opt_bulk(value)
+            }
+            "mget" => Reply::Array(
+                args[1..]
+                    .iter()
+                    .map(|k| opt_bulk(self.string(k).ok().flatten()))
+                    .collect(),
+            ),
+            "mset" => {
+                if args.len().is_multiple_of(2) {
+                    return Err(Reply::wrong_arity(name));
+                }
+                for pair in args[1..].chunks(2) {
+                    self.put(&pair[0], ModelValue::String(pair[1].clone()), None);
+                }
+                Reply::OK
+            }
+            "append" => match self.string(key)? {
+                None => {
+                    self.put(key, ModelValue::String(args[2].clone()), None);
+                    int(args[2].len())
+                }
+                Some(mut value) => {
+                    value.extend_from_slice(&args[2]);
+                    let len = value.len();
+                    self.entry_mut(key).value = ModelValue::String(value);
+                    int(len)
+                }
+            },
+            "strlen" => int(self.string(key)?.map_or(0, |v| v.len())),
+            "del" | "unlink" => int(args[1..]
+                .iter()
+                .filter(|k| self.keys.remove(*k).is_some())
+                .count()),
+            "exists" => int(args[1..]
+                .iter()
+                .filter(|k| self.keys.contains_key(*k))
+                .count()),
+            "type" => Reply::Simple(match self.keys.get(key).map(|e| &e.value) {
+                None => "none",
+                Some(ModelValue::String(_)) => "string",
+                Some(ModelValue::Hash(_)) => "hash",
+            }),
+            "rename" => {
+                let Some(entry) = self.keys.get(key).cloned() else {
+                    return Err(Reply::err("no such key"));
+                };
+                if args[1] != args[2] {
+                    self.keys.remove(key);
+                    // The destination's old value and TTL go; the source's TTL comes along.
+                    self.keys.insert(args[2].clone(), entry);
+                }
+                Reply::OK
+            }
+            "expire" => self.expire_generic(args, now, now, true, name)?,
+            "pexpire" => self.expire_generic(args, now, now, false, name)?,
+            "expireat" => self.expire_generic(args, now, 0, true, name)?,
+            "pexpireat" => self.expire_generic(args, now, 0, false, name)?,
+            "ttl" | "pttl" => Reply::Int(match self.keys.get(key) {
+                None => -2,
+                Some(Entry {
+                    expire_at: None, ..
+                }) => -1,
+                Some(Entry {
+                    expire_at: Some(when),
+                    ..
+                }) => {
+                    let ttl = (when - now).max(0);
+                    if name == "pttl" {
+                        ttl
+                    } else {
+                        (ttl + 500) / 1000
+                    }
+                }
+            }),
+            "persist" => match self.keys.get_mut(key) {
+                Some(e) if e.expire_at.is_some() => {
+                    e.expire_at = None;
+                    Reply::Int(1)
+                }
+                _ => Reply::Int(0),
+            },
+            "hset" | "hmset" => {
+                if !args.len().is_multiple_of(2) {
+                    return Err(Reply::wrong_arity(name));
+                }
+                let mut hash = self.hash(key)?.unwrap_or_default();
+                let created = args[2..]
+                    .chunks(2)
+                    .filter(|pair| hash.insert(pair[0].clone(), pair[1].clone()).is_none())
+                    .count();
+                self.put_hash(key, hash);
+                if name == "hset" {
+                    int(created)
+                } else {
+                    Reply::OK
+                }
+            }
+            "hsetnx" => {
+                let mut hash = self.hash(key)?.unwrap_or_default();
+                if hash.contains_key(&args[2]) {
+                    Reply::Int(0)
+                } else {
+                    hash.insert(args[2].clone(), args[3].clone());
+                    self.put_hash(key, hash);
+                    Reply::Int(1)
+                }
+            }
+            "hget" => opt_bulk(self.hash(key)?.and_then(|h| h.get(&args[2]).cloned())),
+            "hmget" => {
+                let hash = self.hash(key)?.unwrap_or_default();
+                Reply::Array(
+                    args[2..]
+                        .iter()
+                        .map(|f| opt_bulk(hash.get(f).cloned()))
+                        .collect(),
+                )
+            }
+            "hgetall" => Reply::Map(
+                self.hash(key)?
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(f, v)| (bulk(f), bulk(v)))
+                    .collect(),
+            ),
+            "hkeys" => Reply::Array(
+                self.hash(key)?
+                    .unwrap_or_default()
+                    .into_keys()
+                    .map(bulk)
+                    .collect(),
+            ),
+            "hvals" => Reply::Array(
+                self.hash(key)?
+                    .unwrap_or_default()
+                    .into_values()
+                    .map(bulk)
+                    .collect(),
+            ),
+            "hdel" => {
+                let Some(mut hash) = self.hash(key)? else {
+                    return Ok(Reply::Int(0));
+                };
+                let deleted = args[2..]
+                    .iter()
+                    .filter(|f| hash.remove(*f).is_some())
+                    .count();
+                if hash.is_empty() {
+                    // The last field took the key (and its TTL) with it.
+                    self.keys.remove(key);
+                } else {
+                    self.entry_mut(key).value = ModelValue::Hash(hash);
+                }
+                int(deleted)
+            }
+            "hexists" => int(usize::from(
+                self.hash(key)?.is_some_and(|h| h.contains_key(&args[2])),
+            )),
+            "hlen" => int(self.hash(key)?.map_or(0, |h| h.len())),
+            "dbsize" => int(self.keys.len()),
+            "keys" => Reply::Array(
+                self.keys
+                    .keys()
+                    .filter(|k| string_match(&args[1], k))
+                    .map(|k| bulk(k.clone()))
+                    .collect(),
+            ),
+            _ => unreachable!("every command with an arity is dispatched: {name}"),
+        })
+    }
+
+    /// `setGenericCommand`: SET, SETEX, PSETEX and SETNX (`nx_ints` picks SETNX's 1/0 replies).
+    fn set_generic(
+        &mut self,
+        key: &[u8],
+        value: &[u8],
+        flags: &ExtFlags,
+        cmd: &str,
+        now: i64,
+        nx_ints: bool,
+    ) -> Result<Reply, Reply> {
+        let when = expire_ms(flags, now, cmd)?;
+        let old = if flags.get {
+            Some(opt_bulk(self.string(key)?))
+        } else {
+            None
+        };
+        let found = self.keys.contains_key(key);
+        if (flags.nx && found) || (flags.xx && !found) {
+            return Ok(old.unwrap_or(if nx_ints { Reply::Int(0) } else { Reply::Nil }));
+        }
+        let expire_at = if flags.keepttl {
+            self.keys.get(key).and_then(|e| e.expire_at)
+        } else {
+            // An EXAT/PXAT in the past is stored as is; the key is gone once now passes it.
+            when
+        };
+        self.put(key, ModelValue::String(value.to_vec()), expire_at);
+        Ok(old.unwrap_or(if nx_ints { Reply::Int(1) } else { Reply::OK }))
+    }
+
+    /// `getexCommand`: the option syntax first, then the key, then the expire value.
+    fn getex(&mut self, args: &[Vec<u8>], now: i64) -> Result<Reply, Reply> {
+        let flags = parse_ext(args, 2, false)?;
+        let key = &args[1];
+        let Some(value) = self.string(key)? else {
+            return Ok(Reply::Nil);
+        };
+        let when = expire_ms(&flags, now, "getex")?;
+        match when {
+            Some(when) if (flags.exat || flags.pxat) && when <= now => {
+                self.keys.remove(key);
+            }
+            Some(when) => self.entry_mut(key).expire_at = Some(when),
+            None if flags.persist => self.entry_mut(key).expire_at = None,
+            None => {}
+        }
+        Ok(bulk(value))
+    }
+
+    /// `expireGenericCommand`: options, then the number, then overflow, then the key.
+    fn expire_generic(
+        &mut self,
+        args: &[Vec<u8>],
+        now: i64,
+        basetime: i64,
+        seconds: bool,
+        cmd: &str,
+    ) -> Result<Reply, Reply> {
+        let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
+        for opt in &args[3..] {
+            match opt.to_ascii_uppercase().as_slice() {
+                b"NX" => nx = true,
+                b"XX" => xx = true,
+                b"GT" => gt = true,
+                b"LT" => lt = true,
+                _ => {
+                    return Err(Reply::err(format!(
+                        "Unsupported option {}",
+                        String::from_utf8_lossy(opt)
+                    )))
+                }
+            }
+        }
+        if nx && (xx || gt || lt) {
+            return Err(Reply::err(
+                "NX and XX, GT or LT options at the same time are not compatible",
+            ));
+        }
+        if gt && lt {
+            return Err(Reply::err(
+                "GT and LT options at the same time are not compatible",
+            ));
+        }
+        let mut when = parse_int(&args[2]).ok_or_else(Reply::not_integer)?;
+        if seconds {
+            if !(i64::MIN / 1000..=i64::MAX / 1000).contains(&when) {
+                return Err(invalid_expire(cmd));
+            }
+            when *= 1000;
+        }
+        if when > i64::MAX - basetime {
+            return Err(invalid_expire(cmd));
+        }
+        when += basetime;
+        let key = &args[1];
+        let Some(current) = self.keys.get(key).map(|e| e.expire_at) else {
+            return Ok(Reply::Int(0));
+        };
+        let refused = (nx && current.is_some())
+            || (xx && current.is_none())
+            || (gt && current.is_none_or(|c| when <= c))
+            || (lt && current.is_some_and(|c| when >= c));
+        if refused {
+            return Ok(Reply::Int(0));
+        }
+        if when <= now {
+            self.keys.remove(key);
+        } else {
+            self.entry_mut(key).expire_at = Some(when);
+        }
+        Ok(Reply::Int(1))
+    }
+
+    /// The string at `key`: `Ok(None)` if absent, WRONGTYPE if a hash.
+    fn string(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Reply> {
+        match self.keys.get(key).map(|e| &e.value) {
+            None => Ok(None),
+            Some(ModelValue::String(s)) => Ok(Some(s.clone())),
+            Some(ModelValue::Hash(_)) => Err(Reply::wrong_type()),
+        }
+    }
+
+    /// The hash at `key`: `Ok(None)` if absent, WRONGTYPE if a string.
+    fn hash(&self, key: &[u8]) -> Result<Option<Fields>, Reply> {
+        match self.keys.get(key).map(|e| &e.value) {
+            None => Ok(None),
+            Some(ModelValue::Hash(h)) => Ok(Some(h.clone())),
+            Some(ModelValue::String(_)) => Err(Reply::wrong_type()),
+        }
+    }
+
+    /// Replaces the whole key, value and TTL.
+    fn put(&mut self, key: &[u8], value: ModelValue, expire_at: Option<i64>) {
+        self.keys.insert(key.to_vec(), Entry { value, expire_at });
+    }
+
+    /// Stores a hash, keeping the key's TTL if it already existed.
+    fn put_hash(&mut self, key: &[u8], hash: Fields) {
+        let expire_at = self.keys.get(key).and_then(|e| e.expire_at);
+        self.put(key, ModelValue::Hash(hash), expire_at);
+    }
+
+    fn entry_mut(&mut self, key: &[u8]) -> &mut Entry {
+        self.keys
+            .get_mut(key)
+            .expect("caller checked the key exists")
+    }
+}
+
+/// Redis 7.0's arity of each modelled command (negative: at least that many).
+fn arity(name: &str) -> Option<i32> {
+    Some(match name {
+        "get" | "getdel" | "strlen" | "type" | "ttl" | "pttl" | "persist" | "hgetall" | "hlen"
+        | "hkeys" | "hvals" | "keys" => 2,
+        "setnx" | "append" | "rename" | "hget" | "hexists" => 3,
+        "setex" | "psetex" | "hsetnx" => 4,
+        "dbsize" => 1,
+        "getex" | "mget" | "del" | "unlink" | "exists" => -2,
+        "set" | "mset" | "expire" | "pexpire" | "expireat" | "pexpireat" | "hmget" | "hdel" => -3,
+        "hset" | "hmset" => -4,
+        _ => return None,
+    })
+}
+
+/// `parseExtendedStringArgumentsOrReply`: each option is accepted only if it does not clash
+/// with one already seen, so `EX 1 EX 2` is fine (the last wins) but `EX 1 PX 2` is not.
+fn parse_ext(args: &[Vec<u8>], start: usize, for_set: bool) -> Result<ExtFlags, Reply> {
+    let mut f = ExtFlags::default();
+    let mut j = start;
+    while j < args.len() {
+        let opt = args[j].to_ascii_uppercase();
+        let next = args.get(j + 1);
+        let timed = f.ex || f.px || f.exat || f.pxat;
+        match (opt.as_slice(), next) {
+            (b"NX", _) if for_set && !f.xx => f.nx = true,
+            (b"XX", _) if for_set && !f.nx => f.xx = true,
+            (b"GET", _) if for_set => f.get = true,
+            (b"KEEPTTL", _) if for_set && !f.persist && !timed => f.keepttl = true,
+            (b"PERSIST", _) if !for_set && !timed && !f.keepttl => f.persist = true,
+            (b"EX", Some(n)) if !f.keepttl && !f.persist && !f.exat && !f.px && !f.pxat => {
+                f.ex = true;
+                f.expire = Some(n.clone());
+                j += 1;
+            }
+            (b"PX", Some(n)) if !f.keepttl && !f.persist && !f.ex && !f.exat && !f.pxat => {
+                f.px = true;
+                f.expire = Some(n.clone());
+                j += 1;
+            }
+            (b"EXAT", Some(n)) if !f.keepttl && !f.persist && !f.ex && !f.px && !f.pxat => {
+                f.exat = true;
+                f.expire = Some(n.clone());
+                j += 1;
+            }
+            (b"PXAT", Some(n)) if !f.keepttl && !f.persist && !f.ex && !f.exat && !f.px => {
+                f.pxat = true;
+                f.expire = Some(n.clone());
+                j += 1;
+            }
+            _ => return Err(Reply::syntax()),
+        }
+        j += 1;
+    }
+    Ok(f)
+}
+
+/// `getExpireMillisecondsOrReply`: the absolute expiry of a SET/GETEX option, if any.
+fn expire_ms(flags: &ExtFlags, now: i64, cmd: &str) -> Result<Option<i64>, Reply> {
+    let Some(raw) = &flags.expire else {
+        return Ok(None);
+    };
+    let value = parse_int(raw).ok_or_else(Reply::not_integer)?;
+    let seconds = flags.ex || flags.exat;
+    if value <= 0 || (seconds && value > i64::MAX / 1000) {
+        return Err(invalid_expire(cmd));
+    }
+    let ms = if seconds { value * 1000 } else { value };
+    if flags.ex || flags.px {
+        // Redis adds and then checks for a wrapped (non-positive) result.
+        return ms
+            .checked_add(now)
+            .map(Some)
+            .ok_or_else(|| invalid_expire(cmd));
+    }
+    Ok(Some(ms))
+}
+
+/// Redis's `string2ll`: at most 20 bytes, an optional `-`, no `+`, no leading zeros, no
+/// spaces, and `-0` is not a number.
+fn parse_int(s: &[u8]) -> Option<i64> {
+    if s.is_empty() || s.len() >= 21 {
+        return None;
+    }
+    if s == b"0" {
+        return Some(0);
+    }
+    let (negative, digits) = match s.strip_prefix(b"-") {
+        Some(rest) => (true, rest),
+        None => (false, s),
+    };
+    if !matches!(digits.first(), Some(b'1'..=b'9')) || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let magnitude: u64 = std::str::from_utf8(digits).ok()?.parse().ok()?;
+    if negative {
+        0i64.checked_sub_unsigned(magnitude)
+    } else {
+        i64::try_from(magnitude).ok()
+    }
+}
+
+/// `stringmatchlen` from Redis's `util.c`, case-sensitive, transcribed step by step (including
+/// its handling of unterminated `[` classes and reversed ranges such as `[z-a]`). Bytes past
+/// the end of the pattern read as NUL, as they do in Redis's NUL-terminated strings.
+fn string_match(pattern: &[u8], string: &[u8]) -> bool {
+    let mut skip_longer = false;
+    match_impl(pattern, string, &mut skip_longer)
+}
+
+fn match_impl(pattern: &[u8], string: &[u8], skip_longer: &mut bool) -> bool {
+    let at = |i: usize| pattern.get(i).copied().unwrap_or(0);
+    let (mut p, mut s) = (0usize, 0usize);
+    // `p + plen == pattern.len()` throughout, exactly as `pattern`/`patternLen` move together.
+    let plen = |p: usize| pattern.len() - p;
+    while plen(p) > 0 && s < string.len() {
+        let c = string[s];
+        match at(p) {
+            b'*' => {
+                while plen(p) > 0 && at(p + 1) == b'*' {
+                    p += 1;
+                }
+                if plen(p) == 1 {
+                    return true;
+                }
+                while s < string.len() {
+                    if match_impl(&pattern[p + 1..], &string[s..], skip_longer) {
+                        return true;
+                    }
+                    if *skip_longer {
+                        return false;
+                    }
+                    s += 1;
+                }
+                *skip_longer = true;
+                return false;
+            }
+            b'?' => s += 1,
+            b'[' => {
+                p += 1;
+                let not = at(p) == b'^';
+                if not {
+                    p += 1;
+                }
+                let mut matched = false;
+                loop {
+                    if at(p) == b'\\' && plen(p) >= 2 {
+                        p += 1;
+                        if at(p) == c {
+                            matched = true;
+                        }
+                    } else if at(p) == b']' {
+                        break;
+                    } else if plen(p) == 0 {
+                        p -= 1;
+                        break;
+                    } else if plen(p) >= 3 && at(p + 1) == b'-' {
+                        // C compares `char`s, which are signed on the platforms Redis runs on.
+                        let (mut start, mut end) = (at(p) as i8, at(p + 2) as i8);
+                        if start > end {
+                            std::mem::swap(&mut start, &mut end);
+                        }
+                        p += 2;
+                        if (start..=end).contains(&(c as i8)) {
+                            matched = true;
+                        }
+                    } else if at(p) == c {
+                        matched = true;
+                    }
+                    p += 1;
+                }
+                if not {
+                    matched = !matched;
+                }
+                if !matched {
+                    return false;
+                }
+                s += 1;
+            }
+            b => {
+                let b = if b == b'\\' && plen(p) >= 2 {
+                    p += 1;
+                    at(p)
+                } else {
+                    b
+                };
+                if b != c {
+                    return false;
+                }
+                s += 1;
+            }
+        }
+        p += 1;
+        if s == string.len() {
+            while at(p) == b'*' {
+                p += 1;
+            }
+            break;
+        }
+    }
+    plen(p) == 0 && s == string.len()
+}
+
+/// Redis's reply to a command it does not know (`processCommand`'s format, newlines blanked).
+fn unknown_command(args: &[Vec<u8>]) -> Reply {
+    let mut rest = Vec::new();
+    for arg in &args[1..] {
+        if rest.len() >= 128 {
+            break;
+        }
+        let room = 128 - rest.len();
+        rest.push(b'\'');
+        rest.extend_from_slice(&arg[..arg.len().min(room)]);
+        rest.extend_from_slice(b"' ");
+    }
+    let name = &args[0][..args[0].len().min(128)];
+    let text = format!(
+        "ERR unknown command '{}', with args beginning with: {}",
+        String::from_utf8_lossy(name),
+        String::from_utf8_lossy(&rest)
+    );
+    Reply::Error(text.replace(['\r', '\n'], " "))
+}
+
+fn invalid_expire(cmd: &str) -> Reply {
+    Reply::err(format!("invalid expire time in '{cmd}' command"))
+}
+
+fn bulk(b: Vec<u8>) -> Reply {
+    Reply::Bulk(Bytes::from(b))
+}
+
+fn opt_bulk(b: Option<Vec<u8>>) -> Reply {
+    b.map_or(Reply::Nil, bulk)
+}
+
+fn int(n: usize) -> Reply {
+    Reply::Int(i64::try_from(n).expect("counts fit in i64"))
+}
