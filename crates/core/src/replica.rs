@@ -78,6 +78,8 @@ pub struct Config {
     pub faults: Faults,
     /// Emit an [`Event::Wrote`] for every key a local command changes (simulator oracles).
     pub record_writes: bool,
+    /// Keep a journal of every change for the durable log ([`Replica::take_records`]).
+    pub journal: bool,
 }
 
 impl Config {
@@ -94,6 +96,7 @@ impl Config {
             max_frame_bytes: 256 * 1024,
             faults: Faults::default(),
             record_writes: false,
+            journal: false,
         }
     }
 
@@ -194,6 +197,7 @@ use crate::crdt::KeyState;
 use crate::hlc::{Clock, Hlc};
 use crate::stamp::Stamp;
 use crate::store::{Store, Value};
+pub use crate::wire::Record;
 use crate::wire::{self, Entry, Message, Report, Watermarks, WireError};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -281,6 +285,8 @@ pub struct Replica {
     next_id: u64,
     /// Record every local delta as an [`Event::Wrote`] (simulator oracles).
     record_writes: bool,
+    /// Changes not yet taken by the durable log (only with [`Config::journal`]).
+    records: Vec<Record>,
 }
 
 impl Replica {
@@ -313,6 +319,7 @@ impl Replica {
             next_gc: 0,
             last_write: None,
             next_id: 1,
+            records: Vec::new(),
         }
     }
 
@@ -481,6 +488,95 @@ impl Replica {
         h
     }
 
+    // ----- journal ---------------------------------------------------------------------------
+
+    fn journal(&mut self, r: impl FnOnce() -> Record) {
+        if self.cfg.journal {
+            self.records.push(r());
+        }
+    }
+
+    /// Takes the changes made since the last call, in order. Appending them to a log and
+    /// replaying them with [`Replica::recover`] rebuilds this replica's state.
+    pub fn take_records(&mut self) -> Vec<Record> {
+        std::mem::take(&mut self.records)
+    }
+
+    /// True when changes wait in the journal.
+    pub fn has_records(&self) -> bool {
+        !self.records.is_empty()
+    }
+
+    fn remove_key(&mut self, k: &Bytes) {
+        self.store.remove(k);
+        self.dirty.remove(k);
+        self.stats.collected += 1;
+        self.journal(|| Record::Remove { key: k.clone() });
+    }
+
+    fn set_wm(&mut self, origin: RegionId, hlc: Hlc) {
+        let w = self.wm.entry(origin).or_insert(Hlc::ZERO);
+        if hlc > *w {
+            *w = hlc;
+            self.journal(|| Record::Watermark { origin, hlc });
+        }
+    }
+
+    /// Rebuilds a replica from its last snapshot and the journal records written after it.
+    /// Keys with our own writes newer than the last push are marked dirty again, and the clock
+    /// is re-seeded above every stamp it could have issued.
+    pub fn recover(
+        cfg: Config,
+        snap: Snapshot,
+        records: impl IntoIterator<Item = Record>,
+        now: Now,
+    ) -> Replica {
+        let journal = cfg.journal;
+        let mut r = Replica::restore(
+            Config {
+                journal: false,
+                ..cfg
+            },
+            snap,
+            now,
+        );
+        for rec in records {
+            match rec {
+                Record::Apply { key, delta } => {
+                    r.store.apply(&key, &delta);
+                }
+                Record::Remove { key } => {
+                    r.store.remove(&key);
+                    r.dirty.remove(&key);
+                }
+                Record::Watermark { origin, hlc } => r.set_wm(origin, hlc),
+                Record::Pushed { to } => r.last_push_to = r.last_push_to.max(to),
+                Record::Hold { key, delta, peer } => r.hold(key, delta, peer),
+                Record::Release { key } => {
+                    r.held.remove(&key);
+                }
+                Record::Evict { region } => {
+                    r.evicted.insert(region);
+                }
+                Record::Unevict { region } => {
+                    r.evicted.remove(&region);
+                }
+            }
+        }
+        let me = r.cfg.region;
+        let dirty: Vec<Bytes> = r.store.changed_since(me, r.last_push_to).cloned().collect();
+        r.dirty.extend(dirty);
+        if !r.dirty.is_empty() {
+            r.next_flush = Some(now.mono_ms);
+        }
+        let wm_max = r.wm.values().copied().max().unwrap_or(Hlc::ZERO);
+        r.clock
+            .seed(r.store.max_hlc().max(r.last_push_to).max(wm_max));
+        r.refresh_held_floor();
+        r.cfg.journal = journal;
+        r
+    }
+
     // ----- clients -------------------------------------------------------------------------
 
     /// Executes one data command and returns its reply. Writes are applied locally at once and
@@ -516,6 +612,12 @@ impl Replica {
             }
             for (key, delta) in writes {
                 self.dirty.insert(key.clone());
+                if self.cfg.journal {
+                    self.records.push(Record::Apply {
+                        key: key.clone(),
+                        delta: delta.clone(),
+                    });
+                }
                 if self.record_writes {
                     self.events.push_back(Event::Wrote { key, delta });
                 }
@@ -629,6 +731,7 @@ impl Replica {
             } => self.on_resync_part(peer, id, seq, entries, done, now),
             Message::Resynced => {
                 if self.evicted.remove(&peer) {
+                    self.journal(|| Record::Unevict { region: peer });
                     let p = self.peers.get_mut(&peer).expect("checked");
                     p.report = None;
                     p.pending_report = None;
@@ -655,9 +758,8 @@ impl Replica {
             }
         }
         self.apply_entries(peer, entries, now);
-        let wm = self.wm.entry(peer).or_insert(Hlc::ZERO);
-        if *wm >= from && to > *wm {
-            *wm = to;
+        if self.wm.get(&peer).copied().unwrap_or(Hlc::ZERO) >= from {
+            self.set_wm(peer, to);
         }
         self.promote_reports();
         let upto = self.watermark(peer);
@@ -704,6 +806,13 @@ impl Replica {
     }
 
     fn hold(&mut self, key: Bytes, st: KeyState, peer: RegionId) {
+        if self.cfg.journal {
+            self.records.push(Record::Hold {
+                key: key.clone(),
+                delta: st.clone(),
+                peer,
+            });
+        }
         match self.held.get_mut(&key) {
             Some((h, _)) => {
                 h.merge(&st);
@@ -753,6 +862,10 @@ impl Replica {
             }
         }
         self.stats.conflicts += self.store.apply(key, &delta);
+        self.journal(|| Record::Apply {
+            key: key.clone(),
+            delta,
+        });
     }
 
     // ----- catch-up and resync ---------------------------------------------------------------
@@ -866,8 +979,7 @@ impl Replica {
             if *r == self.cfg.region {
                 continue;
             }
-            let w = self.wm.entry(*r).or_insert(Hlc::ZERO);
-            *w = (*w).max(*h);
+            self.set_wm(*r, *h);
         }
         self.promote_reports();
     }
@@ -929,9 +1041,7 @@ impl Replica {
             .map(|(k, _)| k.clone())
             .collect();
         for k in stale {
-            self.store.remove(&k);
-            self.dirty.remove(&k);
-            self.stats.collected += 1;
+            self.remove_key(&k);
         }
         self.advance(&theirs);
         self.events.push_back(Event::Resynced { peer });
@@ -1036,6 +1146,7 @@ impl Replica {
             from = to;
         }
         self.last_push_to = to_final;
+        self.journal(|| Record::Pushed { to: to_final });
     }
 
     fn release_held(&mut self, now: Now) {
@@ -1050,6 +1161,7 @@ impl Replica {
             .collect();
         for k in ready {
             let (st, _) = self.held.remove(&k).expect("listed");
+            self.journal(|| Record::Release { key: k.clone() });
             self.refresh_held_floor();
             self.apply_entry(&k, &st, now);
         }
@@ -1069,6 +1181,7 @@ impl Replica {
             .collect();
         for r in late {
             self.evicted.insert(r);
+            self.journal(|| Record::Evict { region: r });
             self.events.push_back(Event::Evicted { region: r });
         }
     }
@@ -1122,9 +1235,7 @@ impl Replica {
                 .cloned(),
         );
         for k in dead {
-            self.store.remove(&k);
-            self.dirty.remove(&k);
-            self.stats.collected += 1;
+            self.remove_key(&k);
         }
     }
 

@@ -98,6 +98,61 @@ pub enum Message {
     Resynced,
 }
 
+/// One change of a replica's durable state, in the order it happened (see
+/// [`crate::Replica::take_records`]). The node appends these to its log; replaying them over the
+/// last snapshot with [`crate::Replica::recover`] gives back the state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Record {
+    /// A delta merged into a key (a local write, or what was new in a remote delta).
+    Apply {
+        /// The key.
+        key: Bytes,
+        /// The registers merged.
+        delta: KeyState,
+    },
+    /// A key removed by garbage collection or resynchronisation.
+    Remove {
+        /// The key.
+        key: Bytes,
+    },
+    /// The watermark of `origin` advanced to `hlc`.
+    Watermark {
+        /// The origin region.
+        origin: RegionId,
+        /// The new watermark.
+        hlc: Hlc,
+    },
+    /// Our writes up to `to` were pushed.
+    Pushed {
+        /// The push's `to`.
+        to: Hlc,
+    },
+    /// A delta was held back because of clock skew.
+    Hold {
+        /// The key.
+        key: Bytes,
+        /// The held delta.
+        delta: KeyState,
+        /// The peer it came from.
+        peer: RegionId,
+    },
+    /// A held delta was released (and applied, which an `Apply` record follows).
+    Release {
+        /// The key.
+        key: Bytes,
+    },
+    /// A region was evicted for GC purposes.
+    Evict {
+        /// The region.
+        region: RegionId,
+    },
+    /// An evicted region resynchronised.
+    Unevict {
+        /// The region.
+        region: RegionId,
+    },
+}
+
 /// Why a frame was refused. The receiver's state is unchanged.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum WireError {
