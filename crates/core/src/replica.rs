@@ -585,10 +585,10 @@ impl Replica {
         let Some(name) = args.first() else {
             return cmd::unknown_command(args);
         };
-        if !cmd::is_data_command(name) {
+        let Some(info) = cmd::lookup(name) else {
             return cmd::unknown_command(args);
-        }
-        let (stamp, now_ms) = if cmd::is_write(name) {
+        };
+        let (stamp, now_ms) = if info.write {
             let h = self.clock.tick(now.wall_ms);
             (Some(Stamp::new(h, self.cfg.region)), h.ms())
         } else {

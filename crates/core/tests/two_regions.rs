@@ -181,7 +181,10 @@ fn journal_replay_rebuilds_state() {
         m.settle(t);
     }
     let stats = m.rs[0].stats();
-    assert!(stats.collected > 0, "the scenario should exercise GC: {stats:?}");
+    assert!(
+        stats.collected > 0,
+        "the scenario should exercise GC: {stats:?}"
+    );
     assert!(m.logs[0].len() > 30);
     assert_journal_rebuilds(&mut m, 5000);
 }

@@ -102,42 +102,31 @@ impl<'a> Ctx<'a> {
     }
 }
 
-/// Whether a command may write; write commands get a fresh stamp before they run.
-pub fn is_write(name: &[u8]) -> bool {
-    const WRITES: &[&[u8]] = &[
-        b"SET",
-        b"SETEX",
-        b"PSETEX",
-        b"SETNX",
-        b"GETEX",
-        b"GETDEL",
-        b"MSET",
-        b"APPEND",
-        b"DEL",
-        b"UNLINK",
-        b"RENAME",
-        b"EXPIRE",
-        b"PEXPIRE",
-        b"EXPIREAT",
-        b"PEXPIREAT",
-        b"PERSIST",
-        b"HSET",
-        b"HMSET",
-        b"HSETNX",
-        b"HDEL",
-    ];
-    WRITES.iter().any(|w| w.eq_ignore_ascii_case(name))
+/// What the table knows of a data command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CommandInfo {
+    /// The lower-case name, as Redis prints it in errors.
+    pub name: &'static str,
+    /// Redis's arity: positive = exactly, negative = at least (the name included).
+    pub arity: i32,
+    /// Whether it may write (write commands are stamped before they run).
+    pub write: bool,
 }
 
-/// True for the data commands this module executes.
-pub fn is_data_command(name: &[u8]) -> bool {
-    table(name).is_some()
+/// Looks a data command up by name (any case).
+pub fn lookup(name: &[u8]) -> Option<CommandInfo> {
+    table(name).map(|(info, _)| info)
+}
+
+/// Whether a command may write; write commands get a fresh stamp before they run.
+pub fn is_write(name: &[u8]) -> bool {
+    lookup(name).is_some_and(|i| i.write)
 }
 
 type Handler = fn(&mut Ctx<'_>, &[Bytes]) -> Reply;
 
 /// Name, Redis arity (negative = at least), handler.
-fn table(name: &[u8]) -> Option<(&'static str, i32, Handler)> {
+fn table(name: &[u8]) -> Option<(CommandInfo, Handler)> {
     let mut upper = [0u8; 16];
     if name.len() > upper.len() {
         return None;
@@ -145,44 +134,303 @@ fn table(name: &[u8]) -> Option<(&'static str, i32, Handler)> {
     for (u, c) in upper.iter_mut().zip(name) {
         *u = c.to_ascii_uppercase();
     }
-    let entry: (&'static str, i32, Handler) = match &upper[..name.len()] {
-        b"GET" => ("get", 2, strings::get),
-        b"SET" => ("set", -3, strings::set),
-        b"SETEX" => ("setex", 4, strings::setex),
-        b"PSETEX" => ("psetex", 4, strings::psetex),
-        b"SETNX" => ("setnx", 3, strings::setnx),
-        b"GETEX" => ("getex", -2, strings::getex),
-        b"GETDEL" => ("getdel", 2, strings::getdel),
-        b"MGET" => ("mget", -2, strings::mget),
-        b"MSET" => ("mset", -3, strings::mset),
-        b"APPEND" => ("append", 3, strings::append),
-        b"STRLEN" => ("strlen", 2, strings::strlen),
-        b"DEL" => ("del", -2, keys::del),
-        b"UNLINK" => ("unlink", -2, keys::del),
-        b"EXISTS" => ("exists", -2, keys::exists),
-        b"TYPE" => ("type", 2, keys::type_),
-        b"RENAME" => ("rename", 3, keys::rename),
-        b"EXPIRE" => ("expire", -3, keys::expire),
-        b"PEXPIRE" => ("pexpire", -3, keys::expire),
-        b"EXPIREAT" => ("expireat", -3, keys::expire),
-        b"PEXPIREAT" => ("pexpireat", -3, keys::expire),
-        b"TTL" => ("ttl", 2, keys::ttl),
-        b"PTTL" => ("pttl", 2, keys::ttl),
-        b"PERSIST" => ("persist", 2, keys::persist),
-        b"DBSIZE" => ("dbsize", 1, keys::dbsize),
-        b"KEYS" => ("keys", 2, keys::keys),
-        b"SCAN" => ("scan", -2, keys::scan),
-        b"HSET" => ("hset", -4, hashes::hset),
-        b"HMSET" => ("hmset", -4, hashes::hset),
-        b"HSETNX" => ("hsetnx", 4, hashes::hsetnx),
-        b"HGET" => ("hget", 3, hashes::hget),
-        b"HMGET" => ("hmget", -3, hashes::hmget),
-        b"HGETALL" => ("hgetall", 2, hashes::hgetall),
-        b"HDEL" => ("hdel", -3, hashes::hdel),
-        b"HEXISTS" => ("hexists", 3, hashes::hexists),
-        b"HLEN" => ("hlen", 2, hashes::hlen),
-        b"HKEYS" => ("hkeys", 2, hashes::hkeys),
-        b"HVALS" => ("hvals", 2, hashes::hvals),
+    let entry: (CommandInfo, Handler) = match &upper[..name.len()] {
+        b"GET" => (
+            CommandInfo {
+                name: "get",
+                arity: 2,
+                write: false,
+            },
+            strings::get,
+        ),
+        b"SET" => (
+            CommandInfo {
+                name: "set",
+                arity: -3,
+                write: true,
+            },
+            strings::set,
+        ),
+        b"SETEX" => (
+            CommandInfo {
+                name: "setex",
+                arity: 4,
+                write: true,
+            },
+            strings::setex,
+        ),
+        b"PSETEX" => (
+            CommandInfo {
+                name: "psetex",
+                arity: 4,
+                write: true,
+            },
+            strings::psetex,
+        ),
+        b"SETNX" => (
+            CommandInfo {
+                name: "setnx",
+                arity: 3,
+                write: true,
+            },
+            strings::setnx,
+        ),
+        b"GETEX" => (
+            CommandInfo {
+                name: "getex",
+                arity: -2,
+                write: true,
+            },
+            strings::getex,
+        ),
+        b"GETDEL" => (
+            CommandInfo {
+                name: "getdel",
+                arity: 2,
+                write: true,
+            },
+            strings::getdel,
+        ),
+        b"MGET" => (
+            CommandInfo {
+                name: "mget",
+                arity: -2,
+                write: false,
+            },
+            strings::mget,
+        ),
+        b"MSET" => (
+            CommandInfo {
+                name: "mset",
+                arity: -3,
+                write: true,
+            },
+            strings::mset,
+        ),
+        b"APPEND" => (
+            CommandInfo {
+                name: "append",
+                arity: 3,
+                write: true,
+            },
+            strings::append,
+        ),
+        b"STRLEN" => (
+            CommandInfo {
+                name: "strlen",
+                arity: 2,
+                write: false,
+            },
+            strings::strlen,
+        ),
+        b"DEL" => (
+            CommandInfo {
+                name: "del",
+                arity: -2,
+                write: true,
+            },
+            keys::del,
+        ),
+        b"UNLINK" => (
+            CommandInfo {
+                name: "unlink",
+                arity: -2,
+                write: true,
+            },
+            keys::del,
+        ),
+        b"EXISTS" => (
+            CommandInfo {
+                name: "exists",
+                arity: -2,
+                write: false,
+            },
+            keys::exists,
+        ),
+        b"TYPE" => (
+            CommandInfo {
+                name: "type",
+                arity: 2,
+                write: false,
+            },
+            keys::type_,
+        ),
+        b"RENAME" => (
+            CommandInfo {
+                name: "rename",
+                arity: 3,
+                write: true,
+            },
+            keys::rename,
+        ),
+        b"EXPIRE" => (
+            CommandInfo {
+                name: "expire",
+                arity: -3,
+                write: true,
+            },
+            keys::expire,
+        ),
+        b"PEXPIRE" => (
+            CommandInfo {
+                name: "pexpire",
+                arity: -3,
+                write: true,
+            },
+            keys::expire,
+        ),
+        b"EXPIREAT" => (
+            CommandInfo {
+                name: "expireat",
+                arity: -3,
+                write: true,
+            },
+            keys::expire,
+        ),
+        b"PEXPIREAT" => (
+            CommandInfo {
+                name: "pexpireat",
+                arity: -3,
+                write: true,
+            },
+            keys::expire,
+        ),
+        b"TTL" => (
+            CommandInfo {
+                name: "ttl",
+                arity: 2,
+                write: false,
+            },
+            keys::ttl,
+        ),
+        b"PTTL" => (
+            CommandInfo {
+                name: "pttl",
+                arity: 2,
+                write: false,
+            },
+            keys::ttl,
+        ),
+        b"PERSIST" => (
+            CommandInfo {
+                name: "persist",
+                arity: 2,
+                write: true,
+            },
+            keys::persist,
+        ),
+        b"DBSIZE" => (
+            CommandInfo {
+                name: "dbsize",
+                arity: 1,
+                write: false,
+            },
+            keys::dbsize,
+        ),
+        b"KEYS" => (
+            CommandInfo {
+                name: "keys",
+                arity: 2,
+                write: false,
+            },
+            keys::keys,
+        ),
+        b"SCAN" => (
+            CommandInfo {
+                name: "scan",
+                arity: -2,
+                write: false,
+            },
+            keys::scan,
+        ),
+        b"HSET" => (
+            CommandInfo {
+                name: "hset",
+                arity: -4,
+                write: true,
+            },
+            hashes::hset,
+        ),
+        b"HMSET" => (
+            CommandInfo {
+                name: "hmset",
+                arity: -4,
+                write: true,
+            },
+            hashes::hset,
+        ),
+        b"HSETNX" => (
+            CommandInfo {
+                name: "hsetnx",
+                arity: 4,
+                write: true,
+            },
+            hashes::hsetnx,
+        ),
+        b"HGET" => (
+            CommandInfo {
+                name: "hget",
+                arity: 3,
+                write: false,
+            },
+            hashes::hget,
+        ),
+        b"HMGET" => (
+            CommandInfo {
+                name: "hmget",
+                arity: -3,
+                write: false,
+            },
+            hashes::hmget,
+        ),
+        b"HGETALL" => (
+            CommandInfo {
+                name: "hgetall",
+                arity: 2,
+                write: false,
+            },
+            hashes::hgetall,
+        ),
+        b"HDEL" => (
+            CommandInfo {
+                name: "hdel",
+                arity: -3,
+                write: true,
+            },
+            hashes::hdel,
+        ),
+        b"HEXISTS" => (
+            CommandInfo {
+                name: "hexists",
+                arity: 3,
+                write: false,
+            },
+            hashes::hexists,
+        ),
+        b"HLEN" => (
+            CommandInfo {
+                name: "hlen",
+                arity: 2,
+                write: false,
+            },
+            hashes::hlen,
+        ),
+        b"HKEYS" => (
+            CommandInfo {
+                name: "hkeys",
+                arity: 2,
+                write: false,
+            },
+            hashes::hkeys,
+        ),
+        b"HVALS" => (
+            CommandInfo {
+                name: "hvals",
+                arity: 2,
+                write: false,
+            },
+            hashes::hvals,
+        ),
         _ => return None,
     };
     Some(entry)
@@ -217,12 +465,12 @@ pub fn execute(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let Some(name) = args.first() else {
         return unknown_command(args);
     };
-    let Some((lower, arity, handler)) = table(name) else {
+    let Some((info, handler)) = table(name) else {
         return unknown_command(args);
     };
     let n = args.len() as i32;
-    if (arity > 0 && n != arity) || (arity < 0 && n < -arity) {
-        return Reply::wrong_arity(lower);
+    if (info.arity > 0 && n != info.arity) || (info.arity < 0 && n < -info.arity) {
+        return Reply::wrong_arity(info.name);
     }
     handler(ctx, args)
 }
