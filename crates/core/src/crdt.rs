@@ -5,7 +5,8 @@
 //!
 //! - **Delete wins.** `DEL` moves the length from odd `n` to `n + 1`. A write made concurrently
 //!   elsewhere, without having seen the delete, still carries incarnation `n` and is discarded on
-//!   merge because `n < n + 1`. A write made after the delete was seen starts incarnation `n + 2`.
+//!   merge because `n < n + 1`. A write made after the delete was seen starts a new incarnation,
+//!   numbered from its own stamp ([`KeyState::fresh_len`]), which is greater.
 //! - **Fields** (hash fields, the string value, the TTL, the type) are LWW registers ordered by
 //!   [`Stamp`]: the greatest stamp wins. Different fields of one hash merge independently.
 //! - **SET replaces**: it sets `body.reset` to its stamp, and every register older than `reset` is
@@ -224,6 +225,18 @@ impl KeyState {
         }
     }
 
+    /// The causal length of an incarnation created at `s`: `2 * hlc + 1`.
+    ///
+    /// Numbering incarnations by their creation stamp, rather than counting up from the last
+    /// one seen, is what lets a region that has collected a key's tombstone create the key again
+    /// without remembering it: the delete it collected had length `2c + 2` for a creation stamp
+    /// `c` older than the delete, and the new creation's stamp `s` is newer than the delete it
+    /// saw, so `2s + 1 > 2c + 2`. A write that did not see the delete still carries `2c + 1` and
+    /// loses to it. Two creations of one key made concurrently: the later one wins whole.
+    pub fn fresh_len(s: Stamp) -> u64 {
+        s.hlc.0.saturating_mul(2).saturating_add(1)
+    }
+
     /// True for an even causal length: the key is deleted.
     pub fn is_deleted(&self) -> bool {
         self.cl.value.is_multiple_of(2)
@@ -339,6 +352,17 @@ impl KeyState {
         };
         note(self.cl.stamp);
         self.body.for_each_stamp(note);
+        min
+    }
+
+    /// Like [`KeyState::min_stamp`] over the body's registers only.
+    pub fn min_body_stamp(&self, pred: impl Fn(Stamp) -> bool) -> Option<Stamp> {
+        let mut min: Option<Stamp> = None;
+        self.body.for_each_stamp(|s| {
+            if pred(s) && min.is_none_or(|m| s < m) {
+                min = Some(s);
+            }
+        });
         min
     }
 

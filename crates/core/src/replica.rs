@@ -147,6 +147,12 @@ pub enum Event {
         /// The peer we resynchronised from.
         peer: RegionId,
     },
+    /// `key` was dropped because a peer had collected its incarnation (the eviction rule: a
+    /// write made into it by a region away beyond the grace period is dead).
+    Dropped {
+        /// The key.
+        key: Bytes,
+    },
     /// A malformed frame from `peer` was rejected; nothing of it was applied.
     BadFrame {
         /// The sender.
@@ -193,13 +199,16 @@ pub struct Stats {
 }
 
 use crate::cmd;
-use crate::crdt::KeyState;
+use crate::crdt::{KeyState, Reg};
 use crate::hlc::{Clock, Hlc};
 use crate::stamp::Stamp;
 use crate::store::{Store, Value};
 pub use crate::wire::Record;
 use crate::wire::{self, Entry, Message, Report, Watermarks, WireError};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+/// How often held (future-stamped) deltas are looked at again.
+const HELD_RECHECK_MS: u64 = 10;
 
 /// The state a replica persists and restarts from (everything it applied, under
 /// `durability = "always"`). Frames in flight and timers are not part of it.
@@ -215,8 +224,9 @@ pub struct Snapshot {
     pub last_push_to: Hlc,
     /// Keys with local writes not yet pushed.
     pub dirty: Vec<Bytes>,
-    /// Deltas held back because of clock skew.
-    pub held: Vec<(Bytes, KeyState, RegionId)>,
+    /// Deltas held back because of clock skew: key, delta, sender, and whether its `cl`
+    /// register was news when it was held.
+    pub held: Vec<(Bytes, KeyState, RegionId, bool)>,
     /// Regions evicted for GC purposes.
     pub evicted: Vec<RegionId>,
 }
@@ -272,7 +282,8 @@ pub struct Replica {
     held_floor: BTreeMap<RegionId, Hlc>,
     dirty: BTreeSet<Bytes>,
     last_push_to: Hlc,
-    held: BTreeMap<Bytes, (KeyState, RegionId)>,
+    /// Held deltas: (delta, sender, whether its `cl` register was news when held).
+    held: BTreeMap<Bytes, (KeyState, RegionId, bool)>,
     peers: BTreeMap<RegionId, Peer>,
     evicted: BTreeSet<RegionId>,
     outbox: VecDeque<Transmit>,
@@ -281,6 +292,8 @@ pub struct Replica {
     next_flush: Option<u64>,
     next_catchup: u64,
     next_gc: u64,
+    /// When to look at held deltas again (while any are held).
+    next_release: Option<u64>,
     last_write: Option<Stamp>,
     next_id: u64,
     /// Record every local delta as an [`Event::Wrote`] (simulator oracles).
@@ -317,6 +330,7 @@ impl Replica {
             next_flush: None,
             next_catchup: 0,
             next_gc: 0,
+            next_release: None,
             last_write: None,
             next_id: 1,
             records: Vec::new(),
@@ -335,9 +349,16 @@ impl Replica {
             .seed(snap.clock.max(r.store.max_hlc()).max(snap.last_push_to));
         r.last_push_to = snap.last_push_to;
         r.dirty = snap.dirty.into_iter().collect();
-        r.held = snap.held.into_iter().map(|(k, s, p)| (k, (s, p))).collect();
+        r.held = snap
+            .held
+            .into_iter()
+            .map(|(k, s, p, c)| (k, (s, p, c)))
+            .collect();
         r.evicted = snap.evicted.into_iter().collect();
         r.refresh_held_floor();
+        if !r.held.is_empty() {
+            r.next_release = Some(now.mono_ms);
+        }
         for p in r.peers.values_mut() {
             p.last_heard = now.mono_ms;
         }
@@ -364,7 +385,7 @@ impl Replica {
             held: self
                 .held
                 .iter()
-                .map(|(k, (s, p))| (k.clone(), s.clone(), *p))
+                .map(|(k, (s, p, c))| (k.clone(), s.clone(), *p, *c))
                 .collect(),
             evicted: self.evicted.iter().copied().collect(),
         }
@@ -551,7 +572,12 @@ impl Replica {
                 }
                 Record::Watermark { origin, hlc } => r.set_wm(origin, hlc),
                 Record::Pushed { to } => r.last_push_to = r.last_push_to.max(to),
-                Record::Hold { key, delta, peer } => r.hold(key, delta, peer),
+                Record::Hold {
+                    key,
+                    delta,
+                    peer,
+                    cl_new,
+                } => r.hold(key, delta, peer, cl_new),
                 Record::Release { key } => {
                     r.held.remove(&key);
                 }
@@ -573,6 +599,9 @@ impl Replica {
         r.clock
             .seed(r.store.max_hlc().max(r.last_push_to).max(wm_max));
         r.refresh_held_floor();
+        if !r.held.is_empty() {
+            r.next_release = Some(now.mono_ms);
+        }
         r.cfg.journal = journal;
         r
     }
@@ -729,6 +758,7 @@ impl Replica {
                 entries,
                 done,
             } => self.on_resync_part(peer, id, seq, entries, done, now),
+            Message::Collected { keys } => self.on_collected(keys),
             Message::Resynced => {
                 if self.evicted.remove(&peer) {
                     self.journal(|| Record::Unevict { region: peer });
@@ -787,17 +817,30 @@ impl Replica {
     /// refuses stale incarnations of keys we have collected.
     fn apply_entries(&mut self, peer: RegionId, entries: Vec<Entry>, now: Now) {
         let mut max_ahead = 0;
+        let mut refused = Vec::new();
         for (key, st) in entries {
             let max = st.max_stamp().hlc;
             if let Err(e) = self.clock.check(max, now.wall_ms) {
                 max_ahead = max_ahead.max(e.ahead_ms);
-                self.hold(key, st, peer);
+                // Hold only what is news: a register we already have must not pull our
+                // watermark (capped by what we hold) below where it stood.
+                let marks = self.marks();
+                let known = |s: Stamp| marks.get(&s.region).is_some_and(|w| s.hlc <= *w);
+                if let Some(d) = st.delta(|s| !known(s)) {
+                    let cl_new = !known(d.cl.stamp);
+                    self.hold(key, d, peer, cl_new);
+                }
                 continue;
             }
-            self.apply_entry(&key, &st, now);
+            if let Some(cl) = self.apply_entry(&key, &st, now) {
+                refused.push((key, cl));
+            }
         }
+        self.send_collected(peer, refused);
         if max_ahead > 0 {
             self.refresh_held_floor();
+            self.next_release
+                .get_or_insert(now.mono_ms + HELD_RECHECK_MS);
             self.events.push_back(Event::ClockSkew {
                 peer,
                 ahead_ms: max_ahead,
@@ -805,30 +848,41 @@ impl Replica {
         }
     }
 
-    fn hold(&mut self, key: Bytes, st: KeyState, peer: RegionId) {
+    fn hold(&mut self, key: Bytes, st: KeyState, peer: RegionId, cl_new: bool) {
         if self.cfg.journal {
             self.records.push(Record::Hold {
                 key: key.clone(),
                 delta: st.clone(),
                 peer,
+                cl_new,
             });
         }
         match self.held.get_mut(&key) {
-            Some((h, _)) => {
+            Some((h, _, c)) => {
                 h.merge(&st);
+                // Conservative: protecting a `cl` that turned out old only delays a watermark.
+                *c |= cl_new;
             }
             None => {
-                self.held.insert(key, (st, peer));
+                self.held.insert(key, (st, peer, cl_new));
             }
         }
     }
 
     fn refresh_held_floor(&mut self) {
         let mut floor: BTreeMap<RegionId, Hlc> = BTreeMap::new();
-        for (st, _) in self.held.values() {
+        for (st, _, cl_new) in self.held.values() {
             for (r, _) in st.origins() {
                 // The smallest held stamp of origin r bounds what we may claim to hold of r.
-                let min = st.min_stamp(|s| s.region == r).expect("r is an origin").hlc;
+                // The `cl` register rides along with every delta and may be old news; it only
+                // counts when it was news when held.
+                let min = if *cl_new {
+                    st.min_stamp(|s| s.region == r)
+                } else {
+                    st.min_body_stamp(|s| s.region == r)
+                };
+                let Some(min) = min else { continue };
+                let min = min.hlc;
                 let cap = Hlc(min.0.saturating_sub(1));
                 let e = floor.entry(r).or_insert(cap);
                 *e = (*e).min(cap);
@@ -837,22 +891,26 @@ impl Replica {
         self.held_floor = floor;
     }
 
-    fn apply_entry(&mut self, key: &Bytes, st: &KeyState, now: Now) {
-        let marks: BTreeMap<RegionId, Hlc> = self
-            .cfg
+    /// Our effective watermark for every region.
+    fn marks(&self) -> BTreeMap<RegionId, Hlc> {
+        self.cfg
             .regions
             .iter()
             .map(|r| (*r, self.watermark(*r)))
-            .collect();
+            .collect()
+    }
+
+    /// Applies one remote key delta. Returns the incarnation (`cl`) when the delta was refused
+    /// because we collected that incarnation, so the caller can tell the sender.
+    fn apply_entry(&mut self, key: &Bytes, st: &KeyState, now: Now) -> Option<Reg<u64>> {
+        let marks = self.marks();
         let known = |s: Stamp| marks.get(&s.region).is_some_and(|w| s.hlc <= *w);
-        let Some(delta) = st.delta(|s| !known(s)) else {
-            return;
-        };
+        let delta = st.delta(|s| !known(s))?;
         if self.store.get(key).is_none() && known(delta.cl.stamp) {
             // We held this incarnation and collected it: whatever still arrives of it was
             // concurrent with its delete (or from before its expiry) and must stay dead.
             self.stats.conflicts += delta.register_count();
-            return;
+            return Some(delta.cl);
         }
         let _ = self.clock.observe(delta.max_stamp().hlc, now.wall_ms);
         let mut delta = delta;
@@ -866,6 +924,26 @@ impl Replica {
             key: key.clone(),
             delta,
         });
+        None
+    }
+
+    /// Tells `peer` which incarnations it sent us that we have collected.
+    fn send_collected(&mut self, peer: RegionId, keys: Vec<(Bytes, Reg<u64>)>) {
+        if !keys.is_empty() {
+            self.send(peer, Channel::CatchUp, &Message::Collected { keys });
+        }
+    }
+
+    /// A peer collected these incarnations. If we hold the same incarnation, it is dead here
+    /// too: collection is only safe once every counted region holds all of it, so anything we
+    /// have of it beyond that is a write the eviction rule declared dead (see docs/DESIGN.md).
+    fn on_collected(&mut self, keys: Vec<(Bytes, Reg<u64>)>) {
+        for (k, cl) in keys {
+            if self.store.get(&k).is_some_and(|st| st.cl == cl) {
+                self.remove_key(&k);
+                self.events.push_back(Event::Dropped { key: k });
+            }
+        }
     }
 
     // ----- catch-up and resync ---------------------------------------------------------------
@@ -1042,6 +1120,7 @@ impl Replica {
             .collect();
         for k in stale {
             self.remove_key(&k);
+            self.events.push_back(Event::Dropped { key: k });
         }
         self.advance(&theirs);
         self.events.push_back(Event::Resynced { peer });
@@ -1053,7 +1132,7 @@ impl Replica {
     /// The next monotonic time at which [`Replica::handle_timeout`] has work.
     pub fn poll_timeout(&self) -> Option<u64> {
         let mut t = self.next_catchup.min(self.next_gc);
-        if let Some(f) = self.next_flush {
+        for f in [self.next_flush, self.next_release].into_iter().flatten() {
             t = t.min(f);
         }
         Some(t)
@@ -1062,6 +1141,10 @@ impl Replica {
     /// Runs whatever timers are due: push local writes, ask peers for what we missed, release
     /// held deltas, collect garbage.
     pub fn handle_timeout(&mut self, now: Now) {
+        if self.next_release.is_some_and(|t| t <= now.mono_ms) {
+            self.release_held(now);
+            self.next_release = (!self.held.is_empty()).then_some(now.mono_ms + HELD_RECHECK_MS);
+        }
         if self.next_flush.is_some_and(|t| t <= now.mono_ms) {
             self.flush(now, false);
         }
@@ -1076,7 +1159,6 @@ impl Replica {
         }
         if self.next_gc <= now.mono_ms {
             self.next_gc = now.mono_ms + self.cfg.gc_interval_ms;
-            self.release_held(now);
             self.check_evictions(now);
             self.collect(now);
         }
@@ -1156,14 +1238,18 @@ impl Replica {
         let ready: Vec<Bytes> = self
             .held
             .iter()
-            .filter(|(_, (st, _))| self.clock.check(st.max_stamp().hlc, now.wall_ms).is_ok())
+            .filter(|(_, (st, _, _))| self.clock.check(st.max_stamp().hlc, now.wall_ms).is_ok())
             .map(|(k, _)| k.clone())
             .collect();
         for k in ready {
-            let (st, _) = self.held.remove(&k).expect("listed");
+            let (st, peer, _) = self.held.remove(&k).expect("listed");
             self.journal(|| Record::Release { key: k.clone() });
-            self.refresh_held_floor();
-            self.apply_entry(&k, &st, now);
+            // Apply before lifting the floor: our watermark for the origin may already cover
+            // these stamps (the push that carried them advanced it), and only the floor keeps
+            // the filter from taking them for duplicates.
+            if let Some(cl) = self.apply_entry(&k, &st, now) {
+                self.send_collected(peer, vec![(k, cl)]);
+            }
         }
         self.refresh_held_floor();
         self.promote_reports();
@@ -1200,6 +1286,14 @@ impl Replica {
             .iter()
             .map(|r| (*r, Hlc(u64::MAX)))
             .collect();
+        if !unsafe_gc {
+            // Our own watermarks count too: once collected, a stale copy of any of the key's
+            // registers (a duplicate or late frame) must be recognised as already known, or it
+            // would be taken for news and bring the key back.
+            for (o, f) in floor.iter_mut() {
+                *f = (*f).min(self.watermark(*o));
+            }
+        }
         let mut time_floor = now_ms;
         for (r, p) in &self.peers {
             if self.evicted.contains(r) || unsafe_gc {

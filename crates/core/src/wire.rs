@@ -96,7 +96,16 @@ pub enum Message {
     },
     /// "I have resynchronised from you": the receiver may count the sender for GC again.
     Resynced,
+    /// "You sent me these incarnations, which I collected": the receiver drops them if it
+    /// holds exactly these incarnations.
+    Collected {
+        /// Key and incarnation (`cl` register).
+        keys: Vec<(Bytes, ClReg)>,
+    },
 }
+
+/// The `cl` register of a key, as named in [`Message::Collected`].
+pub type ClReg = crate::crdt::Reg<u64>;
 
 /// One change of a replica's durable state, in the order it happened (see
 /// [`crate::Replica::take_records`]). The node appends these to its log; replaying them over the
@@ -135,6 +144,8 @@ pub enum Record {
         delta: KeyState,
         /// The peer it came from.
         peer: RegionId,
+        /// Whether its `cl` register was news when held.
+        cl_new: bool,
     },
     /// A held delta was released (and applied, which an `Apply` record follows).
     Release {

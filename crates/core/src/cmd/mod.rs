@@ -60,17 +60,14 @@ impl<'a> Ctx<'a> {
         KeyState { cl, body }
     }
 
-    /// A delta that starts a fresh incarnation of `key` with `body`: after a delete the next odd
-    /// length; over a live-but-invisible (expired, emptied) incarnation, the one after next, so
-    /// nothing of the old one survives.
-    fn fresh(&self, key: &Bytes, body: Body) -> KeyState {
-        let len = match self.store.get(key) {
-            None => 1,
-            Some(k) if k.is_deleted() => k.cl.value + 1,
-            Some(k) => k.cl.value + 2,
-        };
+    /// A delta that starts a fresh incarnation of `key` with `body`, numbered from the stamp
+    /// ([`KeyState::fresh_len`]) so that it outranks every earlier incarnation — including ones
+    /// this region has already garbage-collected and no longer remembers, which peers may still
+    /// hold.
+    fn fresh(&self, _key: &Bytes, body: Body) -> KeyState {
+        let s = self.stamp();
         KeyState {
-            cl: Reg::new(self.stamp(), len),
+            cl: Reg::new(s, KeyState::fresh_len(s)),
             body,
         }
     }
@@ -116,6 +113,11 @@ pub struct CommandInfo {
 /// Looks a data command up by name (any case).
 pub fn lookup(name: &[u8]) -> Option<CommandInfo> {
     table(name).map(|(info, _)| info)
+}
+
+/// True for the data commands this module executes.
+pub fn is_data_command(name: &[u8]) -> bool {
+    table(name).is_some()
 }
 
 /// Whether a command may write; write commands get a fresh stamp before they run.

@@ -1,0 +1,364 @@
+//! The oracles: what must hold, checked against the regions' observable state.
+//!
+//! - **Model.** Every local write a replica reports (`Event::Wrote { key, delta }`, enabled by
+//!   `Config::record_writes`) is folded per key with `KeyState::merge`. At quiescence the fold,
+//!   viewed at the common end time, is the state every region must show: this catches lost
+//!   deltas, resurrected deletes and wrong conflict winners, even when all regions agree. The
+//!   fold never collects anything, so it is also the reference that garbage collection must be
+//!   invisible against (incarnations are numbered from their creation stamp, so a region that
+//!   collected a key numbers its re-creation exactly as one that did not).
+//! - **Convergence.** At quiescence every region's `live()` is identical; on failure the report
+//!   names the first differing key and both values.
+//! - **Expiry.** No region ever shows a key whose expiry is before the time it judges expiry by
+//!   (`max(HLC ms, wall)`), sampled during the run and checked at the end.
+//! - **Clock.** Each region's `clock_last()` never decreases, also across crash and restart.
+//! - **Bounded memory.** `index_entries`, `dirty` and `held` stay within a multiple of the
+//!   number of distinct keys written (not of the number of writes), sampled during the run.
+//!
+//! Each (oracle, region) pair is reported once, so one broken invariant does not flood the
+//! output. This module judges; it never drives a replica (see [`crate::world`]).
+
+use crate::outcome::{Oracle, Violation};
+use bytes::Bytes;
+use sessionmesh_core::{Hlc, KeyState, RegionId, Stats, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+
+/// A region's visible keys: value and absolute expiry in ms.
+pub type Live = BTreeMap<Bytes, (Value, Option<u64>)>;
+
+/// The oracles' memory of the run, and the violations found so far.
+#[derive(Default)]
+pub struct Oracles {
+    model: BTreeMap<Bytes, KeyState>,
+    /// Keys the model is not the reference for: those some region dropped under the eviction
+    /// rule, and those an evicted region wrote while it was away (its writes into incarnations
+    /// collected meanwhile are dead, and an incarnation it created that others superseded and
+    /// collected meanwhile may come back). The model knows nothing of eviction; convergence and
+    /// the other oracles still hold for these keys.
+    dropped: BTreeSet<Bytes>,
+    /// Every local write: (region, time, key), to find what an evicted region wrote while away.
+    writes_by: Vec<(usize, u64, Bytes)>,
+    /// Regions evicted by some peer, with the start of their absence.
+    away: BTreeMap<usize, u64>,
+    writes: u64,
+    hlc_max: BTreeMap<usize, Hlc>,
+    reported: BTreeSet<(Oracle, usize)>,
+    /// Violations in detection order.
+    pub violations: Vec<Violation>,
+}
+
+impl Oracles {
+    /// Records one local write's delta.
+    pub fn record_write(&mut self, region: usize, at_ms: u64, key: Bytes, delta: KeyState) {
+        self.writes += 1;
+        if self.away.contains_key(&region) {
+            self.dropped.insert(key.clone());
+        }
+        self.writes_by.push((region, at_ms, key.clone()));
+        match self.model.entry(key) {
+            std::collections::btree_map::Entry::Vacant(v) => {
+                v.insert(delta);
+            }
+            std::collections::btree_map::Entry::Occupied(mut o) => {
+                o.get_mut().merge(&delta);
+            }
+        }
+    }
+
+    /// Records that some peer evicted `region`, silent since `since_ms`: what it wrote from then
+    /// on is outside the model's reach (see `dropped`).
+    pub fn record_eviction(&mut self, region: usize, since_ms: u64) {
+        let start = self.away.entry(region).or_insert(since_ms);
+        *start = (*start).min(since_ms);
+        let start = *start;
+        for (r, t, k) in &self.writes_by {
+            if *r == region && *t >= start {
+                self.dropped.insert(k.clone());
+            }
+        }
+    }
+
+    /// Records that a region dropped `key` under the eviction rule.
+    pub fn record_drop(&mut self, key: Bytes) {
+        self.dropped.insert(key);
+    }
+
+    /// Keys dropped under the eviction rule so far.
+    pub fn dropped(&self) -> usize {
+        self.dropped.len()
+    }
+
+    /// The folded state of one key.
+    pub fn model_state(&self, key: &Bytes) -> Option<&KeyState> {
+        self.model.get(key)
+    }
+
+    /// Deltas recorded.
+    pub fn writes(&self) -> u64 {
+        self.writes
+    }
+
+    /// Distinct keys written.
+    pub fn distinct_keys(&self) -> u64 {
+        self.model.len() as u64
+    }
+
+    /// Reports a violation (once per oracle and region; `region` may be `usize::MAX` for
+    /// cluster-wide ones).
+    pub fn report(&mut self, oracle: Oracle, region: usize, at_ms: u64, detail: String) {
+        if self.reported.insert((oracle, region)) {
+            self.violations.push(Violation {
+                oracle,
+                at_ms,
+                detail,
+            });
+        }
+    }
+
+    /// True when some violation of `oracle` was reported.
+    pub fn broke(&self, oracle: Oracle) -> bool {
+        self.violations.iter().any(|v| v.oracle == oracle)
+    }
+
+    /// Clock oracle: `c` is region `i`'s `clock_last()` now.
+    pub fn check_clock(&mut self, i: usize, c: Hlc, at_ms: u64, context: &str) {
+        let prev = self.hlc_max.entry(i).or_insert(Hlc::ZERO);
+        if c < *prev {
+            let detail = format!(
+                "{}'s HLC went from {} back to {} ({context})",
+                rid(i),
+                *prev,
+                c
+            );
+            self.report(Oracle::ClockMonotonic, i, at_ms, detail);
+        } else {
+            *prev = c;
+        }
+    }
+
+    /// Bounded-memory oracle on one region's stats.
+    pub fn check_memory(&mut self, i: usize, s: &Stats, at_ms: u64, factor: u64, slack: u64) {
+        let keys = self.distinct_keys();
+        let bound = factor * keys + slack;
+        for (name, v) in [
+            ("index_entries", s.index_entries),
+            ("dirty", s.dirty),
+            ("held", s.held),
+        ] {
+            if v > bound {
+                let detail = format!(
+                    "{}: {name} = {v} exceeds {factor} × {keys} distinct keys + {slack} \
+                     (after {} writes)",
+                    rid(i),
+                    self.writes
+                );
+                self.report(Oracle::BoundedMemory, i, at_ms, detail);
+            }
+        }
+    }
+
+    /// Expiry oracle: region `i` showed `live` while judging expiry at `judged_ms`.
+    pub fn check_expiry(&mut self, i: usize, live: &Live, judged_ms: u64, at_ms: u64) {
+        let expired = live
+            .iter()
+            .find(|(_, (_, exp))| exp.is_some_and(|e| e < judged_ms));
+        if let Some((k, (v, exp))) = expired {
+            let detail = format!(
+                "{} shows {} = {} with expiry {} < its clock {}",
+                rid(i),
+                show_key(k),
+                show_value(v),
+                exp.unwrap_or_default(),
+                judged_ms
+            );
+            self.report(Oracle::Expiry, i, at_ms, detail);
+        }
+    }
+
+    /// The expected state at `now_ms`: the fold of every recorded write.
+    pub fn expected(&self, now_ms: u64) -> Live {
+        self.model
+            .iter()
+            .filter_map(|(k, s)| s.view(now_ms).map(|v| (k.clone(), v)))
+            .collect()
+    }
+
+    /// Model oracle: region `i` shows `live`; `expected` is [`Oracles::expected`] at the same
+    /// time.
+    pub fn check_model(&mut self, i: usize, live: &Live, expected: &Live, at_ms: u64) {
+        let keep = |l: &Live| -> Live {
+            l.iter()
+                .filter(|(k, _)| !self.dropped.contains(*k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        };
+        let (live, expected) = (keep(live), keep(expected));
+        if let Some(d) = diff(&live, &rid(i).to_string(), &expected, "model") {
+            self.report(Oracle::Model, i, at_ms, d);
+        }
+    }
+}
+
+/// The region id of position `i`.
+pub fn rid(i: usize) -> RegionId {
+    RegionId(i as u16 + 1)
+}
+
+/// A readable account of how `a` and `b` differ (`None` when equal): how many keys differ and
+/// the first differing key with both values.
+pub fn diff(a: &Live, a_name: &str, b: &Live, b_name: &str) -> Option<String> {
+    if a == b {
+        return None;
+    }
+    let keys: BTreeSet<&Bytes> = a.keys().chain(b.keys()).collect();
+    let differing: Vec<&Bytes> = keys
+        .into_iter()
+        .filter(|k| a.get(*k) != b.get(*k))
+        .collect();
+    let first = differing.first()?;
+    let show = |m: &Live| match m.get(*first) {
+        None => "(absent)".to_string(),
+        Some((v, None)) => format!("{} (no expiry)", show_value(v)),
+        Some((v, Some(e))) => format!("{} (expires {e})", show_value(v)),
+    };
+    let mut out = format!(
+        "{a_name} and {b_name} differ on {} of {}/{} keys; first {}: {a_name} has {}, {b_name} has {}",
+        differing.len(),
+        a.len(),
+        b.len(),
+        show_key(first),
+        show(a),
+        show(b)
+    );
+    if differing.len() > 1 {
+        let more: Vec<String> = differing
+            .iter()
+            .skip(1)
+            .take(4)
+            .map(|k| show_key(k))
+            .collect();
+        let _ = write!(out, "; also {}", more.join(", "));
+    }
+    Some(out)
+}
+
+fn show_key(k: &[u8]) -> String {
+    format!("{:?}", String::from_utf8_lossy(k))
+}
+
+fn show_value(v: &Value) -> String {
+    let s = format!("{v:?}");
+    if s.len() > 300 {
+        format!(
+            "{}…",
+            &s[..s.char_indices().nth(300).map_or(s.len(), |(i, _)| i)]
+        )
+    } else {
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sessionmesh_core::{Body, Kind, Reg, Stamp};
+
+    fn stamp(ms: u64, r: u16) -> Stamp {
+        Stamp::new(Hlc::new(ms, 0), RegionId(r))
+    }
+
+    /// A fresh hash incarnation `len` created at `at` with one field.
+    fn create(len: u64, at: Stamp, field: &'static str) -> KeyState {
+        let mut st = KeyState::incarnation(len, at);
+        st.body.kind = Some(Reg::new(at, Kind::Hash));
+        st.body.fields.insert(
+            Bytes::from_static(field.as_bytes()),
+            Reg::new(at, Some(Bytes::from_static(b"v"))),
+        );
+        st
+    }
+
+    fn delete(len: u64, at: Stamp) -> KeyState {
+        KeyState {
+            cl: Reg::new(at, len),
+            body: Body::default(),
+        }
+    }
+
+    #[test]
+    fn small_oracles_fire() {
+        let mut o = Oracles::default();
+        o.record_write(0, 0, Bytes::from_static(b"k"), create(1, stamp(1, 1), "f"));
+        o.check_clock(0, Hlc::new(10, 0), 1, "t");
+        o.check_clock(0, Hlc::new(10, 0), 2, "t");
+        assert!(o.violations.is_empty());
+        o.check_clock(0, Hlc::new(9, 5), 3, "t");
+        assert!(o.broke(Oracle::ClockMonotonic));
+        let big = Stats {
+            index_entries: 1_000,
+            ..Stats::default()
+        };
+        o.check_memory(
+            0,
+            &Stats {
+                index_entries: 8,
+                ..Stats::default()
+            },
+            4,
+            8,
+            0,
+        );
+        assert!(!o.broke(Oracle::BoundedMemory));
+        o.check_memory(0, &big, 4, 8, 64);
+        assert!(o.broke(Oracle::BoundedMemory));
+        let mut live = Live::new();
+        live.insert(
+            Bytes::from_static(b"k"),
+            (Value::String(Bytes::new()), Some(100)),
+        );
+        o.check_expiry(0, &live, 100, 5);
+        assert!(!o.broke(Oracle::Expiry), "expiry == now is still live");
+        o.check_expiry(0, &live, 101, 6);
+        assert!(o.broke(Oracle::Expiry));
+    }
+
+    /// The fold applies delete-wins: a write made without seeing the delete stays dead, a new
+    /// incarnation created after it lives.
+    #[test]
+    fn model_fold_is_delete_wins() {
+        let k = Bytes::from_static(b"k");
+        let mut o = Oracles::default();
+        let born = stamp(1, 1);
+        let len = KeyState::fresh_len(born);
+        o.record_write(0, 0, k.clone(), create(len, born, "a"));
+        o.record_write(1, 0, k.clone(), delete(len + 1, stamp(2, 2)));
+        o.record_write(0, 0, k.clone(), create(len, stamp(3, 1), "b"));
+        assert!(o.expected(10).is_empty(), "the late write into the deleted incarnation is dead");
+        let again = stamp(4, 3);
+        o.record_write(2, 0, k.clone(), create(KeyState::fresh_len(again), again, "c"));
+        assert_eq!(o.expected(10).len(), 1);
+    }
+
+    #[test]
+    fn diff_names_first_differing_key() {
+        let mut a = Live::new();
+        let mut b = Live::new();
+        a.insert(
+            Bytes::from_static(b"k1"),
+            (Value::String(Bytes::from_static(b"x")), None),
+        );
+        b.insert(
+            Bytes::from_static(b"k1"),
+            (Value::String(Bytes::from_static(b"x")), None),
+        );
+        assert!(diff(&a, "r1", &b, "r2").is_none());
+        b.insert(
+            Bytes::from_static(b"k2"),
+            (Value::String(Bytes::from_static(b"y")), Some(5)),
+        );
+        let d = diff(&a, "r1", &b, "r2").unwrap();
+        assert!(d.contains("\"k2\""), "{d}");
+        assert!(d.contains("r1 has (absent)"), "{d}");
+    }
+}

@@ -1,0 +1,126 @@
+//! Faults and links: partitions, crashes and restarts, and the connection notifications they
+//! cause (`handle_connected` / `handle_disconnected`, after the modelled detection delays).
+//!
+//! Part of [`crate::world`]; the decisions about which connections exist live in
+//! [`crate::net::Links`], this file turns them into replica calls and queue events.
+
+use super::{Ev, World};
+use crate::net::LinkPlan;
+use crate::oracle::rid;
+use rand::Rng;
+use sessionmesh_core::Replica;
+
+impl World<'_> {
+    pub(super) fn tell_link(&mut self, x: usize, y: usize, up: bool) {
+        self.trace
+            .words(&[self.now, 8, x as u64, y as u64, u64::from(up)]);
+        let now = self.now_of(x);
+        let Some(r) = self.nodes[x].replica.as_mut() else {
+            return;
+        };
+        if up {
+            r.handle_connected(rid(y), now);
+        } else {
+            self.summary.disconnects += 1;
+            r.handle_disconnected(rid(y), now);
+        }
+        self.drain(x, false);
+    }
+
+    pub(super) fn reassess(&mut self, a: usize, b: usize) {
+        let viable = self.alive(a) && self.alive(b) && self.net.clear(a, b) && self.net.clear(b, a);
+        match self.links.reassess(a, b, viable) {
+            LinkPlan::Nothing => {}
+            LinkPlan::Idle { gen } => self.push(
+                self.now + self.cfg.idle_timeout_ms,
+                Ev::LinkIdle { a, b, gen },
+            ),
+            LinkPlan::Connect { gen } => {
+                let rtt = self.net.latency(a, b) + self.net.latency(b, a);
+                let backoff = self.rng.gen_range(0..=self.cfg.reconnect_ms);
+                // A handshake takes about one and a half round trips.
+                self.push(
+                    self.now + backoff + rtt * 3 / 2,
+                    Ev::LinkConnect { a, b, gen },
+                );
+            }
+        }
+    }
+
+    pub(super) fn reassess_region(&mut self, i: usize) {
+        for o in 0..self.n {
+            if o != i {
+                self.reassess(i, o);
+            }
+        }
+    }
+
+    pub(super) fn partition(&mut self, idx: usize, on: bool) {
+        if self.healed || self.active[idx] == on {
+            return;
+        }
+        self.active[idx] = on;
+        let p = self.schedule.partitions[idx];
+        if on {
+            self.summary.partitions += 1;
+        }
+        self.trace.words(&[self.now, 6, idx as u64, u64::from(on)]);
+        let links = p.cut.links(self.n as u16);
+        for &(f, t) in &links {
+            self.net.block(usize::from(f) - 1, usize::from(t) - 1, on);
+        }
+        let mut pairs: Vec<(usize, usize)> = links
+            .iter()
+            .map(|&(f, t)| {
+                let (f, t) = (usize::from(f) - 1, usize::from(t) - 1);
+                (f.min(t), f.max(t))
+            })
+            .collect();
+        pairs.sort_unstable();
+        pairs.dedup();
+        for (a, b) in pairs {
+            self.reassess(a, b);
+        }
+    }
+
+    pub(super) fn crash(&mut self, i: usize, down_ms: u64) {
+        if self.healed || !self.alive(i) {
+            return;
+        }
+        let Some(r) = self.nodes[i].replica.take() else {
+            return;
+        };
+        self.oracles
+            .check_clock(i, r.clock_last(), self.now, "at crash");
+        let snapshot = r.snapshot();
+        drop(r);
+        let node = &mut self.nodes[i];
+        node.restore = Some(Box::new(move |cfg, now| {
+            Replica::restore(cfg, snapshot, now)
+        }));
+        node.crashes += 1;
+        node.timer_gen += 1;
+        node.timer_at = None;
+        let crash = node.crashes;
+        self.summary.crashes += 1;
+        self.trace.words(&[self.now, 7, i as u64, 0]);
+        self.links.forget(i);
+        self.reassess_region(i);
+        let at = (self.now + down_ms).min(self.cfg.duration_ms);
+        self.push(at, Ev::Restart { region: i, crash });
+    }
+
+    pub(super) fn restart(&mut self, i: usize) {
+        let Some(restore) = self.nodes[i].restore.take() else {
+            return;
+        };
+        let now = self.now_of(i);
+        let r = restore(self.replica_config(i), now);
+        self.oracles
+            .check_clock(i, r.clock_last(), self.now, "across crash and restart");
+        self.nodes[i].replica = Some(r);
+        self.trace.words(&[self.now, 7, i as u64, 1]);
+        self.drain(i, false);
+        self.reassess_region(i);
+    }
+}

@@ -1,0 +1,718 @@
+//! The discrete-event world: one queue ordered by `(time, seq)`, one ChaCha RNG, `n` real
+//! replicas.
+//!
+//! [`run`] builds the world for a seed, draws (or takes) the fault [`Schedule`], and processes
+//! events in order until the regions have converged after the heal (or a deadline passed).
+//! Time jumps from event to event; nothing steps per millisecond. Each replica is driven as the
+//! core's docs ask: after every `execute` / `handle_*` call the world drains `poll_transmit` and
+//! `poll_event` and re-arms the replica's single timer from `poll_timeout`.
+//!
+//! The phases of a run:
+//!
+//! 1. `0 .. duration_ms`: client traffic ([`crate::workload`]), partitions, crashes and clock
+//!    steps as scheduled, random loss, duplication and jitter on every frame.
+//! 2. At `duration_ms` ("heal"): traffic stops, every link is repaired, crashed regions restart.
+//! 3. Every `probe_every_ms`: are all digests (viewed at one common time) equal, with nothing
+//!    dirty or held? The first time they are, the world lingers `linger_ms` more and then runs
+//!    the final oracles. If `settle_ms` passes first: "did not converge".
+//!
+//! Determinism: all randomness comes from the one RNG, all collections that reach output are
+//! ordered, and the trace hash folds in every processed event.
+//!
+//! Files: this one holds the queue, the replicas' driving (`drain`, timers), client traffic and
+//! frame routing; `faults.rs` partitions, crashes and link notifications; `quiesce.rs` sampling,
+//! the heal, convergence probes and the final oracles.
+
+mod faults;
+mod quiesce;
+
+use crate::clock::WallClock;
+use crate::config::{Schedule, SimConfig};
+use crate::net::{DropReason, Links, Network, Verdict};
+use crate::oracle::{rid, Oracles};
+use crate::outcome::{Oracle, Outcome, Summary};
+use crate::trace::TraceHash;
+use crate::workload::{OpKind, Workload};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use sessionmesh_core::{Channel, Config, Event, Now, RegionId, Replica, Reply};
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+
+/// Runs one seed under `cfg` and reports what happened.
+///
+/// Panics if `cfg.schedule` is invalid for `cfg.regions` (see [`Schedule::validate`]).
+pub fn run(seed: u64, cfg: &SimConfig) -> Outcome {
+    World::new(seed, cfg).run()
+}
+
+/// The fault schedule `run(seed, cfg)` uses: `cfg.schedule`, or the one drawn from the seed.
+pub fn schedule_for(seed: u64, cfg: &SimConfig) -> Schedule {
+    match &cfg.schedule {
+        Some(s) => s.clone(),
+        None => {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            let n = cfg.regions.max(1);
+            Schedule::random(
+                &mut rng,
+                &cfg.chaos,
+                n,
+                cfg.duration_ms,
+                cfg.idle_timeout_ms,
+            )
+        }
+    }
+}
+
+/// A restart closure holding the snapshot a crashed region persisted.
+type Restore = Box<dyn FnOnce(Config, Now) -> Replica>;
+
+#[derive(Debug)]
+enum Ev {
+    Client,
+    Timer {
+        region: usize,
+        gen: u64,
+    },
+    Deliver {
+        from: usize,
+        to: usize,
+        channel: Channel,
+        bytes: Vec<u8>,
+        epoch: u64,
+    },
+    PartitionStart(usize),
+    PartitionEnd(usize),
+    Crash {
+        region: usize,
+        down_ms: u64,
+    },
+    Restart {
+        region: usize,
+        crash: u64,
+    },
+    ClockStep {
+        region: usize,
+        delta_ms: i64,
+    },
+    LinkIdle {
+        a: usize,
+        b: usize,
+        gen: u64,
+    },
+    LinkConnect {
+        a: usize,
+        b: usize,
+        gen: u64,
+    },
+    Sample,
+    Heal,
+    Probe,
+    Final,
+}
+
+struct Queued {
+    at: u64,
+    seq: u64,
+    ev: Ev,
+}
+
+impl PartialEq for Queued {
+    fn eq(&self, o: &Self) -> bool {
+        (self.at, self.seq) == (o.at, o.seq)
+    }
+}
+impl Eq for Queued {}
+impl PartialOrd for Queued {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Queued {
+    /// Reversed: `BinaryHeap` is a max-heap and we want the earliest `(at, seq)` first.
+    fn cmp(&self, o: &Self) -> Ordering {
+        (o.at, o.seq).cmp(&(self.at, self.seq))
+    }
+}
+
+struct Node {
+    replica: Option<Replica>,
+    restore: Option<Restore>,
+    crashes: u64,
+    timer_gen: u64,
+    timer_at: Option<u64>,
+    clock: WallClock,
+}
+
+struct World<'a> {
+    cfg: &'a SimConfig,
+    n: usize,
+    rng: ChaCha8Rng,
+    now: u64,
+    seq: u64,
+    queue: BinaryHeap<Queued>,
+    nodes: Vec<Node>,
+    net: Network,
+    links: Links,
+    schedule: Schedule,
+    active: Vec<bool>,
+    workload: Workload,
+    client_clock: f64,
+    healed: bool,
+    done: bool,
+    samples: u32,
+    oracles: Oracles,
+    summary: Summary,
+    trace: TraceHash,
+    transmits: Vec<sessionmesh_core::Transmit>,
+    events: Vec<Event>,
+    explain: Vec<String>,
+}
+
+impl<'a> World<'a> {
+    fn new(seed: u64, cfg: &'a SimConfig) -> World<'a> {
+        let n = cfg.regions.max(1);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let schedule = match &cfg.schedule {
+            Some(s) => {
+                if let Err(e) = s.validate(n) {
+                    panic!("invalid schedule: {e}");
+                }
+                s.clone()
+            }
+            None => Schedule::random(
+                &mut rng,
+                &cfg.chaos,
+                n,
+                cfg.duration_ms,
+                cfg.idle_timeout_ms,
+            ),
+        };
+        let workload = Workload::new(
+            &mut rng,
+            n,
+            cfg.sessions,
+            cfg.string_keys,
+            cfg.zipf_s,
+            cfg.home_affinity,
+        );
+        let net = Network::new(
+            n,
+            cfg.latency.clone(),
+            cfg.jitter,
+            schedule.loss,
+            schedule.duplicate,
+        );
+        let mut w = World {
+            cfg,
+            n,
+            rng,
+            now: 0,
+            seq: 0,
+            queue: BinaryHeap::new(),
+            nodes: Vec::with_capacity(n),
+            net,
+            links: Links::new(n),
+            active: vec![false; schedule.partitions.len()],
+            schedule,
+            workload,
+            client_clock: 0.0,
+            healed: false,
+            done: false,
+            samples: 0,
+            oracles: Oracles::default(),
+            summary: Summary {
+                seed,
+                regions: n,
+                duration_ms: cfg.duration_ms,
+                ..Summary::default()
+            },
+            trace: TraceHash::new(),
+            transmits: Vec::new(),
+            events: Vec::new(),
+            explain: Vec::new(),
+        };
+        for i in 0..n {
+            let spec = w.schedule.clocks.get(i).copied().unwrap_or_default();
+            let replica = Replica::new(w.replica_config(i));
+            w.nodes.push(Node {
+                replica: Some(replica),
+                restore: None,
+                crashes: 0,
+                timer_gen: 0,
+                timer_at: None,
+                clock: WallClock::new(spec),
+            });
+        }
+        w.plan();
+        w
+    }
+
+    fn explaining(&self, key: Option<&bytes::Bytes>) -> bool {
+        self.cfg.explain_key.is_some() && self.cfg.explain_key.as_ref() == key
+    }
+
+    fn replica_config(&self, i: usize) -> Config {
+        let ids: Vec<RegionId> = (0..self.n).map(rid).collect();
+        let mut c = Config::new(rid(i), &ids);
+        c.faults = self.cfg.faults;
+        c.record_writes = true;
+        let t = &self.cfg.tuning;
+        if let Some(v) = t.max_clock_drift_ms {
+            c.max_clock_drift_ms = v;
+        }
+        if let Some(v) = t.flush_interval_ms {
+            c.flush_interval_ms = v;
+        }
+        if let Some(v) = t.catchup_interval_ms {
+            c.catchup_interval_ms = v;
+        }
+        if let Some(v) = t.gc_interval_ms {
+            c.gc_interval_ms = v;
+        }
+        if let Some(v) = t.tombstone_grace_ms {
+            c.tombstone_grace_ms = v;
+        }
+        c
+    }
+
+    /// Puts the schedule, the first client request, sampling and the heal on the queue, and
+    /// arms every replica's timer.
+    fn plan(&mut self) {
+        let d = self.cfg.duration_ms;
+        for i in 0..self.schedule.partitions.len() {
+            let p = self.schedule.partitions[i];
+            if p.start_ms < d {
+                self.push(p.start_ms, Ev::PartitionStart(i));
+                self.push(p.end_ms.min(d), Ev::PartitionEnd(i));
+            }
+        }
+        for c in self.schedule.crashes.clone() {
+            if c.at_ms < d {
+                let region = usize::from(c.region) - 1;
+                self.push(
+                    c.at_ms,
+                    Ev::Crash {
+                        region,
+                        down_ms: c.down_ms,
+                    },
+                );
+            }
+        }
+        for s in self.schedule.steps.clone() {
+            if s.at_ms < d {
+                let region = usize::from(s.region) - 1;
+                self.push(
+                    s.at_ms,
+                    Ev::ClockStep {
+                        region,
+                        delta_ms: s.delta_ms,
+                    },
+                );
+            }
+        }
+        if self.cfg.ops_per_sec > 0.0 {
+            self.schedule_client();
+        }
+        self.push(self.cfg.sample_every_ms.max(1), Ev::Sample);
+        self.push(d, Ev::Heal);
+        for a in 0..self.n {
+            for b in a + 1..self.n {
+                self.reassess(a, b);
+            }
+        }
+        for i in 0..self.n {
+            self.arm_timer(i, false);
+        }
+    }
+
+    fn push(&mut self, at: u64, ev: Ev) {
+        self.seq += 1;
+        self.queue.push(Queued {
+            at,
+            seq: self.seq,
+            ev,
+        });
+    }
+
+    fn now_of(&self, i: usize) -> Now {
+        Now {
+            mono_ms: self.now,
+            wall_ms: self.nodes[i].clock.wall(self.now),
+        }
+    }
+
+    fn alive(&self, i: usize) -> bool {
+        self.nodes[i].replica.is_some()
+    }
+
+    fn run(mut self) -> Outcome {
+        let hard_end = self.cfg.duration_ms
+            + self.cfg.settle_ms
+            + self.cfg.linger_ms
+            + 10 * self.cfg.probe_every_ms.max(1);
+        while let Some(q) = self.queue.pop() {
+            if q.at > hard_end {
+                break;
+            }
+            self.now = q.at;
+            self.summary.events += 1;
+            self.step(q.ev);
+            if self.done {
+                break;
+            }
+        }
+        if !self.done {
+            // The queue ran dry or the hard end passed without a verdict.
+            self.final_check("no verdict before the hard end");
+        }
+        self.summary.writes = self.oracles.writes();
+        self.summary.distinct_keys = self.oracles.distinct_keys();
+        self.trace.words(&[
+            self.summary.writes,
+            self.summary.frames_sent,
+            self.summary.bytes_sent,
+            self.oracles.violations.len() as u64,
+        ]);
+        Outcome {
+            violations: std::mem::take(&mut self.oracles.violations),
+            trace_hash: self.trace.finish(),
+            summary: self.summary,
+            explain: self.explain,
+        }
+    }
+
+    fn step(&mut self, ev: Ev) {
+        match ev {
+            Ev::Client => self.client(),
+            Ev::Timer { region, gen } => {
+                let node = &mut self.nodes[region];
+                if node.timer_gen == gen && node.replica.is_some() {
+                    node.timer_at = None;
+                    self.trace.words(&[self.now, 4, region as u64]);
+                    let now = self.now_of(region);
+                    if let Some(r) = self.nodes[region].replica.as_mut() {
+                        r.handle_timeout(now);
+                    }
+                    self.drain(region, true);
+                }
+            }
+            Ev::Deliver {
+                from,
+                to,
+                channel,
+                bytes,
+                epoch,
+            } => self.deliver(from, to, channel, bytes, epoch),
+            Ev::PartitionStart(i) => self.partition(i, true),
+            Ev::PartitionEnd(i) => self.partition(i, false),
+            Ev::Crash { region, down_ms } => self.crash(region, down_ms),
+            Ev::Restart { region, crash } => {
+                if !self.alive(region) && self.nodes[region].crashes == crash {
+                    self.restart(region);
+                }
+            }
+            Ev::ClockStep { region, delta_ms } => {
+                if !self.healed {
+                    self.nodes[region].clock.step(delta_ms);
+                    self.summary.clock_steps += 1;
+                    self.trace
+                        .words(&[self.now, 9, region as u64, delta_ms as u64]);
+                }
+            }
+            Ev::LinkIdle { a, b, gen } => {
+                if self.links.current(a, b, gen) {
+                    for (x, y) in self.links.idle(a, b) {
+                        self.tell_link(x, y, false);
+                    }
+                }
+            }
+            Ev::LinkConnect { a, b, gen } => {
+                if self.links.current(a, b, gen) {
+                    for (x, y) in self.links.connect(a, b) {
+                        self.tell_link(x, y, false);
+                    }
+                    self.summary.connects += 1;
+                    self.tell_link(a, b, true);
+                    self.tell_link(b, a, true);
+                }
+            }
+            Ev::Sample => self.sample(),
+            Ev::Heal => self.heal(),
+            Ev::Probe => self.probe(),
+            Ev::Final => self.final_check("after lingering"),
+        }
+    }
+
+    fn schedule_client(&mut self) {
+        let u: f64 = self.rng.gen_range(f64::MIN_POSITIVE..1.0);
+        self.client_clock += -u.ln() * 1000.0 / self.cfg.ops_per_sec;
+        let at = self.client_clock.ceil() as u64;
+        if at < self.cfg.duration_ms {
+            self.push(at, Ev::Client);
+        }
+    }
+
+    fn client(&mut self) {
+        if self.healed {
+            return;
+        }
+        let ops = self.workload.next(&mut self.rng, self.now);
+        for op in ops {
+            *self.summary.commands.entry(op.kind.name()).or_insert(0) += 1;
+            let kind = OpKind::ALL.iter().position(|k| *k == op.kind).unwrap_or(0) as u64;
+            if !self.alive(op.region) {
+                self.summary.refused += 1;
+                self.trace
+                    .words(&[self.now, 1, op.region as u64, kind, u64::MAX]);
+                continue;
+            }
+            let now = self.now_of(op.region);
+            let reply = match self.nodes[op.region].replica.as_mut() {
+                Some(r) => r.execute(&op.args, now),
+                None => continue,
+            };
+            if reply.is_error() {
+                self.summary.error_replies += 1;
+            }
+            self.trace
+                .words(&[self.now, 1, op.region as u64, kind, reply_code(&reply)]);
+            if self.explaining(op.args.get(1)) {
+                let args: Vec<String> = op
+                    .args
+                    .iter()
+                    .map(|a| String::from_utf8_lossy(a).into_owned())
+                    .collect();
+                let r = self.nodes[op.region].replica.as_ref();
+                let hlc = r.map(|r| r.clock_last()).unwrap_or_default();
+                let line = format!(
+                    "{} {} {} -> {reply:?} (hlc {hlc}, wall {})",
+                    self.now,
+                    rid(op.region),
+                    args.join(" "),
+                    now.wall_ms
+                );
+                self.explain.push(line);
+            }
+            self.workload.observe(&op, &reply);
+            self.drain(op.region, false);
+        }
+        self.schedule_client();
+    }
+
+    /// Drains a replica's outputs after a call, checks its clock and re-arms its timer.
+    fn drain(&mut self, i: usize, after_timeout: bool) {
+        let mut transmits = std::mem::take(&mut self.transmits);
+        let mut events = std::mem::take(&mut self.events);
+        let clock = {
+            let Some(r) = self.nodes[i].replica.as_mut() else {
+                return;
+            };
+            while let Some(t) = r.poll_transmit() {
+                transmits.push(t);
+            }
+            while let Some(e) = r.poll_event() {
+                events.push(e);
+            }
+            r.clock_last()
+        };
+        self.oracles
+            .check_clock(i, clock, self.now, "while running");
+        for t in transmits.drain(..) {
+            self.route(i, t);
+        }
+        for e in events.drain(..) {
+            self.event(i, e);
+        }
+        self.transmits = transmits;
+        self.events = events;
+        self.arm_timer(i, after_timeout);
+    }
+
+    fn arm_timer(&mut self, i: usize, after_timeout: bool) {
+        let now = self.now;
+        let Some(r) = self.nodes[i].replica.as_ref() else {
+            return;
+        };
+        let at = r.poll_timeout().map(|d| {
+            if after_timeout && d <= now {
+                self.summary.timer_spins += 1;
+                now + 1
+            } else {
+                d.max(now)
+            }
+        });
+        let node = &mut self.nodes[i];
+        if at != node.timer_at {
+            node.timer_gen += 1;
+            node.timer_at = at;
+            let gen = node.timer_gen;
+            if let Some(at) = at {
+                self.push(at, Ev::Timer { region: i, gen });
+            }
+        }
+    }
+
+    fn event(&mut self, i: usize, e: Event) {
+        match e {
+            Event::Wrote { key, delta } => {
+                if self.explaining(Some(&key)) {
+                    self.explain
+                        .push(format!("{}   {} wrote {delta:?}", self.now, rid(i)));
+                }
+                self.trace.word(self.now);
+                self.trace.word(50 + i as u64);
+                self.trace.bytes(&key);
+                self.oracles.record_write(i, self.now, key, delta);
+            }
+            Event::ClockSkew { peer, ahead_ms } => {
+                self.summary.skew_events += 1;
+                self.trace
+                    .words(&[self.now, 51, i as u64, u64::from(peer.0), ahead_ms]);
+            }
+            Event::Evicted { region } => {
+                self.summary.evictions += 1;
+                let grace = self.nodes[i]
+                    .replica
+                    .as_ref()
+                    .map_or(0, |r| r.config().tombstone_grace_ms);
+                let who = usize::from(region.0).wrapping_sub(1);
+                self.oracles
+                    .record_eviction(who, self.now.saturating_sub(grace));
+                self.trace
+                    .words(&[self.now, 52, i as u64, u64::from(region.0)]);
+            }
+            Event::Resynced { peer } => {
+                self.summary.resyncs += 1;
+                self.trace
+                    .words(&[self.now, 53, i as u64, u64::from(peer.0)]);
+            }
+            Event::Dropped { key } => {
+                if self.explaining(Some(&key)) {
+                    self.explain.push(format!(
+                        "{}   {} dropped the key (eviction rule)",
+                        self.now,
+                        rid(i)
+                    ));
+                }
+                self.trace.word(self.now);
+                self.trace.word(55 + i as u64);
+                self.trace.bytes(&key);
+                self.oracles.record_drop(key);
+            }
+            Event::BadFrame { peer } => {
+                self.trace
+                    .words(&[self.now, 54, i as u64, u64::from(peer.0)]);
+                let detail = format!("{} reported a bad frame from {peer}", rid(i));
+                self.oracles.report(Oracle::Wire, i, self.now, detail);
+            }
+        }
+    }
+
+    fn route(&mut self, from: usize, t: sessionmesh_core::Transmit) {
+        let to = usize::from(t.to.0).wrapping_sub(1);
+        self.summary.frames_sent += 1;
+        self.summary.bytes_sent += t.bytes.len() as u64;
+        let ch = channel_code(t.channel);
+        self.trace.words(&[self.now, 2, from as u64, to as u64, ch]);
+        self.trace.bytes(&t.bytes);
+        if to >= self.n || to == from {
+            let detail = format!("{} sent a frame to unknown region {}", rid(from), t.to);
+            self.oracles.report(Oracle::Wire, from, self.now, detail);
+            return;
+        }
+        let verdict = if self.links.sees(from, to) {
+            self.net.verdict(&mut self.rng, from, to)
+        } else {
+            Verdict::Drop(DropReason::NoConnection)
+        };
+        match verdict {
+            Verdict::Drop(DropReason::NoConnection) => self.summary.dropped_no_conn += 1,
+            Verdict::Drop(DropReason::Partition) => self.summary.dropped_partition += 1,
+            Verdict::Drop(DropReason::Loss) => self.summary.dropped_loss += 1,
+            Verdict::Deliver(delays) => {
+                let epoch = self.links.epoch(from, to);
+                self.summary.duplicated += delays.len() as u64 - 1;
+                let last = delays.len() - 1;
+                let mut bytes = Some(t.bytes);
+                for (k, d) in delays.into_iter().enumerate() {
+                    let b = if k == last {
+                        bytes.take().unwrap_or_default()
+                    } else {
+                        bytes.clone().unwrap_or_default()
+                    };
+                    let ev = Ev::Deliver {
+                        from,
+                        to,
+                        channel: t.channel,
+                        bytes: b,
+                        epoch,
+                    };
+                    self.push(self.now + d, ev);
+                }
+            }
+        }
+    }
+
+    fn deliver(&mut self, from: usize, to: usize, channel: Channel, bytes: Vec<u8>, epoch: u64) {
+        let ch = channel_code(channel);
+        let current =
+            self.alive(to) && self.links.sees(to, from) && self.links.epoch(from, to) == epoch;
+        if !current {
+            self.summary.dropped_stale += 1;
+            self.trace
+                .words(&[self.now, 3, from as u64, to as u64, ch, 1]);
+            return;
+        }
+        if !self.net.clear(from, to) {
+            self.summary.dropped_partition += 1;
+            self.trace
+                .words(&[self.now, 3, from as u64, to as u64, ch, 2]);
+            return;
+        }
+        self.summary.frames_delivered += 1;
+        let now = self.now_of(to);
+        let res = match self.nodes[to].replica.as_mut() {
+            Some(r) => r.handle_frame(rid(from), &bytes, now),
+            None => return,
+        };
+        self.trace.words(&[
+            self.now,
+            3,
+            from as u64,
+            to as u64,
+            ch,
+            u64::from(res.is_err()),
+        ]);
+        if let Err(e) = res {
+            let detail = format!(
+                "{} rejected an intact {}-byte frame from {} on {channel:?}: {e:?}",
+                rid(to),
+                bytes.len(),
+                rid(from)
+            );
+            self.oracles.report(Oracle::Wire, to, self.now, detail);
+        }
+        self.drain(to, false);
+    }
+}
+
+fn channel_code(c: Channel) -> u64 {
+    match c {
+        Channel::Delta => 0,
+        Channel::CatchUp => 1,
+    }
+}
+
+/// A small fingerprint of a reply for the trace.
+fn reply_code(r: &Reply) -> u64 {
+    match r {
+        Reply::Simple(s) => 1 << 32 | s.len() as u64,
+        Reply::Error(s) => 2 << 32 | s.len() as u64,
+        Reply::Int(i) => 3 << 32 ^ *i as u64,
+        Reply::Bulk(b) => 4 << 32 | b.len() as u64,
+        Reply::Nil => 5 << 32,
+        Reply::Array(a) => 6 << 32 | a.len() as u64,
+        Reply::Map(m) => 7 << 32 | m.len() as u64,
+    }
+}

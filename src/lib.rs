@@ -1,0 +1,23 @@
+//! sessionmesh: the node, an IO shell around `sessionmesh-core`.
+//!
+//! The binary (`src/main.rs`) is a thin CLI over this library; integration tests use the same
+//! library to start whole regions in one process.
+//!
+//! Modules:
+//! - [`config`]: `regions.toml` parsed into a validated [`config::Config`].
+//! - [`certs`]: the development CA and per-region certificates; loading and checking them.
+//! - [`transport`]: the QUIC mesh between regions (mutual TLS, one connection per pair).
+//! - [`node`]: the glue between the core, the transport and the Redis server.
+//! - [`resp`]: the RESP codec and the Redis TCP server.
+//! - [`http`]: `/health`, `/ready`, `/metrics`, `/status`.
+//! - [`server`]: starts one region (all listeners and tasks) and stops it cleanly.
+//!
+//! None of these modules decide what is stored or replicated: that is the core's job.
+
+pub mod certs;
+pub mod config;
+pub mod http;
+pub mod node;
+pub mod resp;
+pub mod server;
+pub mod transport;

@@ -1,0 +1,582 @@
+//! The node: one region's [`Replica`] shared between Redis clients and the QUIC mesh.
+//!
+//! [`Node`] is the only thing the Redis server sees. It locks the replica for each command,
+//! gives it the time ([`Now`]), and wakes the driver so fresh writes are pushed within the
+//! flush interval. The driver ([`drive`]) is the one task that drains the replica's outputs:
+//! frames go to the transport, events to the log and counters.
+//!
+//! Frames from peers come in through [`transport::Handler`], implemented here: each complete
+//! frame is handed to the replica under the same lock, so a command and a merge never
+//! interleave.
+//!
+//! This module decides nothing about data or replication (the core does) and performs no
+//! network IO itself (the transport and the Redis server do).
+
+use crate::config::{Config, RegionSpec};
+use crate::transport::{self, Rejected, Stream, Transport};
+use bytes::Bytes;
+use sessionmesh_core::replica::PeerStatus;
+use sessionmesh_core::{
+    Channel, Config as CoreConfig, Event, Hlc, Now, RegionId, Replica, Reply, Stamp, Stats,
+};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// How long after start a node with unreachable peers still reports "not ready": long enough
+/// for the first connections and catch-up on loopback, short enough that a region cut off at
+/// boot starts serving its load balancer anyway (it serves local reads and writes regardless).
+const READY_GRACE: Duration = Duration::from_secs(5);
+
+/// One region's replica plus what the driver and the HTTP and Redis layers need around it.
+pub struct Node {
+    region: RegionId,
+    name: String,
+    /// Every other region, by id, with its name (for INFO and metrics labels).
+    peers: BTreeMap<RegionId, String>,
+    replica: Mutex<Replica>,
+    /// Wakes the driver after anything that may have produced output or moved a deadline.
+    wake: Notify,
+    /// Signalled (to all waiters) whenever a peer frame was applied: WAIT rechecks then.
+    progress: Notify,
+    start: Instant,
+    /// Test-only skew added to the wall clock (see `clock_offset_ms` in `regions.toml`).
+    clock_offset_ms: i64,
+    /// Largest gossip frame accepted, as configured for the core.
+    max_frame_bytes: usize,
+    links: Mutex<BTreeMap<RegionId, LinkState>>,
+    counters: Counters,
+    /// Weak: the transport holds the node as its handler, and a strong link back would keep
+    /// both (and the UDP socket) alive after shutdown.
+    transport: OnceLock<Weak<Transport>>,
+}
+
+/// What the node knows about its link to one peer.
+#[derive(Clone, Debug, Default)]
+pub struct LinkState {
+    /// A QUIC connection to the peer is up.
+    pub connected: bool,
+    /// At least one frame from the peer decoded and applied on the current connection. Trust
+    /// (and readiness) starts here, not at the TLS handshake.
+    pub trusted: bool,
+    /// Monotonic ms (node clock) of the last applied frame, if any.
+    pub last_frame_mono_ms: Option<u64>,
+    /// Connections established so far.
+    pub connects: u64,
+}
+
+/// Node-level counters that the core does not keep.
+#[derive(Debug, Default)]
+struct Counters {
+    /// Transmits dropped because the peer was unreachable or its stream queue was full;
+    /// catch-up repairs them.
+    dropped_transmits: AtomicU64,
+    clock_skew_events: AtomicU64,
+    evictions: AtomicU64,
+    resyncs: AtomicU64,
+    eviction_drops: AtomicU64,
+}
+
+/// A snapshot of one peer for `/status`, `/metrics` and INFO.
+#[derive(Clone, Debug)]
+pub struct PeerView {
+    /// The peer's id.
+    pub id: RegionId,
+    /// The peer's name from `regions.toml`.
+    pub name: String,
+    /// The link state.
+    pub link: LinkState,
+    /// Milliseconds since the last frame from this peer, if one arrived.
+    pub since_last_frame_ms: Option<u64>,
+    /// How far the peer's acknowledgement trails our newest write, in ms; `None` until the
+    /// peer has acknowledged anything (the core's raw figure would be "since 1970").
+    pub lag_ms: Option<u64>,
+    /// The replication state the core keeps for this peer (acknowledged stamp, clock offset).
+    pub replication: Option<PeerStatus>,
+}
+
+impl Node {
+    /// A node for `region` of `config`, with an empty replica.
+    ///
+    /// Panics if `region` is not in `config` (a validated [`Config`] and a region taken from it
+    /// cannot disagree).
+    pub fn new(config: &Config, region: &RegionSpec) -> Node {
+        let ids: Vec<RegionId> = config.regions().iter().map(|r| RegionId(r.id)).collect();
+        let mut core = CoreConfig::new(RegionId(region.id), &ids);
+        let rep = config.replication();
+        core.flush_interval_ms = rep.flush_interval_ms;
+        core.max_clock_drift_ms = rep.max_clock_drift_ms;
+        core.tombstone_grace_ms = rep.tombstone_grace_ms;
+        core.catchup_interval_ms = rep.catchup_interval_ms;
+        core.gc_interval_ms = rep.gc_interval_ms;
+        core.max_frame_bytes = rep.max_frame_bytes;
+        let peers = config
+            .regions()
+            .iter()
+            .filter(|r| r.id != region.id)
+            .map(|r| (RegionId(r.id), r.name.clone()))
+            .collect::<BTreeMap<_, _>>();
+        let links = peers.keys().map(|id| (*id, LinkState::default())).collect();
+        Node {
+            region: RegionId(region.id),
+            name: region.name.clone(),
+            peers,
+            replica: Mutex::new(Replica::new(core)),
+            wake: Notify::new(),
+            progress: Notify::new(),
+            start: Instant::now(),
+            clock_offset_ms: region.clock_offset_ms,
+            max_frame_bytes: rep.max_frame_bytes,
+            links: Mutex::new(links),
+            counters: Counters::default(),
+            transport: OnceLock::new(),
+        }
+    }
+
+    /// Executes one data command (`args[0]` is the command name) and returns its reply.
+    ///
+    /// The reply is final: nothing waits for another region. A write wakes the driver so it
+    /// reaches peers within the flush interval.
+    pub fn execute(&self, args: &[Bytes]) -> Reply {
+        self.execute_stamped(args).0
+    }
+
+    /// Like [`Node::execute`], and also returns the stamp of the write this command made, if
+    /// it made one. Taken under the same lock as the command, so a connection can remember
+    /// exactly its own last write for `WAIT`, whatever other connections do meanwhile.
+    pub fn execute_stamped(&self, args: &[Bytes]) -> (Reply, Option<Stamp>) {
+        let now = self.now();
+        let (reply, wrote) = {
+            let mut r = self.lock();
+            let before = r.last_write();
+            let reply = r.execute(args, now);
+            let after = r.last_write();
+            (reply, if after != before { after } else { None })
+        };
+        if wrote.is_some() {
+            self.wake.notify_one();
+        }
+        (reply, wrote)
+    }
+
+    /// Executes several data commands as one atomic step (`MULTI`/`EXEC`, or a pipelined run
+    /// of data commands): no other command and no peer frame runs in between. Returns one
+    /// reply per command and the stamp of the last write among them, if any.
+    pub fn execute_batch_stamped(&self, cmds: &[Vec<Bytes>]) -> (Vec<Reply>, Option<Stamp>) {
+        let now = self.now();
+        let mut wrote = None;
+        let replies = {
+            let mut r = self.lock();
+            cmds.iter()
+                .map(|args| {
+                    let before = r.last_write();
+                    let reply = r.execute(args, now);
+                    let after = r.last_write();
+                    if after != before {
+                        wrote = after;
+                    }
+                    reply
+                })
+                .collect()
+        };
+        if wrote.is_some() {
+            self.wake.notify_one();
+        }
+        (replies, wrote)
+    }
+
+    /// The stamp of the most recent write executed in this region, by any connection.
+    pub fn last_write(&self) -> Option<Stamp> {
+        self.lock().last_write()
+    }
+
+    /// How many other regions are known to hold every write of this region up to `stamp`.
+    pub fn regions_holding(&self, stamp: Stamp) -> usize {
+        self.lock().regions_holding(stamp)
+    }
+
+    /// Waits until at least `n` other regions hold `stamp` or `timeout_ms` passes, and returns
+    /// how many hold it then (Redis `WAIT numregions timeout`). `timeout_ms == 0` waits without
+    /// limit, as Redis does. Never changes data; a cancelled wait is harmless.
+    pub async fn wait_regions(&self, stamp: Stamp, n: usize, timeout_ms: u64) -> usize {
+        let deadline = (timeout_ms > 0)
+            .then(|| tokio::time::Instant::now() + Duration::from_millis(timeout_ms));
+        // Push the write now rather than at the next flush tick.
+        self.wake.notify_one();
+        loop {
+            let notified = self.progress.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let have = self.regions_holding(stamp);
+            if have >= n {
+                return have;
+            }
+            match deadline {
+                Some(d) => {
+                    tokio::select! {
+                        _ = &mut notified => {}
+                        _ = tokio::time::sleep_until(d) => return self.regions_holding(stamp),
+                    }
+                }
+                None => notified.await,
+            }
+        }
+    }
+
+    /// This region's name, as in `regions.toml`.
+    pub fn region_name(&self) -> &str {
+        &self.name
+    }
+
+    /// This region's id.
+    pub fn region_id(&self) -> RegionId {
+        self.region
+    }
+
+    /// The names of every other region, in id order.
+    pub fn peer_regions(&self) -> Vec<String> {
+        self.peers.values().cloned().collect()
+    }
+
+    /// The `# Replication` section of `INFO`: this region, then one line per peer region with
+    /// its link state and how long ago it was last heard from.
+    pub fn info_replication(&self) -> String {
+        let peers = self.peer_views();
+        let mut s = String::from("# Replication\r\nrole:active-active\r\n");
+        let _ = write!(s, "region:{}\r\nregion_id:{}\r\n", self.name, self.region.0);
+        let connected = peers.iter().filter(|p| p.link.connected).count();
+        let _ = write!(s, "connected_regions:{connected}\r\n");
+        for (i, p) in peers.iter().enumerate() {
+            let state = match (p.link.connected, p.link.trusted) {
+                (true, true) => "online",
+                (true, false) => "handshake",
+                (false, _) => "offline",
+            };
+            let heard = p
+                .since_last_frame_ms
+                .map_or_else(|| "-1".to_string(), |ms| ms.to_string());
+            let lag = p.lag_ms.map_or(-1, |l| l as i64);
+            let offset = p.replication.as_ref().map_or(0, |r| r.clock_offset_ms);
+            let _ = write!(
+                s,
+                "region{i}:name={},id={},state={state},lag_ms={lag},last_heard_ms={heard},clock_offset_ms={offset}\r\n",
+                p.name, p.id.0
+            );
+        }
+        s
+    }
+
+    /// Whether this region is ready for traffic: every connected peer has sent a valid frame,
+    /// and either every peer is connected or the start-up grace period is over.
+    pub fn ready(&self) -> bool {
+        let links = self.links();
+        let all_trusted = links.values().all(|l| !l.connected || l.trusted);
+        let all_up = links.values().all(|l| l.connected && l.trusted);
+        all_trusted && (all_up || self.start.elapsed() >= READY_GRACE)
+    }
+
+    /// The core's counters.
+    pub fn stats(&self) -> Stats {
+        self.lock().stats()
+    }
+
+    /// A snapshot of every peer, in id order.
+    pub fn peer_views(&self) -> Vec<PeerView> {
+        let now = self.mono_ms();
+        let status: BTreeMap<RegionId, PeerStatus> = self
+            .lock()
+            .peer_status()
+            .into_iter()
+            .map(|p| (p.region, p))
+            .collect();
+        let links = self.links();
+        self.peers
+            .iter()
+            .map(|(id, name)| {
+                let link = links.get(id).cloned().unwrap_or_default();
+                PeerView {
+                    id: *id,
+                    name: name.clone(),
+                    since_last_frame_ms: link.last_frame_mono_ms.map(|t| now.saturating_sub(t)),
+                    link,
+                    lag_ms: status
+                        .get(id)
+                        .filter(|r| r.acked != Hlc::ZERO)
+                        .map(|r| r.lag_ms),
+                    replication: status.get(id).cloned(),
+                }
+            })
+            .collect()
+    }
+
+    /// Node-level counters as `(name, value)` pairs for `/metrics`.
+    pub fn node_counters(&self) -> Vec<(&'static str, u64)> {
+        let c = &self.counters;
+        let mut v = vec![
+            (
+                "dropped_transmits",
+                c.dropped_transmits.load(Ordering::Relaxed),
+            ),
+            (
+                "clock_skew_events",
+                c.clock_skew_events.load(Ordering::Relaxed),
+            ),
+            ("evictions", c.evictions.load(Ordering::Relaxed)),
+            ("resyncs", c.resyncs.load(Ordering::Relaxed)),
+        ];
+        if let Some(t) = self.transport.get().and_then(Weak::upgrade) {
+            v.extend(t.counters());
+        }
+        v
+    }
+
+    /// The current time as the core wants it: monotonic ms since start, and the wall clock
+    /// (plus the test-only offset) in ms since the Unix epoch.
+    pub fn now(&self) -> Now {
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        Now {
+            mono_ms: self.mono_ms(),
+            wall_ms: wall.saturating_add_signed(self.clock_offset_ms),
+        }
+    }
+
+    fn mono_ms(&self) -> u64 {
+        self.start.elapsed().as_millis() as u64
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Replica> {
+        // A panic while holding the lock is a bug in the core; keep serving what we have
+        // rather than turning every later command into a panic.
+        self.replica.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn links(&self) -> MutexGuard<'_, BTreeMap<RegionId, LinkState>> {
+        self.links.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records the transport so `/metrics` can include its counters.
+    pub(crate) fn attach_transport(&self, t: &Arc<Transport>) {
+        let _ = self.transport.set(Arc::downgrade(t));
+    }
+}
+
+impl transport::Handler for Node {
+    fn frame_len(&self, buf: &[u8]) -> Result<Option<usize>, Rejected> {
+        sessionmesh_core::wire::frame_len_max(buf, self.max_frame_bytes)
+            .map_err(|e| Rejected(e.to_string()))
+    }
+
+    fn connected(&self, peer: u16) {
+        let id = RegionId(peer);
+        {
+            let mut links = self.links();
+            let l = links.entry(id).or_default();
+            l.connected = true;
+            l.trusted = false;
+            l.connects += 1;
+        }
+        let now = self.now();
+        self.lock().handle_connected(id, now);
+        self.wake.notify_one();
+    }
+
+    fn frame(&self, peer: u16, frame: &[u8]) -> Result<(), Rejected> {
+        let id = RegionId(peer);
+        let now = self.now();
+        let res = self.lock().handle_frame(id, frame, now);
+        match res {
+            Ok(()) => {
+                {
+                    let mut links = self.links();
+                    let l = links.entry(id).or_default();
+                    l.trusted = true;
+                    l.last_frame_mono_ms = Some(now.mono_ms);
+                }
+                self.progress.notify_waiters();
+                self.wake.notify_one();
+                Ok(())
+            }
+            Err(e) => {
+                self.wake.notify_one();
+                Err(Rejected(e.to_string()))
+            }
+        }
+    }
+
+    fn disconnected(&self, peer: u16) {
+        let id = RegionId(peer);
+        {
+            let mut links = self.links();
+            let l = links.entry(id).or_default();
+            l.connected = false;
+            l.trusted = false;
+        }
+        let now = self.now();
+        self.lock().handle_disconnected(id, now);
+        self.wake.notify_one();
+    }
+}
+
+/// Runs the driver until `shutdown`: fires the replica's timers, and moves its transmits to
+/// the transport and its events to the log.
+///
+/// The replica lock is never held while sending, so a slow peer cannot stall commands.
+pub async fn drive(node: Arc<Node>, transport: Arc<Transport>, shutdown: CancellationToken) {
+    let mut out = Vec::new();
+    let mut events = Vec::new();
+    loop {
+        let deadline = {
+            let now = node.now();
+            let mut r = node.lock();
+            if r.poll_timeout().is_some_and(|t| t <= now.mono_ms) {
+                r.handle_timeout(now);
+            }
+            while let Some(t) = r.poll_transmit() {
+                out.push(t);
+            }
+            while let Some(e) = r.poll_event() {
+                events.push(e);
+            }
+            r.poll_timeout()
+        };
+        for t in out.drain(..) {
+            let stream = match t.channel {
+                Channel::Delta => Stream::Delta,
+                Channel::CatchUp => Stream::CatchUp,
+            };
+            if !transport.send(t.to.0, stream, t.bytes) {
+                node.counters
+                    .dropped_transmits
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        for e in events.drain(..) {
+            node.log_event(e);
+        }
+        let sleep = match deadline {
+            // At least 1 ms: a deadline the core leaves in the past must not spin the loop.
+            Some(t) => Duration::from_millis(t.saturating_sub(node.mono_ms()).max(1)),
+            // Nothing scheduled: sleep until woken (a long timeout keeps the loop honest).
+            None => Duration::from_secs(1),
+        };
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = node.wake.notified() => {}
+            _ = tokio::time::sleep(sleep) => {}
+        }
+    }
+}
+
+impl Node {
+    fn log_event(&self, e: Event) {
+        let c = &self.counters;
+        match e {
+            Event::ClockSkew { peer, ahead_ms } => {
+                c.clock_skew_events.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(region = %self.name, peer = %self.peer_name(peer), ahead_ms, "peer clock ahead: holding its deltas");
+            }
+            Event::Evicted { region } => {
+                c.evictions.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(region = %self.name, peer = %self.peer_name(region), "peer silent beyond tombstone grace; no longer holds back GC");
+            }
+            Event::Resynced { peer } => {
+                c.resyncs.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(region = %self.name, peer = %self.peer_name(peer), "away too long: resynchronised from peer");
+            }
+            Event::BadFrame { peer } => {
+                tracing::warn!(region = %self.name, peer = %self.peer_name(peer), "malformed frame rejected");
+            }
+            Event::Dropped { key } => {
+                c.eviction_drops.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(region = %self.name, key = %String::from_utf8_lossy(&key), "dropped a key a peer had collected (eviction rule)");
+            }
+            // Only produced with `record_writes`, which the node leaves off.
+            Event::Wrote { .. } => {}
+        }
+    }
+
+    fn peer_name(&self, id: RegionId) -> String {
+        self.peers
+            .get(&id)
+            .cloned()
+            .unwrap_or_else(|| id.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn node() -> Node {
+        let text =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("regions.toml"))
+                .unwrap();
+        let config = Config::from_toml(&text, Path::new(".")).unwrap();
+        let region = config.region("eu-west").unwrap().clone();
+        Node::new(&config, &region)
+    }
+
+    fn args(a: &[&str]) -> Vec<Bytes> {
+        a.iter()
+            .map(|s| Bytes::copy_from_slice(s.as_bytes()))
+            .collect()
+    }
+
+    #[test]
+    fn only_writes_carry_a_stamp() {
+        let n = node();
+        let (r, s) = n.execute_stamped(&args(&["SET", "k", "v"]));
+        assert_eq!(r, Reply::OK);
+        let s = s.expect("SET writes");
+        assert_eq!(s.region, RegionId(2));
+        assert_eq!(n.last_write(), Some(s));
+        let (r, none) = n.execute_stamped(&args(&["GET", "k"]));
+        assert_eq!(r, Reply::bulk("v"));
+        assert_eq!(none, None);
+        let (replies, last) = n.execute_batch_stamped(&[
+            args(&["SET", "a", "1"]),
+            args(&["GET", "a"]),
+            args(&["HSET", "h", "f", "x"]),
+        ]);
+        assert_eq!(replies.len(), 3);
+        assert!(last.expect("batch wrote") > s);
+        assert_eq!(n.peer_regions(), ["us-east", "ap-south"]);
+        assert_eq!(n.region_name(), "eu-west");
+    }
+
+    #[tokio::test]
+    async fn wait_times_out_with_no_peer_and_reports_zero() {
+        let n = node();
+        let (_, s) = n.execute_stamped(&args(&["SET", "k", "v"]));
+        let started = std::time::Instant::now();
+        assert_eq!(n.wait_regions(s.unwrap(), 1, 50).await, 0);
+        assert!(started.elapsed() >= Duration::from_millis(50));
+        // Zero regions asked for: answered at once.
+        assert_eq!(n.wait_regions(s.unwrap(), 0, 0).await, 0);
+    }
+
+    #[test]
+    fn info_lists_every_peer_offline_before_any_link() {
+        let n = node();
+        let info = n.info_replication();
+        assert!(info.starts_with("# Replication\r\n"), "{info}");
+        assert!(info.contains("region:eu-west\r\n"), "{info}");
+        assert!(info.contains("connected_regions:0\r\n"), "{info}");
+        assert!(
+            info.contains("name=us-east,id=1,state=offline,lag_ms=-1"),
+            "{info}"
+        );
+        assert!(info.contains("name=ap-south,id=3,state=offline"), "{info}");
+        assert!(
+            !n.ready(),
+            "not ready within the grace period with no peer up"
+        );
+    }
+}

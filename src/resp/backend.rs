@@ -1,0 +1,79 @@
+//! What the Redis server needs from the node, as a trait.
+//!
+//! The server is generic over [`Backend`] so its tests can run without a replica, and so the
+//! contract with the node is written down in one place. [`Node`](crate::node::Node) is the one
+//! production implementation, below.
+//!
+//! Nothing here executes a command; it only forwards.
+
+use crate::node::Node;
+use bytes::Bytes;
+use sessionmesh_core::{Reply, Stamp};
+use std::future::Future;
+
+/// The node as the Redis server sees it.
+pub trait Backend: Send + Sync + 'static {
+    /// Executes one data command atomically; returns its reply and the stamp of the write it
+    /// made, if any.
+    fn execute(&self, args: &[Bytes]) -> (Reply, Option<Stamp>);
+
+    /// Executes several data commands as one atomic step (`MULTI`/`EXEC`, and pipelined runs
+    /// of data commands); returns one reply per command and the stamp of the last write made.
+    fn execute_batch(&self, cmds: &[Vec<Bytes>]) -> (Vec<Reply>, Option<Stamp>);
+
+    /// How many other regions hold every write of this region up to `stamp`, now.
+    fn regions_holding(&self, stamp: Stamp) -> usize;
+
+    /// Waits until `n` other regions hold `stamp` or `timeout_ms` passes (`0`: no limit);
+    /// returns how many hold it then.
+    fn wait_regions(
+        &self,
+        stamp: Stamp,
+        n: usize,
+        timeout_ms: u64,
+    ) -> impl Future<Output = usize> + Send;
+
+    /// How many other regions there are.
+    fn peer_count(&self) -> usize;
+
+    /// This region's name.
+    fn region_name(&self) -> &str;
+
+    /// The `# Replication` section of `INFO`, with its header.
+    fn info_replication(&self) -> String;
+}
+
+impl Backend for Node {
+    fn execute(&self, args: &[Bytes]) -> (Reply, Option<Stamp>) {
+        self.execute_stamped(args)
+    }
+
+    fn execute_batch(&self, cmds: &[Vec<Bytes>]) -> (Vec<Reply>, Option<Stamp>) {
+        Node::execute_batch_stamped(self, cmds)
+    }
+
+    fn regions_holding(&self, stamp: Stamp) -> usize {
+        Node::regions_holding(self, stamp)
+    }
+
+    fn wait_regions(
+        &self,
+        stamp: Stamp,
+        n: usize,
+        timeout_ms: u64,
+    ) -> impl Future<Output = usize> + Send {
+        Node::wait_regions(self, stamp, n, timeout_ms)
+    }
+
+    fn peer_count(&self) -> usize {
+        self.peer_regions().len()
+    }
+
+    fn region_name(&self) -> &str {
+        Node::region_name(self)
+    }
+
+    fn info_replication(&self) -> String {
+        Node::info_replication(self)
+    }
+}

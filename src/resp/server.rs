@@ -1,0 +1,805 @@
+//! The Redis TCP server: accepts clients, decodes their commands, runs them, writes replies.
+//!
+//! One tokio task per connection, each in its own `tracing` span. A connection reads what the
+//! socket has, executes every complete command in it (consecutive data commands as one batch
+//! under one lock of the node), and writes all the replies with one write: pipelining costs a
+//! syscall per batch, not per command. Connection-level commands (`PING`, `HELLO`, `AUTH`,
+//! `CLIENT`, `INFO`, `COMMAND`, `CONFIG GET`, `SELECT`, `QUIT`, `RESET`, `MULTI`/`EXEC`/
+//! `DISCARD`, `WAIT`) are handled here; every other command goes to the node.
+//!
+//! Bounds ([`Limits`]): the decoder refuses oversized headers before reading what they
+//! announce; input waiting for execution and the MULTI queue are capped; and replies are
+//! written out (and the client's input left unread, in its socket) whenever they pass the
+//! output bound, so a client that stops reading stalls only itself.
+//!
+//! It does not do TLS, ACL users other than `default`, pub/sub, `WATCH` or blocking commands
+//! other than `WAIT`.
+
+use super::commands::{self, ClientState, Spec, REDIS_VERSION};
+use super::decode::{Decoder, ProtocolError};
+use super::encode::{encode, encode_error, Proto};
+use super::{Backend, Limits};
+use crate::node::Node;
+use bytes::{Bytes, BytesMut};
+use sessionmesh_core::{Reply, Stamp};
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+/// How much to make room for before each read.
+const READ_CHUNK: usize = 16 * 1024;
+/// Most data commands executed under one lock of the node: long enough to amortise the lock
+/// over a pipeline, short enough not to stall other connections.
+const MAX_BATCH: usize = 64;
+/// Buffers and argument vectors larger than this are dropped after use rather than kept.
+const KEEP_BUFFER: usize = 256 * 1024;
+const KEEP_ARGS: usize = 64;
+
+/// Everything [`serve_redis_with`] can be configured with.
+#[derive(Clone, Debug, Default)]
+pub struct ServerOptions {
+    /// Per-connection and per-server bounds.
+    pub limits: Limits,
+    /// Redis's `requirepass`: when set, clients must `AUTH` (or `HELLO ... AUTH default pw`)
+    /// before any other command, as the `default` user.
+    pub requirepass: Option<Bytes>,
+}
+
+/// Serves the Redis protocol on `listener` with the node's data until `shutdown` turns true
+/// (or its sender is dropped); then closes every connection and returns.
+pub async fn serve_redis(
+    listener: TcpListener,
+    node: Arc<Node>,
+    limits: Limits,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let opts = ServerOptions {
+        limits,
+        requirepass: None,
+    };
+    let token = CancellationToken::new();
+    let serve = serve_redis_with(listener, node, opts, token.clone());
+    tokio::pin!(serve);
+    tokio::select! {
+        _ = &mut serve => return,
+        _ = stopped(&mut shutdown) => token.cancel(),
+    }
+    serve.await;
+}
+
+/// Resolves once `rx` says true, or its sender is gone.
+async fn stopped(rx: &mut watch::Receiver<bool>) {
+    while !*rx.borrow_and_update() {
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// [`serve_redis`] for any [`Backend`], with every option, until `shutdown` is cancelled.
+pub async fn serve_redis_with<B: Backend>(
+    listener: TcpListener,
+    backend: Arc<B>,
+    opts: ServerOptions,
+    shutdown: CancellationToken,
+) {
+    let local = listener.local_addr().ok();
+    let shared = Arc::new(Shared {
+        opts,
+        clients: AtomicUsize::new(0),
+        next_id: AtomicU64::new(1),
+        started: Instant::now(),
+        port: local.map_or(0, |a| a.port()),
+    });
+    let mut tasks = JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break,
+            r = listener.accept() => r,
+        };
+        while tasks.try_join_next().is_some() {}
+        let (stream, peer) = match accepted {
+            Ok(x) => x,
+            Err(e) => {
+                // Out of descriptors and the like: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let max = shared.opts.limits.max_clients;
+        if shared.clients.fetch_add(1, Ordering::AcqRel) >= max {
+            shared.clients.fetch_sub(1, Ordering::AcqRel);
+            tracing::warn!(%peer, max, "refusing client: max number of clients reached");
+            // A fresh socket's send buffer is empty, so this cannot block; if it fails the
+            // client just sees the connection close.
+            let _ = stream.try_write(b"-ERR max number of clients reached\r\n");
+            continue;
+        }
+        let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let span = tracing::info_span!("redis", client = id, %peer);
+        let conn = Conn::new(id, peer, backend.clone(), shared.clone(), shutdown.clone());
+        tasks.spawn(conn.run(stream).instrument(span));
+    }
+    // Every connection watches the same signal; wait for them to finish.
+    while tasks.join_next().await.is_some() {}
+}
+
+/// State shared by all connections of one server.
+struct Shared {
+    opts: ServerOptions,
+    clients: AtomicUsize,
+    next_id: AtomicU64,
+    started: Instant,
+    port: u16,
+}
+
+/// What the connection loop does after a command.
+enum Step {
+    /// Go on with the next command.
+    Next,
+    /// Write what is pending and close (`QUIT`).
+    Close,
+    /// Block on `WAIT`.
+    Wait { regions: usize, timeout_ms: u64 },
+}
+
+/// A transaction being queued.
+#[derive(Default)]
+struct Multi {
+    queue: Vec<Vec<Bytes>>,
+    /// A command was refused while queueing: `EXEC` aborts.
+    dirty: bool,
+}
+
+/// One client connection.
+struct Conn<B> {
+    backend: Arc<B>,
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+    peer: SocketAddr,
+    client: ClientState,
+    proto: Proto,
+    authed: bool,
+    multi: Option<Multi>,
+    /// This connection's last write, for `WAIT`.
+    last_write: Option<Stamp>,
+    decoder: Decoder,
+    rbuf: BytesMut,
+    wbuf: BytesMut,
+    /// Data commands decoded but not yet executed.
+    batch: Vec<Vec<Bytes>>,
+    /// Emptied argument vectors, reused.
+    spare: Vec<Vec<Bytes>>,
+}
+
+impl<B: Backend> Conn<B> {
+    fn new(
+        id: u64,
+        peer: SocketAddr,
+        backend: Arc<B>,
+        shared: Arc<Shared>,
+        shutdown: CancellationToken,
+    ) -> Conn<B> {
+        let limits = &shared.opts.limits;
+        let decoder = Decoder::new(limits.max_bulk_len, limits.max_array_len);
+        let mut conn = Conn {
+            backend,
+            peer,
+            client: ClientState {
+                id,
+                ..ClientState::default()
+            },
+            proto: Proto::Resp2,
+            authed: shared.opts.requirepass.is_none(),
+            multi: None,
+            last_write: None,
+            decoder,
+            rbuf: BytesMut::with_capacity(READ_CHUNK),
+            wbuf: BytesMut::with_capacity(READ_CHUNK),
+            batch: Vec::new(),
+            spare: Vec::new(),
+            shared,
+            shutdown,
+        };
+        conn.apply_auth_limits();
+        conn
+    }
+
+    async fn run(mut self, mut stream: TcpStream) {
+        tracing::debug!("connected");
+        let _guard = ClientSlot(self.shared.clone());
+        match self.serve(&mut stream).await {
+            Ok(()) => tracing::debug!("closed"),
+            Err(e) => tracing::debug!(error = %e, "closed on IO error"),
+        }
+        let _ = stream.shutdown().await;
+    }
+
+    async fn serve(&mut self, stream: &mut TcpStream) -> io::Result<()> {
+        let mut args = Vec::new();
+        loop {
+            let mut since_write = 0;
+            loop {
+                if since_write >= self.shared.opts.limits.max_pipeline
+                    || self.wbuf.len() >= self.shared.opts.limits.max_output_buffer
+                {
+                    self.flush_batch();
+                    if !self.write_out(stream).await? {
+                        return Ok(());
+                    }
+                    since_write = 0;
+                }
+                match self.decoder.decode(&mut self.rbuf, &mut args) {
+                    Ok(true) => {}
+                    Ok(false) => break,
+                    Err(e) => return self.protocol_error(stream, e).await,
+                }
+                since_write += 1;
+                match self.dispatch(&mut args) {
+                    Step::Next => {}
+                    Step::Close => {
+                        self.flush_batch();
+                        self.write_out(stream).await?;
+                        return Ok(());
+                    }
+                    Step::Wait {
+                        regions,
+                        timeout_ms,
+                    } => {
+                        self.flush_batch();
+                        if !self.write_out(stream).await? {
+                            return Ok(());
+                        }
+                        if !self.wait(stream, regions, timeout_ms).await? {
+                            return Ok(());
+                        }
+                    }
+                }
+                if args.capacity() > KEEP_ARGS {
+                    args = Vec::new();
+                }
+            }
+            self.flush_batch();
+            if !self.write_out(stream).await? {
+                return Ok(());
+            }
+            if self.rbuf.len() > self.shared.opts.limits.max_query_buffer {
+                tracing::warn!(
+                    bytes = self.rbuf.len(),
+                    "query buffer limit exceeded; closing"
+                );
+                encode_error(
+                    "ERR Protocol error: query buffer limit exceeded",
+                    &mut self.wbuf,
+                );
+                self.write_out(stream).await?;
+                return Ok(());
+            }
+            if self.rbuf.is_empty() && self.rbuf.capacity() > KEEP_BUFFER {
+                self.rbuf = BytesMut::with_capacity(READ_CHUNK);
+            }
+            self.rbuf.reserve(READ_CHUNK);
+            let n = tokio::select! {
+                biased;
+                r = stream.read_buf(&mut self.rbuf) => r?,
+                _ = self.shutdown.cancelled() => return Ok(()),
+            };
+            if n == 0 {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Replies with the protocol error and ends the connection, as Redis does.
+    async fn protocol_error(&mut self, stream: &mut TcpStream, e: ProtocolError) -> io::Result<()> {
+        tracing::debug!(error = %e, "protocol error; closing");
+        self.flush_batch();
+        encode_error(&format!("ERR Protocol error: {e}"), &mut self.wbuf);
+        self.write_out(stream).await?;
+        Ok(())
+    }
+
+    /// Writes all pending replies; `false` if shutdown interrupted it.
+    async fn write_out(&mut self, stream: &mut TcpStream) -> io::Result<bool> {
+        if self.wbuf.is_empty() {
+            return Ok(true);
+        }
+        tokio::select! {
+            biased;
+            r = stream.write_all(&self.wbuf) => r?,
+            _ = self.shutdown.cancelled() => return Ok(false),
+        }
+        self.wbuf.clear();
+        if self.wbuf.capacity() > KEEP_BUFFER {
+            self.wbuf = BytesMut::with_capacity(READ_CHUNK);
+        }
+        Ok(true)
+    }
+
+    /// Appends a reply after those of any batched commands.
+    fn reply(&mut self, r: Reply) {
+        self.flush_batch();
+        encode(&r, self.proto, &mut self.wbuf);
+    }
+
+    /// Executes the batched data commands and encodes their replies.
+    fn flush_batch(&mut self) {
+        match self.batch.len() {
+            0 => return,
+            1 => {
+                let (r, stamp) = self.backend.execute(&self.batch[0]);
+                self.last_write = stamp.or(self.last_write);
+                encode(&r, self.proto, &mut self.wbuf);
+            }
+            _ => {
+                let (replies, stamp) = self.backend.execute_batch(&self.batch);
+                self.last_write = stamp.or(self.last_write);
+                for r in &replies {
+                    encode(r, self.proto, &mut self.wbuf);
+                }
+            }
+        }
+        for mut v in self.batch.drain(..) {
+            if v.capacity() <= KEEP_ARGS {
+                v.clear();
+                self.spare.push(v);
+            }
+        }
+    }
+
+    /// Routes one command: batches data commands, queues inside `MULTI`, runs the rest.
+    fn dispatch(&mut self, args: &mut Vec<Bytes>) -> Step {
+        let name = &args[0];
+        let spec = commands::lookup(name);
+        // A data command the core knows and the table does not (yet): the core decides.
+        let core_only = spec.is_none() && sessionmesh_core::cmd::is_data_command(name);
+        let allowed_unauthed =
+            spec.is_some_and(|s| matches!(s.name, "auth" | "hello" | "quit" | "reset"));
+        if !self.authed && !allowed_unauthed {
+            self.refuse(Reply::Error("NOAUTH Authentication required.".into()));
+            return Step::Next;
+        }
+        if spec.is_none() && !core_only {
+            self.refuse(sessionmesh_core::cmd::unknown_command(args));
+            return Step::Next;
+        }
+        if let Some(s) = spec.filter(|s| !s.arity_ok(args.len())) {
+            self.refuse(s.arity_error());
+            return Step::Next;
+        }
+        let control =
+            spec.is_some_and(|s| matches!(s.name, "multi" | "exec" | "discard" | "quit" | "reset"));
+        if let Some(m) = &mut self.multi {
+            if !control {
+                if m.queue.len() >= self.shared.opts.limits.max_multi_queue {
+                    m.dirty = true;
+                    self.reply(Reply::err("too many commands queued in MULTI"));
+                } else {
+                    m.queue.push(std::mem::take(args));
+                    self.reply(Reply::Simple("QUEUED"));
+                }
+                return Step::Next;
+            }
+        }
+        let Some(spec) = spec.filter(|s| !s.data) else {
+            return self.data(args);
+        };
+        match spec.name {
+            "quit" => {
+                self.reply(Reply::OK);
+                Step::Close
+            }
+            "reset" => {
+                self.multi = None;
+                self.proto = Proto::Resp2;
+                self.client.name = None;
+                self.authed = self.shared.opts.requirepass.is_none();
+                self.apply_auth_limits();
+                self.reply(Reply::Simple("RESET"));
+                Step::Next
+            }
+            "multi" => {
+                if self.multi.is_some() {
+                    self.reply(Reply::err("MULTI calls can not be nested"));
+                } else {
+                    self.multi = Some(Multi::default());
+                    self.reply(Reply::OK);
+                }
+                Step::Next
+            }
+            "discard" => {
+                let r = match self.multi.take() {
+                    Some(_) => Reply::OK,
+                    None => Reply::err("DISCARD without MULTI"),
+                };
+                self.reply(r);
+                Step::Next
+            }
+            "exec" => {
+                let r = self.exec();
+                self.reply(r);
+                Step::Next
+            }
+            "wait" => match wait_args(args) {
+                Ok((regions, timeout_ms)) => Step::Wait {
+                    regions,
+                    timeout_ms,
+                },
+                Err(e) => {
+                    self.reply(e);
+                    Step::Next
+                }
+            },
+            _ => {
+                let r = self.connection_command(spec, args);
+                self.reply(r);
+                Step::Next
+            }
+        }
+    }
+
+    /// Batches a data command.
+    fn data(&mut self, args: &mut Vec<Bytes>) -> Step {
+        let spare = self.spare.pop().unwrap_or_default();
+        self.batch.push(std::mem::replace(args, spare));
+        if self.batch.len() >= MAX_BATCH {
+            self.flush_batch();
+        }
+        Step::Next
+    }
+
+    /// Replies with an error that, inside `MULTI`, also dooms the transaction.
+    fn refuse(&mut self, r: Reply) {
+        if let Some(m) = &mut self.multi {
+            m.dirty = true;
+        }
+        self.reply(r);
+    }
+
+    /// `EXEC`: runs the queue, data commands as one atomic batch.
+    fn exec(&mut self) -> Reply {
+        let Some(m) = self.multi.take() else {
+            return Reply::err("EXEC without MULTI");
+        };
+        if m.dirty {
+            return Reply::Error(
+                "EXECABORT Transaction discarded because of previous errors.".into(),
+            );
+        }
+        let is_data = |c: &Vec<Bytes>| commands::lookup(&c[0]).is_none_or(|s| s.data);
+        let data: Vec<Vec<Bytes>> = m.queue.iter().filter(|c| is_data(c)).cloned().collect();
+        let (replies, stamp) = if data.is_empty() {
+            (Vec::new(), None)
+        } else {
+            self.backend.execute_batch(&data)
+        };
+        self.last_write = stamp.or(self.last_write);
+        let mut replies = replies.into_iter();
+        let mut out = Vec::with_capacity(m.queue.len());
+        for cmd in &m.queue {
+            if is_data(cmd) {
+                out.push(replies.next().unwrap_or(Reply::Nil));
+                continue;
+            }
+            let spec = commands::lookup(&cmd[0]).expect("queued commands are known");
+            out.push(match spec.name {
+                // Inside a transaction WAIT cannot block; it reports the count now.
+                "wait" => match wait_args(cmd) {
+                    Ok(_) => Reply::Int(self.held_now() as i64),
+                    Err(e) => e,
+                },
+                _ => self.connection_command(spec, cmd),
+            });
+        }
+        Reply::Array(out)
+    }
+
+    /// How many other regions hold this connection's last write now.
+    fn held_now(&self) -> usize {
+        match self.last_write {
+            Some(s) => self.backend.regions_holding(s),
+            // Nothing written: every region holds all of it.
+            None => self.backend.peer_count(),
+        }
+    }
+
+    /// `WAIT`: blocks until enough regions hold this connection's last write, the timeout,
+    /// shutdown, or the client going away. Returns `false` if the connection should close.
+    async fn wait(
+        &mut self,
+        stream: &mut TcpStream,
+        regions: usize,
+        timeout_ms: u64,
+    ) -> io::Result<bool> {
+        let Some(stamp) = self.last_write else {
+            let n = self.held_now();
+            self.reply(Reply::Int(n as i64));
+            return Ok(true);
+        };
+        let backend = self.backend.clone();
+        let fut = backend.wait_regions(stamp, regions, timeout_ms);
+        tokio::pin!(fut);
+        let limit = self.shared.opts.limits.max_query_buffer;
+        loop {
+            // Keep reading meanwhile (bounded) so a client that hangs up is noticed.
+            self.rbuf.reserve(READ_CHUNK);
+            tokio::select! {
+                biased;
+                n = &mut fut => {
+                    self.reply(Reply::Int(n as i64));
+                    return Ok(true);
+                }
+                _ = self.shutdown.cancelled() => return Ok(false),
+                r = stream.read_buf(&mut self.rbuf), if self.rbuf.len() < limit => {
+                    if r? == 0 {
+                        return Ok(false);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The connection commands that need no IO, inside or outside a transaction.
+    fn connection_command(&mut self, spec: &Spec, args: &[Bytes]) -> Reply {
+        match spec.name {
+            "ping" => commands::ping(args),
+            "echo" => Reply::Bulk(args[1].clone()),
+            "select" => commands::select(args),
+            "hello" => self.hello(args),
+            "auth" => self.auth(args),
+            "client" => {
+                let line = |st: &ClientState| self.client_line(st);
+                let mut st = self.client.clone();
+                let r = commands::client(args, &mut st, line);
+                self.client = st;
+                r
+            }
+            "info" => Reply::bulk(self.info(args)),
+            "command" => commands::command(args),
+            "config" => commands::config(args, &self.config_params()),
+            other => Reply::err(format!("'{other}' cannot be used here")),
+        }
+    }
+
+    /// `HELLO [protover [AUTH user pass] [SETNAME name]]`.
+    fn hello(&mut self, args: &[Bytes]) -> Reply {
+        let mut proto = self.proto;
+        let mut i = 1;
+        if let Some(v) = args.get(1) {
+            proto = match sessionmesh_core::cmd::parse_i64(v) {
+                None => return Reply::err("Protocol version is not an integer or out of range"),
+                Some(2) => Proto::Resp2,
+                Some(3) => Proto::Resp3,
+                Some(_) => return Reply::Error("NOPROTO unsupported protocol version".into()),
+            };
+            i = 2;
+        }
+        let (mut auth, mut name) = (None, None);
+        while i < args.len() {
+            let more = args.len() - i - 1;
+            if args[i].eq_ignore_ascii_case(b"AUTH") && more >= 2 {
+                auth = Some((&args[i + 1], &args[i + 2]));
+                i += 3;
+            } else if args[i].eq_ignore_ascii_case(b"SETNAME") && more >= 1 {
+                name = Some(&args[i + 1]);
+                i += 2;
+            } else {
+                return Reply::err(format!(
+                    "Syntax error in HELLO option '{}'",
+                    String::from_utf8_lossy(&args[i])
+                ));
+            }
+        }
+        if let Some((user, pass)) = auth {
+            if let Err(e) = self.check_auth(Some(user), pass) {
+                return e;
+            }
+            self.authed = true;
+            self.apply_auth_limits();
+        } else if !self.authed {
+            return Reply::Error(
+                "NOAUTH HELLO must be called with the client already authenticated, otherwise the \
+                 HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client \
+                 and select the RESP protocol version at the same time"
+                    .into(),
+            );
+        }
+        if let Some(n) = name {
+            if !commands::valid_name(n) {
+                return Reply::err(
+                    "Client names cannot contain spaces, newlines or special characters.",
+                );
+            }
+            self.client.name = (!n.is_empty()).then(|| n.clone());
+        }
+        self.proto = proto;
+        Reply::Map(vec![
+            (Reply::bulk("server"), Reply::bulk("redis")),
+            (Reply::bulk("version"), Reply::bulk(REDIS_VERSION)),
+            (Reply::bulk("proto"), Reply::Int(proto.version())),
+            (Reply::bulk("id"), Reply::Int(self.client.id as i64)),
+            (Reply::bulk("mode"), Reply::bulk("standalone")),
+            (Reply::bulk("role"), Reply::bulk("master")),
+            (Reply::bulk("modules"), Reply::Array(vec![])),
+        ])
+    }
+
+    /// `AUTH [user] password`.
+    fn auth(&mut self, args: &[Bytes]) -> Reply {
+        let res = match args.len() {
+            2 => self.check_auth(None, &args[1]),
+            3 => self.check_auth(Some(&args[1]), &args[2]),
+            _ => return Reply::syntax(),
+        };
+        match res {
+            Ok(()) => {
+                self.authed = true;
+                self.apply_auth_limits();
+                Reply::OK
+            }
+            Err(e) => e,
+        }
+    }
+
+    /// Checks credentials for the `default` user, the only one there is.
+    fn check_auth(&self, user: Option<&Bytes>, pass: &[u8]) -> Result<(), Reply> {
+        let wrong =
+            || Reply::Error("WRONGPASS invalid username-password pair or user is disabled.".into());
+        let default_user = user.is_none_or(|u| &u[..] == b"default");
+        match &self.shared.opts.requirepass {
+            None if user.is_none() => Err(Reply::err(
+                "AUTH <password> called without any password configured for the default user. \
+                 Are you sure your configuration is correct?",
+            )),
+            // Without a password the default user accepts any password, as in Redis.
+            None if default_user => Ok(()),
+            Some(pw) if default_user && commands::secret_eq(pass, pw) => Ok(()),
+            _ => Err(wrong()),
+        }
+    }
+
+    /// Redis gives clients that have not authenticated yet tiny limits, so they cannot make
+    /// the server buffer anything large.
+    fn apply_auth_limits(&mut self) {
+        let l = &self.shared.opts.limits;
+        if self.authed {
+            self.decoder.set_limits(l.max_bulk_len, l.max_array_len);
+        } else {
+            self.decoder
+                .set_limits(l.max_bulk_len.min(16 * 1024), l.max_array_len.min(10));
+        }
+    }
+
+    /// `CLIENT INFO`'s line for this connection.
+    fn client_line(&self, st: &ClientState) -> String {
+        let s = |b: &Option<Bytes>| {
+            b.as_ref()
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .unwrap_or_default()
+        };
+        format!(
+            "id={} addr={} laddr=127.0.0.1:{} name={} db=0 multi={} resp={} lib-name={} lib-ver={}\n",
+            st.id,
+            self.peer,
+            self.shared.port,
+            s(&st.name),
+            self.multi.as_ref().map_or(-1, |m| m.queue.len() as i64),
+            self.proto.version(),
+            s(&st.lib_name),
+            s(&st.lib_ver),
+        )
+    }
+
+    /// `INFO [section...]`: server, clients, keyspace, replication.
+    fn info(&self, args: &[Bytes]) -> String {
+        const ALL: [&str; 4] = ["server", "clients", "keyspace", "replication"];
+        let wanted = |sec: &str| {
+            args.len() == 1
+                || args[1..].iter().any(|a| {
+                    a.eq_ignore_ascii_case(sec.as_bytes())
+                        || ["all", "everything", "default"]
+                            .iter()
+                            .any(|w| a.eq_ignore_ascii_case(w.as_bytes()))
+                })
+        };
+        let mut out = String::new();
+        for sec in ALL.into_iter().filter(|s| wanted(s)) {
+            if !out.is_empty() {
+                out.push_str("\r\n");
+            }
+            out.push_str(&self.info_section(sec));
+        }
+        out
+    }
+
+    fn info_section(&self, sec: &str) -> String {
+        let uptime = self.shared.started.elapsed().as_secs();
+        match sec {
+            "server" => format!(
+                "# Server\r\nredis_version:{REDIS_VERSION}\r\nsessionmesh_version:{}\r\n\
+                 redis_mode:standalone\r\nos:{} {}\r\narch_bits:{}\r\nprocess_id:{}\r\n\
+                 tcp_port:{}\r\nuptime_in_seconds:{uptime}\r\nuptime_in_days:{}\r\nregion:{}\r\n",
+                env!("CARGO_PKG_VERSION"),
+                std::env::consts::OS,
+                std::env::consts::ARCH,
+                usize::BITS,
+                std::process::id(),
+                self.shared.port,
+                uptime / 86_400,
+                self.backend.region_name(),
+            ),
+            "clients" => format!(
+                "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\n",
+                self.shared.clients.load(Ordering::Relaxed),
+                self.shared.opts.limits.max_clients,
+            ),
+            "keyspace" => {
+                let (r, _) = self.backend.execute(&[Bytes::from_static(b"DBSIZE")]);
+                match r {
+                    Reply::Int(n) if n > 0 => {
+                        format!("# Keyspace\r\ndb0:keys={n},expires=0,avg_ttl=0\r\n")
+                    }
+                    _ => "# Keyspace\r\n".to_string(),
+                }
+            }
+            _ => {
+                let s = self.backend.info_replication();
+                if s.starts_with('#') {
+                    s
+                } else {
+                    format!("# Replication\r\n{s}")
+                }
+            }
+        }
+    }
+
+    /// The parameters `CONFIG GET` knows.
+    fn config_params(&self) -> Vec<(&'static str, String)> {
+        let l = &self.shared.opts.limits;
+        vec![
+            ("appendonly", "no".into()),
+            ("bind", "127.0.0.1".into()),
+            ("client-query-buffer-limit", l.max_query_buffer.to_string()),
+            ("databases", "1".into()),
+            ("maxclients", l.max_clients.to_string()),
+            ("maxmemory", "0".into()),
+            ("maxmemory-policy", "noeviction".into()),
+            ("notify-keyspace-events", String::new()),
+            ("port", self.shared.port.to_string()),
+            ("proto-max-bulk-len", l.max_bulk_len.to_string()),
+            ("save", String::new()),
+            ("timeout", "0".into()),
+        ]
+    }
+}
+
+/// Parses `WAIT numregions timeout`.
+fn wait_args(args: &[Bytes]) -> Result<(usize, u64), Reply> {
+    let n = sessionmesh_core::cmd::parse_i64(&args[1]).ok_or_else(Reply::not_integer)?;
+    let t = sessionmesh_core::cmd::parse_i64(&args[2])
+        .ok_or_else(|| Reply::err("timeout is not an integer or out of range"))?;
+    if t < 0 {
+        return Err(Reply::err("timeout is negative"));
+    }
+    Ok((n.max(0) as usize, t as u64))
+}
+
+/// Holds one of the `maxclients` slots for a connection's lifetime.
+struct ClientSlot(Arc<Shared>);
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        self.0.clients.fetch_sub(1, Ordering::AcqRel);
+    }
+}

@@ -1,0 +1,241 @@
+//! Starting and stopping one region: bind its three listeners, load and check its
+//! certificates, and run the Redis server, the QUIC mesh, the HTTP endpoints and the driver
+//! until told to stop.
+//!
+//! Used by `sessionmesh serve` (one region), `sessionmesh demo` (every region in one process)
+//! and the integration tests (which bind ephemeral ports themselves and pass the sockets in,
+//! so there is no window in which another process can take a port).
+//!
+//! This module holds no logic of its own beyond wiring and ordering.
+
+use crate::certs::{self, CertError, TlsMaterial};
+use crate::config::{Config, ConfigError, RegionSpec};
+use crate::node::{self, Node};
+use crate::transport::{PeerSpec, Transport, TransportConfig, TransportError};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Why a region could not start. Nothing is left running on error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The config does not name the region, or is otherwise unusable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The region's certificates are missing or invalid.
+    #[error(transparent)]
+    Certs(#[from] CertError),
+    /// A listener could not be bound.
+    #[error("cannot bind {what} listener on {addr}: {error}")]
+    Bind {
+        /// Which listener (`redis`, `gossip`, `http`).
+        what: &'static str,
+        /// The configured address.
+        addr: SocketAddr,
+        /// The OS error.
+        error: std::io::Error,
+    },
+    /// The QUIC endpoint could not start.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+}
+
+/// The three sockets of one region, bound before anything starts.
+#[derive(Debug)]
+pub struct Listeners {
+    /// Redis clients.
+    pub redis: std::net::TcpListener,
+    /// The QUIC endpoint (accepts and dials).
+    pub gossip: std::net::UdpSocket,
+    /// `/health`, `/ready`, `/metrics`, `/status`.
+    pub http: std::net::TcpListener,
+}
+
+impl Listeners {
+    /// Binds the addresses `region` configures.
+    pub fn bind(region: &RegionSpec) -> Result<Listeners, ServerError> {
+        let err = |what, addr| move |error| ServerError::Bind { what, addr, error };
+        Ok(Listeners {
+            redis: std::net::TcpListener::bind(region.redis).map_err(err("redis", region.redis))?,
+            gossip: std::net::UdpSocket::bind(region.gossip)
+                .map_err(err("gossip", region.gossip))?,
+            http: std::net::TcpListener::bind(region.http).map_err(err("http", region.http))?,
+        })
+    }
+}
+
+/// The Redis server's options from `[redis]`: unset bounds keep the server's defaults.
+fn redis_options(config: &Config) -> crate::resp::ServerOptions {
+    let r = config.redis();
+    let d = crate::resp::Limits::default();
+    crate::resp::ServerOptions {
+        limits: crate::resp::Limits {
+            max_bulk_len: r.max_bulk_len.unwrap_or(d.max_bulk_len),
+            max_array_len: r.max_array_len.unwrap_or(d.max_array_len),
+            max_pipeline: r.max_pipeline.unwrap_or(d.max_pipeline),
+            max_query_buffer: r.max_query_buffer.unwrap_or(d.max_query_buffer),
+            max_output_buffer: r.max_output_buffer.unwrap_or(d.max_output_buffer),
+            max_multi_queue: r.max_multi_queue.unwrap_or(d.max_multi_queue),
+            max_clients: r.max_clients.unwrap_or(d.max_clients),
+        },
+        requirepass: r
+            .requirepass
+            .as_ref()
+            .map(|p| bytes::Bytes::copy_from_slice(p.as_bytes())),
+    }
+}
+
+/// A running region.
+pub struct Server {
+    node: Arc<Node>,
+    transport: Arc<Transport>,
+    shutdown: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+    redis_addr: SocketAddr,
+    http_addr: SocketAddr,
+    gossip_addr: SocketAddr,
+}
+
+impl Server {
+    /// Starts region `name` of `config` on its configured addresses with its configured
+    /// certificates. Certificates are checked before any socket is bound.
+    pub async fn start(config: &Config, name: &str) -> Result<Server, ServerError> {
+        let region = config.region(name)?;
+        let tls = certs::load(config, region)?;
+        let listeners = Listeners::bind(region)?;
+        Server::start_with(config, name, listeners, tls).await
+    }
+
+    /// Starts region `name` on sockets bound by the caller, with the given TLS material.
+    pub async fn start_with(
+        config: &Config,
+        name: &str,
+        listeners: Listeners,
+        tls: TlsMaterial,
+    ) -> Result<Server, ServerError> {
+        let region = config.region(name)?.clone();
+        let bind_err = |what, addr| move |error| ServerError::Bind { what, addr, error };
+        let redis_addr = listeners
+            .redis
+            .local_addr()
+            .map_err(bind_err("redis", region.redis))?;
+        let http_addr = listeners
+            .http
+            .local_addr()
+            .map_err(bind_err("http", region.http))?;
+        let gossip_addr = listeners
+            .gossip
+            .local_addr()
+            .map_err(bind_err("gossip", region.gossip))?;
+        let to_tokio = |l: std::net::TcpListener, what, addr| {
+            l.set_nonblocking(true)
+                .and_then(|()| tokio::net::TcpListener::from_std(l))
+                .map_err(bind_err(what, addr))
+        };
+        let redis = to_tokio(listeners.redis, "redis", redis_addr)?;
+        let http = to_tokio(listeners.http, "http", http_addr)?;
+
+        let shutdown = CancellationToken::new();
+        let node = Arc::new(Node::new(config, &region));
+        let spec = |r: &RegionSpec| PeerSpec {
+            id: r.id,
+            name: r.name.clone(),
+            dns_name: r.dns_name(),
+            addr: r.gossip,
+        };
+        let tconfig = TransportConfig {
+            me: spec(&region),
+            peers: config
+                .regions()
+                .iter()
+                .filter(|r| r.id != region.id)
+                .map(spec)
+                .collect(),
+            settings: config.transport().clone(),
+            max_frame_bytes: config.replication().max_frame_bytes,
+        };
+        let transport = Transport::start(
+            tconfig,
+            &tls,
+            listeners.gossip,
+            node.clone(),
+            shutdown.child_token(),
+        )?;
+        node.attach_transport(&transport);
+
+        let tasks = vec![
+            tokio::spawn(node::drive(
+                node.clone(),
+                transport.clone(),
+                shutdown.child_token(),
+            )),
+            tokio::spawn(crate::resp::serve_redis_with(
+                redis,
+                node.clone(),
+                redis_options(config),
+                shutdown.child_token(),
+            )),
+            tokio::spawn(crate::http::serve_http(
+                http,
+                node.clone(),
+                shutdown.child_token(),
+            )),
+        ];
+        tracing::info!(
+            region = %region.name,
+            redis = %redis_addr,
+            gossip = %gossip_addr,
+            http = %http_addr,
+            "region started"
+        );
+        Ok(Server {
+            node,
+            transport,
+            shutdown,
+            tasks,
+            redis_addr,
+            http_addr,
+            gossip_addr,
+        })
+    }
+
+    /// The node, for tests and the demo.
+    pub fn node(&self) -> &Arc<Node> {
+        &self.node
+    }
+
+    /// Where Redis clients connect.
+    pub fn redis_addr(&self) -> SocketAddr {
+        self.redis_addr
+    }
+
+    /// Where the HTTP endpoints listen.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// The local UDP address of the QUIC endpoint.
+    pub fn gossip_addr(&self) -> SocketAddr {
+        self.gossip_addr
+    }
+
+    /// Stops accepting clients and peers, tells peers we are leaving, and waits for every
+    /// task to end (bounded, so a stuck client cannot hold shutdown forever). All sockets are
+    /// closed when this returns, so the same ports can be bound again.
+    pub async fn shutdown(self) {
+        self.shutdown.cancel();
+        self.transport.close().await;
+        for t in self.tasks {
+            let abort = t.abort_handle();
+            if tokio::time::timeout(Duration::from_secs(2), t)
+                .await
+                .is_err()
+            {
+                abort.abort();
+            }
+        }
+        tracing::info!(region = %self.node.region_name(), "region stopped");
+    }
+}

@@ -1,0 +1,196 @@
+//! Convergence of the real core under the simulator: generated fault schedules (proptest) and
+//! a fixed sweep of seeds, all expected to end with every oracle satisfied.
+//!
+//! What this file checks: that after partitions, crashes, clock skew and steps, loss and
+//! duplication, every region converges to the GC-free fold of all writes, no expired key is
+//! readable, clocks never go back, and replication state stays bounded (see
+//! `sessionmesh_sim::oracle`). What it does not check: the node's IO shell, or that the oracles
+//! themselves catch bugs (that is `tests/sim_oracles.rs`).
+//!
+//! Every failure prints its seed (and schedule) and the command that replays it. Knobs:
+//! `SIM_SEEDS=N` (sweep size, default 200), `SIM_SEED=S` (replay one seed of the sweep),
+//! `PROPTEST_CASES=N` (generated schedules, default 16).
+
+use proptest::prelude::*;
+use sessionmesh_sim::{
+    combined_trace, run, sweep, ClockSpec, ClockStep, Crash, Cut, Outcome, Partition, Schedule,
+    SimConfig,
+};
+use std::path::PathBuf;
+
+/// Simulated seconds of workload in the tests (the CLI's default is 120).
+const SWEEP_SECS: u64 = 60;
+const PROP_SECS: u64 = 20;
+
+fn env_u64(name: &str) -> Option<u64> {
+    std::env::var(name).ok().and_then(|v| v.parse().ok())
+}
+
+fn jobs() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+fn config(secs: u64) -> SimConfig {
+    SimConfig {
+        duration_ms: secs * 1_000,
+        ..SimConfig::standard(3)
+    }
+}
+
+fn describe(seed: u64, o: &Outcome, replay: &str) -> String {
+    let mut s = format!("seed {seed} broke {} oracle(s):\n", o.violations.len());
+    for v in &o.violations {
+        s += &format!("  {v}\n");
+    }
+    s + &format!("  replay: {replay}\n{}", o.summary)
+}
+
+/// The standard scenario over many seeds (3 regions, shortened workload).
+#[test]
+fn sweep_of_seeds_converges() {
+    let cfg = config(SWEEP_SECS);
+    let seeds = match env_u64("SIM_SEED") {
+        Some(s) => s..s + 1,
+        None => 0..env_u64("SIM_SEEDS").unwrap_or(200),
+    };
+    println!("sweeping seeds {seeds:?}, {SWEEP_SECS} s each (SIM_SEED=S replays one)");
+    let outcomes = sweep(seeds.clone(), &cfg, jobs());
+    let failures: Vec<String> = outcomes
+        .iter()
+        .filter(|(_, o)| !o.is_clean())
+        .map(|(seed, o)| {
+            let replay = format!(
+                "SIM_SEED={seed} cargo test --test convergence sweep_of_seeds_converges -- \
+                 --nocapture, or cargo run --release -p sessionmesh-sim -- --seed {seed} \
+                 --duration {SWEEP_SECS}"
+            );
+            describe(*seed, o, &replay)
+        })
+        .collect();
+    println!(
+        "seeds={} violations={} trace={:016x}",
+        outcomes.len(),
+        failures.len(),
+        combined_trace(&outcomes)
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {} seeds broke an oracle:\n{}",
+        failures.len(),
+        outcomes.len(),
+        failures.join("\n")
+    );
+}
+
+/// Same seed, same trace; another seed, another trace.
+#[test]
+fn runs_are_deterministic() {
+    let cfg = config(10);
+    let a = run(7, &cfg);
+    let b = run(7, &cfg);
+    assert_eq!(a.trace_hash, b.trace_hash, "seed 7 replayed differently");
+    assert_eq!(a.summary, b.summary);
+    assert_eq!(a.violations, b.violations);
+    let c = run(8, &cfg);
+    assert_ne!(
+        a.trace_hash, c.trace_hash,
+        "seeds 7 and 8 gave the same trace"
+    );
+    assert!(
+        a.summary.writes > 100,
+        "the workload hardly wrote: {}",
+        a.summary
+    );
+}
+
+fn region(n: u16) -> impl Strategy<Value = u16> {
+    1..=n
+}
+
+fn cut(n: u16) -> impl Strategy<Value = Cut> {
+    prop_oneof![
+        (region(n), region(n))
+            .prop_filter("two regions", |(a, b)| a != b)
+            .prop_map(|(a, b)| Cut::Both { a, b }),
+        (region(n), region(n))
+            .prop_filter("two regions", |(a, b)| a != b)
+            .prop_map(|(from, to)| Cut::OneWay { from, to }),
+        region(n).prop_map(|region| Cut::Isolate { region }),
+    ]
+}
+
+fn schedule(n: u16, dur: u64) -> impl Strategy<Value = Schedule> {
+    let partition = (0..dur, 50..dur / 2, cut(n)).prop_map(|(start_ms, len, cut)| Partition {
+        start_ms,
+        end_ms: start_ms + len,
+        cut,
+    });
+    let crash = (region(n), 0..dur, 200u64..10_000).prop_map(|(region, at_ms, down_ms)| Crash {
+        region,
+        at_ms,
+        down_ms,
+    });
+    let clock = (-1_500i64..1_500, -300i64..300).prop_map(|(offset_ms, drift_ppm)| ClockSpec {
+        offset_ms,
+        drift_ppm,
+    });
+    let step =
+        (region(n), 0..dur, -2_000i64..2_000).prop_map(|(region, at_ms, delta_ms)| ClockStep {
+            region,
+            at_ms,
+            delta_ms,
+        });
+    (
+        0.0..0.05f64,
+        0.0..0.02f64,
+        proptest::collection::vec(clock, usize::from(n)),
+        proptest::collection::vec(step, 0..3),
+        proptest::collection::vec(partition, 0..5),
+        proptest::collection::vec(crash, 0..3),
+    )
+        .prop_map(
+            |(loss, duplicate, clocks, steps, partitions, crashes)| Schedule {
+                loss,
+                duplicate,
+                clocks,
+                steps,
+                partitions,
+                crashes,
+            },
+        )
+}
+
+/// Saves a failing schedule where the CLI can replay it and returns the replay command.
+fn save(seed: u64, s: &Schedule) -> String {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("sim-failures");
+    let path = dir.join(format!("convergence-seed{seed}.toml"));
+    let saved = std::fs::create_dir_all(&dir).and_then(|_| std::fs::write(&path, s.to_toml()));
+    match saved {
+        Ok(()) => format!(
+            "cargo run --release -p sessionmesh-sim -- --seed {seed} --duration {PROP_SECS} \
+             --schedule {}",
+            path.display()
+        ),
+        Err(e) => format!("(could not save the schedule: {e})\n{}", s.to_toml()),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: env_u64("PROPTEST_CASES").unwrap_or(16) as u32,
+        // Each case is a whole simulation: keep shrinking bounded.
+        max_shrink_iters: 48,
+        ..ProptestConfig::default()
+    })]
+
+    /// Explicit partition, crash and clock schedules with a workload seed: no oracle breaks.
+    #[test]
+    fn generated_schedules_converge(seed in 0u64..1_000_000, s in schedule(3, PROP_SECS * 1_000)) {
+        let cfg = SimConfig { schedule: Some(s.clone()), ..config(PROP_SECS) };
+        let o = run(seed, &cfg);
+        if !o.is_clean() {
+            let replay = save(seed, &s);
+            prop_assert!(false, "{}", describe(seed, &o, &replay));
+        }
+    }
+}
