@@ -78,7 +78,6 @@ struct Counters {
     clock_skew_events: AtomicU64,
     evictions: AtomicU64,
     resyncs: AtomicU64,
-    eviction_drops: AtomicU64,
 }
 
 /// A snapshot of one peer for `/status`, `/metrics` and INFO.
@@ -491,10 +490,6 @@ impl Node {
             }
             Event::BadFrame { peer } => {
                 tracing::warn!(region = %self.name, peer = %self.peer_name(peer), "malformed frame rejected");
-            }
-            Event::Dropped { key } => {
-                c.eviction_drops.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(region = %self.name, key = %String::from_utf8_lossy(&key), "dropped a key a peer had collected (eviction rule)");
             }
             // Only produced with `record_writes`, which the node leaves off.
             Event::Wrote { .. } => {}

@@ -31,16 +31,6 @@ pub type Live = BTreeMap<Bytes, (Value, Option<u64>)>;
 #[derive(Default)]
 pub struct Oracles {
     model: BTreeMap<Bytes, KeyState>,
-    /// Keys the model is not the reference for: those some region dropped under the eviction
-    /// rule, and those an evicted region wrote while it was away (its writes into incarnations
-    /// collected meanwhile are dead, and an incarnation it created that others superseded and
-    /// collected meanwhile may come back). The model knows nothing of eviction; convergence and
-    /// the other oracles still hold for these keys.
-    dropped: BTreeSet<Bytes>,
-    /// Every local write: (region, time, key), to find what an evicted region wrote while away.
-    writes_by: Vec<(usize, u64, Bytes)>,
-    /// Regions evicted by some peer, with the start of their absence.
-    away: BTreeMap<usize, u64>,
     writes: u64,
     hlc_max: BTreeMap<usize, Hlc>,
     reported: BTreeSet<(Oracle, usize)>,
@@ -50,12 +40,8 @@ pub struct Oracles {
 
 impl Oracles {
     /// Records one local write's delta.
-    pub fn record_write(&mut self, region: usize, at_ms: u64, key: Bytes, delta: KeyState) {
+    pub fn record_write(&mut self, key: Bytes, delta: KeyState) {
         self.writes += 1;
-        if self.away.contains_key(&region) {
-            self.dropped.insert(key.clone());
-        }
-        self.writes_by.push((region, at_ms, key.clone()));
         match self.model.entry(key) {
             std::collections::btree_map::Entry::Vacant(v) => {
                 v.insert(delta);
@@ -64,29 +50,6 @@ impl Oracles {
                 o.get_mut().merge(&delta);
             }
         }
-    }
-
-    /// Records that some peer evicted `region`, silent since `since_ms`: what it wrote from then
-    /// on is outside the model's reach (see `dropped`).
-    pub fn record_eviction(&mut self, region: usize, since_ms: u64) {
-        let start = self.away.entry(region).or_insert(since_ms);
-        *start = (*start).min(since_ms);
-        let start = *start;
-        for (r, t, k) in &self.writes_by {
-            if *r == region && *t >= start {
-                self.dropped.insert(k.clone());
-            }
-        }
-    }
-
-    /// Records that a region dropped `key` under the eviction rule.
-    pub fn record_drop(&mut self, key: Bytes) {
-        self.dropped.insert(key);
-    }
-
-    /// Keys dropped under the eviction rule so far.
-    pub fn dropped(&self) -> usize {
-        self.dropped.len()
     }
 
     /// The folded state of one key.
@@ -187,14 +150,7 @@ impl Oracles {
     /// Model oracle: region `i` shows `live`; `expected` is [`Oracles::expected`] at the same
     /// time.
     pub fn check_model(&mut self, i: usize, live: &Live, expected: &Live, at_ms: u64) {
-        let keep = |l: &Live| -> Live {
-            l.iter()
-                .filter(|(k, _)| !self.dropped.contains(*k))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect()
-        };
-        let (live, expected) = (keep(live), keep(expected));
-        if let Some(d) = diff(&live, &rid(i).to_string(), &expected, "model") {
+        if let Some(d) = diff(live, &rid(i).to_string(), expected, "model") {
             self.report(Oracle::Model, i, at_ms, d);
         }
     }
@@ -289,7 +245,7 @@ mod tests {
     #[test]
     fn small_oracles_fire() {
         let mut o = Oracles::default();
-        o.record_write(0, 0, Bytes::from_static(b"k"), create(1, stamp(1, 1), "f"));
+        o.record_write(Bytes::from_static(b"k"), create(1, stamp(1, 1), "f"));
         o.check_clock(0, Hlc::new(10, 0), 1, "t");
         o.check_clock(0, Hlc::new(10, 0), 2, "t");
         assert!(o.violations.is_empty());
@@ -331,12 +287,15 @@ mod tests {
         let mut o = Oracles::default();
         let born = stamp(1, 1);
         let len = KeyState::fresh_len(born);
-        o.record_write(0, 0, k.clone(), create(len, born, "a"));
-        o.record_write(1, 0, k.clone(), delete(len + 1, stamp(2, 2)));
-        o.record_write(0, 0, k.clone(), create(len, stamp(3, 1), "b"));
-        assert!(o.expected(10).is_empty(), "the late write into the deleted incarnation is dead");
+        o.record_write(k.clone(), create(len, born, "a"));
+        o.record_write(k.clone(), delete(len + 1, stamp(2, 2)));
+        o.record_write(k.clone(), create(len, stamp(3, 1), "b"));
+        assert!(
+            o.expected(10).is_empty(),
+            "the late write into the deleted incarnation is dead"
+        );
         let again = stamp(4, 3);
-        o.record_write(2, 0, k.clone(), create(KeyState::fresh_len(again), again, "c"));
+        o.record_write(k.clone(), create(KeyState::fresh_len(again), again, "c"));
         assert_eq!(o.expected(10).len(), 1);
     }
 

@@ -142,16 +142,11 @@ pub enum Event {
         /// The silent region.
         region: RegionId,
     },
-    /// `peer` told us we were away too long; we resynchronised from it.
+    /// `peer` told us we were away longer than the grace period; we asked it for its whole
+    /// state (a catch-up from nothing), keeping our own writes.
     Resynced {
         /// The peer we resynchronised from.
         peer: RegionId,
-    },
-    /// `key` was dropped because a peer had collected its incarnation (the eviction rule: a
-    /// write made into it by a region away beyond the grace period is dead).
-    Dropped {
-        /// The key.
-        key: Bytes,
     },
     /// A malformed frame from `peer` was rejected; nothing of it was applied.
     BadFrame {
@@ -227,8 +222,6 @@ pub struct Snapshot {
     /// Deltas held back because of clock skew: key, delta, sender, and whether its `cl`
     /// register was news when it was held.
     pub held: Vec<(Bytes, KeyState, RegionId, bool)>,
-    /// Regions evicted for GC purposes.
-    pub evicted: Vec<RegionId>,
 }
 
 /// What we know of one peer region.
@@ -239,8 +232,8 @@ struct Peer {
     last_heard: u64,
     /// The catch-up answer being received: (request id, next part expected, still intact).
     catchup: Option<(u64, u32, bool)>,
-    /// The resync being received: (request id, next part, intact, keys seen).
-    resync: Option<(u64, u32, bool, BTreeSet<Bytes>)>,
+    /// When we last told it that it had been evicted.
+    told_evicted: bool,
     /// Its latest report whose writes we hold (its `hlc` is within our watermark for it).
     report: Option<Report>,
     /// A newer report not yet covered by our watermark.
@@ -354,7 +347,6 @@ impl Replica {
             .into_iter()
             .map(|(k, s, p, c)| (k, (s, p, c)))
             .collect();
-        r.evicted = snap.evicted.into_iter().collect();
         r.refresh_held_floor();
         if !r.held.is_empty() {
             r.next_release = Some(now.mono_ms);
@@ -387,7 +379,6 @@ impl Replica {
                 .iter()
                 .map(|(k, (s, p, c))| (k.clone(), s.clone(), *p, *c))
                 .collect(),
-            evicted: self.evicted.iter().copied().collect(),
         }
     }
 
@@ -581,12 +572,6 @@ impl Replica {
                 Record::Release { key } => {
                     r.held.remove(&key);
                 }
-                Record::Evict { region } => {
-                    r.evicted.insert(region);
-                }
-                Record::Unevict { region } => {
-                    r.evicted.remove(&region);
-                }
             }
         }
         let me = r.cfg.region;
@@ -672,7 +657,6 @@ impl Replica {
         if let Some(p) = self.peers.get_mut(&peer) {
             p.connected = false;
             p.catchup = None;
-            p.resync = None;
         }
     }
 
@@ -751,22 +735,6 @@ impl Replica {
                 done,
             } => self.on_catchup_part(peer, id, seq, entries, done, now),
             Message::Evicted => self.on_evicted(peer),
-            Message::ResyncRequest { id } => self.send_state(peer, id),
-            Message::ResyncPart {
-                id,
-                seq,
-                entries,
-                done,
-            } => self.on_resync_part(peer, id, seq, entries, done, now),
-            Message::Collected { keys } => self.on_collected(keys),
-            Message::Resynced => {
-                if self.evicted.remove(&peer) {
-                    self.journal(|| Record::Unevict { region: peer });
-                    let p = self.peers.get_mut(&peer).expect("checked");
-                    p.report = None;
-                    p.pending_report = None;
-                }
-            }
         }
         Ok(())
     }
@@ -817,7 +785,6 @@ impl Replica {
     /// refuses stale incarnations of keys we have collected.
     fn apply_entries(&mut self, peer: RegionId, entries: Vec<Entry>, now: Now) {
         let mut max_ahead = 0;
-        let mut refused = Vec::new();
         for (key, st) in entries {
             let max = st.max_stamp().hlc;
             if let Err(e) = self.clock.check(max, now.wall_ms) {
@@ -832,11 +799,8 @@ impl Replica {
                 }
                 continue;
             }
-            if let Some(cl) = self.apply_entry(&key, &st, now) {
-                refused.push((key, cl));
-            }
+            self.apply_entry(&key, &st, now);
         }
-        self.send_collected(peer, refused);
         if max_ahead > 0 {
             self.refresh_held_floor();
             self.next_release
@@ -900,17 +864,18 @@ impl Replica {
             .collect()
     }
 
-    /// Applies one remote key delta. Returns the incarnation (`cl`) when the delta was refused
-    /// because we collected that incarnation, so the caller can tell the sender.
-    fn apply_entry(&mut self, key: &Bytes, st: &KeyState, now: Now) -> Option<Reg<u64>> {
+    /// Applies one remote key delta.
+    fn apply_entry(&mut self, key: &Bytes, st: &KeyState, now: Now) {
         let marks = self.marks();
         let known = |s: Stamp| marks.get(&s.region).is_some_and(|w| s.hlc <= *w);
-        let delta = st.delta(|s| !known(s))?;
+        let Some(delta) = st.delta(|s| !known(s)) else {
+            return;
+        };
         if self.store.get(key).is_none() && known(delta.cl.stamp) {
             // We held this incarnation and collected it: whatever still arrives of it was
             // concurrent with its delete (or from before its expiry) and must stay dead.
             self.stats.conflicts += delta.register_count();
-            return Some(delta.cl);
+            return;
         }
         let _ = self.clock.observe(delta.max_stamp().hlc, now.wall_ms);
         let mut delta = delta;
@@ -924,35 +889,20 @@ impl Replica {
             key: key.clone(),
             delta,
         });
-        None
-    }
-
-    /// Tells `peer` which incarnations it sent us that we have collected.
-    fn send_collected(&mut self, peer: RegionId, keys: Vec<(Bytes, Reg<u64>)>) {
-        if !keys.is_empty() {
-            self.send(peer, Channel::CatchUp, &Message::Collected { keys });
-        }
-    }
-
-    /// A peer collected these incarnations. If we hold the same incarnation, it is dead here
-    /// too: collection is only safe once every counted region holds all of it, so anything we
-    /// have of it beyond that is a write the eviction rule declared dead (see docs/DESIGN.md).
-    fn on_collected(&mut self, keys: Vec<(Bytes, Reg<u64>)>) {
-        for (k, cl) in keys {
-            if self.store.get(&k).is_some_and(|st| st.cl == cl) {
-                self.remove_key(&k);
-                self.events.push_back(Event::Dropped { key: k });
-            }
-        }
     }
 
     // ----- catch-up and resync ---------------------------------------------------------------
 
     fn on_catchup_request(&mut self, peer: RegionId, id: u64, wm: &Watermarks) {
         if self.evicted.contains(&peer) {
-            // Its state may hold incarnations we collected without it: it must resync first.
-            self.send(peer, Channel::CatchUp, &Message::Evicted);
-            return;
+            // It was away longer than the grace period: say so (once per absence); it answers
+            // with a catch-up from nothing. Its stale writes need no special care: whatever it
+            // wrote into sessions that died meanwhile loses to their tombstones (see `collect`).
+            let p = self.peers.get_mut(&peer).expect("checked");
+            if !p.told_evicted {
+                p.told_evicted = true;
+                self.send(peer, Channel::CatchUp, &Message::Evicted);
+            }
         }
         let theirs: BTreeMap<RegionId, Hlc> = wm.iter().copied().collect();
         let since = |r: RegionId| theirs.get(&r).copied().unwrap_or(Hlc::ZERO);
@@ -965,18 +915,7 @@ impl Replica {
             st.delta(|s| s.hlc > since(s.region)).map(|d| (k, d))
         });
         let parts = self.cut(entries.collect());
-        self.send_parts(peer, id, parts, false);
-    }
-
-    /// Sends the whole state (resync).
-    fn send_state(&mut self, peer: RegionId, id: u64) {
-        let entries: Vec<Entry> = self
-            .store
-            .iter()
-            .map(|(k, s)| (k.clone(), s.clone()))
-            .collect();
-        let parts = self.cut(entries);
-        self.send_parts(peer, id, parts, true);
+        self.send_parts(peer, id, parts);
     }
 
     /// Cuts entries into parts that fit the frame limit.
@@ -996,26 +935,17 @@ impl Replica {
         parts
     }
 
-    fn send_parts(&mut self, peer: RegionId, id: u64, parts: Vec<Vec<Entry>>, resync: bool) {
+    fn send_parts(&mut self, peer: RegionId, id: u64, parts: Vec<Vec<Entry>>) {
         let last = parts.len() - 1;
         let wm = self.watermarks();
         for (i, entries) in parts.into_iter().enumerate() {
             let done = (i == last).then(|| wm.clone());
             let seq = i as u32;
-            let msg = if resync {
-                Message::ResyncPart {
-                    id,
-                    seq,
-                    entries,
-                    done,
-                }
-            } else {
-                Message::CatchUpPart {
-                    id,
-                    seq,
-                    entries,
-                    done,
-                }
+            let msg = Message::CatchUpPart {
+                id,
+                seq,
+                entries,
+                done,
             };
             self.send(peer, Channel::CatchUp, &msg);
         }
@@ -1062,69 +992,34 @@ impl Replica {
         self.promote_reports();
     }
 
+    /// `peer` says we were away longer than the grace period. Ask it for everything (a
+    /// catch-up from empty watermarks); our own writes stay and flow out by normal catch-up.
     fn on_evicted(&mut self, peer: RegionId) {
+        if self.cfg.faults.no_catchup {
+            return;
+        }
         let id = self.next_id;
         self.next_id += 1;
-        let p = self.peers.get_mut(&peer).expect("checked");
-        if p.resync.is_some() {
-            return;
+        if let Some(p) = self.peers.get_mut(&peer) {
+            p.catchup = Some((id, 0, true));
         }
-        p.resync = Some((id, 0, true, BTreeSet::new()));
-        self.send(peer, Channel::CatchUp, &Message::ResyncRequest { id });
-    }
-
-    fn on_resync_part(
-        &mut self,
-        peer: RegionId,
-        id: u64,
-        seq: u32,
-        entries: Vec<Entry>,
-        done: Option<Watermarks>,
-        now: Now,
-    ) {
-        {
-            let p = self.peers.get_mut(&peer).expect("checked");
-            let Some((want, next, intact, seen)) = p.resync.as_mut() else {
-                return;
-            };
-            if *want != id {
-                return;
-            }
-            if seq != *next {
-                *intact = false;
-            }
-            *next = seq + 1;
-            seen.extend(entries.iter().map(|(k, _)| k.clone()));
-        }
-        self.apply_entries(peer, entries, now);
-        let Some(theirs) = done else { return };
-        let p = self.peers.get_mut(&peer).expect("checked");
-        let (_, _, intact, seen) = p.resync.take().expect("checked above");
-        if !intact {
-            return;
-        }
-        // Keys whose incarnation the peer knew but no longer holds were collected there: they
-        // were deleted or expired everywhere that counted, and what we wrote into them while
-        // away lost to that delete. Drop them.
-        let marks: BTreeMap<RegionId, Hlc> = theirs.iter().copied().collect();
-        let stale: Vec<Bytes> = self
-            .store
+        let wm = self
+            .cfg
+            .regions
             .iter()
-            .filter(|(k, st)| {
-                !seen.contains(*k)
-                    && marks
-                        .get(&st.cl.stamp.region)
-                        .is_some_and(|w| st.cl.stamp.hlc <= *w)
+            .map(|r| {
+                (
+                    *r,
+                    if *r == self.cfg.region {
+                        self.clock.last()
+                    } else {
+                        Hlc::ZERO
+                    },
+                )
             })
-            .map(|(k, _)| k.clone())
             .collect();
-        for k in stale {
-            self.remove_key(&k);
-            self.events.push_back(Event::Dropped { key: k });
-        }
-        self.advance(&theirs);
+        self.send(peer, Channel::CatchUp, &Message::CatchUpRequest { id, wm });
         self.events.push_back(Event::Resynced { peer });
-        self.send(peer, Channel::CatchUp, &Message::Resynced);
     }
 
     // ----- timers ----------------------------------------------------------------------------
@@ -1242,33 +1137,28 @@ impl Replica {
             .map(|(k, _)| k.clone())
             .collect();
         for k in ready {
-            let (st, peer, _) = self.held.remove(&k).expect("listed");
+            let (st, _, _) = self.held.remove(&k).expect("listed");
             self.journal(|| Record::Release { key: k.clone() });
             // Apply before lifting the floor: our watermark for the origin may already cover
             // these stamps (the push that carried them advanced it), and only the floor keeps
             // the filter from taking them for duplicates.
-            if let Some(cl) = self.apply_entry(&k, &st, now) {
-                self.send_collected(peer, vec![(k, cl)]);
-            }
+            self.apply_entry(&k, &st, now);
         }
         self.refresh_held_floor();
         self.promote_reports();
     }
 
+    /// A region silent for longer than the grace period stops counting for garbage collection
+    /// until it is heard from again.
     fn check_evictions(&mut self, now: Now) {
         let grace = self.cfg.tombstone_grace_ms;
-        let late: Vec<RegionId> = self
-            .peers
-            .iter()
-            .filter(|(r, p)| {
-                !self.evicted.contains(*r) && p.last_heard.saturating_add(grace) < now.mono_ms
-            })
-            .map(|(r, _)| *r)
-            .collect();
-        for r in late {
-            self.evicted.insert(r);
-            self.journal(|| Record::Evict { region: r });
-            self.events.push_back(Event::Evicted { region: r });
+        for (r, p) in self.peers.iter_mut() {
+            let late = p.last_heard.saturating_add(grace) < now.mono_ms;
+            if late && self.evicted.insert(*r) {
+                self.events.push_back(Event::Evicted { region: *r });
+            } else if !late && self.evicted.remove(r) {
+                p.told_evicted = false;
+            }
         }
     }
 
@@ -1311,10 +1201,15 @@ impl Replica {
                 .iter()
                 .all(|(o, h)| floor.get(o).is_some_and(|f| h <= f))
         };
+        // Tombstones wait for every region, evicted ones included: a region away beyond the
+        // grace period may still hold writes made concurrently with the delete, and the
+        // tombstone is what makes them lose when they arrive. A tombstone has no body, so
+        // keeping it costs the key and a few bytes.
+        let everyone = self.evicted.is_empty() || unsafe_gc;
         let mut dead: Vec<Bytes> = self
             .store
             .tombstones()
-            .filter(|k| self.store.get(k).is_some_and(|st| unsafe_gc || stable(st)))
+            .filter(|k| everyone && self.store.get(k).is_some_and(|st| unsafe_gc || stable(st)))
             .cloned()
             .collect();
         // Expired (strictly before both our clock and every counted region's clock).
@@ -1329,8 +1224,44 @@ impl Replica {
                 .cloned(),
         );
         for k in dead {
-            self.remove_key(&k);
+            let expired = self.store.get(&k).is_some_and(|st| !st.is_deleted());
+            if expired && !everyone {
+                self.bury(&k, now);
+            } else {
+                self.remove_key(&k);
+            }
         }
+    }
+
+    /// The bounded rule for long absences: an expired key, stable among the regions that
+    /// count, becomes a tombstone (a delete stamped by us) instead of being collected. The body
+    /// is freed at once; the tombstone makes whatever the absent region wrote into the expired
+    /// session meanwhile lose when it arrives, in every region alike, and is itself collected
+    /// once everybody is back. Replicated like any local delete.
+    fn bury(&mut self, key: &Bytes, now: Now) {
+        let Some(st) = self.store.get(key) else {
+            return;
+        };
+        let stamp = Stamp::new(self.clock.tick(now.wall_ms), self.cfg.region);
+        let delta = KeyState {
+            cl: Reg::new(stamp, st.cl.value + 1),
+            body: crate::crdt::Body::default(),
+        };
+        self.stats.conflicts += self.store.apply(key, &delta);
+        self.dirty.insert(key.clone());
+        if self.next_flush.is_none() {
+            self.next_flush = Some(now.mono_ms + self.cfg.flush_interval_ms);
+        }
+        if self.record_writes {
+            self.events.push_back(Event::Wrote {
+                key: key.clone(),
+                delta: delta.clone(),
+            });
+        }
+        self.journal(|| Record::Apply {
+            key: key.clone(),
+            delta,
+        });
     }
 
     // ----- outputs ---------------------------------------------------------------------------

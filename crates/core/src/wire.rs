@@ -76,36 +76,10 @@ pub enum Message {
         /// On the last part: the sender's watermarks when it built the answer.
         done: Option<Watermarks>,
     },
-    /// "You were silent longer than the grace period; resynchronise from me."
+    /// "You were silent longer than the grace period": the receiver asks for a catch-up from
+    /// nothing.
     Evicted,
-    /// "Send me your whole state."
-    ResyncRequest {
-        /// Request id, echoed in the parts.
-        id: u64,
-    },
-    /// One part of a full-state transfer.
-    ResyncPart {
-        /// The request id.
-        id: u64,
-        /// Part number, from 0.
-        seq: u32,
-        /// Key states.
-        entries: Vec<Entry>,
-        /// On the last part: the sender's watermarks when it built the answer.
-        done: Option<Watermarks>,
-    },
-    /// "I have resynchronised from you": the receiver may count the sender for GC again.
-    Resynced,
-    /// "You sent me these incarnations, which I collected": the receiver drops them if it
-    /// holds exactly these incarnations.
-    Collected {
-        /// Key and incarnation (`cl` register).
-        keys: Vec<(Bytes, ClReg)>,
-    },
 }
-
-/// The `cl` register of a key, as named in [`Message::Collected`].
-pub type ClReg = crate::crdt::Reg<u64>;
 
 /// One change of a replica's durable state, in the order it happened (see
 /// [`crate::Replica::take_records`]). The node appends these to its log; replaying them over the
@@ -151,16 +125,6 @@ pub enum Record {
     Release {
         /// The key.
         key: Bytes,
-    },
-    /// A region was evicted for GC purposes.
-    Evict {
-        /// The region.
-        region: RegionId,
-    },
-    /// An evicted region resynchronised.
-    Unevict {
-        /// The region.
-        region: RegionId,
     },
 }
 
@@ -261,7 +225,7 @@ mod tests {
 
     #[test]
     fn rejects_bad_version_and_garbage() {
-        let mut f = encode(&Message::Resynced);
+        let mut f = encode(&Message::Evicted);
         f[4] = 9;
         assert_eq!(decode(&f, 1024), Err(WireError::Version(9)));
         let g = [0, 0, 0, 3, VERSION, 0xc1, 0xc1];

@@ -49,20 +49,6 @@ fn message() -> impl Strategy<Value = Message> {
                 done
             }),
         Just(Message::Evicted),
-        any::<u64>().prop_map(|id| Message::ResyncRequest { id }),
-        (
-            any::<u64>(),
-            any::<u32>(),
-            entries(),
-            proptest::option::of(wm())
-        )
-            .prop_map(|(id, seq, entries, done)| Message::ResyncPart {
-                id,
-                seq,
-                entries,
-                done
-            }),
-        Just(Message::Resynced),
     ]
 }
 

@@ -563,7 +563,7 @@ impl<'a> World<'a> {
                 self.trace.word(self.now);
                 self.trace.word(50 + i as u64);
                 self.trace.bytes(&key);
-                self.oracles.record_write(i, self.now, key, delta);
+                self.oracles.record_write(key, delta);
             }
             Event::ClockSkew { peer, ahead_ms } => {
                 self.summary.skew_events += 1;
@@ -572,13 +572,6 @@ impl<'a> World<'a> {
             }
             Event::Evicted { region } => {
                 self.summary.evictions += 1;
-                let grace = self.nodes[i]
-                    .replica
-                    .as_ref()
-                    .map_or(0, |r| r.config().tombstone_grace_ms);
-                let who = usize::from(region.0).wrapping_sub(1);
-                self.oracles
-                    .record_eviction(who, self.now.saturating_sub(grace));
                 self.trace
                     .words(&[self.now, 52, i as u64, u64::from(region.0)]);
             }
@@ -586,19 +579,6 @@ impl<'a> World<'a> {
                 self.summary.resyncs += 1;
                 self.trace
                     .words(&[self.now, 53, i as u64, u64::from(peer.0)]);
-            }
-            Event::Dropped { key } => {
-                if self.explaining(Some(&key)) {
-                    self.explain.push(format!(
-                        "{}   {} dropped the key (eviction rule)",
-                        self.now,
-                        rid(i)
-                    ));
-                }
-                self.trace.word(self.now);
-                self.trace.word(55 + i as u64);
-                self.trace.bytes(&key);
-                self.oracles.record_drop(key);
             }
             Event::BadFrame { peer } => {
                 self.trace
