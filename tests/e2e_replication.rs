@@ -99,12 +99,31 @@ async fn concurrent_sets_converge_to_the_later_write() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_hset_of_different_fields_both_survive() {
     let c = Cluster::start(3).await;
+    // The session exists everywhere; then three requests in three regions, cut off from each
+    // other, each update a different field.
+    let _: i64 = c.cmd(0, &["HSET", "h", "user", "u"]).await;
+    converge_hash(&c, "h", &hash(&[("user", "u")])).await;
     c.partition_all();
     let _: i64 = c.cmd(0, &["HSET", "h", "f1", "a"]).await;
     let _: i64 = c.cmd(1, &["HSET", "h", "f2", "b"]).await;
     let _: i64 = c.cmd(2, &["HSET", "h", "f3", "c"]).await;
     c.heal_all();
-    converge_hash(&c, "h", &hash(&[("f1", "a"), ("f2", "b"), ("f3", "c")])).await;
+    let all = hash(&[("user", "u"), ("f1", "a"), ("f2", "b"), ("f3", "c")]);
+    converge_hash(&c, "h", &all).await;
+    c.shutdown().await;
+}
+
+/// Two regions that both *create* a key while cut off from each other: the later creation wins
+/// whole (incarnations are numbered by their creation stamp, docs/DESIGN.md §2).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_creations_later_one_wins() {
+    let c = Cluster::start(2).await;
+    c.partition_all();
+    let _: i64 = c.cmd(0, &["HSET", "new", "a", "1"]).await;
+    tokio::time::sleep(LATER).await;
+    let _: i64 = c.cmd(1, &["HSET", "new", "b", "2"]).await;
+    c.heal_all();
+    converge_hash(&c, "new", &hash(&[("b", "2")])).await;
     c.shutdown().await;
 }
 
@@ -175,6 +194,9 @@ async fn ttl_replicates_and_expiry_needs_no_message() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partition_with_conflicting_writes_heals_to_the_winner() {
     let c = Cluster::start(3).await;
+    // The cart exists everywhere before the partition.
+    let _: i64 = c.cmd(0, &["HSET", "cart", "owner", "u"]).await;
+    converge_hash(&c, "cart", &hash(&[("owner", "u")])).await;
     // us-east alone on one side; eu-west and ap-south on the other.
     c.isolate(0);
     // Long enough for QUIC to declare the links dead (idle timeout 1 s), so healing goes
@@ -221,7 +243,12 @@ async fn partition_with_conflicting_writes_heals_to_the_winner() {
     c.heal_all();
     c.wait_connected().await;
     c.converge_get("contested", Some("ap-south")).await;
-    converge_hash(&c, "cart", &hash(&[("apples", "1"), ("pears", "2")])).await;
+    converge_hash(
+        &c,
+        "cart",
+        &hash(&[("owner", "u"), ("apples", "1"), ("pears", "2")]),
+    )
+    .await;
     for n in 0..20 {
         c.converge_get(&format!("left:{n}"), Some("L")).await;
         c.converge_get(&format!("right:{n}"), Some("R")).await;
