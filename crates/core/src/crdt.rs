@@ -49,7 +49,12 @@ impl<T: Ord + Clone> Reg<T> {
     }
 }
 
-/// Merges an optional register; returns true when a value was replaced or rejected (a conflict).
+/// Merges an optional register; returns true when the incoming register lost.
+///
+/// Only the incoming side counts as a conflict: a replica filters out what it already has
+/// before merging, so an incoming register that loses was written without knowledge of the
+/// local winner — concurrently. A local register replaced by a newer one is an ordinary
+/// overwrite.
 fn merge_opt<T: Ord + Clone>(mine: &mut Option<Reg<T>>, theirs: &Option<Reg<T>>) -> bool {
     match (mine.as_mut(), theirs) {
         (_, None) => false,
@@ -60,10 +65,10 @@ fn merge_opt<T: Ord + Clone>(mine: &mut Option<Reg<T>>, theirs: &Option<Reg<T>>)
         (Some(m), Some(t)) => {
             if m == t {
                 false
+            } else if m.loses_to(t) {
+                *m = t.clone();
+                false
             } else {
-                if m.loses_to(t) {
-                    *m = t.clone();
-                }
                 true
             }
         }
@@ -120,14 +125,16 @@ impl Body {
                 }
                 Some(m) if m == r => {}
                 Some(m) => {
-                    conflicts += 1;
                     if m.loses_to(r) {
                         *m = r.clone();
+                    } else {
+                        conflicts += 1;
                     }
                 }
             }
         }
-        conflicts + self.normalize()
+        self.normalize();
+        conflicts
     }
 
     /// Drops every register older than `reset`; returns how many were dropped.
@@ -242,7 +249,8 @@ impl KeyState {
         self.cl.value.is_multiple_of(2)
     }
 
-    /// Joins `other` into `self` and returns how many registers lost (conflicts resolved).
+    /// Joins `other` into `self` and returns how many of `other`'s registers lost (conflicts
+    /// resolved: writes that lost to a concurrent write or to a delete).
     ///
     /// The greater causal length wins outright, taking its body; equal lengths merge bodies.
     pub fn merge(&mut self, other: &KeyState) -> u64 {
@@ -254,9 +262,8 @@ impl KeyState {
                 other.body.register_count()
             }
             Less => {
-                let lost = self.body.register_count();
                 *self = other.clone();
-                lost
+                0
             }
             Equal => {
                 if self.cl.loses_to(&other.cl) {
