@@ -191,6 +191,8 @@ pub struct Stats {
     pub bad_frames: u64,
     /// Local writes executed.
     pub local_writes: u64,
+    /// Expired keys reclaimed (collected, or buried while a region is evicted).
+    pub expired: u64,
 }
 
 use crate::cmd;
@@ -201,6 +203,10 @@ use crate::store::{Store, Value};
 pub use crate::wire::Record;
 use crate::wire::{self, Entry, Message, Report, Watermarks, WireError};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+/// How many recent pushes are remembered to measure lag in writes (about 8 s at the default
+/// 2 ms flush interval under constant writes; an older ack counts as holding nothing newer).
+const PUSH_HISTORY: usize = 4096;
 
 /// How often held (future-stamped) deltas are looked at again.
 const HELD_RECHECK_MS: u64 = 10;
@@ -242,6 +248,23 @@ struct Peer {
     acked: Hlc,
     /// Its clock minus our wall clock when its last push arrived (latency included).
     clock_offset_ms: i64,
+    /// How many of our write commands it holds (from its acks and our push history).
+    acked_writes: u64,
+    /// Traffic with it.
+    traffic: Traffic,
+}
+
+/// Frames and bytes exchanged with one peer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Traffic {
+    /// Frames sent to it.
+    pub frames_sent: u64,
+    /// Bytes sent to it.
+    pub bytes_sent: u64,
+    /// Valid frames received from it.
+    pub frames_received: u64,
+    /// Bytes of valid frames received from it.
+    pub bytes_received: u64,
 }
 
 /// A peer as operators see it.
@@ -261,6 +284,10 @@ pub struct PeerStatus {
     pub evicted: bool,
     /// Our watermark for its writes.
     pub watermark: Hlc,
+    /// Our write commands it does not hold yet (as far as its acknowledgements tell).
+    pub lag_writes: u64,
+    /// Frames and bytes exchanged with it.
+    pub traffic: Traffic,
 }
 
 /// One region's replica: the store, the clock and the replication protocol.
@@ -287,6 +314,8 @@ pub struct Replica {
     next_gc: u64,
     /// When to look at held deltas again (while any are held).
     next_release: Option<u64>,
+    /// Recent pushes: (`to`, local write commands so far), to turn acks into write counts.
+    push_history: VecDeque<(Hlc, u64)>,
     last_write: Option<Stamp>,
     next_id: u64,
     /// Record every local delta as an [`Event::Wrote`] (simulator oracles).
@@ -324,6 +353,7 @@ impl Replica {
             next_catchup: 0,
             next_gc: 0,
             next_release: None,
+            push_history: VecDeque::new(),
             last_write: None,
             next_id: 1,
             records: Vec::new(),
@@ -435,6 +465,8 @@ impl Replica {
                 clock_offset_ms: p.clock_offset_ms,
                 evicted: self.evicted.contains(r),
                 watermark: self.watermark(*r),
+                lag_writes: self.stats.local_writes.saturating_sub(p.acked_writes),
+                traffic: p.traffic,
             })
             .collect()
     }
@@ -662,9 +694,17 @@ impl Replica {
 
     fn send(&mut self, to: RegionId, channel: Channel, msg: &Message) {
         let bytes = wire::encode(msg);
-        self.stats.frames_sent += 1;
-        self.stats.bytes_sent += bytes.len() as u64;
+        self.count_sent(to, bytes.len());
         self.outbox.push_back(Transmit { to, channel, bytes });
+    }
+
+    fn count_sent(&mut self, to: RegionId, len: usize) {
+        self.stats.frames_sent += 1;
+        self.stats.bytes_sent += len as u64;
+        if let Some(p) = self.peers.get_mut(&to) {
+            p.traffic.frames_sent += 1;
+            p.traffic.bytes_sent += len as u64;
+        }
     }
 
     fn connected_peers(&self) -> Vec<RegionId> {
@@ -715,6 +755,8 @@ impl Replica {
         self.stats.bytes_received += frame.len() as u64;
         if let Some(p) = self.peers.get_mut(&peer) {
             p.last_heard = p.last_heard.max(now.mono_ms);
+            p.traffic.frames_received += 1;
+            p.traffic.bytes_received += frame.len() as u64;
         }
         match msg {
             Message::Push {
@@ -724,8 +766,19 @@ impl Replica {
                 report,
             } => self.on_push(peer, from, to, entries, report, now),
             Message::Ack { upto } => {
+                // Our pushes ending at or below `upto` are all held there: the write count at
+                // the newest of them is how many of our writes it holds.
+                let held = self
+                    .push_history
+                    .iter()
+                    .rev()
+                    .find(|(to, _)| *to <= upto)
+                    .map(|(_, n)| *n);
                 let p = self.peers.get_mut(&peer).expect("checked");
                 p.acked = p.acked.max(upto);
+                if let Some(n) = held {
+                    p.acked_writes = p.acked_writes.max(n);
+                }
             }
             Message::CatchUpRequest { id, wm } => self.on_catchup_request(peer, id, &wm),
             Message::CatchUpPart {
@@ -1112,8 +1165,7 @@ impl Replica {
             };
             let bytes = wire::encode(&msg);
             for p in &peers {
-                self.stats.frames_sent += 1;
-                self.stats.bytes_sent += bytes.len() as u64;
+                self.count_sent(*p, bytes.len());
                 self.outbox.push_back(Transmit {
                     to: *p,
                     channel: Channel::Delta,
@@ -1123,6 +1175,11 @@ impl Replica {
             from = to;
         }
         self.last_push_to = to_final;
+        self.push_history
+            .push_back((to_final, self.stats.local_writes));
+        if self.push_history.len() > PUSH_HISTORY {
+            self.push_history.pop_front();
+        }
         self.journal(|| Record::Pushed { to: to_final });
     }
 
@@ -1225,6 +1282,9 @@ impl Replica {
         );
         for k in dead {
             let expired = self.store.get(&k).is_some_and(|st| !st.is_deleted());
+            if expired {
+                self.stats.expired += 1;
+            }
             if expired && !everyone {
                 self.bury(&k, now);
             } else {

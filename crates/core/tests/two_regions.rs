@@ -80,8 +80,16 @@ impl Mesh {
 #[test]
 fn write_replicates_and_delete_wins() {
     let mut m = Mesh::new(2);
+    m.settle(1);
     assert_eq!(cmd(&mut m.rs[0], "HSET s user ann", 1000), Reply::Int(1));
+    let before = m.rs[0].peer_status()[0].clone();
+    assert_eq!(before.lag_writes, 1, "one write not yet acknowledged: {before:?}");
     m.settle(1010);
+    let after = m.rs[0].peer_status()[0].clone();
+    assert_eq!(after.lag_writes, 0, "acknowledged: {after:?}");
+    assert_eq!(after.lag_ms, 0);
+    assert!(after.traffic.frames_sent > before.traffic.frames_sent);
+    assert!(after.traffic.frames_received > 0);
     assert_eq!(cmd(&mut m.rs[1], "HGET s user", 1010), Reply::bulk("ann"));
     // Partition; region 2 logs out, region 1 (later in time) writes a field.
     m.cut[0][1] = true;
