@@ -83,7 +83,10 @@ fn write_replicates_and_delete_wins() {
     m.settle(1);
     assert_eq!(cmd(&mut m.rs[0], "HSET s user ann", 1000), Reply::Int(1));
     let before = m.rs[0].peer_status()[0].clone();
-    assert_eq!(before.lag_writes, 1, "one write not yet acknowledged: {before:?}");
+    assert_eq!(
+        before.lag_writes, 1,
+        "one write not yet acknowledged: {before:?}"
+    );
     m.settle(1010);
     let after = m.rs[0].peer_status()[0].clone();
     assert_eq!(after.lag_writes, 0, "acknowledged: {after:?}");

@@ -1,0 +1,96 @@
+//! The journal of durable changes and recovery from it (the node's log replays it).
+
+use super::*;
+
+impl Replica {
+    // ----- journal ---------------------------------------------------------------------------
+
+    pub(super) fn journal(&mut self, r: impl FnOnce() -> Record) {
+        if self.cfg.journal {
+            self.records.push(r());
+        }
+    }
+
+    /// Takes the changes made since the last call, in order. Appending them to a log and
+    /// replaying them with [`Replica::recover`] rebuilds this replica's state.
+    pub fn take_records(&mut self) -> Vec<Record> {
+        std::mem::take(&mut self.records)
+    }
+
+    /// True when changes wait in the journal.
+    pub fn has_records(&self) -> bool {
+        !self.records.is_empty()
+    }
+
+    pub(super) fn remove_key(&mut self, k: &Bytes) {
+        self.store.remove(k);
+        self.dirty.remove(k);
+        self.stats.collected += 1;
+        self.journal(|| Record::Remove { key: k.clone() });
+    }
+
+    pub(super) fn set_wm(&mut self, origin: RegionId, hlc: Hlc) {
+        let w = self.wm.entry(origin).or_insert(Hlc::ZERO);
+        if hlc > *w {
+            *w = hlc;
+            self.journal(|| Record::Watermark { origin, hlc });
+        }
+    }
+
+    /// Rebuilds a replica from its last snapshot and the journal records written after it.
+    /// Keys with our own writes newer than the last push are marked dirty again, and the clock
+    /// is re-seeded above every stamp it could have issued.
+    pub fn recover(
+        cfg: Config,
+        snap: Snapshot,
+        records: impl IntoIterator<Item = Record>,
+        now: Now,
+    ) -> Replica {
+        let journal = cfg.journal;
+        let mut r = Replica::restore(
+            Config {
+                journal: false,
+                ..cfg
+            },
+            snap,
+            now,
+        );
+        for rec in records {
+            match rec {
+                Record::Apply { key, delta } => {
+                    r.store.apply(&key, &delta);
+                }
+                Record::Remove { key } => {
+                    r.store.remove(&key);
+                    r.dirty.remove(&key);
+                }
+                Record::Watermark { origin, hlc } => r.set_wm(origin, hlc),
+                Record::Pushed { to } => r.last_push_to = r.last_push_to.max(to),
+                Record::Hold {
+                    key,
+                    delta,
+                    peer,
+                    cl_new,
+                } => r.hold(key, delta, peer, cl_new),
+                Record::Release { key } => {
+                    r.held.remove(&key);
+                }
+            }
+        }
+        let me = r.cfg.region;
+        let dirty: Vec<Bytes> = r.store.changed_since(me, r.last_push_to).cloned().collect();
+        r.dirty.extend(dirty);
+        if !r.dirty.is_empty() {
+            r.next_flush = Some(now.mono_ms);
+        }
+        let wm_max = r.wm.values().copied().max().unwrap_or(Hlc::ZERO);
+        r.clock
+            .seed(r.store.max_hlc().max(r.last_push_to).max(wm_max));
+        r.refresh_held_floor();
+        if !r.held.is_empty() {
+            r.next_release = Some(now.mono_ms);
+        }
+        r.cfg.journal = journal;
+        r
+    }
+}

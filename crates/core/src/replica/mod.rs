@@ -1,0 +1,656 @@
+//! The sans-IO replication protocol: one [`Replica`] per region.
+//!
+//! # How a driver calls it
+//!
+//! A driver (the tokio node, or the simulator) owns one `Replica` and, in any order:
+//!
+//! 1. feeds client commands to [`Replica::execute`] and sends the reply to the client at once —
+//!    nothing waits for another region;
+//! 2. reports link changes with [`Replica::handle_connected`] / [`Replica::handle_disconnected`];
+//! 3. hands every frame received from a peer to [`Replica::handle_frame`];
+//! 4. calls [`Replica::handle_timeout`] when the deadline from [`Replica::poll_timeout`] passes
+//!    (it is cheap to call early);
+//!
+//! and after each of those drains [`Replica::poll_transmit`] (frames to send, each to one peer on
+//! one [`Channel`]) and [`Replica::poll_event`] (things operators want to know).
+//!
+//! Submodules: `inbound` (frames from peers), `catchup`, `timers` (push, GC), `journal`.
+//!
+//! `Now` carries two clocks: `mono_ms` schedules timers and never goes backwards; `wall_ms` feeds
+//! the hybrid logical clock and may be skewed, stepped or slow.
+
+use crate::cmd;
+use crate::crdt::{KeyState, Reg};
+use crate::hlc::{Clock, Hlc};
+use crate::reply::Reply;
+use crate::stamp::{RegionId, Stamp};
+use crate::store::{Store, Value};
+pub use crate::wire::Record;
+use crate::wire::{self, Entry, Message, Report, Watermarks, WireError};
+use bytes::Bytes;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+mod catchup;
+mod inbound;
+mod journal;
+mod timers;
+
+/// The two clocks a driver passes in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Now {
+    /// Monotonic milliseconds (any origin): schedules flushes, catch-up and GC.
+    pub mono_ms: u64,
+    /// This region's wall clock, milliseconds since the Unix epoch: feeds the HLC.
+    pub wall_ms: u64,
+}
+
+impl Now {
+    /// Both clocks at the same value (tests and the simulator's unskewed regions).
+    pub fn at(ms: u64) -> Now {
+        Now {
+            mono_ms: ms,
+            wall_ms: ms,
+        }
+    }
+}
+
+/// Deliberately wrong behaviours, so tests can show that the simulator's oracles catch them.
+/// All off by default; the node never sets them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Faults {
+    /// Collect tombstones and expired keys as soon as they are dead, ignoring causal stability.
+    pub gc_without_stability: bool,
+    /// Never run catch-up (deltas lost in flight stay lost).
+    pub no_catchup: bool,
+    /// On equal stamps prefer the local register instead of the deterministic tie-break.
+    /// (Equal stamps with different values never happen in a correct system; this fault also
+    /// makes the merge prefer the local value when the incoming stamp is only slightly newer.)
+    pub merge_prefers_local: bool,
+}
+
+/// Settings of one replica.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// This region.
+    pub region: RegionId,
+    /// Every region of the cluster, this one included.
+    pub regions: Vec<RegionId>,
+    /// Remote stamps further ahead of our wall clock than this are held back.
+    pub max_clock_drift_ms: u64,
+    /// How often local writes are pushed to peers (coalesced per key in between).
+    pub flush_interval_ms: u64,
+    /// How often each connected peer is asked for what we missed (scuttlebutt).
+    pub catchup_interval_ms: u64,
+    /// How often tombstones and expired keys are considered for collection.
+    pub gc_interval_ms: u64,
+    /// A region silent for longer than this stops holding back garbage collection; when it
+    /// returns it is told to resynchronise.
+    pub tombstone_grace_ms: u64,
+    /// Upper bound on the encoded size of one frame.
+    pub max_frame_bytes: usize,
+    /// Planted faults for oracle tests.
+    pub faults: Faults,
+    /// Emit an [`Event::Wrote`] for every key a local command changes (simulator oracles).
+    pub record_writes: bool,
+    /// Keep a journal of every change for the durable log ([`Replica::take_records`]).
+    pub journal: bool,
+}
+
+impl Config {
+    /// Defaults suitable for loopback and the simulator, for `region` among `regions`.
+    pub fn new(region: RegionId, regions: &[RegionId]) -> Config {
+        Config {
+            region,
+            regions: regions.to_vec(),
+            max_clock_drift_ms: 500,
+            flush_interval_ms: 2,
+            catchup_interval_ms: 1_000,
+            gc_interval_ms: 1_000,
+            tombstone_grace_ms: 60_000,
+            max_frame_bytes: 256 * 1024,
+            faults: Faults::default(),
+            record_writes: false,
+            journal: false,
+        }
+    }
+
+    /// A lone region (single-region tests and the reference-model comparison).
+    pub fn single() -> Config {
+        Config::new(RegionId(1), &[RegionId(1)])
+    }
+}
+
+/// Which peer stream a frame travels on. Deltas and catch-up use separate streams so a large
+/// catch-up never delays fresh deltas.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Channel {
+    /// Steady-state pushes and small control messages.
+    Delta,
+    /// Catch-up and resynchronisation transfers.
+    CatchUp,
+}
+
+/// One encoded frame for one peer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transmit {
+    /// The receiving region.
+    pub to: RegionId,
+    /// The stream to use.
+    pub channel: Channel,
+    /// A complete frame (see [`crate::wire`]).
+    pub bytes: Vec<u8>,
+}
+
+/// Things worth telling an operator; drained with [`Replica::poll_event`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// Data from `peer` carried stamps too far in the future; it is held, not dropped.
+    ClockSkew {
+        /// The peer whose frame carried the stamp.
+        peer: RegionId,
+        /// How far ahead of our wall clock the stamp was.
+        ahead_ms: u64,
+    },
+    /// `region` has been silent longer than the grace period and no longer holds back GC.
+    Evicted {
+        /// The silent region.
+        region: RegionId,
+    },
+    /// `peer` told us we were away longer than the grace period; we asked it for its whole
+    /// state (a catch-up from nothing), keeping our own writes.
+    Resynced {
+        /// The peer we resynchronised from.
+        peer: RegionId,
+    },
+    /// A malformed frame from `peer` was rejected; nothing of it was applied.
+    BadFrame {
+        /// The sender.
+        peer: RegionId,
+    },
+    /// A local command changed `key` by `delta` (only with [`Config::record_writes`]).
+    Wrote {
+        /// The key.
+        key: Bytes,
+        /// The registers the command wrote.
+        delta: crate::crdt::KeyState,
+    },
+}
+
+/// Counters and gauges the core exposes; the node turns them into metrics.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Keys stored, live or not (tombstones and expired keys awaiting collection included).
+    pub keys: u64,
+    /// Keys that are deleted or expired and wait for collection.
+    pub tombstones: u64,
+    /// Keys collected so far.
+    pub collected: u64,
+    /// Registers that lost to a concurrent write with a greater stamp, or to a delete.
+    pub conflicts: u64,
+    /// Key deltas currently held back because of clock skew.
+    pub held: u64,
+    /// Entries in the origin/stamp index.
+    pub index_entries: u64,
+    /// Keys written locally and not yet pushed.
+    pub dirty: u64,
+    /// Frames and bytes sent and received.
+    pub frames_sent: u64,
+    /// Bytes of all frames sent.
+    pub bytes_sent: u64,
+    /// Frames received (valid ones).
+    pub frames_received: u64,
+    /// Bytes of all frames received.
+    pub bytes_received: u64,
+    /// Frames rejected as malformed.
+    pub bad_frames: u64,
+    /// Local writes executed.
+    pub local_writes: u64,
+    /// Expired keys reclaimed (collected, or buried while a region is evicted).
+    pub expired: u64,
+}
+
+/// How many recent pushes are remembered to measure lag in writes (about 8 s at the default
+/// 2 ms flush interval under constant writes; an older ack counts as holding nothing newer).
+const PUSH_HISTORY: usize = 4096;
+
+/// How often held (future-stamped) deltas are looked at again.
+const HELD_RECHECK_MS: u64 = 10;
+
+/// The state a replica persists and restarts from (everything it applied, under
+/// `durability = "always"`). Frames in flight and timers are not part of it.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct Snapshot {
+    /// Every key's state.
+    pub keys: Vec<Entry>,
+    /// Watermarks per origin.
+    pub wm: Watermarks,
+    /// The greatest HLC value issued or observed.
+    pub clock: Hlc,
+    /// The `to` of the last push.
+    pub last_push_to: Hlc,
+    /// Keys with local writes not yet pushed.
+    pub dirty: Vec<Bytes>,
+    /// Deltas held back because of clock skew: key, delta, sender, and whether its `cl`
+    /// register was news when it was held.
+    pub held: Vec<(Bytes, KeyState, RegionId, bool)>,
+}
+
+/// What we know of one peer region.
+#[derive(Clone, Debug, Default)]
+struct Peer {
+    connected: bool,
+    /// Monotonic time of the last valid frame from it.
+    last_heard: u64,
+    /// The catch-up answer being received: (request id, next part expected, still intact).
+    catchup: Option<(u64, u32, bool)>,
+    /// When we last told it that it had been evicted.
+    told_evicted: bool,
+    /// Its latest report whose writes we hold (its `hlc` is within our watermark for it).
+    report: Option<Report>,
+    /// A newer report not yet covered by our watermark.
+    pending_report: Option<Report>,
+    /// The greatest watermark it acknowledged for our writes.
+    acked: Hlc,
+    /// Its clock minus our wall clock when its last push arrived (latency included).
+    clock_offset_ms: i64,
+    /// How many of our write commands it holds (from its acks and our push history).
+    acked_writes: u64,
+    /// Traffic with it.
+    traffic: Traffic,
+}
+
+/// Frames and bytes exchanged with one peer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Traffic {
+    /// Frames sent to it.
+    pub frames_sent: u64,
+    /// Bytes sent to it.
+    pub bytes_sent: u64,
+    /// Valid frames received from it.
+    pub frames_received: u64,
+    /// Bytes of valid frames received from it.
+    pub bytes_received: u64,
+}
+
+/// A peer as operators see it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerStatus {
+    /// The peer.
+    pub region: RegionId,
+    /// Whether the driver reports a live connection.
+    pub connected: bool,
+    /// The peer holds every write of ours up to this HLC.
+    pub acked: Hlc,
+    /// Our newest write minus `acked`, in ms (0 when caught up).
+    pub lag_ms: u64,
+    /// Its clock minus ours at its last push (includes one-way latency).
+    pub clock_offset_ms: i64,
+    /// Evicted for GC purposes (silent beyond the grace period).
+    pub evicted: bool,
+    /// Our watermark for its writes.
+    pub watermark: Hlc,
+    /// Our write commands it does not hold yet (as far as its acknowledgements tell).
+    pub lag_writes: u64,
+    /// Frames and bytes exchanged with it.
+    pub traffic: Traffic,
+}
+
+/// One region's replica: the store, the clock and the replication protocol.
+#[derive(Debug)]
+pub struct Replica {
+    cfg: Config,
+    clock: Clock,
+    store: Store,
+    /// Raw watermarks per origin (not ours: ours is the clock).
+    wm: BTreeMap<RegionId, Hlc>,
+    /// Greatest stamp minus one under which each origin has held deltas (caps `wm`).
+    held_floor: BTreeMap<RegionId, Hlc>,
+    dirty: BTreeSet<Bytes>,
+    last_push_to: Hlc,
+    /// Held deltas: (delta, sender, whether its `cl` register was news when held).
+    held: BTreeMap<Bytes, (KeyState, RegionId, bool)>,
+    peers: BTreeMap<RegionId, Peer>,
+    evicted: BTreeSet<RegionId>,
+    outbox: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+    stats: Stats,
+    next_flush: Option<u64>,
+    next_catchup: u64,
+    next_gc: u64,
+    /// When to look at held deltas again (while any are held).
+    next_release: Option<u64>,
+    /// Recent pushes: (`to`, local write commands so far), to turn acks into write counts.
+    push_history: VecDeque<(Hlc, u64)>,
+    last_write: Option<Stamp>,
+    next_id: u64,
+    /// Record every local delta as an [`Event::Wrote`] (simulator oracles).
+    record_writes: bool,
+    /// Changes not yet taken by the durable log (only with [`Config::journal`]).
+    records: Vec<Record>,
+}
+
+impl Replica {
+    /// A replica with an empty store.
+    pub fn new(cfg: Config) -> Replica {
+        let clock = Clock::new(cfg.max_clock_drift_ms);
+        let peers = cfg
+            .regions
+            .iter()
+            .filter(|r| **r != cfg.region)
+            .map(|r| (*r, Peer::default()))
+            .collect();
+        Replica {
+            record_writes: cfg.record_writes,
+            cfg,
+            clock,
+            store: Store::new(),
+            wm: BTreeMap::new(),
+            held_floor: BTreeMap::new(),
+            dirty: BTreeSet::new(),
+            last_push_to: Hlc::ZERO,
+            held: BTreeMap::new(),
+            peers,
+            evicted: BTreeSet::new(),
+            outbox: VecDeque::new(),
+            events: VecDeque::new(),
+            stats: Stats::default(),
+            next_flush: None,
+            next_catchup: 0,
+            next_gc: 0,
+            next_release: None,
+            push_history: VecDeque::new(),
+            last_write: None,
+            next_id: 1,
+            records: Vec::new(),
+        }
+    }
+
+    /// Restarts from a [`Snapshot`]: the clock re-seeds from the greatest persisted stamp so it
+    /// never issues a stamp twice.
+    pub fn restore(cfg: Config, snap: Snapshot, now: Now) -> Replica {
+        let mut r = Replica::new(cfg);
+        for (k, st) in &snap.keys {
+            r.store.apply(k, st);
+        }
+        r.wm = snap.wm.into_iter().collect();
+        r.clock
+            .seed(snap.clock.max(r.store.max_hlc()).max(snap.last_push_to));
+        r.last_push_to = snap.last_push_to;
+        r.dirty = snap.dirty.into_iter().collect();
+        r.held = snap
+            .held
+            .into_iter()
+            .map(|(k, s, p, c)| (k, (s, p, c)))
+            .collect();
+        r.refresh_held_floor();
+        if !r.held.is_empty() {
+            r.next_release = Some(now.mono_ms);
+        }
+        for p in r.peers.values_mut() {
+            p.last_heard = now.mono_ms;
+        }
+        if !r.dirty.is_empty() {
+            r.next_flush = Some(now.mono_ms);
+        }
+        r.next_catchup = now.mono_ms;
+        r.next_gc = now.mono_ms + r.cfg.gc_interval_ms;
+        r
+    }
+
+    /// What this replica would have persisted by now.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            keys: self
+                .store
+                .iter()
+                .map(|(k, s)| (k.clone(), s.clone()))
+                .collect(),
+            wm: self.wm.iter().map(|(r, h)| (*r, *h)).collect(),
+            clock: self.clock.last(),
+            last_push_to: self.last_push_to,
+            dirty: self.dirty.iter().cloned().collect(),
+            held: self
+                .held
+                .iter()
+                .map(|(k, (s, p, c))| (k.clone(), s.clone(), *p, *c))
+                .collect(),
+        }
+    }
+
+    /// This replica's settings.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// This region.
+    pub fn region(&self) -> RegionId {
+        self.cfg.region
+    }
+
+    /// The HLC's last value.
+    pub fn clock_last(&self) -> Hlc {
+        self.clock.last()
+    }
+
+    /// Counters and gauges.
+    pub fn stats(&self) -> Stats {
+        let mut s = self.stats.clone();
+        s.keys = self.store.len() as u64;
+        s.tombstones = self.store.tombstone_count() as u64;
+        s.index_entries = self.store.index_len() as u64;
+        s.held = self.held.len() as u64;
+        s.dirty = self.dirty.len() as u64;
+        s
+    }
+
+    /// The stamp of the latest local write command.
+    pub fn last_write(&self) -> Option<Stamp> {
+        self.last_write
+    }
+
+    /// How many other regions are known to hold every write of ours up to `stamp`.
+    pub fn regions_holding(&self, stamp: Stamp) -> usize {
+        self.peers.values().filter(|p| p.acked >= stamp.hlc).count()
+    }
+
+    /// Every peer's replication state.
+    pub fn peer_status(&self) -> Vec<PeerStatus> {
+        let newest = self.last_write.map_or(Hlc::ZERO, |s| s.hlc);
+        self.peers
+            .iter()
+            .map(|(r, p)| PeerStatus {
+                region: *r,
+                connected: p.connected,
+                acked: p.acked,
+                lag_ms: if p.acked >= newest {
+                    0
+                } else {
+                    newest.ms().saturating_sub(p.acked.ms())
+                },
+                clock_offset_ms: p.clock_offset_ms,
+                evicted: self.evicted.contains(r),
+                watermark: self.watermark(*r),
+                lag_writes: self.stats.local_writes.saturating_sub(p.acked_writes),
+                traffic: p.traffic,
+            })
+            .collect()
+    }
+
+    /// Our effective watermark for `origin`: every write of it up to this HLC is applied here.
+    /// For ourselves it is the clock. Held deltas cap it, so that we never claim what we only
+    /// hold in the skew buffer.
+    pub fn watermark(&self, origin: RegionId) -> Hlc {
+        if origin == self.cfg.region {
+            return self.clock.last();
+        }
+        let raw = self.wm.get(&origin).copied().unwrap_or(Hlc::ZERO);
+        match self.held_floor.get(&origin) {
+            Some(f) => raw.min(*f),
+            None => raw,
+        }
+    }
+
+    fn watermarks(&self) -> Watermarks {
+        self.cfg
+            .regions
+            .iter()
+            .map(|r| (*r, self.watermark(*r)))
+            .collect()
+    }
+
+    /// The state of a key, live or not (tests and oracles).
+    pub fn key_state(&self, key: &Bytes) -> Option<&KeyState> {
+        self.store.get(key)
+    }
+
+    /// Every key a client can see at `now`, with its absolute expiry.
+    pub fn live(&self, now: Now) -> BTreeMap<Bytes, (Value, Option<u64>)> {
+        let t = self.clock.now_ms(now.wall_ms);
+        self.store
+            .iter()
+            .filter_map(|(k, s)| s.view(t).map(|v| (k.clone(), v)))
+            .collect()
+    }
+
+    /// A digest of [`Replica::live`]: equal digests mean equal visible states.
+    pub fn digest(&self, now: Now) -> u64 {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        let mut eat = |b: &[u8]| {
+            for x in (b.len() as u64).to_le_bytes().iter().chain(b) {
+                h ^= u64::from(*x);
+                h = h.wrapping_mul(0x0100_0000_01b3);
+            }
+        };
+        for (k, (v, e)) in self.live(now) {
+            eat(&k);
+            eat(&e.unwrap_or(u64::MAX).to_le_bytes());
+            match v {
+                Value::String(s) => eat(&s),
+                Value::Hash(f) => {
+                    for (a, b) in f {
+                        eat(&a);
+                        eat(&b);
+                    }
+                }
+            }
+        }
+        h
+    }
+
+    // ----- clients -------------------------------------------------------------------------
+
+    /// Executes one data command and returns its reply. Writes are applied locally at once and
+    /// shipped to peers at the next flush.
+    pub fn execute(&mut self, args: &[Bytes], now: Now) -> Reply {
+        let Some(name) = args.first() else {
+            return cmd::unknown_command(args);
+        };
+        let Some(info) = cmd::lookup(name) else {
+            return cmd::unknown_command(args);
+        };
+        let (stamp, now_ms) = if info.write {
+            let h = self.clock.tick(now.wall_ms);
+            (Some(Stamp::new(h, self.cfg.region)), h.ms())
+        } else {
+            (None, self.clock.now_ms(now.wall_ms))
+        };
+        let mut ctx = cmd::Ctx {
+            store: &mut self.store,
+            now_ms,
+            stamp,
+            writes: Vec::new(),
+            conflicts: 0,
+        };
+        let reply = cmd::execute(&mut ctx, args);
+        let (writes, conflicts) = (ctx.writes, ctx.conflicts);
+        self.stats.conflicts += conflicts;
+        if !writes.is_empty() {
+            self.stats.local_writes += 1;
+            self.last_write = stamp;
+            if self.dirty.is_empty() && self.next_flush.is_none() {
+                self.next_flush = Some(now.mono_ms + self.cfg.flush_interval_ms);
+            }
+            for (key, delta) in writes {
+                self.dirty.insert(key.clone());
+                if self.cfg.journal {
+                    self.records.push(Record::Apply {
+                        key: key.clone(),
+                        delta: delta.clone(),
+                    });
+                }
+                if self.record_writes {
+                    self.events.push_back(Event::Wrote { key, delta });
+                }
+            }
+        }
+        reply
+    }
+
+    // ----- links ---------------------------------------------------------------------------
+
+    /// The driver has a live connection to `peer`: ask it for what we missed.
+    pub fn handle_connected(&mut self, peer: RegionId, now: Now) {
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        p.connected = true;
+        p.last_heard = p.last_heard.max(now.mono_ms);
+        self.request_catchup(peer);
+    }
+
+    /// The connection to `peer` is gone: stop pushing to it. Catch-up repairs the gap later.
+    pub fn handle_disconnected(&mut self, peer: RegionId, _now: Now) {
+        if let Some(p) = self.peers.get_mut(&peer) {
+            p.connected = false;
+            p.catchup = None;
+        }
+    }
+
+    fn send(&mut self, to: RegionId, channel: Channel, msg: &Message) {
+        let bytes = wire::encode(msg);
+        self.count_sent(to, bytes.len());
+        self.outbox.push_back(Transmit { to, channel, bytes });
+    }
+
+    fn count_sent(&mut self, to: RegionId, len: usize) {
+        self.stats.frames_sent += 1;
+        self.stats.bytes_sent += len as u64;
+        if let Some(p) = self.peers.get_mut(&to) {
+            p.traffic.frames_sent += 1;
+            p.traffic.bytes_sent += len as u64;
+        }
+    }
+
+    fn connected_peers(&self) -> Vec<RegionId> {
+        self.peers
+            .iter()
+            .filter(|(_, p)| p.connected)
+            .map(|(r, _)| *r)
+            .collect()
+    }
+
+    fn request_catchup(&mut self, peer: RegionId) {
+        if self.cfg.faults.no_catchup {
+            return;
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        if let Some(p) = self.peers.get_mut(&peer) {
+            p.catchup = Some((id, 0, true));
+        }
+        let wm = self.watermarks();
+        self.send(peer, Channel::CatchUp, &Message::CatchUpRequest { id, wm });
+    }
+
+    // ----- outputs ---------------------------------------------------------------------------
+
+    /// The next frame to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.outbox.pop_front()
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+}

@@ -1,0 +1,255 @@
+//! Timers: pushing local writes, periodic catch-up and reports, releasing held deltas,
+//! evictions and garbage collection.
+
+use super::*;
+
+impl Replica {
+    // ----- timers ----------------------------------------------------------------------------
+
+    /// The next monotonic time at which [`Replica::handle_timeout`] has work.
+    pub fn poll_timeout(&self) -> Option<u64> {
+        let mut t = self.next_catchup.min(self.next_gc);
+        for f in [self.next_flush, self.next_release].into_iter().flatten() {
+            t = t.min(f);
+        }
+        Some(t)
+    }
+
+    /// Runs whatever timers are due: push local writes, ask peers for what we missed, release
+    /// held deltas, collect garbage.
+    pub fn handle_timeout(&mut self, now: Now) {
+        if self.next_release.is_some_and(|t| t <= now.mono_ms) {
+            self.release_held(now);
+            self.next_release = (!self.held.is_empty()).then_some(now.mono_ms + HELD_RECHECK_MS);
+        }
+        if self.next_flush.is_some_and(|t| t <= now.mono_ms) {
+            self.flush(now, false);
+        }
+        if self.next_catchup <= now.mono_ms {
+            self.next_catchup = now.mono_ms + self.cfg.catchup_interval_ms;
+            // The periodic push carries our report (and is sent even with nothing to push),
+            // which is what lets peers collect garbage and answer WAIT.
+            self.flush(now, true);
+            for peer in self.connected_peers() {
+                self.request_catchup(peer);
+            }
+        }
+        if self.next_gc <= now.mono_ms {
+            self.next_gc = now.mono_ms + self.cfg.gc_interval_ms;
+            self.check_evictions(now);
+            self.collect(now);
+        }
+    }
+
+    /// Pushes our writes since the last push to every connected peer.
+    pub(super) fn flush(&mut self, now: Now, with_report: bool) {
+        self.next_flush = None;
+        let me = self.cfg.region;
+        let since = self.last_push_to;
+        let mut entries: Vec<(Hlc, Entry)> = Vec::new();
+        for key in std::mem::take(&mut self.dirty) {
+            let Some(st) = self.store.get(&key) else {
+                continue;
+            };
+            let Some(d) = st.delta(|s| s.region == me && s.hlc > since) else {
+                continue;
+            };
+            // Skip deltas where nothing of ours is left (our write lost to a newer one).
+            let Some(lo) = d.min_stamp(|s| s.region == me && s.hlc > since) else {
+                continue;
+            };
+            let lo = lo.hlc;
+            entries.push((lo, (key, d)));
+        }
+        if entries.is_empty() && !with_report {
+            return;
+        }
+        // Frames cover consecutive stamp ranges, so a receiver that misses one never claims
+        // to hold what it carried: sort by each delta's oldest register, cut, and end each
+        // frame's range just below the first stamp of the next one.
+        entries.sort_by_key(|e| e.0);
+        let to_final = self.clock.tick(now.wall_ms);
+        let los: Vec<Hlc> = entries.iter().map(|(lo, _)| *lo).collect();
+        let parts = self.cut(entries.into_iter().map(|(_, e)| e).collect());
+        let peers = self.connected_peers();
+        let mut from = since;
+        let mut idx = 0;
+        let nparts = parts.len();
+        for (i, part) in parts.into_iter().enumerate() {
+            idx += part.len();
+            let to = if i + 1 == nparts {
+                to_final
+            } else {
+                Hlc(los[idx].0 - 1)
+            };
+            let report = (with_report && i + 1 == nparts).then(|| Report {
+                hlc: to,
+                wm: self.watermarks(),
+            });
+            let msg = Message::Push {
+                from,
+                to,
+                entries: part,
+                report,
+            };
+            let bytes = wire::encode(&msg);
+            for p in &peers {
+                self.count_sent(*p, bytes.len());
+                self.outbox.push_back(Transmit {
+                    to: *p,
+                    channel: Channel::Delta,
+                    bytes: bytes.clone(),
+                });
+            }
+            from = to;
+        }
+        self.last_push_to = to_final;
+        self.push_history
+            .push_back((to_final, self.stats.local_writes));
+        if self.push_history.len() > PUSH_HISTORY {
+            self.push_history.pop_front();
+        }
+        self.journal(|| Record::Pushed { to: to_final });
+    }
+
+    pub(super) fn release_held(&mut self, now: Now) {
+        if self.held.is_empty() {
+            return;
+        }
+        let ready: Vec<Bytes> = self
+            .held
+            .iter()
+            .filter(|(_, (st, _, _))| self.clock.check(st.max_stamp().hlc, now.wall_ms).is_ok())
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in ready {
+            let (st, _, _) = self.held.remove(&k).expect("listed");
+            self.journal(|| Record::Release { key: k.clone() });
+            // Apply before lifting the floor: our watermark for the origin may already cover
+            // these stamps (the push that carried them advanced it), and only the floor keeps
+            // the filter from taking them for duplicates.
+            self.apply_entry(&k, &st, now);
+        }
+        self.refresh_held_floor();
+        self.promote_reports();
+    }
+
+    /// A region silent for longer than the grace period stops counting for garbage collection
+    /// until it is heard from again.
+    pub(super) fn check_evictions(&mut self, now: Now) {
+        let grace = self.cfg.tombstone_grace_ms;
+        for (r, p) in self.peers.iter_mut() {
+            let late = p.last_heard.saturating_add(grace) < now.mono_ms;
+            if late && self.evicted.insert(*r) {
+                self.events.push_back(Event::Evicted { region: *r });
+            } else if !late && self.evicted.remove(r) {
+                p.told_evicted = false;
+            }
+        }
+    }
+
+    /// Collects tombstones and expired keys that are causally stable: every region that counts
+    /// has reported holding all of the key's registers, and we hold everything each of them
+    /// wrote before that report. For expired keys every such region's clock has also passed the
+    /// expiry. See docs/DESIGN.md for why this never resurrects anything.
+    pub(super) fn collect(&mut self, now: Now) {
+        let now_ms = self.clock.now_ms(now.wall_ms);
+        let unsafe_gc = self.cfg.faults.gc_without_stability;
+        // floor[o]: every counted region holds every write of o up to floor[o].
+        let mut floor: BTreeMap<RegionId, Hlc> = self
+            .cfg
+            .regions
+            .iter()
+            .map(|r| (*r, Hlc(u64::MAX)))
+            .collect();
+        if !unsafe_gc {
+            // Our own watermarks count too: once collected, a stale copy of any of the key's
+            // registers (a duplicate or late frame) must be recognised as already known, or it
+            // would be taken for news and bring the key back.
+            for (o, f) in floor.iter_mut() {
+                *f = (*f).min(self.watermark(*o));
+            }
+        }
+        let mut time_floor = now_ms;
+        for (r, p) in &self.peers {
+            if self.evicted.contains(r) || unsafe_gc {
+                continue;
+            }
+            let Some(rep) = &p.report else { return };
+            let marks: BTreeMap<RegionId, Hlc> = rep.wm.iter().copied().collect();
+            for (o, f) in floor.iter_mut() {
+                *f = (*f).min(marks.get(o).copied().unwrap_or(Hlc::ZERO));
+            }
+            time_floor = time_floor.min(rep.hlc.ms());
+        }
+        let stable = |st: &KeyState| {
+            st.origins()
+                .iter()
+                .all(|(o, h)| floor.get(o).is_some_and(|f| h <= f))
+        };
+        // Tombstones wait for every region, evicted ones included: a region away beyond the
+        // grace period may still hold writes made concurrently with the delete, and the
+        // tombstone is what makes them lose when they arrive. A tombstone has no body, so
+        // keeping it costs the key and a few bytes.
+        let everyone = self.evicted.is_empty() || unsafe_gc;
+        let mut dead: Vec<Bytes> = self
+            .store
+            .tombstones()
+            .filter(|k| everyone && self.store.get(k).is_some_and(|st| unsafe_gc || stable(st)))
+            .cloned()
+            .collect();
+        // Expired (strictly before both our clock and every counted region's clock).
+        dead.extend(
+            self.store
+                .expired_before(time_floor)
+                .filter(|k| {
+                    self.store
+                        .get(k)
+                        .is_some_and(|st| !st.is_deleted() && (unsafe_gc || stable(st)))
+                })
+                .cloned(),
+        );
+        for k in dead {
+            let expired = self.store.get(&k).is_some_and(|st| !st.is_deleted());
+            if expired {
+                self.stats.expired += 1;
+            }
+            if expired && !everyone {
+                self.bury(&k, now);
+            } else {
+                self.remove_key(&k);
+            }
+        }
+    }
+
+    /// The bounded rule for long absences: an expired key, stable among the regions that
+    /// count, becomes a tombstone (a delete stamped by us) instead of being collected. The body
+    /// is freed at once; the tombstone makes whatever the absent region wrote into the expired
+    /// session meanwhile lose when it arrives, in every region alike, and is itself collected
+    /// once everybody is back. Replicated like any local delete.
+    pub(super) fn bury(&mut self, key: &Bytes, now: Now) {
+        let Some(st) = self.store.get(key) else {
+            return;
+        };
+        let stamp = Stamp::new(self.clock.tick(now.wall_ms), self.cfg.region);
+        let delta = KeyState {
+            cl: Reg::new(stamp, st.cl.value + 1),
+            body: crate::crdt::Body::default(),
+        };
+        self.stats.conflicts += self.store.apply(key, &delta);
+        self.dirty.insert(key.clone());
+        if self.next_flush.is_none() {
+            self.next_flush = Some(now.mono_ms + self.cfg.flush_interval_ms);
+        }
+        if self.record_writes {
+            self.events.push_back(Event::Wrote {
+                key: key.clone(),
+                delta: delta.clone(),
+            });
+        }
+        self.journal(|| Record::Apply {
+            key: key.clone(),
+            delta,
+        });
+    }
+}
