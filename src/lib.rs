@@ -8,6 +8,7 @@
 //! - [`certs`]: the development CA and per-region certificates; loading and checking them.
 //! - [`transport`]: the QUIC mesh between regions (mutual TLS, one connection per pair).
 //! - [`node`]: the glue between the core, the transport and the Redis server.
+//! - [`persist`]: the region's durable log and snapshots, and recovery from them.
 //! - [`resp`]: the RESP codec and the Redis TCP server.
 //! - [`http`]: `/health`, `/ready`, `/metrics`, `/status`.
 //! - [`server`]: starts one region (all listeners and tasks) and stops it cleanly.
@@ -18,6 +19,7 @@ pub mod certs;
 pub mod config;
 pub mod http;
 pub mod node;
+pub mod persist;
 pub mod resp;
 pub mod server;
 pub mod transport;

@@ -46,7 +46,8 @@ enum Command {
         /// The cluster description (the built-in three-region one if the file is missing).
         #[arg(long, default_value = "regions.toml")]
         config: PathBuf,
-        /// Where to put the generated certificates (default: a folder in the temp dir).
+        /// Where to put the generated certificates and each region's data (default: a folder
+        /// in the temp dir).
         #[arg(long)]
         data: Option<PathBuf>,
     },
@@ -101,9 +102,16 @@ async fn serve(config_path: &Path, region: &str) -> Result<()> {
     let server = Server::start(&config, region)
         .await
         .with_context(|| format!("region `{region}` cannot start"))?;
-    wait_for_signal().await?;
+    let failed = tokio::select! {
+        r = wait_for_signal() => { r?; None }
+        reason = server.failed() => Some(reason),
+    };
     server.shutdown().await;
-    Ok(())
+    match failed {
+        // Exit non-zero so a supervisor restarts the region from its log.
+        Some(reason) => bail!("region `{region}` stopped: persistence failed: {reason}"),
+        None => Ok(()),
+    }
 }
 
 fn make_certs(config_path: &Path, out: &Path) -> Result<()> {
@@ -129,7 +137,9 @@ async fn demo(config_path: &Path, data: Option<PathBuf>) -> Result<()> {
     let cert_dir = data.join("certs");
     certs::generate(&config, &cert_dir)
         .with_context(|| format!("cannot write demo certificates to {}", cert_dir.display()))?;
-    let config = config.with_cert_dir(&cert_dir);
+    let config = config
+        .with_cert_dir(&cert_dir)
+        .with_data_dir(&data.join("data"));
     let mut servers = Vec::new();
     for r in config.regions() {
         match Server::start(&config, &r.name).await {
@@ -144,6 +154,10 @@ async fn demo(config_path: &Path, data: Option<PathBuf>) -> Result<()> {
     }
     println!("sessionmesh demo: {} regions on loopback", servers.len());
     println!("development certificates in {}", cert_dir.display());
+    println!(
+        "data (log and snapshots) in {}",
+        config.persistence().data_dir.display()
+    );
     for (s, r) in servers.iter().zip(config.regions()) {
         println!(
             "  {:<10} redis-cli -p {:<5}  # status: curl http://{}/status",

@@ -9,10 +9,18 @@
 //! frame is handed to the replica under the same lock, so a command and a merge never
 //! interleave.
 //!
+//! With persistence ([`Node::with_persistence`]), every lock of the replica ends by handing the
+//! journal records of that step to the log ([`Persist::enqueue`]), in lock order. The step's
+//! [`Ticket`] travels with its outputs: the Redis server waits for it before writing replies,
+//! and the driver before sending frames to peers — nothing leaves the node that a crash could
+//! take back (fsynced under `durability = "always"`, written to the OS under `"everysec"`).
+//! [`checkpoints`] cuts snapshots.
+//!
 //! This module decides nothing about data or replication (the core does) and performs no
 //! network IO itself (the transport and the Redis server do).
 
 use crate::config::{Config, RegionSpec};
+use crate::persist::{Persist, Recovered, Ticket};
 use crate::transport::{self, Rejected, Stream, Transport};
 use bytes::Bytes;
 use sessionmesh_core::replica::PeerStatus;
@@ -21,6 +29,7 @@ use sessionmesh_core::{
 };
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -53,6 +62,49 @@ pub struct Node {
     /// Weak: the transport holds the node as its handler, and a strong link back would keep
     /// both (and the UDP socket) alive after shutdown.
     transport: OnceLock<Weak<Transport>>,
+    /// The durable log, if this node has a data folder.
+    persist: Option<Persist>,
+}
+
+/// The replica, locked; dropping it queues the step's journal records to the log, so no
+/// change can be made under the lock without being logged in lock order.
+struct Locked<'a> {
+    replica: MutexGuard<'a, Replica>,
+    persist: Option<&'a Persist>,
+}
+
+impl Locked<'_> {
+    /// Queues the records made so far; returns what an output of this step waits for (its own
+    /// records, or earlier ones it may have seen that are not durable yet).
+    fn commit(&mut self) -> Option<Ticket> {
+        let p = self.persist?;
+        if self.replica.has_records() {
+            p.enqueue(self.replica.take_records())
+        } else {
+            p.pending()
+        }
+    }
+}
+
+impl Deref for Locked<'_> {
+    type Target = Replica;
+    fn deref(&self) -> &Replica {
+        &self.replica
+    }
+}
+
+impl DerefMut for Locked<'_> {
+    fn deref_mut(&mut self) -> &mut Replica {
+        &mut self.replica
+    }
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        if self.replica.has_records() {
+            self.commit();
+        }
+    }
 }
 
 /// What the node knows about its link to one peer.
@@ -104,15 +156,35 @@ impl Node {
     /// Panics if `region` is not in `config` (a validated [`Config`] and a region taken from it
     /// cannot disagree).
     pub fn new(config: &Config, region: &RegionSpec) -> Node {
-        let ids: Vec<RegionId> = config.regions().iter().map(|r| RegionId(r.id)).collect();
-        let mut core = CoreConfig::new(RegionId(region.id), &ids);
+        let core = core_config(config, region);
+        Node::build(config, region, Replica::new(core), None)
+    }
+
+    /// A node for `region` of `config` that starts from what its data folder held and logs
+    /// every change to it. Nothing leaves the node before the log holds it.
+    pub fn with_persistence(
+        config: &Config,
+        region: &RegionSpec,
+        persist: Persist,
+        recovered: Recovered,
+    ) -> Node {
+        let mut core = core_config(config, region);
+        core.journal = true;
+        // The replica is rebuilt before the node's clock starts: monotonic time 0 is now.
+        let mut node = Node::build(config, region, Replica::new(core.clone()), Some(persist));
+        let now = node.now();
+        *node.replica.get_mut().unwrap_or_else(|p| p.into_inner()) =
+            Replica::recover(core, recovered.snapshot, recovered.records, now);
+        node
+    }
+
+    fn build(
+        config: &Config,
+        region: &RegionSpec,
+        replica: Replica,
+        persist: Option<Persist>,
+    ) -> Node {
         let rep = config.replication();
-        core.flush_interval_ms = rep.flush_interval_ms;
-        core.max_clock_drift_ms = rep.max_clock_drift_ms;
-        core.tombstone_grace_ms = rep.tombstone_grace_ms;
-        core.catchup_interval_ms = rep.catchup_interval_ms;
-        core.gc_interval_ms = rep.gc_interval_ms;
-        core.max_frame_bytes = rep.max_frame_bytes;
         let peers = config
             .regions()
             .iter()
@@ -124,7 +196,7 @@ impl Node {
             region: RegionId(region.id),
             name: region.name.clone(),
             peers,
-            replica: Mutex::new(Replica::new(core)),
+            replica: Mutex::new(replica),
             wake: Notify::new(),
             progress: Notify::new(),
             start: Instant::now(),
@@ -133,6 +205,7 @@ impl Node {
             links: Mutex::new(links),
             counters: Counters::default(),
             transport: OnceLock::new(),
+            persist,
         }
     }
 
@@ -145,32 +218,39 @@ impl Node {
     }
 
     /// Like [`Node::execute`], and also returns the stamp of the write this command made, if
-    /// it made one. Taken under the same lock as the command, so a connection can remember
-    /// exactly its own last write for `WAIT`, whatever other connections do meanwhile.
-    pub fn execute_stamped(&self, args: &[Bytes]) -> (Reply, Option<Stamp>) {
+    /// it made one, and the [`Ticket`] to wait for before the reply may leave the node (see
+    /// [`Node::durable`]; `None` without persistence or when nothing is pending). Taken under the same lock as the
+    /// command, so a connection can remember exactly its own last write for `WAIT`, whatever
+    /// other connections do meanwhile.
+    pub fn execute_stamped(&self, args: &[Bytes]) -> (Reply, Option<Stamp>, Option<Ticket>) {
         let now = self.now();
-        let (reply, wrote) = {
+        let (reply, wrote, ticket) = {
             let mut r = self.lock();
             let before = r.last_write();
             let reply = r.execute(args, now);
             let after = r.last_write();
-            (reply, if after != before { after } else { None })
+            let ticket = r.commit();
+            (reply, if after != before { after } else { None }, ticket)
         };
         if wrote.is_some() {
             self.wake.notify_one();
         }
-        (reply, wrote)
+        (reply, wrote, ticket)
     }
 
     /// Executes several data commands as one atomic step (`MULTI`/`EXEC`, or a pipelined run
     /// of data commands): no other command and no peer frame runs in between. Returns one
     /// reply per command and the stamp of the last write among them, if any.
-    pub fn execute_batch_stamped(&self, cmds: &[Vec<Bytes>]) -> (Vec<Reply>, Option<Stamp>) {
+    pub fn execute_batch_stamped(
+        &self,
+        cmds: &[Vec<Bytes>],
+    ) -> (Vec<Reply>, Option<Stamp>, Option<Ticket>) {
         let now = self.now();
         let mut wrote = None;
-        let replies = {
+        let (replies, ticket) = {
             let mut r = self.lock();
-            cmds.iter()
+            let replies = cmds
+                .iter()
                 .map(|args| {
                     let before = r.last_write();
                     let reply = r.execute(args, now);
@@ -180,12 +260,55 @@ impl Node {
                     }
                     reply
                 })
-                .collect()
+                .collect();
+            // One frame for the whole batch: a transaction is never half-recovered.
+            (replies, r.commit())
         };
         if wrote.is_some() {
             self.wake.notify_one();
         }
-        (replies, wrote)
+        (replies, wrote, ticket)
+    }
+
+    /// Waits until `ticket` is durable. `false`: persistence failed, the node is stopping, and
+    /// whatever waited for the ticket must not be acknowledged.
+    pub async fn durable(&self, ticket: Ticket) -> bool {
+        match &self.persist {
+            Some(p) => p.wait(ticket).await,
+            None => true,
+        }
+    }
+
+    /// The durable log, if this node has one.
+    pub fn persist(&self) -> Option<&Persist> {
+        self.persist.as_ref()
+    }
+
+    /// Cuts a snapshot: under the lock, queues pending records, starts a new log segment and
+    /// copies the state (a pause proportional to the state's size); then writes it outside
+    /// the lock and deletes the log it replaces. Does nothing without persistence.
+    pub async fn checkpoint(self: &Arc<Self>) -> Result<(), crate::persist::PersistError> {
+        let Some(p) = &self.persist else {
+            return Ok(());
+        };
+        let started = Instant::now();
+        let (id, snap) = {
+            let mut r = self.lock();
+            r.commit();
+            let id = p.begin_snapshot();
+            (id, r.snapshot())
+        };
+        // How long commands and peers waited for the copy.
+        let pause = started.elapsed();
+        let node = self.clone();
+        tokio::task::spawn_blocking(move || {
+            node.persist
+                .as_ref()
+                .expect("checked above")
+                .finish_snapshot(id, &snap, pause)
+        })
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
     }
 
     /// The stamp of the most recent write executed in this region, by any connection.
@@ -349,10 +472,13 @@ impl Node {
         self.start.elapsed().as_millis() as u64
     }
 
-    fn lock(&self) -> MutexGuard<'_, Replica> {
+    fn lock(&self) -> Locked<'_> {
         // A panic while holding the lock is a bug in the core; keep serving what we have
         // rather than turning every later command into a panic.
-        self.replica.lock().unwrap_or_else(|p| p.into_inner())
+        Locked {
+            replica: self.replica.lock().unwrap_or_else(|p| p.into_inner()),
+            persist: self.persist.as_ref(),
+        }
     }
 
     fn links(&self) -> MutexGuard<'_, BTreeMap<RegionId, LinkState>> {
@@ -430,7 +556,7 @@ pub async fn drive(node: Arc<Node>, transport: Arc<Transport>, shutdown: Cancell
     let mut out = Vec::new();
     let mut events = Vec::new();
     loop {
-        let deadline = {
+        let (deadline, ticket) = {
             let now = node.now();
             let mut r = node.lock();
             if r.poll_timeout().is_some_and(|t| t <= now.mono_ms) {
@@ -442,8 +568,17 @@ pub async fn drive(node: Arc<Node>, transport: Arc<Transport>, shutdown: Cancell
             while let Some(e) = r.poll_event() {
                 events.push(e);
             }
-            r.poll_timeout()
+            let ticket = if out.is_empty() { None } else { r.commit() };
+            (r.poll_timeout(), ticket)
         };
+        // An `Ack` or a push must not claim what a crash could take back (peers use acks for
+        // WAIT and to decide when tombstones may go).
+        if let Some(t) = ticket {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                ok = node.durable(t) => if !ok { return },
+            }
+        }
         for t in out.drain(..) {
             let stream = match t.channel {
                 Channel::Delta => Stream::Delta,
@@ -470,6 +605,40 @@ pub async fn drive(node: Arc<Node>, transport: Arc<Transport>, shutdown: Cancell
             _ = tokio::time::sleep(sleep) => {}
         }
     }
+}
+
+/// Takes a snapshot whenever the log says one is due, until `shutdown`. A failed snapshot has
+/// already stopped the node (see [`Persist::failed`]); this task then ends too.
+pub async fn checkpoints(node: Arc<Node>, shutdown: CancellationToken) {
+    if node.persist().is_none() {
+        return;
+    }
+    // Checking is two atomic loads; a snapshot is at most this late.
+    let tick = Duration::from_millis(100);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(tick) => {}
+        }
+        let due = node.persist().is_some_and(Persist::snapshot_due);
+        if due && node.checkpoint().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// The core's settings for `region` of `config` (journal off; persistence turns it on).
+fn core_config(config: &Config, region: &RegionSpec) -> CoreConfig {
+    let ids: Vec<RegionId> = config.regions().iter().map(|r| RegionId(r.id)).collect();
+    let mut core = CoreConfig::new(RegionId(region.id), &ids);
+    let rep = config.replication();
+    core.flush_interval_ms = rep.flush_interval_ms;
+    core.max_clock_drift_ms = rep.max_clock_drift_ms;
+    core.tombstone_grace_ms = rep.tombstone_grace_ms;
+    core.catchup_interval_ms = rep.catchup_interval_ms;
+    core.gc_interval_ms = rep.gc_interval_ms;
+    core.max_frame_bytes = rep.max_frame_bytes;
+    core
 }
 
 impl Node {
@@ -527,15 +696,15 @@ mod tests {
     #[test]
     fn only_writes_carry_a_stamp() {
         let n = node();
-        let (r, s) = n.execute_stamped(&args(&["SET", "k", "v"]));
+        let (r, s, _) = n.execute_stamped(&args(&["SET", "k", "v"]));
         assert_eq!(r, Reply::OK);
         let s = s.expect("SET writes");
         assert_eq!(s.region, RegionId(2));
         assert_eq!(n.last_write(), Some(s));
-        let (r, none) = n.execute_stamped(&args(&["GET", "k"]));
+        let (r, none, _) = n.execute_stamped(&args(&["GET", "k"]));
         assert_eq!(r, Reply::bulk("v"));
         assert_eq!(none, None);
-        let (replies, last) = n.execute_batch_stamped(&[
+        let (replies, last, _) = n.execute_batch_stamped(&[
             args(&["SET", "a", "1"]),
             args(&["GET", "a"]),
             args(&["HSET", "h", "f", "x"]),
@@ -549,7 +718,7 @@ mod tests {
     #[tokio::test]
     async fn wait_times_out_with_no_peer_and_reports_zero() {
         let n = node();
-        let (_, s) = n.execute_stamped(&args(&["SET", "k", "v"]));
+        let (_, s, _) = n.execute_stamped(&args(&["SET", "k", "v"]));
         let started = std::time::Instant::now();
         assert_eq!(n.wait_regions(s.unwrap(), 1, 50).await, 0);
         assert!(started.elapsed() >= Duration::from_millis(50));

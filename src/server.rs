@@ -6,11 +6,15 @@
 //! and the integration tests (which bind ephemeral ports themselves and pass the sockets in,
 //! so there is no window in which another process can take a port).
 //!
+//! Before anything listens, the region's data folder is locked and recovered; the node starts
+//! from that state. If persistence fails later the region stops itself ([`Server::failed`]).
+//!
 //! This module holds no logic of its own beyond wiring and ordering.
 
 use crate::certs::{self, CertError, TlsMaterial};
 use crate::config::{Config, ConfigError, RegionSpec};
 use crate::node::{self, Node};
+use crate::persist::{Persist, PersistError};
 use crate::transport::{PeerSpec, Transport, TransportConfig, TransportError};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -40,6 +44,9 @@ pub enum ServerError {
     /// The QUIC endpoint could not start.
     #[error(transparent)]
     Transport(#[from] TransportError),
+    /// The data folder could not be opened or recovered (a torn log tail is not an error).
+    #[error(transparent)]
+    Persist(#[from] PersistError),
 }
 
 /// The three sockets of one region, bound before anything starts.
@@ -138,7 +145,14 @@ impl Server {
         let http = to_tokio(listeners.http, "http", http_addr)?;
 
         let shutdown = CancellationToken::new();
-        let node = Arc::new(Node::new(config, &region));
+        // Recovery may read a large log: keep it off the async worker threads.
+        let (persist, recovered) = {
+            let (settings, name) = (config.persistence().clone(), region.name.clone());
+            tokio::task::spawn_blocking(move || Persist::open(&settings, &name))
+                .await
+                .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?
+        };
+        let node = Arc::new(Node::with_persistence(config, &region, persist, recovered));
         let spec = |r: &RegionSpec| PeerSpec {
             id: r.id,
             name: r.name.clone(),
@@ -182,7 +196,22 @@ impl Server {
                 node.clone(),
                 shutdown.child_token(),
             )),
+            tokio::spawn(node::checkpoints(node.clone(), shutdown.child_token())),
         ];
+        // A failed write or fsync stops the region: nothing more is acknowledged.
+        {
+            let (node, shutdown) = (node.clone(), shutdown.clone());
+            tokio::spawn(async move {
+                let Some(p) = node.persist() else { return };
+                tokio::select! {
+                    _ = shutdown.cancelled() => {}
+                    reason = p.failed() => {
+                        tracing::error!(region = %node.region_name(), %reason, "stopping: persistence failed");
+                        shutdown.cancel();
+                    }
+                }
+            });
+        }
         tracing::info!(
             region = %region.name,
             redis = %redis_addr,
@@ -221,9 +250,19 @@ impl Server {
         self.gossip_addr
     }
 
-    /// Stops accepting clients and peers, tells peers we are leaving, and waits for every
-    /// task to end (bounded, so a stuck client cannot hold shutdown forever). All sockets are
-    /// closed when this returns, so the same ports can be bound again.
+    /// Resolves if persistence failed (the region has then stopped serving by itself); returns
+    /// the reason. Pending forever on a healthy region.
+    pub async fn failed(&self) -> String {
+        match self.node.persist() {
+            Some(p) => p.failed().await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Stops accepting clients and peers, tells peers we are leaving, waits for every task to
+    /// end (bounded, so a stuck client cannot hold shutdown forever), then fsyncs and closes
+    /// the log. All sockets are closed and the data folder unlocked when this returns, so the
+    /// same ports and folder can be used again.
     pub async fn shutdown(self) {
         self.shutdown.cancel();
         self.transport.close().await;
@@ -236,6 +275,13 @@ impl Server {
                 abort.abort();
             }
         }
+        let node = self.node.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Some(p) = node.persist() {
+                p.close();
+            }
+        })
+        .await;
         tracing::info!(region = %self.node.region_name(), "region stopped");
     }
 }

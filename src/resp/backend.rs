@@ -7,19 +7,25 @@
 //! Nothing here executes a command; it only forwards.
 
 use crate::node::Node;
+use crate::persist::Ticket;
 use bytes::Bytes;
 use sessionmesh_core::{Reply, Stamp};
 use std::future::Future;
 
 /// The node as the Redis server sees it.
 pub trait Backend: Send + Sync + 'static {
-    /// Executes one data command atomically; returns its reply and the stamp of the write it
-    /// made, if any.
-    fn execute(&self, args: &[Bytes]) -> (Reply, Option<Stamp>);
+    /// Executes one data command atomically; returns its reply, the stamp of the write it
+    /// made, if any, and the ticket its reply must wait for ([`Backend::durable`]), if any.
+    fn execute(&self, args: &[Bytes]) -> (Reply, Option<Stamp>, Option<Ticket>);
 
     /// Executes several data commands as one atomic step (`MULTI`/`EXEC`, and pipelined runs
-    /// of data commands); returns one reply per command and the stamp of the last write made.
-    fn execute_batch(&self, cmds: &[Vec<Bytes>]) -> (Vec<Reply>, Option<Stamp>);
+    /// of data commands); returns one reply per command, the stamp of the last write made and
+    /// the ticket the replies must wait for.
+    fn execute_batch(&self, cmds: &[Vec<Bytes>]) -> (Vec<Reply>, Option<Stamp>, Option<Ticket>);
+
+    /// Waits until `ticket` is durable; `false` if it never will be (persistence failed: the
+    /// replies waiting for it must not be sent).
+    fn durable(&self, ticket: Ticket) -> impl Future<Output = bool> + Send;
 
     /// How many other regions hold every write of this region up to `stamp`, now.
     fn regions_holding(&self, stamp: Stamp) -> usize;
@@ -44,12 +50,16 @@ pub trait Backend: Send + Sync + 'static {
 }
 
 impl Backend for Node {
-    fn execute(&self, args: &[Bytes]) -> (Reply, Option<Stamp>) {
+    fn execute(&self, args: &[Bytes]) -> (Reply, Option<Stamp>, Option<Ticket>) {
         self.execute_stamped(args)
     }
 
-    fn execute_batch(&self, cmds: &[Vec<Bytes>]) -> (Vec<Reply>, Option<Stamp>) {
+    fn execute_batch(&self, cmds: &[Vec<Bytes>]) -> (Vec<Reply>, Option<Stamp>, Option<Ticket>) {
         Node::execute_batch_stamped(self, cmds)
+    }
+
+    fn durable(&self, ticket: Ticket) -> impl Future<Output = bool> + Send {
+        Node::durable(self, ticket)
     }
 
     fn regions_holding(&self, stamp: Stamp) -> usize {

@@ -7,6 +7,10 @@
 //! `CLIENT`, `INFO`, `COMMAND`, `CONFIG GET`, `SELECT`, `QUIT`, `RESET`, `MULTI`/`EXEC`/
 //! `DISCARD`, `WAIT`) are handled here; every other command goes to the node.
 //!
+//! With persistence, each executed batch comes with a ticket; replies are written only once the
+//! highest ticket since the last write is durable (one wait per pipelined batch, shared with
+//! every client through the log's group commit).
+//!
 //! Bounds ([`Limits`]): the decoder refuses oversized headers before reading what they
 //! announce; input waiting for execution and the MULTI queue are capped; and replies are
 //! written out (and the client's input left unread, in its socket) whenever they pass the
@@ -20,6 +24,7 @@ use super::decode::{Decoder, ProtocolError};
 use super::encode::{encode, encode_error, Proto};
 use super::{Backend, Limits};
 use crate::node::Node;
+use crate::persist::Ticket;
 use bytes::{Bytes, BytesMut};
 use sessionmesh_core::{Reply, Stamp};
 use std::io;
@@ -174,6 +179,8 @@ struct Conn<B> {
     multi: Option<Multi>,
     /// This connection's last write, for `WAIT`.
     last_write: Option<Stamp>,
+    /// What the replies in `wbuf` wait for before they may be written.
+    durable: Option<Ticket>,
     decoder: Decoder,
     rbuf: BytesMut,
     wbuf: BytesMut,
@@ -204,6 +211,7 @@ impl<B: Backend> Conn<B> {
             authed: shared.opts.requirepass.is_none(),
             multi: None,
             last_write: None,
+            durable: None,
             decoder,
             rbuf: BytesMut::with_capacity(READ_CHUNK),
             wbuf: BytesMut::with_capacity(READ_CHUNK),
@@ -310,10 +318,22 @@ impl<B: Backend> Conn<B> {
         Ok(())
     }
 
-    /// Writes all pending replies; `false` if shutdown interrupted it.
+    /// Writes all pending replies, once what they depend on is durable; `false` if shutdown
+    /// interrupted it.
     async fn write_out(&mut self, stream: &mut TcpStream) -> io::Result<bool> {
         if self.wbuf.is_empty() {
             return Ok(true);
+        }
+        if let Some(t) = self.durable.take() {
+            let ok = tokio::select! {
+                biased;
+                ok = self.backend.durable(t) => ok,
+                _ = self.shutdown.cancelled() => return Ok(false),
+            };
+            if !ok {
+                // Not durable and never will be: the client gets no reply, not a false one.
+                return Err(io::Error::other("persistence failed; replies withheld"));
+            }
         }
         tokio::select! {
             biased;
@@ -338,13 +358,15 @@ impl<B: Backend> Conn<B> {
         match self.batch.len() {
             0 => return,
             1 => {
-                let (r, stamp) = self.backend.execute(&self.batch[0]);
+                let (r, stamp, ticket) = self.backend.execute(&self.batch[0]);
                 self.last_write = stamp.or(self.last_write);
+                self.durable = self.durable.max(ticket);
                 encode(&r, self.proto, &mut self.wbuf);
             }
             _ => {
-                let (replies, stamp) = self.backend.execute_batch(&self.batch);
+                let (replies, stamp, ticket) = self.backend.execute_batch(&self.batch);
                 self.last_write = stamp.or(self.last_write);
+                self.durable = self.durable.max(ticket);
                 for r in &replies {
                     encode(r, self.proto, &mut self.wbuf);
                 }
@@ -479,12 +501,13 @@ impl<B: Backend> Conn<B> {
         }
         let is_data = |c: &Vec<Bytes>| commands::lookup(&c[0]).is_none_or(|s| s.data);
         let data: Vec<Vec<Bytes>> = m.queue.iter().filter(|c| is_data(c)).cloned().collect();
-        let (replies, stamp) = if data.is_empty() {
-            (Vec::new(), None)
+        let (replies, stamp, ticket) = if data.is_empty() {
+            (Vec::new(), None, None)
         } else {
             self.backend.execute_batch(&data)
         };
         self.last_write = stamp.or(self.last_write);
+        self.durable = self.durable.max(ticket);
         let mut replies = replies.into_iter();
         let mut out = Vec::with_capacity(m.queue.len());
         for cmd in &m.queue {
@@ -745,7 +768,7 @@ impl<B: Backend> Conn<B> {
                 self.shared.opts.limits.max_clients,
             ),
             "keyspace" => {
-                let (r, _) = self.backend.execute(&[Bytes::from_static(b"DBSIZE")]);
+                let (r, _, _) = self.backend.execute(&[Bytes::from_static(b"DBSIZE")]);
                 match r {
                     Reply::Int(n) if n > 0 => {
                         format!("# Keyspace\r\ndb0:keys={n},expires=0,avg_ttl=0\r\n")

@@ -198,8 +198,8 @@ impl Cluster {
         }
     }
 
-    /// Starts region `i` again on the same addresses, with an empty memory (no persistence
-    /// yet): everything it holds afterwards came from its peers.
+    /// Starts region `i` again on the same addresses and data folder: it recovers what it had
+    /// logged and catches up from its peers for the rest.
     pub async fn restart(&mut self, i: usize) {
         assert!(self.servers[i].is_none(), "stop {} first", NAMES[i]);
         let c = &self.configs[i];

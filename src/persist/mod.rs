@@ -1,0 +1,294 @@
+//! Durable state for one region: an append-only log of the replica's journal plus periodic
+//! snapshots, in the region's data folder, and recovery from them at start.
+//!
+//! - [`frame`]: the log's `len u32 | crc u32 | body` framing, torn-tail aware.
+//! - `files`: the folder's layout, lock, atomic snapshot files.
+//! - `writer`: the one thread that appends and fsyncs (group commit).
+//! - `recover`: snapshot + later segments back into a [`Recovered`].
+//!
+//! How the node uses it: under the replica lock it hands every batch of
+//! [`Record`]s from `Replica::take_records` to [`Persist::enqueue`] and gets a [`Ticket`];
+//! nothing produced by that step (a client's reply, a frame to a peer) leaves the node before
+//! [`Persist::wait`] says the ticket is durable — fsynced under `durability = "always"`,
+//! written to the OS under `"everysec"` (a killed process then loses nothing; a power failure
+//! loses at most about a second, as with Redis's `appendfsync everysec`). Snapshots are
+//! cut under the lock with [`Persist::begin_snapshot`] (which starts a new segment at exactly
+//! that point) and written outside it with [`Persist::finish_snapshot`], which then deletes the
+//! segments the snapshot covers.
+//!
+//! It does not decide what the records mean (the core replays them in
+//! `Replica::recover`), does not encrypt, and never retries a failed write or fsync: the first
+//! IO error stops the node ([`Persist::failed`]).
+
+pub mod frame;
+
+mod files;
+mod recover;
+mod writer;
+
+pub use recover::Recovered;
+
+use crate::config::{Durability, Persistence};
+use files::DataDir;
+use sessionmesh_core::replica::{Record, Snapshot};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use writer::{Item, Shared};
+
+/// Why persistence failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PersistError {
+    /// A file operation failed. At start, nothing was changed beyond what the message says;
+    /// while running, the node stops: records after the last durable ticket may be lost.
+    #[error("cannot {op} {path}: {error}")]
+    Io {
+        /// What was attempted (`write`, `fsync`, `rename`, ...).
+        op: &'static str,
+        /// The file or folder.
+        path: PathBuf,
+        /// The OS error.
+        error: std::io::Error,
+    },
+    /// Another process holds the data folder. Nothing was changed.
+    #[error("{path} is in use by another sessionmesh process")]
+    Locked {
+        /// The folder.
+        path: PathBuf,
+    },
+    /// The newest snapshot is damaged. Nothing was changed; the node does not start.
+    #[error("snapshot {path} is corrupt: {reason}")]
+    CorruptSnapshot {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A log segment is damaged somewhere other than a torn tail of the last segment.
+    /// Nothing was changed; the node does not start.
+    #[error("log segment {path} is corrupt at byte {offset}: {reason}")]
+    CorruptLog {
+        /// The file.
+        path: PathBuf,
+        /// Where the damage starts.
+        offset: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// State could not be encoded (a bug, or a record beyond the frame limit). The node
+    /// stops; nothing of the failed step was written.
+    #[error("cannot encode state for the log: {0}")]
+    Encode(String),
+}
+
+impl PersistError {
+    fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> PersistError {
+        let path = path.to_owned();
+        move |error| PersistError::Io { op, path, error }
+    }
+}
+
+/// A place in the log: the batch of records queued by one locked step. Tickets grow with
+/// queue order, so waiting for one waits for every earlier one too.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Ticket(u64);
+
+/// One region's open data folder and its log writer.
+#[derive(Debug)]
+pub struct Persist {
+    dir: Arc<DataDir>,
+    shared: Arc<Shared>,
+    durability: Durability,
+    snapshot_every_frames: u64,
+    snapshot_every: Duration,
+    /// The segment the writer is in (or will be in, once it sees the queued rotation).
+    segment: AtomicU64,
+    frames_since_snapshot: AtomicU64,
+    last_snapshot: Mutex<Instant>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Persist {
+    /// Opens (creating if needed) region `region`'s folder, recovers what it holds and starts
+    /// the writer in a fresh segment. Changes on disk: a torn tail is truncated and files a
+    /// finished snapshot made obsolete are deleted.
+    pub fn open(
+        settings: &Persistence,
+        region: &str,
+    ) -> Result<(Persist, Recovered), PersistError> {
+        let dir = Arc::new(DataDir::open(&settings.region_dir(region))?);
+        let (recovered, segment) = recover::recover(&dir)?;
+        tracing::info!(
+            region,
+            dir = %dir.path().display(),
+            snapshot = ?recovered.snapshot_id,
+            keys = recovered.snapshot.keys.len(),
+            frames = recovered.frames,
+            records = recovered.records.len(),
+            truncated_bytes = recovered.truncated,
+            "recovered state from disk"
+        );
+        let shared = Arc::new(Shared::new());
+        let thread = {
+            let (shared, d) = (shared.clone(), dir.clone());
+            let mode = settings.durability;
+            std::thread::Builder::new()
+                .name(format!("log-{region}"))
+                .spawn(move || writer::run(shared, d, segment, mode))
+                .map_err(PersistError::io("start the log writer for", dir.path()))?
+        };
+        let p = Persist {
+            dir,
+            shared,
+            durability: settings.durability,
+            snapshot_every_frames: settings.snapshot_every_frames,
+            snapshot_every: Duration::from_secs(settings.snapshot_every_secs),
+            segment: AtomicU64::new(segment),
+            // A long replay counts toward the next snapshot, so restarts stay fast.
+            frames_since_snapshot: AtomicU64::new(recovered.frames),
+            last_snapshot: Mutex::new(Instant::now()),
+            thread: Mutex::new(Some(thread)),
+        };
+        Ok((p, recovered))
+    }
+
+    /// How writes are acknowledged.
+    pub fn durability(&self) -> Durability {
+        self.durability
+    }
+
+    /// Queues one locked step's records (call it under the replica lock, so the log has the
+    /// lock's order). Returns the ticket that outputs of the step wait for.
+    pub fn enqueue(&self, records: Vec<Record>) -> Option<Ticket> {
+        if records.is_empty() {
+            return self.pending();
+        }
+        let t = {
+            let mut q = self.shared.queue();
+            if q.closing {
+                // Only stray transport callbacks get here, after the last client is gone.
+                tracing::debug!(records = records.len(), "log closed: records not written");
+                return None;
+            }
+            q.items.push(Item::Batch(records));
+            q.enqueued += 1;
+            q.enqueued
+        };
+        self.shared.work.notify_one();
+        self.frames_since_snapshot.fetch_add(1, Ordering::Relaxed);
+        Some(Ticket(t))
+    }
+
+    /// The newest ticket if it is not durable yet: what a reply that may have *seen* queued
+    /// changes (a read after another client's write) must wait for.
+    pub fn pending(&self) -> Option<Ticket> {
+        let t = self.shared.queue().enqueued;
+        (self.shared.progress.borrow().durable < t).then_some(Ticket(t))
+    }
+
+    /// Waits until `t` is durable: fsynced under `always`, written to the OS (safe from a
+    /// process crash, not from a power failure) under `everysec`. `false`: persistence failed
+    /// and it never will be — the caller must not acknowledge anything that depends on it.
+    pub async fn wait(&self, t: Ticket) -> bool {
+        let mut rx = self.shared.progress.subscribe();
+        let ok = match rx.wait_for(|p| p.failed || p.durable >= t.0).await {
+            Ok(p) => !p.failed,
+            Err(_) => false,
+        };
+        ok
+    }
+
+    /// Whether a snapshot is due: enough frames since the last one, or enough time and at
+    /// least one frame.
+    pub fn snapshot_due(&self) -> bool {
+        let n = self.frames_since_snapshot.load(Ordering::Relaxed);
+        let last = *self.last_snapshot.lock().unwrap_or_else(|p| p.into_inner());
+        n >= self.snapshot_every_frames || (n > 0 && last.elapsed() >= self.snapshot_every)
+    }
+
+    /// Starts a snapshot: call it under the replica lock, after queueing that step's records,
+    /// and take `Replica::snapshot()` under the same lock. Everything queued so far stays in
+    /// the current segment; the log continues in a new one, whose id is returned for
+    /// [`Persist::finish_snapshot`].
+    pub fn begin_snapshot(&self) -> u64 {
+        let id = self.segment.fetch_add(1, Ordering::Relaxed) + 1;
+        self.shared.queue().items.push(Item::Rotate(id));
+        self.shared.work.notify_one();
+        self.frames_since_snapshot.store(0, Ordering::Relaxed);
+        *self.last_snapshot.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+        id
+    }
+
+    /// Writes the snapshot begun as `id` durably, then deletes the segments and snapshots it
+    /// replaces. Blocking (run it off the async threads). An error stops the node. `pause` is
+    /// how long the copy held the replica lock, for the log line.
+    pub fn finish_snapshot(
+        &self,
+        id: u64,
+        snap: &Snapshot,
+        pause: Duration,
+    ) -> Result<(), PersistError> {
+        let started = Instant::now();
+        let res = self
+            .dir
+            .write_snapshot(id, snap)
+            .and_then(|bytes| self.dir.remove_before(id).map(|()| bytes));
+        match res {
+            Ok(bytes) => {
+                tracing::info!(
+                    snapshot = id,
+                    keys = snap.keys.len(),
+                    bytes,
+                    lock_pause_us = pause.as_micros() as u64,
+                    write_ms = started.elapsed().as_millis() as u64,
+                    "snapshot written"
+                );
+                Ok(())
+            }
+            Err(e) => {
+                self.shared.fail(&e);
+                Err(e)
+            }
+        }
+    }
+
+    /// Resolves once persistence has failed; returns the reason. The node must stop.
+    pub async fn failed(&self) -> String {
+        self.shared.fatal.cancelled().await;
+        self.failure().unwrap_or_default()
+    }
+
+    /// The first fatal error, if persistence failed.
+    pub fn failure(&self) -> Option<String> {
+        self.shared
+            .failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Writes and fsyncs everything queued, stops the writer and unlocks the folder. Blocking.
+    /// Later records are dropped (only stray transport callbacks produce any).
+    pub fn close(&self) {
+        self.shared.queue().closing = true;
+        self.shared.work.notify_one();
+        let handle = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(h) = handle {
+            if h.join().is_err() {
+                tracing::error!("log writer panicked");
+            }
+            self.dir.unlock();
+        }
+    }
+}
+
+impl Drop for Persist {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+#[cfg(test)]
+mod tests;

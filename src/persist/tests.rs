@@ -1,0 +1,216 @@
+//! Recovery through the real files: replicas with a journal, their records persisted as the
+//! node does (one batch per step, snapshots in between), then recovered and compared.
+
+use super::*;
+use bytes::Bytes;
+use sessionmesh_core::{Config as CoreConfig, Now, RegionId, Replica};
+
+fn settings(dir: &Path, durability: Durability) -> Persistence {
+    Persistence {
+        durability,
+        ..Persistence::new(dir.to_owned())
+    }
+}
+
+fn core(me: u16) -> CoreConfig {
+    CoreConfig {
+        journal: true,
+        ..CoreConfig::new(RegionId(me), &[RegionId(1), RegionId(2)])
+    }
+}
+
+fn run(r: &mut Replica, p: &Persist, line: &str, t: u64) {
+    let args: Vec<Bytes> = line
+        .split_whitespace()
+        .map(|s| Bytes::copy_from_slice(s.as_bytes()))
+        .collect();
+    r.execute(&args, Now::at(t));
+    p.enqueue(r.take_records());
+}
+
+/// Delivers every frame between two replicas (and runs their timers at `t`), persisting
+/// region 1's records as it goes.
+fn settle(rs: &mut [Replica; 2], p: &Persist, t: u64) {
+    for _ in 0..20 {
+        let mut moved = false;
+        for i in 0..2 {
+            rs[i].handle_timeout(Now::at(t));
+            while let Some(tx) = rs[i].poll_transmit() {
+                moved = true;
+                let j = 1 - i;
+                rs[j]
+                    .handle_frame(RegionId(i as u16 + 1), &tx.bytes, Now::at(t))
+                    .unwrap();
+            }
+            let recs = rs[i].take_records();
+            if i == 0 {
+                p.enqueue(recs);
+            }
+        }
+        if !moved {
+            return;
+        }
+    }
+}
+
+fn assert_same(a: &Replica, b: &Replica, t: u64) {
+    let keys = |r: &Replica| {
+        r.snapshot()
+            .keys
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(keys(a), keys(b));
+    assert_eq!(a.digest(Now::at(t)), b.digest(Now::at(t)));
+    assert_eq!(a.snapshot().wm, b.snapshot().wm);
+    assert_eq!(a.snapshot().last_push_to, b.snapshot().last_push_to);
+}
+
+#[tokio::test]
+async fn snapshot_plus_log_recovers_the_state_before_the_crash() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = settings(tmp.path(), Durability::Always);
+    let (p, rec) = Persist::open(&s, "a").unwrap();
+    assert!(rec.records.is_empty() && rec.snapshot.keys.is_empty());
+    let mut rs = [Replica::new(core(1)), Replica::new(core(2))];
+    for (i, r) in rs.iter_mut().enumerate() {
+        r.handle_connected(RegionId(2 - i as u16), Now::at(1));
+    }
+    let mut t = 1_000;
+    for n in 0..50 {
+        run(&mut rs[0], &p, &format!("SET k{n} v{n}"), t);
+        run(&mut rs[0], &p, &format!("HSET h{} f{n} x", n % 7), t);
+        if n % 5 == 0 {
+            let args = [
+                Bytes::from_static(b"SET"),
+                Bytes::from(format!("remote{n}")),
+                Bytes::from_static(b"r"),
+            ];
+            rs[1].execute(&args, Now::at(t));
+        }
+        t += 3;
+        if n == 20 {
+            settle(&mut rs, &p, t);
+            let id = p.begin_snapshot();
+            p.finish_snapshot(id, &rs[0].snapshot(), Duration::ZERO)
+                .unwrap();
+        }
+    }
+    run(&mut rs[0], &p, "DEL k3", t);
+    run(&mut rs[0], &p, "EXPIRE k4 1000", t);
+    settle(&mut rs, &p, t + 10);
+    let t = t + 10;
+    let pending = p.pending();
+    if let Some(tk) = pending {
+        assert!(p.wait(tk).await);
+    }
+    // "Crash": drop without a snapshot (close only joins the writer; everything was durable).
+    drop(p);
+
+    let (p2, rec) = Persist::open(&s, "a").unwrap();
+    assert!(rec.snapshot_id.is_some(), "a snapshot was taken");
+    assert!(
+        !rec.records.is_empty(),
+        "records after the snapshot are kept"
+    );
+    let back = Replica::recover(core(1), rec.snapshot, rec.records, Now::at(t));
+    assert!(back
+        .live(Now::at(t))
+        .keys()
+        .any(|k| k.starts_with(b"remote")));
+    assert_same(&rs[0], &back, t);
+    drop(p2);
+}
+
+#[test]
+fn a_torn_tail_is_truncated_and_the_whole_frames_recovered() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut r = Replica::new(core(1));
+    let (p, _) = Persist::open(&settings(tmp.path(), Durability::Everysec), "a").unwrap();
+    for n in 0..10 {
+        run(&mut r, &p, &format!("SET k{n} v"), 1_000 + n);
+    }
+    p.close();
+    let name = format!("segment-{:020}.log", 1);
+    let full = std::fs::read(tmp.path().join("a").join(&name)).unwrap();
+    let magic = files::SEGMENT_MAGIC.len();
+    let (bodies, tail) = frame::decode(&full[magic..]);
+    assert_eq!((bodies.len(), tail), (10, frame::Tail::Clean));
+    let ends: Vec<usize> = bodies
+        .iter()
+        .scan(magic, |at, b| {
+            *at += frame::HEADER + b.len();
+            Some(*at)
+        })
+        .collect();
+    // Every cut inside the last two frames (the codec's own tests cover every offset).
+    for cut in ends[7]..full.len() {
+        let sub = tempfile::tempdir().unwrap();
+        let d = sub.path().join("a");
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join(&name), &full[..cut]).unwrap();
+        let (p, rec) = Persist::open(&settings(sub.path(), Durability::Everysec), "a").unwrap();
+        p.close();
+        let whole = ends.iter().filter(|e| **e <= cut).count();
+        assert_eq!(rec.frames as usize, whole, "cut at {cut}");
+        let back = Replica::recover(core(1), rec.snapshot, rec.records, Now::at(2_000));
+        assert_eq!(back.live(Now::at(2_000)).len(), whole, "cut at {cut}");
+        // The file was cut back to whole frames.
+        let after = std::fs::read(d.join(&name)).unwrap();
+        assert_eq!(after.len(), ends[whole - 1], "cut at {cut}");
+    }
+}
+
+#[test]
+fn corruption_before_the_last_segment_is_an_error_naming_the_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = settings(tmp.path(), Durability::Always);
+    let mut r = Replica::new(core(1));
+    for round in 0..2 {
+        let (p, _) = Persist::open(&s, "a").unwrap();
+        for n in 0..3 {
+            run(&mut r, &p, &format!("SET k{round}{n} v"), 1_000 + n);
+        }
+        p.close();
+    }
+    let seg = tmp.path().join("a").join(format!("segment-{:020}.log", 1));
+    let mut buf = std::fs::read(&seg).unwrap();
+    let last = buf.len() - 1;
+    buf[last] ^= 0x40;
+    std::fs::write(&seg, &buf).unwrap();
+    let e = Persist::open(&s, "a").unwrap_err().to_string();
+    assert!(e.contains("segment-00000000000000000001.log"), "{e}");
+    assert!(e.contains("CRC"), "{e}");
+}
+
+#[tokio::test]
+async fn a_write_error_is_final_and_reported() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = settings(tmp.path(), Durability::Always);
+    let mut r = Replica::new(core(1));
+    let (p, _) = Persist::open(&s, "a").unwrap();
+    run(&mut r, &p, "SET a 1", 1_000);
+    // The next segment's name is taken: the rotation cannot create it.
+    std::fs::write(
+        tmp.path().join("a").join(format!("segment-{:020}.log", 2)),
+        b"x",
+    )
+    .unwrap();
+    p.begin_snapshot();
+    run(&mut r, &p, "SET b 2", 1_001);
+    let t = p
+        .pending()
+        .expect("the write after the rotation is never durable");
+    assert!(
+        !p.wait(t).await,
+        "a ticket after the failure is never durable"
+    );
+    let reason = tokio::time::timeout(Duration::from_secs(5), p.failed())
+        .await
+        .expect("failure reported");
+    assert!(
+        reason.contains("segment-00000000000000000002.log"),
+        "{reason}"
+    );
+}
