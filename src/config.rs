@@ -313,6 +313,15 @@ impl Config {
             .copied()
     }
 
+    /// The same cluster, with `region` reached at `addr` instead of its own gossip address
+    /// (a relay in between, as the demo and the tests place one on every link).
+    pub fn with_gossip(mut self, region: &str, addr: SocketAddr) -> Config {
+        if let Some(r) = self.regions.iter_mut().find(|r| r.name == region) {
+            r.gossip = addr;
+        }
+        self
+    }
+
     /// The same cluster with every certificate path moved into `dir` (`ca.pem`,
     /// `<region>.pem`, `<region>.key`), as `sessionmesh certs --out dir` writes them.
     pub fn with_cert_dir(mut self, dir: &Path) -> Config {

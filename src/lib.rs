@@ -11,6 +11,7 @@
 //! - [`persist`]: the region's durable log and snapshots, and recovery from them.
 //! - [`resp`]: the RESP codec and the Redis TCP server.
 //! - [`http`]: `/health`, `/ready`, `/metrics`, `/status`.
+//! - [`relay`]: a UDP relay between two regions that can cut or delay the link (tests, demo).
 //! - [`server`]: starts one region (all listeners and tasks) and stops it cleanly.
 //!
 //! None of these modules decide what is stored or replicated: that is the core's job.
@@ -20,6 +21,7 @@ pub mod config;
 pub mod http;
 pub mod node;
 pub mod persist;
+pub mod relay;
 pub mod resp;
 pub mod server;
 pub mod transport;

@@ -7,7 +7,9 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use sessionmesh::certs;
 use sessionmesh::config::Config;
+use sessionmesh::relay::Relay;
 use sessionmesh::server::Server;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -140,9 +142,31 @@ async fn demo(config_path: &Path, data: Option<PathBuf>) -> Result<()> {
     let config = config
         .with_cert_dir(&cert_dir)
         .with_data_dir(&data.join("data"));
+    // A relay on every link, so the demo can cut and heal links between regions for real
+    // (the lower id of a pair dials the higher one, through the pair's relay).
+    let names: Vec<String> = config.regions().iter().map(|r| r.name.clone()).collect();
+    let mut relays: BTreeMap<(usize, usize), Relay> = BTreeMap::new();
+    for (i, a) in config.regions().iter().enumerate() {
+        for (j, b) in config.regions().iter().enumerate().skip(i + 1) {
+            match Relay::try_start(a.gossip, b.gossip).await {
+                Ok(r) => {
+                    relays.insert((i, j), r);
+                }
+                Err(e) => {
+                    tracing::warn!("no relay between {} and {}: {e}", a.name, b.name);
+                }
+            }
+        }
+    }
     let mut servers = Vec::new();
-    for r in config.regions() {
-        match Server::start(&config, &r.name).await {
+    for (i, r) in config.regions().iter().enumerate() {
+        let mut own = config.clone();
+        for ((a, b), relay) in &relays {
+            if *a == i {
+                own = own.with_gossip(&names[*b], relay.addr());
+            }
+        }
+        match Server::start(&own, &r.name).await {
             Ok(s) => servers.push(s),
             Err(e) => {
                 for s in servers {
@@ -171,12 +195,72 @@ async fn demo(config_path: &Path, data: Option<PathBuf>) -> Result<()> {
         servers[0].redis_addr().port(),
         servers[servers.len() - 1].redis_addr().port()
     );
-    println!("Ctrl-C to stop.");
-    wait_for_signal().await?;
+    println!(
+        "type `partition {} {}`, `isolate {}`, `heal` or `help` here; Ctrl-C to stop.",
+        names[0],
+        names[names.len() - 1],
+        names[0]
+    );
+    tokio::select! {
+        r = wait_for_signal() => r?,
+        _ = demo_console(&names, &relays) => {}
+    }
     for s in servers {
         s.shutdown().await;
     }
     Ok(())
+}
+
+/// Reads link commands from standard input and applies them to the demo's relays; returns when
+/// standard input ends (the demo then runs until Ctrl-C).
+async fn demo_console(names: &[String], relays: &BTreeMap<(usize, usize), Relay>) {
+    use tokio::io::AsyncBufReadExt;
+    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    let index = |n: &str| names.iter().position(|x| x == n);
+    let link = |a: usize, b: usize| relays.get(&(a.min(b), a.max(b)));
+    while let Ok(Some(line)) = lines.next_line().await {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let reply = match words.as_slice() {
+            [] => continue,
+            ["partition", a, b] => match (index(a), index(b)) {
+                (Some(a), Some(b)) if a != b => match link(a, b) {
+                    Some(r) => {
+                        r.partition();
+                        format!("cut {} <-> {}", names[a], names[b])
+                    }
+                    None => "no relay on that link".to_string(),
+                },
+                _ => format!("unknown regions; known: {}", names.join(", ")),
+            },
+            ["isolate", a] => match index(a) {
+                Some(a) => {
+                    for b in (0..names.len()).filter(|b| *b != a) {
+                        if let Some(r) = link(a, b) {
+                            r.partition();
+                        }
+                    }
+                    format!("{} cut off from every other region", names[a])
+                }
+                None => format!("unknown region; known: {}", names.join(", ")),
+            },
+            ["heal"] => {
+                relays.values().for_each(Relay::heal);
+                "every link healed".to_string()
+            }
+            ["links"] => relays
+                .iter()
+                .map(|((a, b), r)| {
+                    let state = if r.is_partitioned() { "cut" } else { "up" };
+                    format!("{} <-> {}: {state}", names[*a], names[*b])
+                })
+                .collect::<Vec<_>>()
+                .join("\n"),
+            _ => "commands: partition A B | isolate A | heal | links".to_string(),
+        };
+        println!("{reply}");
+    }
+    // Standard input closed (not a terminal): keep running until Ctrl-C.
+    std::future::pending::<()>().await;
 }
 
 async fn status(config_path: &Path) -> Result<()> {

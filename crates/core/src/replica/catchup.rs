@@ -98,6 +98,8 @@ impl Replica {
     pub(super) fn advance(&mut self, theirs: &Watermarks) {
         for (r, h) in theirs {
             if *r == self.cfg.region {
+                // See the `Ack` case in `inbound`: move past whatever of ours they hold.
+                self.clock.seed(*h);
                 continue;
             }
             self.set_wm(*r, *h);
