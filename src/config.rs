@@ -89,6 +89,9 @@ pub struct Persistence {
     pub snapshot_every_frames: u64,
     /// ...or this many seconds after the last one, if anything changed since.
     pub snapshot_every_secs: u64,
+    /// A file holding a 32-byte key (raw or 64 hex digits): encrypts the log and snapshots
+    /// with AES-256-GCM. `None`: stored in the clear.
+    pub encryption_key_file: Option<PathBuf>,
 }
 
 impl Persistence {
@@ -99,6 +102,7 @@ impl Persistence {
             durability: Durability::Always,
             snapshot_every_frames: 100_000,
             snapshot_every_secs: 300,
+            encryption_key_file: None,
         }
     }
 
@@ -402,6 +406,7 @@ struct RawPersistence {
     durability: Option<String>,
     snapshot_every_frames: Option<u64>,
     snapshot_every_secs: Option<u64>,
+    encryption_key_file: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -674,6 +679,16 @@ impl RawConfig {
             persistence.snapshot_every_secs,
             1,
         )?;
+        persistence.encryption_key_file = match rp.encryption_key_file {
+            Some(k) if k.is_empty() => {
+                return Err(invalid(
+                    "persistence.encryption_key_file",
+                    "must name a file holding a 32-byte key",
+                ))
+            }
+            Some(k) => Some(resolve(&k)),
+            None => None,
+        };
 
         let known: BTreeSet<&str> = regions.iter().map(|r| r.name.as_str()).collect();
         let mut latency_ms = BTreeMap::new();

@@ -29,6 +29,8 @@ const SNAPSHOT_MAGIC: &[u8; 8] = b"SMSNAP\0\x01";
 #[derive(Debug)]
 pub struct DataDir {
     path: PathBuf,
+    /// Set when the folder is encrypted at rest.
+    cipher: Option<super::cipher::Cipher>,
     /// Holds the advisory lock for as long as this value lives (or until [`DataDir::unlock`]).
     lock: File,
 }
@@ -43,8 +45,9 @@ pub struct Listing {
 }
 
 impl DataDir {
-    /// Creates the folder if needed and locks it.
-    pub fn open(path: &Path) -> Result<DataDir, PersistError> {
+    /// Creates the folder if needed, locks it, and checks the encryption key against it (see
+    /// `cipher`) before anything else is read.
+    pub fn open(path: &Path, key_file: Option<&Path>) -> Result<DataDir, PersistError> {
         std::fs::create_dir_all(path).map_err(PersistError::io("create", path))?;
         let lock_path = path.join("LOCK");
         let lock = OpenOptions::new()
@@ -64,10 +67,15 @@ impl DataDir {
                 return Err(PersistError::io("lock", &lock_path)(e))
             }
         }
-        Ok(DataDir {
+        let mut dir = DataDir {
             path: path.to_owned(),
+            cipher: None,
             lock,
-        })
+        };
+        let l = dir.list()?;
+        let has_data = !l.segments.is_empty() || !l.snapshots.is_empty();
+        dir.cipher = super::cipher::check_folder(path, key_file, has_data)?;
+        Ok(dir)
     }
 
     /// Releases the lock early (the node is closed but may not be dropped yet), so the same
@@ -145,6 +153,7 @@ impl DataDir {
     /// Writes snapshot `id` atomically and durably: a reader sees the whole file or none.
     pub fn write_snapshot(&self, id: u64, snap: &Snapshot) -> Result<u64, PersistError> {
         let body = rmp_serde::to_vec(snap).map_err(|e| PersistError::Encode(e.to_string()))?;
+        let body = self.seal(body);
         let mut crc = crc32fast::Hasher::new();
         crc.update(&body);
         let path = self.snapshot(id);
@@ -186,7 +195,36 @@ impl DataDir {
         if crc32fast::hash(body) != want {
             return Err(bad("checksum mismatch"));
         }
-        rmp_serde::from_slice(body).map_err(|e| bad(&format!("cannot decode: {e}")))
+        let body = self.unseal(body, &path, 20)?;
+        rmp_serde::from_slice(&body).map_err(|e| bad(&format!("cannot decode: {e}")))
+    }
+
+    /// Encrypts a body when the folder is encrypted.
+    pub fn seal(&self, body: Vec<u8>) -> Vec<u8> {
+        match &self.cipher {
+            Some(c) => c.seal(&body),
+            None => body,
+        }
+    }
+
+    /// Decrypts a body read from `path` at `offset` when the folder is encrypted.
+    pub fn unseal<'a>(
+        &self,
+        body: &'a [u8],
+        path: &Path,
+        offset: u64,
+    ) -> Result<std::borrow::Cow<'a, [u8]>, PersistError> {
+        match &self.cipher {
+            None => Ok(std::borrow::Cow::Borrowed(body)),
+            Some(c) => {
+                c.open(body)
+                    .map(std::borrow::Cow::Owned)
+                    .ok_or_else(|| PersistError::Decrypt {
+                        path: path.to_owned(),
+                        offset,
+                    })
+            }
+        }
     }
 
     /// Deletes segments and snapshots older than `id`, and leftover temp files, then syncs.
@@ -225,15 +263,15 @@ mod tests {
     #[test]
     fn a_second_opener_is_refused() {
         let tmp = tempfile::tempdir().unwrap();
-        let _d = DataDir::open(tmp.path()).unwrap();
-        let e = DataDir::open(tmp.path()).unwrap_err();
+        let _d = DataDir::open(tmp.path(), None).unwrap();
+        let e = DataDir::open(tmp.path(), None).unwrap_err();
         assert!(matches!(e, PersistError::Locked { .. }), "{e}");
     }
 
     #[test]
     fn a_damaged_snapshot_is_an_error_naming_the_file() {
         let tmp = tempfile::tempdir().unwrap();
-        let d = DataDir::open(tmp.path()).unwrap();
+        let d = DataDir::open(tmp.path(), None).unwrap();
         d.write_snapshot(3, &Snapshot::default()).unwrap();
         assert_eq!(d.list().unwrap().snapshots, [3]);
         d.read_snapshot(3).unwrap();

@@ -5,6 +5,7 @@
 //! - `files`: the folder's layout, lock, atomic snapshot files.
 //! - `writer`: the one thread that appends and fsyncs (group commit).
 //! - `recover`: snapshot + later segments back into a [`Recovered`].
+//! - `cipher`: optional AES-256-GCM encryption at rest of every frame and snapshot body.
 //!
 //! How the node uses it: under the replica lock it hands every batch of
 //! [`Record`]s from `Replica::take_records` to [`Persist::enqueue`] and gets a [`Ticket`];
@@ -17,11 +18,12 @@
 //! segments the snapshot covers.
 //!
 //! It does not decide what the records mean (the core replays them in
-//! `Replica::recover`), does not encrypt, and never retries a failed write or fsync: the first
+//! `Replica::recover`), and never retries a failed write or fsync: the first
 //! IO error stops the node ([`Persist::failed`]).
 
 pub mod frame;
 
+mod cipher;
 mod files;
 mod recover;
 mod writer;
@@ -77,6 +79,26 @@ pub enum PersistError {
         /// What is wrong.
         reason: String,
     },
+    /// The encryption key is missing, wrong, unreadable, or does not fit the folder. Nothing
+    /// was read or changed; the node does not start.
+    #[error("{path}: {reason}")]
+    Key {
+        /// The key file or the folder's key-check file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A log frame or snapshot body does not authenticate under the key (tampering). Nothing
+    /// was changed; the node does not start.
+    #[error(
+        "{path} does not decrypt at byte {offset}: tampered with, or written with another key"
+    )]
+    Decrypt {
+        /// The file.
+        path: PathBuf,
+        /// Where the body starts.
+        offset: u64,
+    },
     /// State could not be encoded (a bug, or a record beyond the frame limit). The node
     /// stops; nothing of the failed step was written.
     #[error("cannot encode state for the log: {0}")]
@@ -118,7 +140,10 @@ impl Persist {
         settings: &Persistence,
         region: &str,
     ) -> Result<(Persist, Recovered), PersistError> {
-        let dir = Arc::new(DataDir::open(&settings.region_dir(region))?);
+        let dir = Arc::new(DataDir::open(
+            &settings.region_dir(region),
+            settings.encryption_key_file.as_deref(),
+        )?);
         let (recovered, segment) = recover::recover(&dir)?;
         tracing::info!(
             region,

@@ -87,7 +87,8 @@ fn read_segment(
     let (bodies, tail) = frame::decode(&buf[magic..]);
     let mut at = magic;
     for body in bodies {
-        let records: Vec<Record> = rmp_serde::from_slice(body)
+        let plain = dir.unseal(body, &path, (at + frame::HEADER) as u64)?;
+        let records: Vec<Record> = rmp_serde::from_slice(&plain)
             .map_err(|e| corrupt(at, &format!("frame with a valid CRC does not decode: {e}")))?;
         out.records.extend(records);
         out.frames += 1;

@@ -163,7 +163,7 @@ impl Writer {
             };
             for item in items {
                 match item {
-                    Item::Batch(records) => self.encode(&records)?,
+                    Item::Batch(records) => self.encode(dir, &records)?,
                     Item::Rotate(id) => self.rotate(dir, id)?,
                 }
             }
@@ -189,25 +189,28 @@ impl Writer {
 
     /// Appends one batch as one frame (one frame per record if the batch is too large for a
     /// frame; only a batch of huge values gets there, and each record is still whole).
-    fn encode(&mut self, records: &[Record]) -> Result<(), PersistError> {
+    fn encode(&mut self, dir: &DataDir, records: &[Record]) -> Result<(), PersistError> {
         self.body.clear();
         rmp_serde::encode::write(&mut self.body, records)
             .map_err(|e| PersistError::Encode(e.to_string()))?;
-        if self.body.len() <= frame::MAX_BODY {
-            frame::encode(&self.body, &mut self.buf);
+        // Encryption adds 28 bytes (nonce and tag); keep the limit check on the sealed size.
+        if self.body.len() + 28 <= frame::MAX_BODY {
+            let sealed = dir.seal(std::mem::take(&mut self.body));
+            frame::encode(&sealed, &mut self.buf);
             return Ok(());
         }
         for r in records {
             self.body.clear();
             rmp_serde::encode::write(&mut self.body, std::slice::from_ref(r))
                 .map_err(|e| PersistError::Encode(e.to_string()))?;
-            if self.body.len() > frame::MAX_BODY {
+            if self.body.len() + 28 > frame::MAX_BODY {
                 return Err(PersistError::Encode(format!(
                     "one record of {} bytes exceeds the frame limit",
                     self.body.len()
                 )));
             }
-            frame::encode(&self.body, &mut self.buf);
+            let sealed = dir.seal(std::mem::take(&mut self.body));
+            frame::encode(&sealed, &mut self.buf);
         }
         Ok(())
     }
