@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# Throughput of sessionmesh against redis-server, side by side, with the same redis-benchmark
+# invocation (SPEC §8: >= 1.0x unpipelined, >= 0.8x with -P 16, 50 clients, SET/GET/HSET,
+# with two peer regions replicating).
+#
+# It starts:
+#   - redis-server on 127.0.0.1:6390 (--save '' --appendonly no, plus $REDIS_ARGS),
+#   - `cargo run --release -- demo` from the repository root: three regions replicating to
+#     each other in one process (regions.toml); us-east answers Redis on 127.0.0.1:6401,
+# waits until both answer PING (and us-east's /ready says every peer link is up), runs the
+# same redis-benchmark command against each, prints requests/s and the ratio
+# sessionmesh/redis, and stops what it started (also on Ctrl-C or error).
+#
+# Usage:
+#   bench/throughput.sh [ARGS FOR `sessionmesh demo`...]
+# Every argument is passed unchanged to `sessionmesh demo` (today it knows --config and
+# --data). Durability: once the persistence work adds its setting to the node, run e.g.
+#   REDIS_ARGS='--appendonly yes --appendfsync everysec' bench/throughput.sh --durability everysec
+# so both servers pay for the same fsync policy; until then the node rejects the flag and the
+# script stops with its error.
+#
+# Environment (defaults in brackets):
+#   REQUESTS [200000]      -n for the unpipelined runs
+#   REQUESTS_P16 [2000000] -n for the -P 16 runs
+#   CLIENTS [50]           -c
+#   KEYSPACE [100000]      -r (random keys out of this many; 0 = redis-benchmark's single key)
+#   ROUNDS [1]             repeat the whole comparison; the table shows every round
+#   RUN_TIMEOUT [60]       seconds one redis-benchmark run (one test) may take; a run cut off
+#                          shows as "timeout" (HSET into redis-benchmark's single `myhash`
+#                          gets slower as that hash grows on sessionmesh)
+#   REDIS_ARGS []          extra redis-server arguments
+#
+# The machine is shared and has 2 cores: redis-benchmark, redis-server and the three regions
+# compete for them. Absolute numbers mean little; compare ratios from the same run.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+
+REDIS_PORT=6390
+MESH_PORT=6401
+MESH_HTTP=127.0.0.1:9401
+REQUESTS=${REQUESTS:-200000}
+REQUESTS_P16=${REQUESTS_P16:-2000000}
+CLIENTS=${CLIENTS:-50}
+KEYSPACE=${KEYSPACE:-100000}
+ROUNDS=${ROUNDS:-1}
+RUN_TIMEOUT=${RUN_TIMEOUT:-60}
+REDIS_ARGS=${REDIS_ARGS:-}
+
+log() { printf '[throughput] %s\n' "$*" >&2; }
+
+if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/null \
+    || ! command -v redis-cli >/dev/null; then
+    log "installing redis-server (redis-benchmark and redis-cli come with it)"
+    SUDO=""
+    if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
+    $SUDO apt-get install -y redis-server
+fi
+
+for port in $REDIS_PORT $MESH_PORT; do
+    if redis-cli -p "$port" PING >/dev/null 2>&1; then
+        log "something already answers on 127.0.0.1:$port; stop it first"
+        exit 1
+    fi
+done
+
+log "building (release)"
+cargo build --release --quiet
+
+WORK=$(mktemp -d -t sessionmesh-bench.XXXXXX)
+REDIS_PID=""
+MESH_PID=""
+cleanup() {
+    local pid
+    for pid in $MESH_PID $REDIS_PID; do
+        if kill -0 "$pid" 2>/dev/null; then
+            kill "$pid" 2>/dev/null || true
+        fi
+    done
+    for pid in $MESH_PID $REDIS_PID; do
+        wait "$pid" 2>/dev/null || true
+    done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+log "starting redis-server on $REDIS_PORT"
+# shellcheck disable=SC2086 # REDIS_ARGS is a list of arguments
+redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no \
+    --dir "$WORK" $REDIS_ARGS >"$WORK/redis.log" 2>&1 &
+REDIS_PID=$!
+
+log "starting sessionmesh demo (us-east on $MESH_PORT) $*"
+# `cargo run` replaces itself with the binary on Unix, so $! is the node process.
+cargo run --release --quiet -- demo --data "$WORK/demo" "$@" >"$WORK/mesh.log" 2>&1 &
+MESH_PID=$!
+
+wait_for() { # name, command...
+    local name=$1
+    shift
+    for _ in $(seq 1 300); do
+        if "$@" >/dev/null 2>&1; then return 0; fi
+        sleep 0.1
+    done
+    log "$name did not come up in 30 s; its log:"
+    cat "$WORK/redis.log" "$WORK/mesh.log" >&2
+    exit 1
+}
+pong() { [ "$(redis-cli -p "$1" PING 2>/dev/null)" = PONG ]; }
+wait_for redis-server pong $REDIS_PORT
+wait_for sessionmesh pong $MESH_PORT
+wait_for "sessionmesh links" curl -sf "http://$MESH_HTTP/ready"
+
+# One redis-benchmark run per test, each capped at RUN_TIMEOUT; prints "TEST RPS" lines.
+run_bench() { # port, requests, pipeline
+    local test out
+    for test in set get hset; do
+        local args=(-h 127.0.0.1 -p "$1" -c "$CLIENTS" -n "$2" -P "$3" -t "$test" --csv)
+        if [ "$KEYSPACE" != 0 ]; then args+=(-r "$KEYSPACE"); fi
+        if out=$(timeout "$RUN_TIMEOUT" redis-benchmark "${args[@]}"); then
+            echo "$out" | tr -d '"' | awk -F, '$1 != "test" { print $1, $2 }'
+        else
+            echo "${test^^} timeout"
+        fi
+    done
+}
+
+RESULTS="$WORK/results"
+: >"$RESULTS"
+for round in $(seq 1 "$ROUNDS"); do
+    for pipeline in 1 16; do
+        if [ "$pipeline" = 1 ]; then n=$REQUESTS; else n=$REQUESTS_P16; fi
+        log "round $round, -P $pipeline, -n $n: redis-server"
+        run_bench $REDIS_PORT "$n" "$pipeline" | sed "s/^/$round $pipeline redis /" >>"$RESULTS"
+        log "round $round, -P $pipeline, -n $n: sessionmesh"
+        run_bench $MESH_PORT "$n" "$pipeline" | sed "s/^/$round $pipeline mesh /" >>"$RESULTS"
+    done
+done
+
+if ! kill -0 "$MESH_PID" 2>/dev/null; then
+    log "sessionmesh exited during the run; its log:"
+    cat "$WORK/mesh.log" >&2
+    exit 1
+fi
+# Replication kept up: every region holds as many keys as us-east.
+sizes=$(for p in 6401 6402 6403; do redis-cli -p $p DBSIZE; done | tr '\n' ' ')
+
+echo
+echo "redis-benchmark -c $CLIENTS -t set,get,hset$([ "$KEYSPACE" != 0 ] && echo " -r $KEYSPACE")" \
+    "(-n $REQUESTS unpipelined, -n $REQUESTS_P16 with -P 16); requests/s"
+awk '
+    function fmt(v) { return (v + 0 > 0) ? sprintf("%.0f", v) : v }
+    { key = $1 " " $2 " " $4; rps[key, $3] = $5; if (!(key in seen)) { seen[key] = 1; order[n++] = key } }
+    END {
+        printf "%-5s %-4s %-8s %14s %14s %8s %8s\n", "round", "-P", "test", "redis-server", "sessionmesh", "ratio", "target"
+        for (i = 0; i < n; i++) {
+            split(order[i], k, " ")
+            r = rps[order[i], "redis"]; m = rps[order[i], "mesh"]
+            target = (k[2] == 1) ? ">= 1.0" : ">= 0.8"
+            ratio = (r + 0 > 0 && m + 0 > 0) ? sprintf("%7.2fx", m / r) : "      -"
+            printf "%-5s %-4s %-8s %14s %14s %8s %8s\n", k[1], k[2], k[3], fmt(r), fmt(m), ratio, target
+        }
+    }' "$RESULTS"
+echo "keys per region after the run (us-east eu-west ap-south): $sizes"
