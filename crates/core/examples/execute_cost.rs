@@ -10,6 +10,9 @@ use bytes::Bytes;
 use sessionmesh_core::{Config, Now, RegionId, Replica};
 use std::time::Instant;
 
+/// A realistic wall clock (late 2025), so stamps encode at their real size.
+const T0: u64 = 1_764_000_000_000;
+
 fn main() {
     let ids = [RegionId(1), RegionId(2), RegionId(3)];
     let mut r = Replica::new(Config::new(ids[0], &ids));
@@ -38,10 +41,10 @@ fn main() {
                 ],
                 _ => vec![Bytes::from_static(cmd), key, Bytes::from_static(b"100")],
             };
-            r.execute(&args, Now::at(1_000 + i / 1000));
+            r.execute(&args, Now::at(T0 + i / 1000));
             if i % 500 == 0 {
                 // A flush every few hundred commands, as the 2 ms timer would under load.
-                r.handle_timeout(Now::at(1_000 + i / 1000 + 10));
+                r.handle_timeout(Now::at(T0 + i / 1000 + 10));
                 while r.poll_transmit().is_some() {}
             }
         }

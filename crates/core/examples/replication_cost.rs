@@ -15,6 +15,10 @@ use sessionmesh_core::wire;
 use sessionmesh_core::{Config, Now, RegionId, Replica};
 use std::time::Instant;
 
+/// A realistic wall clock (late 2025): stamps must encode at their real size for the byte
+/// counts to mean anything.
+const T0: u64 = 1_764_000_000_000;
+
 fn args(line: &str) -> Vec<Bytes> {
     line.split_whitespace()
         .map(|s| Bytes::copy_from_slice(s.as_bytes()))
@@ -25,8 +29,8 @@ fn pair() -> (Replica, Replica) {
     let ids = [RegionId(1), RegionId(2)];
     let mut a = Replica::new(Config::new(ids[0], &ids));
     let mut b = Replica::new(Config::new(ids[1], &ids));
-    a.handle_connected(ids[1], Now::at(0));
-    b.handle_connected(ids[0], Now::at(0));
+    a.handle_connected(ids[1], Now::at(T0));
+    b.handle_connected(ids[0], Now::at(T0));
     (a, b)
 }
 
@@ -38,12 +42,14 @@ fn pump(a: &mut Replica, b: &mut Replica, t: u64) -> (u64, u64) {
         while let Some(tx) = a.poll_transmit() {
             moved = true;
             ab += tx.bytes.len() as u64;
-            b.handle_frame(RegionId(1), &tx.bytes, Now::at(t)).unwrap();
+            b.handle_frame(RegionId(1), &tx.bytes, Now::at(T0 + t))
+                .unwrap();
         }
         while let Some(tx) = b.poll_transmit() {
             moved = true;
             ba += tx.bytes.len() as u64;
-            a.handle_frame(RegionId(2), &tx.bytes, Now::at(t)).unwrap();
+            a.handle_frame(RegionId(2), &tx.bytes, Now::at(T0 + t))
+                .unwrap();
         }
         if !moved {
             return (ab, ba);
@@ -54,8 +60,8 @@ fn pump(a: &mut Replica, b: &mut Replica, t: u64) -> (u64, u64) {
 fn main() {
     // Settle the initial catch-up and reports.
     let (mut a, mut b) = pair();
-    a.handle_timeout(Now::at(1));
-    b.handle_timeout(Now::at(1));
+    a.handle_timeout(Now::at(T0 + 1));
+    b.handle_timeout(Now::at(T0 + 1));
     pump(&mut a, &mut b, 1);
 
     // 1a. One write per flush: a session touch (EXPIRE) and a field update.
@@ -69,9 +75,9 @@ fn main() {
         } else {
             format!("HSET session:{} last_seen {}", i % 1000, t)
         };
-        a.execute(&args(&line), Now::at(t));
+        a.execute(&args(&line), Now::at(T0 + t));
         a.handle_timeout(Now {
-            mono_ms: t + 2,
+            mono_ms: T0 + t + 2,
             wall_ms: t,
         });
         pump(&mut a, &mut b, t);
@@ -90,12 +96,12 @@ fn main() {
         for i in 0..touches {
             a.execute(
                 &args(&format!("EXPIRE session:{} 1800", i % 1000)),
-                Now::at(t),
+                Now::at(T0 + t),
             );
             if i % per_flush == per_flush - 1 {
                 t += flush_ms;
                 a.handle_timeout(Now {
-                    mono_ms: t + 2,
+                    mono_ms: T0 + t + 2,
                     wall_ms: t,
                 });
                 flushes += 1;
@@ -103,30 +109,31 @@ fn main() {
             }
         }
         let bytes = a.stats().bytes_sent - before;
+        let entries = flushes * 1000.min(per_flush);
         println!(
-            "touch coalescing, flush every {flush_ms} ms: {touches} touches of 1000 sessions in {flushes} flushes -> {bytes} bytes ({:.2} bytes per touch; bound sessions x flushes x entry = {})",
+            "touch coalescing, flush every {flush_ms} ms: {touches} touches of 1000 sessions in {flushes} flushes -> {bytes} bytes ({:.2} bytes per touch; {:.1} bytes per session sent per flush)",
             bytes as f64 / touches as f64,
-            flushes * 1000.min(per_flush) * 21
+            bytes as f64 / entries as f64
         );
     }
 
     // 2. Catch-up: b is cut off while a changes 100k keys (each rewritten a few times).
     let (mut a, mut b) = pair();
-    a.handle_timeout(Now::at(1));
-    b.handle_timeout(Now::at(1));
+    a.handle_timeout(Now::at(T0 + 1));
+    b.handle_timeout(Now::at(T0 + 1));
     pump(&mut a, &mut b, 1);
-    b.handle_disconnected(RegionId(1), Now::at(2));
-    a.handle_disconnected(RegionId(2), Now::at(2));
+    b.handle_disconnected(RegionId(1), Now::at(T0 + 2));
+    a.handle_disconnected(RegionId(2), Now::at(T0 + 2));
     let keys = 100_000u64;
     let mut t = 10;
     for round in 0..3 {
         for i in 0..keys {
             let line = format!("HSET session:{i} user u{i} cart {round} seen {t}");
-            a.execute(&args(&line), Now::at(t));
+            a.execute(&args(&line), Now::at(T0 + t));
         }
         t += 5;
         a.handle_timeout(Now {
-            mono_ms: t,
+            mono_ms: T0 + t,
             wall_ms: t,
         });
         while a.poll_transmit().is_some() {}
@@ -147,13 +154,13 @@ fn main() {
         })
         .sum();
     let start = Instant::now();
-    b.handle_connected(RegionId(1), Now::at(t));
-    a.handle_connected(RegionId(2), Now::at(t));
+    b.handle_connected(RegionId(1), Now::at(T0 + t));
+    a.handle_connected(RegionId(2), Now::at(T0 + t));
     let (ab, _ba) = pump(&mut a, &mut b, t);
     let took = start.elapsed();
     assert_eq!(
-        a.digest(Now::at(t)),
-        b.digest(Now::at(t)),
+        a.digest(Now::at(T0 + t)),
+        b.digest(Now::at(T0 + t)),
         "did not converge"
     );
     println!(

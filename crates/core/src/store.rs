@@ -115,10 +115,12 @@ impl Store {
     /// Merges `delta` into `key` (creating it if absent) and returns the conflicts resolved.
     pub fn apply(&mut self, key: &Bytes, delta: &KeyState) -> u64 {
         let slot = SlotKey::new(key.clone());
-        let (conflicts, old_origins, old_expiry, entry) = match self.keys.get_mut(&slot) {
+        let (conflicts, old_origins, old_expiry, entry, cheap) = match self.keys.get_mut(&slot) {
             Some(e) => {
+                let before = (e.state.cl.value, e.state.body.reset);
                 let c = e.state.merge(delta);
-                (c, std::mem::take(&mut e.origins), e.expiry, e)
+                let cheap = before == (e.state.cl.value, e.state.body.reset);
+                (c, std::mem::take(&mut e.origins), e.expiry, e, cheap)
             }
             None => {
                 let mut state = delta.clone();
@@ -128,10 +130,27 @@ impl Store {
                     origins: Vec::new(),
                     expiry: None,
                 });
-                (0, Vec::new(), None, e)
+                (0, Vec::new(), None, e, false)
             }
         };
-        let new_origins = entry.state.origins();
+        // Within one incarnation and without a new reset, registers only grow, so each origin's
+        // greatest stamp is the old one or the delta's: no need to walk a large hash on every
+        // write. (A register replaced by another origin's may leave its old origin's entry in
+        // the index a little too high; that only makes catch-up look at the key once more, and
+        // the entry is rebuilt exactly at the next structural change.)
+        let new_origins = if cheap {
+            let mut o = old_origins.clone();
+            for (r, h) in delta.origins() {
+                match o.iter_mut().find(|(x, _)| *x == r) {
+                    Some((_, m)) => *m = (*m).max(h),
+                    None => o.push((r, h)),
+                }
+            }
+            o.sort_unstable();
+            o
+        } else {
+            entry.state.origins()
+        };
         let new_expiry = entry.state.body.expiry();
         let deleted = entry.state.is_deleted();
         entry.origins = new_origins.clone();

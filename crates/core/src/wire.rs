@@ -202,7 +202,9 @@ pub fn approx_size(key: &[u8], st: &KeyState) -> usize {
         .map(|(f, r)| f.len() + r.value.as_ref().map_or(0, |v| v.len()))
         .sum();
     let string = st.body.string.as_ref().map_or(0, |r| r.value.len());
-    key.len() + fields + string + regs * 16 + 8
+    // A register is at most: array headers (2), HLC (9), region (3), value header (5).
+    let field_headers = st.body.fields.len() * 5;
+    key.len() + fields + string + field_headers + regs * 24 + 16
 }
 
 #[cfg(test)]

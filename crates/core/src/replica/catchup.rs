@@ -3,6 +3,10 @@
 
 use super::*;
 
+/// Catch-up and push parts aim at this size: large enough to amortise framing, small enough
+/// that a part never approaches a receiver's frame limit.
+const PART_TARGET: usize = 64 * 1024;
+
 impl Replica {
     // ----- catch-up and resync ---------------------------------------------------------------
 
@@ -31,9 +35,10 @@ impl Replica {
         self.send_parts(peer, id, parts);
     }
 
-    /// Cuts entries into parts that fit the frame limit.
+    /// Cuts entries into parts that fit the frame limit with a wide margin: the size estimate
+    /// is cheap, not exact, and a frame over the receiver's limit closes the connection.
     pub(super) fn cut(&self, entries: Vec<Entry>) -> Vec<Vec<Entry>> {
-        let budget = self.cfg.max_frame_bytes.saturating_sub(256).max(1024);
+        let budget = (self.cfg.max_frame_bytes / 2).clamp(1024, PART_TARGET);
         let mut parts = vec![Vec::new()];
         let mut size = 0;
         for (k, st) in entries {
@@ -49,18 +54,47 @@ impl Replica {
     }
 
     pub(super) fn send_parts(&mut self, peer: RegionId, id: u64, parts: Vec<Vec<Entry>>) {
-        let last = parts.len() - 1;
         let wm = self.watermarks();
-        for (i, entries) in parts.into_iter().enumerate() {
-            let done = (i == last).then(|| wm.clone());
-            let seq = i as u32;
+        // Parts still to send, front first; one that encodes over the frame limit despite the
+        // margin in `cut` is split in two and retried, so no frame ever exceeds it (a single
+        // key larger than the limit is sent anyway; `max_frame_bytes` must exceed it).
+        let mut todo: std::collections::VecDeque<Vec<Entry>> = parts.into();
+        let mut seq = 0u32;
+        while let Some(entries) = todo.pop_front() {
+            let done = todo.is_empty().then(|| wm.clone());
             let msg = Message::CatchUpPart {
                 id,
                 seq,
                 entries,
                 done,
             };
-            self.send(peer, Channel::CatchUp, &msg);
+            let bytes = wire::encode(&msg);
+            if bytes.len() > self.cfg.max_frame_bytes {
+                if let Message::CatchUpPart { mut entries, .. } = msg {
+                    if entries.len() > 1 {
+                        let back = entries.split_off(entries.len() / 2);
+                        todo.push_front(back);
+                        todo.push_front(entries);
+                        continue;
+                    }
+                    let msg = Message::CatchUpPart {
+                        id,
+                        seq,
+                        entries,
+                        done: todo.is_empty().then(|| wm.clone()),
+                    };
+                    self.send(peer, Channel::CatchUp, &msg);
+                    seq += 1;
+                    continue;
+                }
+            }
+            self.count_sent(peer, bytes.len());
+            self.outbox.push_back(Transmit {
+                to: peer,
+                channel: Channel::CatchUp,
+                bytes,
+            });
+            seq += 1;
         }
     }
 
@@ -75,7 +109,7 @@ impl Replica {
     ) {
         self.apply_entries(peer, entries, now);
         let p = self.peers.get_mut(&peer).expect("checked");
-        let Some((want, next, intact)) = p.catchup.as_mut() else {
+        let Some((want, next, intact, progress)) = p.catchup.as_mut() else {
             return;
         };
         if *want != id {
@@ -85,6 +119,7 @@ impl Replica {
             *intact = false;
         }
         *next = seq + 1;
+        *progress = now.mono_ms;
         if let Some(theirs) = done {
             let ok = *intact;
             p.catchup = None;
@@ -109,14 +144,14 @@ impl Replica {
 
     /// `peer` says we were away longer than the grace period. Ask it for everything (a
     /// catch-up from empty watermarks); our own writes stay and flow out by normal catch-up.
-    pub(super) fn on_evicted(&mut self, peer: RegionId) {
+    pub(super) fn on_evicted(&mut self, peer: RegionId, now: Now) {
         if self.cfg.faults.no_catchup {
             return;
         }
         let id = self.next_id;
         self.next_id += 1;
         if let Some(p) = self.peers.get_mut(&peer) {
-            p.catchup = Some((id, 0, true));
+            p.catchup = Some((id, 0, true, now.mono_ms));
         }
         let wm = self
             .cfg

@@ -67,7 +67,7 @@ impl Replica {
                 entries,
                 done,
             } => self.on_catchup_part(peer, id, seq, entries, done, now),
-            Message::Evicted => self.on_evicted(peer),
+            Message::Evicted => self.on_evicted(peer, now),
         }
         Ok(())
     }

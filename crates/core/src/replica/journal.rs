@@ -79,7 +79,8 @@ impl Replica {
         }
         let me = r.cfg.region;
         let dirty: Vec<Bytes> = r.store.changed_since(me, r.last_push_to).cloned().collect();
-        r.dirty.extend(dirty);
+        r.dirty
+            .extend(dirty.into_iter().map(|k| (k, Touched::Whole)));
         if !r.dirty.is_empty() {
             r.next_flush = Some(now.mono_ms);
         }

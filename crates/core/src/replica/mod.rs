@@ -213,6 +213,51 @@ pub struct Stats {
 /// 2 ms flush interval under constant writes; an older ack counts as holding nothing newer).
 const PUSH_HISTORY: usize = 4096;
 
+/// What local writes touched in a key since the last push, so the push can pick those
+/// registers instead of walking the whole key (a hash may hold many fields).
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Touched {
+    /// Anything: look at every register.
+    Whole,
+    /// Only these hash fields, and the TTL if `ttl`.
+    Parts { fields: BTreeSet<Bytes>, ttl: bool },
+}
+
+impl Touched {
+    /// What `delta` (a local write) touched.
+    fn of(delta: &KeyState) -> Touched {
+        let b = &delta.body;
+        if b.reset.is_some() || b.kind.is_some() || b.string.is_some() {
+            return Touched::Whole;
+        }
+        Touched::Parts {
+            fields: b.fields.keys().cloned().collect(),
+            ttl: b.ttl.is_some(),
+        }
+    }
+
+    fn absorb(&mut self, other: Touched) {
+        match (&mut *self, other) {
+            (Touched::Whole, _) => {}
+            (_, Touched::Whole) => *self = Touched::Whole,
+            (
+                Touched::Parts { fields, ttl },
+                Touched::Parts {
+                    fields: f2,
+                    ttl: t2,
+                },
+            ) => {
+                fields.extend(f2);
+                *ttl |= t2;
+            }
+        }
+    }
+}
+
+/// How many catch-up intervals a catch-up request may go without any part of its answer
+/// arriving before it is asked again (a large answer keeps it alive as long as parts arrive).
+const CATCHUP_PATIENCE: u64 = 2;
+
 /// How often held (future-stamped) deltas are looked at again.
 const HELD_RECHECK_MS: u64 = 10;
 
@@ -242,7 +287,9 @@ struct Peer {
     /// Monotonic time of the last valid frame from it.
     last_heard: u64,
     /// The catch-up answer being received: (request id, next part expected, still intact).
-    catchup: Option<(u64, u32, bool)>,
+    /// (request id, next part expected, still intact, monotonic time of the request or of the
+    /// last part received).
+    catchup: Option<(u64, u32, bool, u64)>,
     /// When we last told it that it had been evicted.
     told_evicted: bool,
     /// Its latest report whose writes we hold (its `hlc` is within our watermark for it).
@@ -305,7 +352,7 @@ pub struct Replica {
     wm: BTreeMap<RegionId, Hlc>,
     /// Greatest stamp minus one under which each origin has held deltas (caps `wm`).
     held_floor: BTreeMap<RegionId, Hlc>,
-    dirty: BTreeSet<Bytes>,
+    dirty: BTreeMap<Bytes, Touched>,
     last_push_to: Hlc,
     /// Held deltas: (delta, sender, whether its `cl` register was news when held).
     held: BTreeMap<Bytes, (KeyState, RegionId, bool)>,
@@ -346,7 +393,7 @@ impl Replica {
             store: Store::new(),
             wm: BTreeMap::new(),
             held_floor: BTreeMap::new(),
-            dirty: BTreeSet::new(),
+            dirty: BTreeMap::new(),
             last_push_to: Hlc::ZERO,
             held: BTreeMap::new(),
             peers,
@@ -376,7 +423,11 @@ impl Replica {
         r.clock
             .seed(snap.clock.max(r.store.max_hlc()).max(snap.last_push_to));
         r.last_push_to = snap.last_push_to;
-        r.dirty = snap.dirty.into_iter().collect();
+        r.dirty = snap
+            .dirty
+            .into_iter()
+            .map(|k| (k, Touched::Whole))
+            .collect();
         r.held = snap
             .held
             .into_iter()
@@ -408,7 +459,7 @@ impl Replica {
             wm: self.wm.iter().map(|(r, h)| (*r, *h)).collect(),
             clock: self.clock.last(),
             last_push_to: self.last_push_to,
-            dirty: self.dirty.iter().cloned().collect(),
+            dirty: self.dirty.keys().cloned().collect(),
             held: self
                 .held
                 .iter()
@@ -571,7 +622,7 @@ impl Replica {
                 self.next_flush = Some(now.mono_ms + self.cfg.flush_interval_ms);
             }
             for (key, delta) in writes {
-                self.dirty.insert(key.clone());
+                self.touch(&key, &delta);
                 if self.cfg.journal {
                     self.records.push(Record::Apply {
                         key: key.clone(),
@@ -595,7 +646,7 @@ impl Replica {
         };
         p.connected = true;
         p.last_heard = p.last_heard.max(now.mono_ms);
-        self.request_catchup(peer);
+        self.request_catchup(peer, now, true);
     }
 
     /// The connection to `peer` is gone: stop pushing to it. Catch-up repairs the gap later.
@@ -629,14 +680,40 @@ impl Replica {
             .collect()
     }
 
-    fn request_catchup(&mut self, peer: RegionId) {
+    /// Asks `peer` for what we miss. The periodic call (`force` false) does not ask again
+    /// while an answer is still coming in: a large answer on a slow link would otherwise be
+    /// rebuilt and resent every interval before the previous one arrived. A request whose
+    /// answer shows no progress for [`CATCHUP_PATIENCE`] intervals is asked again.
+    /// Marks what a local write touched, for the next push.
+    fn touch(&mut self, key: &Bytes, delta: &KeyState) {
+        let t = Touched::of(delta);
+        match self.dirty.get_mut(key) {
+            Some(d) => d.absorb(t),
+            None => {
+                self.dirty.insert(key.clone(), t);
+            }
+        }
+    }
+
+    fn request_catchup(&mut self, peer: RegionId, now: Now, force: bool) {
         if self.cfg.faults.no_catchup {
             return;
+        }
+        let patience = self
+            .cfg
+            .catchup_interval_ms
+            .saturating_mul(CATCHUP_PATIENCE);
+        if let Some(p) = self.peers.get(&peer) {
+            if let Some((_, _, _, asked)) = p.catchup {
+                if !force && now.mono_ms < asked.saturating_add(patience) {
+                    return;
+                }
+            }
         }
         let id = self.next_id;
         self.next_id += 1;
         if let Some(p) = self.peers.get_mut(&peer) {
-            p.catchup = Some((id, 0, true));
+            p.catchup = Some((id, 0, true, now.mono_ms));
         }
         let wm = self.watermarks();
         self.send(peer, Channel::CatchUp, &Message::CatchUpRequest { id, wm });

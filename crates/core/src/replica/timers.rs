@@ -31,7 +31,7 @@ impl Replica {
             // which is what lets peers collect garbage and answer WAIT.
             self.flush(now, true);
             for peer in self.connected_peers() {
-                self.request_catchup(peer);
+                self.request_catchup(peer, now, false);
             }
         }
         if self.next_gc <= now.mono_ms {
@@ -47,11 +47,30 @@ impl Replica {
         let me = self.cfg.region;
         let since = self.last_push_to;
         let mut entries: Vec<(Hlc, Entry)> = Vec::new();
-        for key in std::mem::take(&mut self.dirty) {
+        for (key, touched) in std::mem::take(&mut self.dirty) {
             let Some(st) = self.store.get(&key) else {
                 continue;
             };
-            let Some(d) = st.delta(|s| s.region == me && s.hlc > since) else {
+            let ours = |s: Stamp| s.region == me && s.hlc > since;
+            let d = match touched {
+                Touched::Whole => st.delta(ours),
+                Touched::Parts { fields, ttl } => {
+                    let mut body = crate::crdt::Body::default();
+                    if ttl {
+                        body.ttl = st.body.ttl.clone().filter(|r| ours(r.stamp));
+                    }
+                    for f in fields {
+                        if let Some(r) = st.body.fields.get(&f).filter(|r| ours(r.stamp)) {
+                            body.fields.insert(f, r.clone());
+                        }
+                    }
+                    (!body.is_empty() || ours(st.cl.stamp)).then(|| KeyState {
+                        cl: st.cl.clone(),
+                        body,
+                    })
+                }
+            };
+            let Some(d) = d else {
                 continue;
             };
             // Skip deltas where nothing of ours is left (our write lost to a newer one).
@@ -237,7 +256,7 @@ impl Replica {
             body: crate::crdt::Body::default(),
         };
         self.stats.conflicts += self.store.apply(key, &delta);
-        self.dirty.insert(key.clone());
+        self.dirty.insert(key.clone(), Touched::Whole);
         if self.next_flush.is_none() {
             self.next_flush = Some(now.mono_ms + self.cfg.flush_interval_ms);
         }
