@@ -233,10 +233,16 @@ async fn encryption_at_rest() {
     let (p, _) = Persist::open(&with(Some(&key)), "a").unwrap();
     let mut r = Replica::new(core(1));
     for n in 0..20 {
-        run(&mut r, &p, &format!("SET secret{n} plaintext-marker-{n}"), 1_000 + n);
+        run(
+            &mut r,
+            &p,
+            &format!("SET secret{n} plaintext-marker-{n}"),
+            1_000 + n,
+        );
     }
     let id = p.begin_snapshot();
-    p.finish_snapshot(id, &r.snapshot(), Duration::ZERO).unwrap();
+    p.finish_snapshot(id, &r.snapshot(), Duration::ZERO)
+        .unwrap();
     run(&mut r, &p, "SET after snapshot-marker", 2_000);
     if let Some(tk) = p.pending() {
         assert!(p.wait(tk).await);
@@ -247,7 +253,10 @@ async fn encryption_at_rest() {
     let dir = data.join("a");
     for f in std::fs::read_dir(&dir).unwrap() {
         let bytes = std::fs::read(f.unwrap().path()).unwrap();
-        assert!(!bytes.windows(6).any(|w| w == b"marker"), "plaintext on disk");
+        assert!(
+            !bytes.windows(6).any(|w| w == b"marker"),
+            "plaintext on disk"
+        );
     }
     let before: Vec<(PathBuf, Vec<u8>)> = std::fs::read_dir(&dir)
         .unwrap()
@@ -259,7 +268,10 @@ async fn encryption_at_rest() {
         .collect();
 
     let wrong = Persist::open(&with(Some(&other)), "a").unwrap_err();
-    assert!(wrong.to_string().contains("wrong encryption key"), "{wrong}");
+    assert!(
+        wrong.to_string().contains("wrong encryption key"),
+        "{wrong}"
+    );
     let missing = Persist::open(&with(None), "a").unwrap_err();
     assert!(missing.to_string().contains("encrypted"), "{missing}");
     for (p, b) in &before {
