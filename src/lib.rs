@@ -11,6 +11,7 @@
 //! - [`persist`]: the region's durable log and snapshots, and recovery from them.
 //! - [`resp`]: the RESP codec and the Redis TCP server.
 //! - [`http`]: `/health`, `/ready`, `/metrics`, `/status`.
+//! - [`metrics`]: every metric's name, help and labels; recording and rendering them.
 //! - [`relay`]: a UDP relay between two regions that can cut or delay the link (tests, demo).
 //! - [`server`]: starts one region (all listeners and tasks) and stops it cleanly.
 //!
@@ -19,6 +20,7 @@
 pub mod certs;
 pub mod config;
 pub mod http;
+pub mod metrics;
 pub mod node;
 pub mod persist;
 pub mod relay;

@@ -53,7 +53,8 @@ enum Command {
         #[arg(long)]
         data: Option<PathBuf>,
     },
-    /// Print every region's health and replication lag, read from its HTTP `/status`.
+    /// Print one table of every region: reachable, ready, keys, memory, and per peer the link,
+    /// replication lag (ms and writes) and clock offset, read from each region's `/status`.
     Status {
         /// The cluster description.
         #[arg(long, default_value = "regions.toml")]
@@ -153,7 +154,7 @@ async fn demo(config_path: &Path, data: Option<PathBuf>) -> Result<()> {
                     relays.insert((i, j), r);
                 }
                 Err(e) => {
-                    tracing::warn!("no relay between {} and {}: {e}", a.name, b.name);
+                    tracing::warn!(a = %a.name, b = %b.name, error = %e, "no relay on this link");
                 }
             }
         }
@@ -263,26 +264,48 @@ async fn demo_console(names: &[String], relays: &BTreeMap<(usize, usize), Relay>
     std::future::pending::<()>().await;
 }
 
+/// `status`: one table of every region, one row per peer link, from each region's `/status`.
+/// A region that does not answer is listed as unreachable; the command still succeeds, so it
+/// can be run during an outage.
 async fn status(config_path: &Path) -> Result<()> {
     let config = Config::load(config_path)?;
-    println!(
-        "{:<10} {:<8} {:<6} {:<10} {:>8} {:>10}",
-        "REGION", "HEALTH", "READY", "PEER", "LINK", "LAG_MS"
-    );
+    let header = [
+        "REGION",
+        "REACHABLE",
+        "READY",
+        "KEYS",
+        "MEMORY",
+        "PEER",
+        "LINK",
+        "LAG_MS",
+        "LAG_WRITES",
+        "OFFSET_MS",
+    ];
+    let mut rows: Vec<[String; 10]> = Vec::new();
+    // Why unreachable regions are, printed under the table.
+    let mut notes = Vec::new();
     for r in config.regions() {
-        let body = match http_get(r.http, "/status").await {
-            Ok(b) => b,
+        let name = r.name.clone();
+        let v = match http_get(r.http, "/status").await.and_then(|body| {
+            serde_json::from_str::<serde_json::Value>(&body).context("bad /status")
+        }) {
+            Ok(v) => v,
             Err(e) => {
-                println!("{:<10} {:<8} ({e})", r.name, "down");
+                notes.push(format!("{name}: {e:#}"));
+                rows.push(blank_after([name, "no".into()]));
                 continue;
             }
         };
-        let v: serde_json::Value =
-            serde_json::from_str(&body).with_context(|| format!("{}: bad /status", r.name))?;
-        let ready = v["ready"].as_bool().unwrap_or(false);
+        let region = [
+            name,
+            "yes".into(),
+            v["ready"].as_bool().unwrap_or(false).to_string(),
+            v["keys"].as_u64().map_or("-".into(), |k| k.to_string()),
+            v["memory_bytes"].as_u64().map_or("-".into(), mebibytes),
+        ];
         let peers = v["peers"].as_array().cloned().unwrap_or_default();
         if peers.is_empty() {
-            println!("{:<10} {:<8} {:<6}", r.name, "up", ready);
+            rows.push(blank_after(region.clone()));
         }
         for (i, p) in peers.iter().enumerate() {
             let link = match (p["connected"].as_bool(), p["trusted"].as_bool()) {
@@ -290,23 +313,70 @@ async fn status(config_path: &Path) -> Result<()> {
                 (Some(true), _) => "handshake",
                 _ => "offline",
             };
-            let (name, health, rdy) = if i == 0 {
-                (r.name.as_str(), "up", ready.to_string())
-            } else {
-                ("", "", String::new())
+            let num = |k: &str| match &p[k] {
+                serde_json::Value::Number(n) => n.to_string(),
+                _ => "-".into(),
             };
-            println!(
-                "{:<10} {:<8} {:<6} {:<10} {:>8} {:>10}",
-                name,
-                health,
-                rdy,
-                p["name"].as_str().unwrap_or("?"),
-                link,
-                p["lag_ms"].as_u64().map_or("-".into(), |l| l.to_string())
-            );
+            // The region's own columns only on its first line.
+            let mine = if i == 0 {
+                region.clone()
+            } else {
+                Default::default()
+            };
+            let [a, b, c, d, e] = mine;
+            rows.push([
+                a,
+                b,
+                c,
+                d,
+                e,
+                p["name"].as_str().unwrap_or("?").to_string(),
+                link.to_string(),
+                num("lag_ms"),
+                num("lag_writes"),
+                num("clock_offset_ms"),
+            ]);
         }
     }
+    print!("{}", table(&header, &rows));
+    for n in notes {
+        println!("{n}");
+    }
     Ok(())
+}
+
+/// A row with the first columns given and the rest empty.
+fn blank_after<const N: usize>(first: [String; N]) -> [String; 10] {
+    let mut row: [String; 10] = Default::default();
+    for (dst, src) in row.iter_mut().zip(first) {
+        *dst = src;
+    }
+    row
+}
+
+fn mebibytes(b: u64) -> String {
+    format!("{:.1}MiB", b as f64 / (1024.0 * 1024.0))
+}
+
+/// Left-aligned columns as wide as their widest cell, two spaces apart.
+fn table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String {
+    let mut width = header.map(str::len);
+    for row in rows {
+        for (w, cell) in width.iter_mut().zip(row) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: &mut dyn Iterator<Item = &str>| {
+        let text: Vec<String> = cells.zip(width).map(|(c, w)| format!("{c:<w$}")).collect();
+        out.push_str(text.join("  ").trim_end());
+        out.push('\n');
+    };
+    line(&mut header.iter().copied());
+    for row in rows {
+        line(&mut row.iter().map(String::as_str));
+    }
+    out
 }
 
 /// A minimal HTTP/1.0 GET, enough for our own `/status` (no client dependency needed).

@@ -20,6 +20,7 @@
 //! network IO itself (the transport and the Redis server do).
 
 use crate::config::{Config, RegionSpec};
+use crate::metrics::Metrics;
 use crate::persist::{Persist, Recovered, Ticket};
 use crate::transport::{self, Rejected, Stream, Transport};
 use bytes::Bytes;
@@ -64,6 +65,12 @@ pub struct Node {
     transport: OnceLock<Weak<Transport>>,
     /// The durable log, if this node has a data folder.
     persist: Option<Persist>,
+    /// What the Redis server records as commands run (latency, errors); one per node so that
+    /// regions sharing a process keep their metrics apart.
+    metrics: Metrics,
+    /// When a clock-skew warning was last logged per peer (monotonic ms): a skewed peer makes
+    /// every one of its pushes a skew event, and the log says so once per interval.
+    skew_warned: Mutex<BTreeMap<RegionId, u64>>,
 }
 
 /// The replica, locked; dropping it queues the step's journal records to the log, so no
@@ -121,6 +128,9 @@ pub struct LinkState {
     pub connects: u64,
 }
 
+/// How often a persistently skewed peer is warned about (the counter has every event).
+const SKEW_WARN_INTERVAL_MS: u64 = 10_000;
+
 /// Node-level counters that the core does not keep.
 #[derive(Debug, Default)]
 struct Counters {
@@ -130,6 +140,19 @@ struct Counters {
     clock_skew_events: AtomicU64,
     evictions: AtomicU64,
     resyncs: AtomicU64,
+}
+
+/// The node's own counters, read at once (see [`Node::counters`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NodeCounters {
+    /// Transmits the transport refused (peer unreachable or its queue full).
+    pub dropped_transmits: u64,
+    /// [`Event::ClockSkew`] events: frames carrying stamps too far ahead.
+    pub clock_skew_events: u64,
+    /// [`Event::Evicted`] events.
+    pub evictions: u64,
+    /// [`Event::Resynced`] events.
+    pub resyncs: u64,
 }
 
 /// A snapshot of one peer for `/status`, `/metrics` and INFO.
@@ -206,6 +229,8 @@ impl Node {
             counters: Counters::default(),
             transport: OnceLock::new(),
             persist,
+            metrics: Metrics::new(),
+            skew_warned: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -435,25 +460,45 @@ impl Node {
             .collect()
     }
 
-    /// Node-level counters as `(name, value)` pairs for `/metrics`.
-    pub fn node_counters(&self) -> Vec<(&'static str, u64)> {
+    /// The node's own counters (those the core does not keep).
+    pub fn counters(&self) -> NodeCounters {
         let c = &self.counters;
-        let mut v = vec![
-            (
-                "dropped_transmits",
-                c.dropped_transmits.load(Ordering::Relaxed),
-            ),
-            (
-                "clock_skew_events",
-                c.clock_skew_events.load(Ordering::Relaxed),
-            ),
-            ("evictions", c.evictions.load(Ordering::Relaxed)),
-            ("resyncs", c.resyncs.load(Ordering::Relaxed)),
-        ];
-        if let Some(t) = self.transport.get().and_then(Weak::upgrade) {
-            v.extend(t.counters());
+        NodeCounters {
+            dropped_transmits: c.dropped_transmits.load(Ordering::Relaxed),
+            clock_skew_events: c.clock_skew_events.load(Ordering::Relaxed),
+            evictions: c.evictions.load(Ordering::Relaxed),
+            resyncs: c.resyncs.load(Ordering::Relaxed),
         }
+    }
+
+    /// [`Node::counters`] and [`Node::transport_counters`] as one list of `(key, value)` pairs,
+    /// for diagnostics printed by the benchmarks. The keys are lookup keys, not metric names
+    /// (those are [`crate::metrics`]'s).
+    pub fn node_counters(&self) -> Vec<(&'static str, u64)> {
+        let c = self.counters();
+        let mut v = vec![
+            ("dropped_transmits", c.dropped_transmits),
+            ("clock_skew_events", c.clock_skew_events),
+            ("evictions", c.evictions),
+            ("resyncs", c.resyncs),
+        ];
+        v.extend(self.transport_counters());
         v
+    }
+
+    /// The transport's counters, keyed as the transport names them; empty before the transport
+    /// is attached or after it stopped.
+    pub fn transport_counters(&self) -> Vec<(&'static str, u64)> {
+        self.transport
+            .get()
+            .and_then(Weak::upgrade)
+            .map(|t| t.counters())
+            .unwrap_or_default()
+    }
+
+    /// The live metrics the Redis server records into.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// The current time as the core wants it: monotonic ms since start, and the wall clock
@@ -642,27 +687,48 @@ fn core_config(config: &Config, region: &RegionSpec) -> CoreConfig {
 }
 
 impl Node {
+    /// Counts and logs one event of the core. Runs in the driver task, whose span names the
+    /// region. Warnings only: events are rare, except skew, which a skewed peer raises on every
+    /// push, so its warning repeats at most every `SKEW_WARN_INTERVAL_MS` per peer (the
+    /// counter has them all).
     fn log_event(&self, e: Event) {
         let c = &self.counters;
         match e {
             Event::ClockSkew { peer, ahead_ms } => {
-                c.clock_skew_events.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(region = %self.name, peer = %self.peer_name(peer), ahead_ms, "peer clock ahead: holding its deltas");
+                let n = c.clock_skew_events.fetch_add(1, Ordering::Relaxed) + 1;
+                if self.skew_warn_due(peer) {
+                    tracing::warn!(peer = %self.peer_name(peer), ahead_ms, events = n, "peer clock ahead: holding its deltas");
+                } else {
+                    tracing::debug!(peer = %self.peer_name(peer), ahead_ms, "peer clock ahead");
+                }
             }
             Event::Evicted { region } => {
                 c.evictions.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(region = %self.name, peer = %self.peer_name(region), "peer silent beyond tombstone grace; no longer holds back GC");
+                tracing::warn!(peer = %self.peer_name(region), "peer silent beyond tombstone grace; no longer holds back GC");
             }
             Event::Resynced { peer } => {
                 c.resyncs.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(region = %self.name, peer = %self.peer_name(peer), "away too long: resynchronised from peer");
+                tracing::warn!(peer = %self.peer_name(peer), "away too long: resynchronised from peer");
             }
             Event::BadFrame { peer } => {
-                tracing::warn!(region = %self.name, peer = %self.peer_name(peer), "malformed frame rejected");
+                tracing::warn!(peer = %self.peer_name(peer), "malformed frame rejected");
             }
             // Only produced with `record_writes`, which the node leaves off.
             Event::Wrote { .. } => {}
         }
+    }
+
+    /// Whether a skew warning about `peer` is due (none in the last interval); notes it if so.
+    fn skew_warn_due(&self, peer: RegionId) -> bool {
+        let now = self.mono_ms();
+        let mut warned = self.skew_warned.lock().unwrap_or_else(|p| p.into_inner());
+        let due = warned
+            .get(&peer)
+            .is_none_or(|t| now.saturating_sub(*t) >= SKEW_WARN_INTERVAL_MS);
+        if due {
+            warned.insert(peer, now);
+        }
+        due
     }
 
     fn peer_name(&self, id: RegionId) -> String {

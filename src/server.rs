@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 /// Why a region could not start. Nothing is left running on error.
 #[derive(Debug, thiserror::Error)]
@@ -179,12 +180,14 @@ impl Server {
         )?;
         node.attach_transport(&transport);
 
+        // The driver's and the checkpointer's logs (events, snapshots) carry the region through
+        // this span; the Redis, HTTP and peer connections have spans of their own.
+        let span = tracing::info_span!("node", region = %region.name);
         let tasks = vec![
-            tokio::spawn(node::drive(
-                node.clone(),
-                transport.clone(),
-                shutdown.child_token(),
-            )),
+            tokio::spawn(
+                node::drive(node.clone(), transport.clone(), shutdown.child_token())
+                    .instrument(span.clone()),
+            ),
             tokio::spawn(crate::resp::serve_redis_with(
                 redis,
                 node.clone(),
@@ -196,7 +199,7 @@ impl Server {
                 node.clone(),
                 shutdown.child_token(),
             )),
-            tokio::spawn(node::checkpoints(node.clone(), shutdown.child_token())),
+            tokio::spawn(node::checkpoints(node.clone(), shutdown.child_token()).instrument(span)),
         ];
         // A failed write or fsync stops the region: nothing more is acknowledged.
         {

@@ -6,6 +6,7 @@
 //!
 //! Nothing here executes a command; it only forwards.
 
+use crate::metrics::Metrics;
 use crate::node::Node;
 use crate::persist::Ticket;
 use bytes::Bytes;
@@ -47,6 +48,12 @@ pub trait Backend: Send + Sync + 'static {
 
     /// The `# Replication` section of `INFO`, with its header.
     fn info_replication(&self) -> String;
+
+    /// Where the server records command latency and error replies; `None` (the default)
+    /// records nothing, for backends that have no metrics.
+    fn metrics(&self) -> Option<&Metrics> {
+        None
+    }
 }
 
 impl Backend for Node {
@@ -85,5 +92,9 @@ impl Backend for Node {
 
     fn info_replication(&self) -> String {
         Node::info_replication(self)
+    }
+
+    fn metrics(&self) -> Option<&Metrics> {
+        Some(Node::metrics(self))
     }
 }

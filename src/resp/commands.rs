@@ -145,9 +145,15 @@ pub const TABLE: &[Spec] = &[
 
 /// The table entry for a command name, any case.
 pub fn lookup(name: &[u8]) -> Option<&'static Spec> {
+    index(name).map(|i| &TABLE[i])
+}
+
+/// The position in [`TABLE`] of a command name, any case (metrics key their per-command
+/// series by it).
+pub fn index(name: &[u8]) -> Option<usize> {
     TABLE
         .iter()
-        .find(|s| s.name.as_bytes().eq_ignore_ascii_case(name))
+        .position(|s| s.name.as_bytes().eq_ignore_ascii_case(name))
 }
 
 impl Spec {

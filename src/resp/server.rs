@@ -23,6 +23,7 @@ use super::commands::{self, ClientState, Spec, REDIS_VERSION};
 use super::decode::{Decoder, ProtocolError};
 use super::encode::{encode, encode_error, Proto};
 use super::{Backend, Limits};
+use crate::metrics::{CommandId, ErrorKind};
 use crate::node::Node;
 use crate::persist::Ticket;
 use bytes::{Bytes, BytesMut};
@@ -125,14 +126,20 @@ pub async fn serve_redis_with<B: Backend>(
         let max = shared.opts.limits.max_clients;
         if shared.clients.fetch_add(1, Ordering::AcqRel) >= max {
             shared.clients.fetch_sub(1, Ordering::AcqRel);
-            tracing::warn!(%peer, max, "refusing client: max number of clients reached");
+            // Debug, not warn: a client retrying in a loop would flood the log; the refusals
+            // are counted (`errors{kind="limit"}`).
+            tracing::debug!(%peer, max, "refusing client: max number of clients reached");
+            if let Some(m) = backend.metrics() {
+                m.client_error(ErrorKind::Limit);
+            }
             // A fresh socket's send buffer is empty, so this cannot block; if it fails the
             // client just sees the connection close.
             let _ = stream.try_write(b"-ERR max number of clients reached\r\n");
             continue;
         }
         let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
-        let span = tracing::info_span!("redis", client = id, %peer);
+        let span =
+            tracing::info_span!("redis", region = %backend.region_name(), client = id, %peer);
         let conn = Conn::new(id, peer, backend.clone(), shared.clone(), shutdown.clone());
         tasks.spawn(conn.run(stream).instrument(span));
     }
@@ -186,6 +193,8 @@ struct Conn<B> {
     wbuf: BytesMut,
     /// Data commands decoded but not yet executed.
     batch: Vec<Vec<Bytes>>,
+    /// Which command each entry of `batch` is, for the latency histogram.
+    batch_ids: Vec<CommandId>,
     /// Emptied argument vectors, reused.
     spare: Vec<Vec<Bytes>>,
 }
@@ -216,6 +225,7 @@ impl<B: Backend> Conn<B> {
             rbuf: BytesMut::with_capacity(READ_CHUNK),
             wbuf: BytesMut::with_capacity(READ_CHUNK),
             batch: Vec::new(),
+            batch_ids: Vec::new(),
             spare: Vec::new(),
             shared,
             shutdown,
@@ -269,7 +279,10 @@ impl<B: Backend> Conn<B> {
                         if !self.write_out(stream).await? {
                             return Ok(());
                         }
-                        if !self.wait(stream, regions, timeout_ms).await? {
+                        let started = Instant::now();
+                        let go_on = self.wait(stream, regions, timeout_ms).await?;
+                        self.executed(&[CommandId::from_table(commands::index(b"wait"))], started);
+                        if !go_on {
                             return Ok(());
                         }
                     }
@@ -287,6 +300,7 @@ impl<B: Backend> Conn<B> {
                     bytes = self.rbuf.len(),
                     "query buffer limit exceeded; closing"
                 );
+                self.count_error(ErrorKind::Limit);
                 encode_error(
                     "ERR Protocol error: query buffer limit exceeded",
                     &mut self.wbuf,
@@ -312,6 +326,7 @@ impl<B: Backend> Conn<B> {
     /// Replies with the protocol error and ends the connection, as Redis does.
     async fn protocol_error(&mut self, stream: &mut TcpStream, e: ProtocolError) -> io::Result<()> {
         tracing::debug!(error = %e, "protocol error; closing");
+        self.count_error(ErrorKind::Protocol);
         self.flush_batch();
         encode_error(&format!("ERR Protocol error: {e}"), &mut self.wbuf);
         self.write_out(stream).await?;
@@ -350,28 +365,60 @@ impl<B: Backend> Conn<B> {
     /// Appends a reply after those of any batched commands.
     fn reply(&mut self, r: Reply) {
         self.flush_batch();
+        self.note_error(&r);
         encode(&r, self.proto, &mut self.wbuf);
+    }
+
+    /// Counts `r` if it is an error reply (by kind, from its text).
+    fn note_error(&self, r: &Reply) {
+        if let (Reply::Error(e), Some(m)) = (r, self.backend.metrics()) {
+            m.error_reply(e);
+        }
+    }
+
+    /// Counts an error the server answers without a [`Reply`] (it closes the connection).
+    fn count_error(&self, kind: ErrorKind) {
+        if let Some(m) = self.backend.metrics() {
+            m.client_error(kind);
+        }
+    }
+
+    /// Records that `cmds` ran from `started` until now.
+    fn executed(&self, cmds: &[CommandId], started: Instant) {
+        if let Some(m) = self.backend.metrics() {
+            m.commands_executed(cmds, started.elapsed());
+        }
     }
 
     /// Executes the batched data commands and encodes their replies.
     fn flush_batch(&mut self) {
+        // One clock read per batch: the latency histogram observes the batch's time for each
+        // of its commands (they all wait for it).
+        if self.batch.is_empty() {
+            return;
+        }
+        let started = Instant::now();
         match self.batch.len() {
-            0 => return,
             1 => {
                 let (r, stamp, ticket) = self.backend.execute(&self.batch[0]);
+                self.executed(&self.batch_ids, started);
                 self.last_write = stamp.or(self.last_write);
                 self.durable = self.durable.max(ticket);
+                self.note_error(&r);
                 encode(&r, self.proto, &mut self.wbuf);
             }
             _ => {
                 let (replies, stamp, ticket) = self.backend.execute_batch(&self.batch);
+                self.executed(&self.batch_ids, started);
                 self.last_write = stamp.or(self.last_write);
                 self.durable = self.durable.max(ticket);
                 for r in &replies {
+                    self.note_error(r);
                     encode(r, self.proto, &mut self.wbuf);
                 }
             }
         }
+        self.batch_ids.clear();
         for mut v in self.batch.drain(..) {
             if v.capacity() <= KEEP_ARGS {
                 v.clear();
@@ -383,7 +430,8 @@ impl<B: Backend> Conn<B> {
     /// Routes one command: batches data commands, queues inside `MULTI`, runs the rest.
     fn dispatch(&mut self, args: &mut Vec<Bytes>) -> Step {
         let name = &args[0];
-        let spec = commands::lookup(name);
+        let index = commands::index(name);
+        let spec = index.map(|i| &commands::TABLE[i]);
         // A data command the core knows and the table does not (yet): the core decides.
         let core_only = spec.is_none() && sessionmesh_core::cmd::is_data_command(name);
         let allowed_unauthed =
@@ -415,7 +463,7 @@ impl<B: Backend> Conn<B> {
             }
         }
         let Some(spec) = spec.filter(|s| !s.data) else {
-            return self.data(args);
+            return self.data(args, CommandId::from_table(index));
         };
         match spec.name {
             "quit" => {
@@ -449,7 +497,14 @@ impl<B: Backend> Conn<B> {
                 Step::Next
             }
             "exec" => {
+                self.flush_batch();
+                let started = Instant::now();
                 let r = self.exec();
+                self.executed(&[CommandId::from_table(index)], started);
+                if let Reply::Array(rs) = &r {
+                    // Errors inside the transaction count as any other reply's would.
+                    rs.iter().for_each(|r| self.note_error(r));
+                }
                 self.reply(r);
                 Step::Next
             }
@@ -472,9 +527,10 @@ impl<B: Backend> Conn<B> {
     }
 
     /// Batches a data command.
-    fn data(&mut self, args: &mut Vec<Bytes>) -> Step {
+    fn data(&mut self, args: &mut Vec<Bytes>, id: CommandId) -> Step {
         let spare = self.spare.pop().unwrap_or_default();
         self.batch.push(std::mem::replace(args, spare));
+        self.batch_ids.push(id);
         if self.batch.len() >= MAX_BATCH {
             self.flush_batch();
         }

@@ -1,0 +1,747 @@
+//! Every metric the node exports: names, help texts, label keys, the live recorders, and the
+//! rendering of `/metrics`. No other module names a metric: the core reports plain values
+//! ([`Stats`], [`PeerStatus`](sessionmesh_core::replica::PeerStatus), events), the node and the
+//! transport plain counters, and the Redis server calls the recorders of [`Metrics`].
+//!
+//! # Which crate, and why
+//!
+//! `prometheus-client` (the Prometheus project's Rust client), not `metrics` +
+//! `metrics-exporter-prometheus`:
+//!
+//! - A `prometheus_client` registry is an ordinary value. Each region renders its own, so
+//!   several regions in one process (the tests, `sessionmesh demo`) never mix samples. The
+//!   `metrics` facade records through one process-wide recorder (or a thread-local one swapped
+//!   in around each call), the wrong shape for several nodes per process.
+//! - Most of what operators want is read, not counted: the core already keeps its counters.
+//!   Those are rendered as constant gauges and counters of a registry built for each scrape
+//!   ([`render`]), with nothing polling in between and no second copy of the core's numbers.
+//! - It renders the Prometheus text format straight into a `String`. We serve that from our
+//!   own `/metrics` route; the crate opens no listener and starts no task.
+//!
+//! # Live and scraped values
+//!
+//! Only two things are recorded as they happen, both by the Redis server: command latency
+//! ([`Metrics::commands_executed`]) and error replies ([`Metrics::error_reply`]). They live in
+//! atomics owned by the node (one [`Metrics`] per node). The latency histogram is our own small
+//! lock-free one: the crate's `Histogram` takes a mutex per observation, and this sits on the
+//! path of every command. Everything else (keys, tombstones, conflicts, expirations, per-peer
+//! lag and traffic, transport counters, memory) is read when `/metrics` is requested.
+//!
+//! # Labels
+//!
+//! `region` on every sample (a constant label of the per-scrape registry), so regions stay
+//! apart even when one Prometheus job scrapes a whole demo. `command` is a lower-case name from
+//! the fixed command table ([`commands::TABLE`]); anything else is `other`. `kind` comes from
+//! the fixed list of [`ErrorKind`] and the peer-side kinds below. `peer` is a region name from
+//! `regions.toml`. Never a key, a client address or a client name.
+//!
+//! # Units
+//!
+//! Prometheus base units: seconds and bytes. Replication lag and clock offset are exported in
+//! seconds with millisecond resolution, although `/status` and `INFO` show milliseconds.
+//! Memory is the process's resident set (`VmRSS` of `/proc/self/status`, Linux only): regions
+//! sharing a process report the same figure.
+
+use crate::node::{Node, PeerView};
+use crate::resp::commands;
+use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
+use sessionmesh_core::Stats;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Prefix of every metric name.
+pub const PREFIX: &str = "sessionmesh";
+/// Label: the region a sample comes from (on every sample).
+pub const LABEL_REGION: &str = "region";
+/// Label: the command of a latency sample.
+pub const LABEL_COMMAND: &str = "command";
+/// Label: the kind of an error.
+pub const LABEL_KIND: &str = "kind";
+/// Label: the peer region of a per-peer sample.
+pub const LABEL_PEER: &str = "peer";
+
+/// `Content-Type` of what [`render`] returns (the Prometheus text format 0.0.4).
+pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
+
+/// Upper bounds of the latency buckets, in ns: 1 µs to 1 s. A command runs in about a
+/// microsecond; the upper buckets are there for lock waits and pathological keys.
+const LATENCY_BOUNDS_NS: [u64; 18] = [
+    1_000,
+    2_500,
+    5_000,
+    10_000,
+    25_000,
+    50_000,
+    100_000,
+    250_000,
+    500_000,
+    1_000_000,
+    2_500_000,
+    5_000_000,
+    10_000_000,
+    25_000_000,
+    50_000_000,
+    100_000_000,
+    250_000_000,
+    1_000_000_000,
+];
+
+/// A command as the latency histogram knows it: an index into [`commands::TABLE`], or
+/// [`CommandId::OTHER`] for anything the table does not list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CommandId(u8);
+
+// One byte holds every table index plus `OTHER`.
+const _: () = assert!(commands::TABLE.len() < u8::MAX as usize);
+
+impl CommandId {
+    /// Commands outside the table (data commands only the core knows).
+    pub const OTHER: CommandId = CommandId(commands::TABLE.len() as u8);
+
+    /// The id of `commands::TABLE[index]`; `None` (or an index past the table) is `OTHER`.
+    pub fn from_table(index: Option<usize>) -> CommandId {
+        match index {
+            Some(i) if i < commands::TABLE.len() => CommandId(i as u8),
+            _ => CommandId::OTHER,
+        }
+    }
+
+    /// The `command` label value.
+    pub fn name(self) -> &'static str {
+        commands::TABLE
+            .get(usize::from(self.0))
+            .map_or("other", |s| s.name)
+    }
+}
+
+/// What kind of error a client was answered with, by the error's code and text. The kinds that
+/// come from peers (`bad_frame`, `peer_refused`, `handshake`) are read from the transport at
+/// scrape time instead.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// A malformed request; the connection was closed.
+    Protocol,
+    /// `WRONGTYPE`.
+    WrongType,
+    /// `ERR syntax error` and option errors.
+    Syntax,
+    /// Wrong number of arguments.
+    Arity,
+    /// Unknown command or subcommand.
+    UnknownCommand,
+    /// `NOAUTH`, `WRONGPASS`, and `AUTH` without a password configured.
+    Auth,
+    /// A bound of [`crate::resp::Limits`]: max clients, query buffer, `MULTI` queue.
+    Limit,
+    /// A number or expiry that does not parse or is out of range.
+    Value,
+    /// `EXECABORT` and misplaced `MULTI`/`EXEC`/`DISCARD`.
+    Transaction,
+    /// Anything else.
+    Other,
+}
+
+impl ErrorKind {
+    /// Every kind, in the order they are rendered.
+    pub const ALL: [ErrorKind; 10] = [
+        ErrorKind::Protocol,
+        ErrorKind::WrongType,
+        ErrorKind::Syntax,
+        ErrorKind::Arity,
+        ErrorKind::UnknownCommand,
+        ErrorKind::Auth,
+        ErrorKind::Limit,
+        ErrorKind::Value,
+        ErrorKind::Transaction,
+        ErrorKind::Other,
+    ];
+
+    /// The `kind` label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            ErrorKind::Protocol => "protocol",
+            ErrorKind::WrongType => "wrongtype",
+            ErrorKind::Syntax => "syntax",
+            ErrorKind::Arity => "arity",
+            ErrorKind::UnknownCommand => "unknown_command",
+            ErrorKind::Auth => "auth",
+            ErrorKind::Limit => "limit",
+            ErrorKind::Value => "value",
+            ErrorKind::Transaction => "transaction",
+            ErrorKind::Other => "other",
+        }
+    }
+
+    /// Classifies an error reply by its text (a few prefix comparisons; the texts are Redis's
+    /// and ours, see `sessionmesh_core::Reply`).
+    pub fn classify(text: &str) -> ErrorKind {
+        let Some(msg) = text.strip_prefix("ERR ") else {
+            let code = text.split(' ').next().unwrap_or("");
+            return match code {
+                "WRONGTYPE" => ErrorKind::WrongType,
+                "NOAUTH" | "WRONGPASS" => ErrorKind::Auth,
+                "EXECABORT" => ErrorKind::Transaction,
+                _ => ErrorKind::Other,
+            };
+        };
+        let has = |p: &str| msg.starts_with(p);
+        if has("Protocol error: query buffer limit")
+            || has("max number of clients")
+            || has("too many commands queued")
+        {
+            ErrorKind::Limit
+        } else if has("Protocol error") {
+            ErrorKind::Protocol
+        } else if has("wrong number of arguments") {
+            ErrorKind::Arity
+        } else if has("unknown command") || has("unknown subcommand") {
+            ErrorKind::UnknownCommand
+        } else if has("syntax error")
+            || has("Syntax error")
+            || has("Unsupported option")
+            || msg.contains("not compatible")
+        {
+            ErrorKind::Syntax
+        } else if has("value is not")
+            || has("invalid expire time")
+            || has("timeout is")
+            || msg.contains("out of range")
+        {
+            ErrorKind::Value
+        } else if has("AUTH") {
+            ErrorKind::Auth
+        } else if msg.contains("MULTI") {
+            ErrorKind::Transaction
+        } else {
+            ErrorKind::Other
+        }
+    }
+}
+
+/// The live metrics of one node: recorded by the Redis server as commands run, rendered by
+/// [`render`]. Plain atomics; recording never blocks.
+#[derive(Debug)]
+pub struct Metrics {
+    /// One histogram per [`CommandId`].
+    latency: Box<[Latency]>,
+    /// One counter per [`ErrorKind`], in [`ErrorKind::ALL`] order.
+    errors: [AtomicU64; ErrorKind::ALL.len()],
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    /// Empty metrics.
+    pub fn new() -> Metrics {
+        Metrics {
+            latency: (0..=commands::TABLE.len())
+                .map(|_| Latency::default())
+                .collect(),
+            errors: Default::default(),
+        }
+    }
+
+    /// Records that `cmds` were executed together in `elapsed` (one batch under one lock of
+    /// the node: each of them waited for all of it, so each is observed with the whole time).
+    /// Runs of the same command are observed once, with their count.
+    pub fn commands_executed(&self, cmds: &[CommandId], elapsed: Duration) {
+        let ns = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        let mut rest = cmds;
+        while let Some(first) = rest.first() {
+            let run = rest.iter().take_while(|c| *c == first).count();
+            self.latency[usize::from(first.0)].observe(ns, run as u64);
+            rest = &rest[run..];
+        }
+    }
+
+    /// Counts an error reply sent to a client, classified by its text.
+    pub fn error_reply(&self, text: &str) {
+        self.client_error(ErrorKind::classify(text));
+    }
+
+    /// Counts an error of a known kind.
+    pub fn client_error(&self, kind: ErrorKind) {
+        let i = ErrorKind::ALL
+            .iter()
+            .position(|k| *k == kind)
+            .expect("ALL lists every kind");
+        self.errors[i].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many errors of `kind` were counted (tests).
+    pub fn errors(&self, kind: ErrorKind) -> u64 {
+        ErrorKind::ALL
+            .iter()
+            .position(|k| *k == kind)
+            .map_or(0, |i| self.errors[i].load(Ordering::Relaxed))
+    }
+}
+
+/// A latency histogram: per-bucket counts (not cumulative) and the sum, in ns.
+#[derive(Debug, Default)]
+struct Latency {
+    /// `buckets[i]` counts observations `<= LATENCY_BOUNDS_NS[i]` and above the bound before;
+    /// the last one counts everything above the largest bound.
+    buckets: [AtomicU64; LATENCY_BOUNDS_NS.len() + 1],
+    sum_ns: AtomicU64,
+}
+
+impl Latency {
+    fn observe(&self, ns: u64, n: u64) {
+        let i = LATENCY_BOUNDS_NS.partition_point(|b| *b < ns);
+        self.buckets[i].fetch_add(n, Ordering::Relaxed);
+        self.sum_ns
+            .fetch_add(ns.saturating_mul(n), Ordering::Relaxed);
+    }
+
+    /// The histogram as Prometheus wants it, or `None` if nothing was observed (a command
+    /// nobody runs adds no series).
+    fn snapshot(&self) -> Option<HistogramValue> {
+        let mut total = 0;
+        let mut buckets = Vec::with_capacity(self.buckets.len());
+        for (i, b) in self.buckets.iter().enumerate() {
+            total += b.load(Ordering::Relaxed);
+            let le = LATENCY_BOUNDS_NS
+                .get(i)
+                .map_or(f64::INFINITY, |ns| secs(*ns));
+            buckets.push((le, total));
+        }
+        (total > 0).then(|| HistogramValue {
+            sum: secs(self.sum_ns.load(Ordering::Relaxed)),
+            // Derived from the buckets so the two agree even if a command lands mid-scrape.
+            count: total,
+            buckets,
+        })
+    }
+}
+
+fn secs(ns: u64) -> f64 {
+    ns as f64 / 1e9
+}
+
+/// Renders `node`'s metrics in the Prometheus text format: the live ones from its
+/// [`Metrics`], and everything else read from the node now.
+pub fn render(node: &Node) -> String {
+    let mut reg = Registry::with_prefix_and_labels(
+        PREFIX,
+        [(LABEL_REGION.into(), node.region_name().to_string().into())].into_iter(),
+    );
+    let live = node.metrics();
+    let stats = node.stats();
+    let peers = node.peer_views();
+
+    // Requests.
+    let latency: Vec<_> = (0..=commands::TABLE.len())
+        .filter_map(|i| {
+            let id = CommandId::from_table(Some(i));
+            let h = live.latency[usize::from(id.0)].snapshot()?;
+            Some((vec![(LABEL_COMMAND, id.name().to_string())], h))
+        })
+        .collect();
+    reg.register(
+        "command_duration_seconds",
+        "Time to execute Redis commands, lock wait included, durability wait and network \
+         excluded; commands of one pipelined batch share its time",
+        Samples::new(MetricType::Histogram, latency),
+    );
+    reg.register(
+        "errors",
+        "Errors by kind: replies to clients, and frames or connections refused from peers",
+        Samples::new(MetricType::Counter, errors(live, node)),
+    );
+
+    // Data.
+    data_metrics(&mut reg, &stats);
+    if let Some(rss) = resident_memory_bytes() {
+        reg.register(
+            "process_resident_memory_bytes",
+            "Resident memory of the whole process (VmRSS); regions sharing a process report \
+             the same figure",
+            ConstGauge::new(rss),
+        );
+    }
+    reg.register(
+        "ready",
+        "1 when the region reports ready (see /ready)",
+        ConstGauge::new(i64::from(node.ready())),
+    );
+
+    // Peers and the mesh.
+    peer_metrics(&mut reg, &peers);
+    let c = node.counters();
+    let counters = [
+        (
+            "dropped_transmits",
+            "Frames the transport could not take (peer down or its queue full); catch-up \
+             repairs what they carried",
+            c.dropped_transmits,
+        ),
+        (
+            "clock_skew_events",
+            "Frames from a peer whose stamps were too far ahead of our clock",
+            c.clock_skew_events,
+        ),
+        (
+            "peer_evictions",
+            "Times a peer was silent beyond the tombstone grace and stopped holding back GC",
+            c.evictions,
+        ),
+        (
+            "resyncs",
+            "Full resynchronisations from a peer after being away beyond the grace",
+            c.resyncs,
+        ),
+    ];
+    for (name, help, v) in counters {
+        reg.register(name, help, ConstCounter::new(v));
+    }
+    for (key, v) in node.transport_counters() {
+        if let Some((name, help)) = transport_family(key) {
+            reg.register(name, help, ConstCounter::new(v));
+        }
+    }
+
+    let mut out = String::new();
+    // Writing to a String cannot fail; a metric that could not encode is a bug of ours.
+    let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &reg);
+    out
+}
+
+/// The per-kind error counters: clients' from the live counters, peers' from the transport.
+fn errors(live: &Metrics, node: &Node) -> Vec<(Labels, ConstCounter)> {
+    let mut rows: Vec<(Labels, ConstCounter)> = ErrorKind::ALL
+        .iter()
+        .map(|k| {
+            (
+                vec![(LABEL_KIND, k.label().to_string())],
+                ConstCounter::new(live.errors(*k)),
+            )
+        })
+        .collect();
+    for (key, v) in node.transport_counters() {
+        // Every malformed frame closes its connection in the transport, which counts it
+        // whether the framing or the core found the fault: the one count of bad frames.
+        let kind = match key {
+            "transport_bad_frames" => "bad_frame",
+            "transport_refused_peers" => "peer_refused",
+            "transport_handshake_failures" => "handshake",
+            _ => continue,
+        };
+        rows.push((vec![(LABEL_KIND, kind.to_string())], ConstCounter::new(v)));
+    }
+    rows
+}
+
+/// The core's data gauges and counters.
+fn data_metrics(reg: &mut Registry, s: &Stats) {
+    let gauges = [
+        (
+            "keys",
+            "Keys stored (sessions), tombstones and expired keys awaiting collection included",
+            s.keys,
+        ),
+        (
+            "tombstones",
+            "Deleted or expired keys pending collection (until every region holds the delete)",
+            s.tombstones,
+        ),
+        (
+            "held_deltas",
+            "Key deltas held back because their stamps are ahead of our clock (skew)",
+            s.held,
+        ),
+        (
+            "dirty_keys",
+            "Keys written here and not yet pushed to peers",
+            s.dirty,
+        ),
+        (
+            "index_entries",
+            "Entries of the origin/stamp index that serves catch-up",
+            s.index_entries,
+        ),
+    ];
+    for (name, help, v) in gauges {
+        reg.register(name, help, ConstGauge::new(v));
+    }
+    let counters = [
+        (
+            "conflicts",
+            "Writes that lost to a concurrent write with a greater stamp, or to a delete",
+            s.conflicts,
+        ),
+        (
+            "expired_keys",
+            "Expired keys reclaimed (rate() gives expirations per second)",
+            s.expired,
+        ),
+        (
+            "collected_keys",
+            "Tombstones and expired keys garbage-collected",
+            s.collected,
+        ),
+        (
+            "local_writes",
+            "Write commands executed in this region",
+            s.local_writes,
+        ),
+    ];
+    for (name, help, v) in counters {
+        reg.register(name, help, ConstCounter::new(v));
+    }
+}
+
+/// Per-peer families, one sample per peer region (a sample is left out while it has no
+/// meaning yet: no lag before the peer acknowledged anything).
+fn peer_metrics(reg: &mut Registry, peers: &[PeerView]) {
+    let gauge = |f: &dyn Fn(&PeerView) -> Option<i64>| {
+        per_peer(peers, MetricType::Gauge, |p| f(p).map(ConstGauge::new))
+    };
+    let seconds = |f: &dyn Fn(&PeerView) -> Option<f64>| {
+        per_peer(peers, MetricType::Gauge, |p| f(p).map(ConstGauge::new))
+    };
+    let counter = |f: &dyn Fn(&PeerView) -> Option<u64>| {
+        per_peer(peers, MetricType::Counter, |p| f(p).map(ConstCounter::new))
+    };
+    let ms = |v: u64| v as f64 / 1e3;
+    reg.register(
+        "peer_connected",
+        "1 when a QUIC connection to the peer is up and a frame from it decoded",
+        gauge(&|p| Some(i64::from(p.link.connected && p.link.trusted))),
+    );
+    reg.register(
+        "peer_connects",
+        "Connections established with the peer",
+        counter(&|p| Some(p.link.connects)),
+    );
+    reg.register(
+        "peer_evicted",
+        "1 while the peer is evicted (silent beyond the tombstone grace)",
+        gauge(&|p| Some(i64::from(p.replication.as_ref()?.evicted))),
+    );
+    reg.register(
+        "peer_last_frame_age_seconds",
+        "Time since the last frame from the peer was applied",
+        seconds(&|p| p.since_last_frame_ms.map(ms)),
+    );
+    reg.register(
+        "peer_replication_lag_seconds",
+        "How far the peer's acknowledgement trails our newest write, in time",
+        seconds(&|p| p.lag_ms.map(ms)),
+    );
+    reg.register(
+        "peer_replication_lag_writes",
+        "Write commands of ours the peer has not acknowledged yet",
+        gauge(&|p| i64::try_from(p.replication.as_ref()?.lag_writes).ok()),
+    );
+    reg.register(
+        "peer_clock_offset_seconds",
+        "The peer's clock minus ours at its last push, one-way latency included (signed)",
+        seconds(&|p| Some(p.replication.as_ref()?.clock_offset_ms as f64 / 1e3)),
+    );
+    let traffic = |f: fn(&sessionmesh_core::replica::Traffic) -> u64| {
+        counter(&move |p: &PeerView| Some(f(&p.replication.as_ref()?.traffic)))
+    };
+    reg.register(
+        "peer_sent_frames",
+        "Gossip frames produced for the peer",
+        traffic(|t| t.frames_sent),
+    );
+    reg.register(
+        "peer_sent_bytes",
+        "Gossip bytes produced for the peer",
+        traffic(|t| t.bytes_sent),
+    );
+    reg.register(
+        "peer_received_frames",
+        "Valid gossip frames applied from the peer",
+        traffic(|t| t.frames_received),
+    );
+    reg.register(
+        "peer_received_bytes",
+        "Bytes of valid gossip frames applied from the peer",
+        traffic(|t| t.bytes_received),
+    );
+}
+
+/// One sample per peer that `f` has a value for, labelled with the peer's name.
+fn per_peer<M>(
+    peers: &[PeerView],
+    kind: MetricType,
+    f: impl Fn(&PeerView) -> Option<M>,
+) -> Samples<M> {
+    let rows = peers
+        .iter()
+        .filter_map(|p| Some((vec![(LABEL_PEER, p.name.clone())], f(p)?)))
+        .collect();
+    Samples::new(kind, rows)
+}
+
+/// Our name and help for a transport counter (the transport keys them by plain strings);
+/// `None` for those rendered elsewhere (as errors) or not at all.
+fn transport_family(key: &str) -> Option<(&'static str, &'static str)> {
+    Some(match key {
+        "transport_connections" => (
+            "transport_connections",
+            "QUIC connections established with peers",
+        ),
+        "transport_frames_sent" => (
+            "transport_sent_frames",
+            "Frames written to QUIC streams, all peers",
+        ),
+        "transport_bytes_sent" => (
+            "transport_sent_bytes",
+            "Bytes written to QUIC streams, all peers",
+        ),
+        "transport_frames_received" => (
+            "transport_received_frames",
+            "Complete frames read from QUIC streams, all peers",
+        ),
+        "transport_bytes_received" => (
+            "transport_received_bytes",
+            "Bytes of complete frames read from QUIC streams, all peers",
+        ),
+        "transport_dropped_queue_full" => (
+            "transport_dropped_queue_full",
+            "Frames dropped because a peer's stream queue was full",
+        ),
+        "transport_dropped_no_link" => (
+            "transport_dropped_no_link",
+            "Frames dropped because no connection to the peer was up",
+        ),
+        _ => return None,
+    })
+}
+
+/// The process's resident memory, from `/proc/self/status` (`VmRSS`, in kB); `None` where
+/// there is no procfs.
+pub fn resident_memory_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// Label pairs of one sample, besides `region`.
+type Labels = Vec<(&'static str, String)>;
+
+/// One family of samples taken at scrape time: a label set and a value per sample.
+#[derive(Debug)]
+struct Samples<M> {
+    kind: MetricType,
+    rows: Vec<(Labels, M)>,
+}
+
+impl<M> Samples<M> {
+    fn new(kind: MetricType, rows: Vec<(Labels, M)>) -> Samples<M> {
+        Samples { kind, rows }
+    }
+}
+
+impl<M: EncodeMetric + fmt::Debug + Send + Sync + 'static> EncodeMetric for Samples<M> {
+    fn encode(&self, mut encoder: MetricEncoder) -> fmt::Result {
+        for (labels, m) in &self.rows {
+            m.encode(encoder.encode_family(labels)?)?;
+        }
+        Ok(())
+    }
+
+    fn metric_type(&self) -> MetricType {
+        self.kind
+    }
+
+    /// A family without samples (no peer acknowledged yet, no command run) is left out whole.
+    fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+}
+
+/// A histogram's values at scrape time; buckets cumulative, bounds in seconds.
+#[derive(Debug)]
+struct HistogramValue {
+    sum: f64,
+    count: u64,
+    buckets: Vec<(f64, u64)>,
+}
+
+impl EncodeMetric for HistogramValue {
+    fn encode(&self, mut encoder: MetricEncoder) -> fmt::Result {
+        encoder.encode_histogram::<NoLabelSet>(self.sum, self.count, &self.buckets, None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Histogram
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_are_classified_by_their_text() {
+        use sessionmesh_core::Reply;
+        let kind = |r: Reply| match r {
+            Reply::Error(e) => ErrorKind::classify(&e),
+            _ => unreachable!(),
+        };
+        assert_eq!(kind(Reply::wrong_type()), ErrorKind::WrongType);
+        assert_eq!(kind(Reply::syntax()), ErrorKind::Syntax);
+        assert_eq!(kind(Reply::wrong_arity("get")), ErrorKind::Arity);
+        assert_eq!(kind(Reply::not_integer()), ErrorKind::Value);
+        let unknown = sessionmesh_core::cmd::unknown_command(&[bytes::Bytes::from("NOPE")]);
+        assert_eq!(kind(unknown), ErrorKind::UnknownCommand);
+        let c = ErrorKind::classify;
+        assert_eq!(c("NOAUTH Authentication required."), ErrorKind::Auth);
+        assert_eq!(
+            c("WRONGPASS invalid username-password pair"),
+            ErrorKind::Auth
+        );
+        assert_eq!(
+            c("ERR Protocol error: invalid bulk length"),
+            ErrorKind::Protocol
+        );
+        assert_eq!(
+            c("ERR Protocol error: query buffer limit exceeded"),
+            ErrorKind::Limit
+        );
+        assert_eq!(c("ERR max number of clients reached"), ErrorKind::Limit);
+        assert_eq!(c("EXECABORT Transaction discarded"), ErrorKind::Transaction);
+        assert_eq!(
+            c("ERR MULTI calls can not be nested"),
+            ErrorKind::Transaction
+        );
+        assert_eq!(c("ERR no such key"), ErrorKind::Other);
+        assert_eq!(c("NOPROTO unsupported protocol version"), ErrorKind::Other);
+    }
+
+    #[test]
+    fn latency_buckets_are_cumulative_and_runs_count_each_command() {
+        let m = Metrics::new();
+        let set = CommandId::from_table(commands::TABLE.iter().position(|s| s.name == "set"));
+        let get = CommandId::from_table(commands::TABLE.iter().position(|s| s.name == "get"));
+        assert_eq!((set.name(), get.name()), ("set", "get"));
+        assert_eq!(CommandId::from_table(None).name(), "other");
+        m.commands_executed(&[set, set, get, set], Duration::from_micros(3));
+        let h = m.latency[usize::from(set.0)].snapshot().unwrap();
+        assert_eq!(h.count, 3);
+        // 3 µs is above the 2.5 µs bound and within the 5 µs one.
+        assert_eq!(h.buckets[1], (2.5e-6, 0));
+        assert_eq!(h.buckets[2], (5e-6, 3));
+        assert_eq!(h.buckets.last(), Some(&(f64::INFINITY, 3)));
+        assert!((h.sum - 9e-6).abs() < 1e-12);
+        assert_eq!(m.latency[usize::from(get.0)].snapshot().unwrap().count, 1);
+        assert!(m.latency[usize::from(CommandId::OTHER.0)]
+            .snapshot()
+            .is_none());
+    }
+}
