@@ -236,8 +236,10 @@ impl Node {
 
     /// Executes one data command (`args[0]` is the command name) and returns its reply.
     ///
-    /// The reply is final: nothing waits for another region. A write wakes the driver so it
-    /// reaches peers within the flush interval.
+    /// The reply is final: nothing waits for another region. A write that brings the next
+    /// flush forward wakes the driver so it reaches peers within the flush interval; writes
+    /// while a flush is already scheduled do not (a cross-thread wake per write costs more than
+    /// the write).
     pub fn execute(&self, args: &[Bytes]) -> Reply {
         self.execute_stamped(args).0
     }
@@ -249,15 +251,22 @@ impl Node {
     /// other connections do meanwhile.
     pub fn execute_stamped(&self, args: &[Bytes]) -> (Reply, Option<Stamp>, Option<Ticket>) {
         let now = self.now();
-        let (reply, wrote, ticket) = {
+        let (reply, wrote, ticket, sooner) = {
             let mut r = self.lock();
+            let deadline = r.poll_timeout();
             let before = r.last_write();
             let reply = r.execute(args, now);
             let after = r.last_write();
             let ticket = r.commit();
-            (reply, if after != before { after } else { None }, ticket)
+            let sooner = r.poll_timeout() < deadline;
+            (
+                reply,
+                if after != before { after } else { None },
+                ticket,
+                sooner,
+            )
         };
-        if wrote.is_some() {
+        if sooner {
             self.wake.notify_one();
         }
         (reply, wrote, ticket)
@@ -272,8 +281,9 @@ impl Node {
     ) -> (Vec<Reply>, Option<Stamp>, Option<Ticket>) {
         let now = self.now();
         let mut wrote = None;
-        let (replies, ticket) = {
+        let (replies, ticket, sooner) = {
             let mut r = self.lock();
+            let deadline = r.poll_timeout();
             let replies = cmds
                 .iter()
                 .map(|args| {
@@ -287,9 +297,10 @@ impl Node {
                 })
                 .collect();
             // One frame for the whole batch: a transaction is never half-recovered.
-            (replies, r.commit())
+            let ticket = r.commit();
+            (replies, ticket, r.poll_timeout() < deadline)
         };
-        if wrote.is_some() {
+        if sooner {
             self.wake.notify_one();
         }
         (replies, wrote, ticket)

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
+use tracing::Instrument;
 
 /// Bytes read from a stream at a time.
 const READ_CHUNK: usize = 64 * 1024;
@@ -62,9 +63,17 @@ impl Transport {
 
         let mut tasks = JoinSet::new();
         for (send, (rx, bytes)) in sends.into_iter().zip(receivers) {
-            tasks.spawn(self.clone().write_stream(send, rx, bytes));
+            tasks.spawn(
+                self.clone()
+                    .write_stream(send, rx, bytes)
+                    .instrument(tracing::Span::current()),
+            );
         }
-        tasks.spawn(self.clone().accept_streams(peer.id, conn.clone()));
+        tasks.spawn(
+            self.clone()
+                .accept_streams(peer.id, conn.clone())
+                .instrument(tracing::Span::current()),
+        );
 
         let reason = tokio::select! {
             e = conn.closed() => e.to_string(),
@@ -112,7 +121,11 @@ impl Transport {
             tokio::select! {
                 s = conn.accept_uni() => match s {
                     Ok(recv) => {
-                        readers.spawn(self.clone().read_stream(peer, conn.clone(), recv));
+                        readers.spawn(
+                            self.clone()
+                                .read_stream(peer, conn.clone(), recv)
+                                .instrument(tracing::Span::current()),
+                        );
                     }
                     Err(_) => return,
                 },
