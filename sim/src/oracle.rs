@@ -100,6 +100,21 @@ impl Oracles {
         }
     }
 
+    /// Restart oracle: a region restarted from what it persisted resumes its clock above every
+    /// stamp it issued before the crash (its clock may have been further ahead from observing
+    /// peers or its wall clock, which issues nothing). Resets the running check to the new
+    /// clock.
+    pub fn check_restart(&mut self, i: usize, restored: Hlc, issued: Hlc, at_ms: u64) {
+        if restored < issued {
+            let detail = format!(
+                "{} restarted with its HLC at {restored}, below the stamp {issued} it issued before the crash",
+                rid(i)
+            );
+            self.report(Oracle::ClockMonotonic, i, at_ms, detail);
+        }
+        self.hlc_max.insert(i, restored);
+    }
+
     /// Bounded-memory oracle on one region's stats.
     pub fn check_memory(&mut self, i: usize, s: &Stats, at_ms: u64, factor: u64, slack: u64) {
         let keys = self.distinct_keys();

@@ -82,6 +82,8 @@ pub struct TooFarAhead {
 #[derive(Clone, Debug)]
 pub struct Clock {
     last: Hlc,
+    /// The greatest value handed out by [`Clock::tick`]: what must never be handed out again.
+    issued: Hlc,
     max_drift_ms: u64,
 }
 
@@ -90,6 +92,7 @@ impl Clock {
     pub fn new(max_drift_ms: u64) -> Clock {
         Clock {
             last: Hlc::ZERO,
+            issued: Hlc::ZERO,
             max_drift_ms,
         }
     }
@@ -124,7 +127,14 @@ impl Clock {
         } else {
             self.last.next()
         };
+        self.issued = self.last;
         self.last
+    }
+
+    /// The greatest value [`Clock::tick`] has handed out (observing remote stamps or the wall
+    /// clock moves [`Clock::last`] without issuing anything).
+    pub fn issued(&self) -> Hlc {
+        self.issued
     }
 
     /// Checks whether a remote stamp may be observed now, without changing the clock.

@@ -105,6 +105,12 @@ pub enum Record {
         /// The new watermark.
         hlc: Hlc,
     },
+    /// The clock moved to `hlc` without any other record saying so (a write command that
+    /// changed nothing, or a peer telling us it holds stamps of ours we had lost).
+    Clock {
+        /// The clock's value.
+        hlc: Hlc,
+    },
     /// Our writes up to `to` were pushed.
     Pushed {
         /// The push's `to`.

@@ -4,7 +4,7 @@
 //! Part of [`crate::world`]; the decisions about which connections exist live in
 //! [`crate::net::Links`], this file turns them into replica calls and queue events.
 
-use super::{Ev, World};
+use super::{Durable, Ev, World};
 use crate::net::LinkPlan;
 use crate::oracle::rid;
 use rand::Rng;
@@ -92,11 +92,17 @@ impl World<'_> {
         };
         self.oracles
             .check_clock(i, r.clock_last(), self.now, "at crash");
-        let snapshot = r.snapshot();
-        drop(r);
+        // What it had persisted: the last checkpoint and every journal record since (under
+        // `durability = "always"`, everything it applied). Frames in flight are lost.
+        let mut r = r;
+        let issued = r.last_issued();
         let node = &mut self.nodes[i];
+        node.issued_before_crash = issued;
+        node.durable.log.extend(r.take_records());
+        drop(r);
+        let durable = std::mem::take(&mut node.durable);
         node.restore = Some(Box::new(move |cfg, now| {
-            Replica::restore(cfg, snapshot, now)
+            Replica::recover(cfg, durable.snapshot, durable.log, now)
         }));
         node.crashes += 1;
         node.timer_gen += 1;
@@ -116,8 +122,14 @@ impl World<'_> {
         };
         let now = self.now_of(i);
         let r = restore(self.replica_config(i), now);
+        // The recovered state is the new baseline, as after the node's first snapshot.
+        self.nodes[i].durable = Durable {
+            snapshot: r.snapshot(),
+            log: Vec::new(),
+        };
+        let issued = self.nodes[i].issued_before_crash;
         self.oracles
-            .check_clock(i, r.clock_last(), self.now, "across crash and restart");
+            .check_restart(i, r.clock_last(), issued, self.now);
         self.nodes[i].replica = Some(r);
         self.trace.words(&[self.now, 7, i as u64, 1]);
         self.drain(i, false);

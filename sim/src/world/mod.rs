@@ -64,6 +64,16 @@ pub fn schedule_for(seed: u64, cfg: &SimConfig) -> Schedule {
     }
 }
 
+/// A region's persisted state: its last snapshot and the journal since.
+#[derive(Clone, Debug, Default)]
+struct Durable {
+    snapshot: sessionmesh_core::replica::Snapshot,
+    log: Vec<sessionmesh_core::replica::Record>,
+}
+
+/// Journal records between two checkpoints of a simulated region.
+const CHECKPOINT_RECORDS: usize = 4_000;
+
 /// A restart closure holding the snapshot a crashed region persisted.
 type Restore = Box<dyn FnOnce(Config, Now) -> Replica>;
 
@@ -138,6 +148,12 @@ impl Ord for Queued {
 struct Node {
     replica: Option<Replica>,
     restore: Option<Restore>,
+    /// What the region has persisted, as the node does: the last snapshot and every journal
+    /// record since. A crash restarts through `Replica::recover` from exactly these, the code
+    /// path the node's recovery uses.
+    durable: Durable,
+    /// The greatest stamp the region issued before its last crash.
+    issued_before_crash: sessionmesh_core::Hlc,
     crashes: u64,
     timer_gen: u64,
     timer_at: Option<u64>,
@@ -238,6 +254,8 @@ impl<'a> World<'a> {
             w.nodes.push(Node {
                 replica: Some(replica),
                 restore: None,
+                durable: Durable::default(),
+                issued_before_crash: sessionmesh_core::Hlc::ZERO,
                 crashes: 0,
                 timer_gen: 0,
                 timer_at: None,
@@ -257,6 +275,7 @@ impl<'a> World<'a> {
         let mut c = Config::new(rid(i), &ids);
         c.faults = self.cfg.faults;
         c.record_writes = true;
+        c.journal = true;
         let t = &self.cfg.tuning;
         if let Some(v) = t.max_clock_drift_ms {
             c.max_clock_drift_ms = v;
@@ -505,7 +524,8 @@ impl<'a> World<'a> {
         let mut transmits = std::mem::take(&mut self.transmits);
         let mut events = std::mem::take(&mut self.events);
         let clock = {
-            let Some(r) = self.nodes[i].replica.as_mut() else {
+            let node = &mut self.nodes[i];
+            let Some(r) = node.replica.as_mut() else {
                 return;
             };
             while let Some(t) = r.poll_transmit() {
@@ -513,6 +533,13 @@ impl<'a> World<'a> {
             }
             while let Some(e) = r.poll_event() {
                 events.push(e);
+            }
+            let d = &mut node.durable;
+            d.log.extend(r.take_records());
+            if d.log.len() >= CHECKPOINT_RECORDS {
+                // A checkpoint, as the node's snapshot + log rotation.
+                d.snapshot = r.snapshot();
+                d.log.clear();
             }
             r.clock_last()
         };

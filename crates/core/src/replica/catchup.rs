@@ -134,7 +134,11 @@ impl Replica {
         for (r, h) in theirs {
             if *r == self.cfg.region {
                 // See the `Ack` case in `inbound`: move past whatever of ours they hold.
-                self.clock.seed(*h);
+                if *h > self.clock.last() {
+                    self.clock.seed(*h);
+                    let hlc = *h;
+                    self.journal(|| Record::Clock { hlc });
+                }
                 continue;
             }
             self.set_wm(*r, *h);

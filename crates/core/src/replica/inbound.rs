@@ -52,12 +52,15 @@ impl Replica {
                     .map(|(_, n)| *n);
                 let p = self.peers.get_mut(&peer).expect("checked");
                 p.acked = p.acked.max(upto);
+                if let Some(n) = held {
+                    p.acked_writes = p.acked_writes.max(n);
+                }
                 // A peer may hold writes of ours that we lost (a restart that did not
                 // persist its last moment): never issue those stamps again, or the peer would
                 // take the new writes for ones it has.
-                self.clock.seed(upto);
-                if let Some(n) = held {
-                    p.acked_writes = p.acked_writes.max(n);
+                if upto > self.clock.last() {
+                    self.clock.seed(upto);
+                    self.journal(|| Record::Clock { hlc: upto });
                 }
             }
             Message::CatchUpRequest { id, wm } => self.on_catchup_request(peer, id, &wm),

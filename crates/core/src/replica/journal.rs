@@ -55,9 +55,14 @@ impl Replica {
             snap,
             now,
         );
+        // The greatest stamp any record carries: the clock must restart above it even if the
+        // state that carried it was later replaced or collected.
+        let mut seen = Hlc::ZERO;
         for rec in records {
             match rec {
+                Record::Clock { hlc } => seen = seen.max(hlc),
                 Record::Apply { key, delta } => {
+                    seen = seen.max(delta.max_stamp().hlc);
                     r.store.apply(&key, &delta);
                 }
                 Record::Remove { key } => {
@@ -86,7 +91,7 @@ impl Replica {
         }
         let wm_max = r.wm.values().copied().max().unwrap_or(Hlc::ZERO);
         r.clock
-            .seed(r.store.max_hlc().max(r.last_push_to).max(wm_max));
+            .seed(r.store.max_hlc().max(r.last_push_to).max(wm_max).max(seen));
         r.refresh_held_floor();
         if !r.held.is_empty() {
             r.next_release = Some(now.mono_ms);

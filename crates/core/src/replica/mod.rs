@@ -483,6 +483,12 @@ impl Replica {
         self.clock.last()
     }
 
+    /// The greatest stamp this replica has issued since it started: a restart must resume
+    /// above it (the journal and snapshots carry every issued stamp).
+    pub fn last_issued(&self) -> Hlc {
+        self.clock.issued()
+    }
+
     /// Counters and gauges.
     pub fn stats(&self) -> Stats {
         let mut s = self.stats.clone();
@@ -614,6 +620,13 @@ impl Replica {
         };
         let reply = cmd::execute(&mut ctx, args);
         let (writes, conflicts) = (ctx.writes, ctx.conflicts);
+        if writes.is_empty() {
+            if let Some(s) = stamp {
+                // The clock ticked for a write that changed nothing: persist the tick anyway,
+                // so a restart never goes back below it.
+                self.journal(|| Record::Clock { hlc: s.hlc });
+            }
+        }
         self.stats.conflicts += conflicts;
         if !writes.is_empty() {
             self.stats.local_writes += 1;
