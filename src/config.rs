@@ -132,6 +132,8 @@ pub struct RedisSettings {
     pub max_output_buffer: Option<usize>,
     /// Commands one `MULTI` may queue.
     pub max_multi_queue: Option<usize>,
+    /// Fields one hash may hold (`HSET` beyond it is refused with an error).
+    pub max_hash_fields: Option<usize>,
 }
 
 /// One region of the cluster.
@@ -397,6 +399,7 @@ struct RawRedis {
     max_query_buffer: Option<u64>,
     max_output_buffer: Option<u64>,
     max_multi_queue: Option<u64>,
+    max_hash_fields: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -648,6 +651,7 @@ impl RawConfig {
             max_query_buffer: bound("redis.max_query_buffer", rr.max_query_buffer)?,
             max_output_buffer: bound("redis.max_output_buffer", rr.max_output_buffer)?,
             max_multi_queue: bound("redis.max_multi_queue", rr.max_multi_queue)?,
+            max_hash_fields: bound("redis.max_hash_fields", rr.max_hash_fields)?,
         };
 
         let rp = self.persistence;

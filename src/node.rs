@@ -694,6 +694,9 @@ fn core_config(config: &Config, region: &RegionSpec) -> CoreConfig {
     core.catchup_interval_ms = rep.catchup_interval_ms;
     core.gc_interval_ms = rep.gc_interval_ms;
     core.max_frame_bytes = rep.max_frame_bytes;
+    if let Some(n) = config.redis().max_hash_fields {
+        core.max_hash_fields = n;
+    }
     core
 }
 

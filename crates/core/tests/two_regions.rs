@@ -199,3 +199,28 @@ fn journal_replay_rebuilds_state() {
     assert!(m.logs[0].len() > 30);
     assert_journal_rebuilds(&mut m, 5000);
 }
+
+/// The fields-per-hash bound answers with an error and changes nothing.
+#[test]
+fn hash_field_limit_is_an_error_and_changes_nothing() {
+    let mut r = Replica::new(Config {
+        max_hash_fields: 3,
+        ..Config::single()
+    });
+    assert_eq!(cmd(&mut r, "HSET h a 1 b 2", 10), Reply::Int(2));
+    let before = r.digest(Now::at(10));
+    let e = cmd(&mut r, "HSET h c 3 d 4", 11);
+    assert!(
+        matches!(&e, Reply::Error(m) if m.starts_with("ERR hash would exceed the maximum of 3 fields")),
+        "{e:?}"
+    );
+    assert_eq!(r.digest(Now::at(11)), before);
+    assert_eq!(cmd(&mut r, "HSET h a 9 c 3", 12), Reply::Int(1));
+    assert_eq!(
+        cmd(&mut r, "HSETNX h d 4", 13),
+        Reply::Error(
+            "ERR hash would exceed the maximum of 3 fields (redis.max_hash_fields)".into()
+        )
+    );
+    assert_eq!(cmd(&mut r, "HLEN h", 14), Reply::Int(3));
+}

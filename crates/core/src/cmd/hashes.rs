@@ -74,6 +74,12 @@ pub(super) fn hset(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Reply {
         }
         fields.insert(fv[0].clone(), Reg::new(s, Some(fv[1].clone())));
     }
+    // Field registers held, deleted fields included (they take memory too until the key is
+    // replaced): an O(1) count, so the check costs nothing on a large hash.
+    let held = existing.map_or(0, |k| k.body.fields.len());
+    if held + added as usize > ctx.max_hash_fields {
+        return too_many_fields(ctx.max_hash_fields);
+    }
     write_fields(ctx, key, fields);
     if hmset {
         Reply::OK
@@ -87,13 +93,23 @@ pub(super) fn hsetnx(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Reply {
     match hash_of(ctx, key) {
         Err(r) => r,
         Ok(Some(k)) if field(k, &a[2]).is_some() => Reply::Int(0),
-        Ok(_) => {
+        Ok(k) => {
+            if k.map_or(0, |k| k.body.fields.len()) >= ctx.max_hash_fields {
+                return too_many_fields(ctx.max_hash_fields);
+            }
             let s = ctx.stamp();
             let fields = BTreeMap::from([(a[2].clone(), Reg::new(s, Some(a[3].clone())))]);
             write_fields(ctx, key, fields);
             Reply::Int(1)
         }
     }
+}
+
+/// The error for a hash that would grow beyond the configured bound.
+fn too_many_fields(max: usize) -> Reply {
+    Reply::err(format!(
+        "hash would exceed the maximum of {max} fields (redis.max_hash_fields)"
+    ))
 }
 
 pub(super) fn hget(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Reply {

@@ -33,6 +33,8 @@ pub struct Ctx<'a> {
     pub writes: Vec<(Bytes, KeyState)>,
     /// Registers that lost while applying them.
     pub conflicts: u64,
+    /// Fields one hash may hold.
+    pub max_hash_fields: usize,
 }
 
 impl<'a> Ctx<'a> {

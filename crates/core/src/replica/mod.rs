@@ -92,6 +92,8 @@ pub struct Config {
     pub faults: Faults,
     /// Emit an [`Event::Wrote`] for every key a local command changes (simulator oracles).
     pub record_writes: bool,
+    /// Fields one hash may hold; a command that would exceed it is refused, changing nothing.
+    pub max_hash_fields: usize,
     /// Keep a journal of every change for the durable log ([`Replica::take_records`]).
     pub journal: bool,
 }
@@ -110,6 +112,7 @@ impl Config {
             max_frame_bytes: 256 * 1024,
             faults: Faults::default(),
             record_writes: false,
+            max_hash_fields: 1_000_000,
             journal: false,
         }
     }
@@ -617,6 +620,7 @@ impl Replica {
             stamp,
             writes: Vec::new(),
             conflicts: 0,
+            max_hash_fields: self.cfg.max_hash_fields,
         };
         let reply = cmd::execute(&mut ctx, args);
         let (writes, conflicts) = (ctx.writes, ctx.conflicts);
