@@ -539,3 +539,60 @@ async fn writes_from_a_region_with_a_fast_clock_are_held_not_lost() {
     );
     c.shutdown().await;
 }
+
+/// Strangers throwing bytes at a live node: random datagrams, truncated QUIC-looking packets and
+/// huge length prefixes at the gossip port, garbage at the Redis port. The node keeps serving,
+/// its data is intact, and replication still works. Seeded; `GARBAGE_SEED=S` replays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_at_the_gossip_and_redis_ports_changes_nothing() {
+    use rand::{Rng, SeedableRng};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let seed: u64 = std::env::var("GARBAGE_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(7);
+    println!("garbage seed {seed} (GARBAGE_SEED={seed} replays)");
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let c = Cluster::start(2).await;
+    let _: String = c.cmd(0, &["SET", "precious", "intact"]).await;
+    c.converge_get("precious", Some("intact")).await;
+
+    let gossip = c.spec(1).gossip;
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    for i in 0..2_000 {
+        let len = match i % 4 {
+            0 => rng.gen_range(1..20),
+            1 => rng.gen_range(20..1_300),
+            // A QUIC long header with absurd lengths.
+            2 => 1_200,
+            _ => rng.gen_range(1..65_000),
+        };
+        let mut d: Vec<u8> = (0..len).map(|_| rng.gen()).collect();
+        if i % 4 == 2 {
+            d[0] = 0xc0 | (d[0] & 0x0f);
+            d[1..5].copy_from_slice(&1u32.to_be_bytes());
+            d[5] = 0xff;
+        }
+        let _ = sock.send_to(&d, gossip).await;
+    }
+
+    let redis = c.spec(1).redis;
+    for i in 0..50 {
+        let mut s = tokio::net::TcpStream::connect(redis).await.unwrap();
+        let junk: Vec<u8> = match i % 3 {
+            0 => (0..rng.gen_range(1..4_000)).map(|_| rng.gen()).collect(),
+            1 => b"*3\r\n$3\r\nSET\r\n$9999999999\r\n".to_vec(),
+            _ => b"*2\r\n$3\r\nGET\r\n$5\r\npreci".to_vec(),
+        };
+        let _ = s.write_all(&junk).await;
+        let _ = s.shutdown().await;
+        let mut sink = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_millis(200), s.read_to_end(&mut sink)).await;
+    }
+
+    // Still serving, data intact, and still replicating both ways.
+    assert_eq!(c.get(1, "precious").await.as_deref(), Some("intact"));
+    let _: String = c.cmd(1, &["SET", "after", "garbage"]).await;
+    c.converge_get("after", Some("garbage")).await;
+    c.shutdown().await;
+}
