@@ -97,6 +97,25 @@ pub fn generate(config: &Config, out: &Path) -> Result<Vec<PathBuf>, CertError> 
 /// Like [`generate`], for an explicit list of region names (tests use it to make a second,
 /// untrusted CA).
 pub fn generate_for(regions: &[&str], out: &Path) -> Result<Vec<PathBuf>, CertError> {
+    generate_with(regions, out, &[])
+}
+
+/// Like [`generate_for`], with the certificates of the regions in `expired` signed by the
+/// same CA but expired since yesterday. For tests that show an expired peer is refused.
+#[doc(hidden)]
+pub fn generate_with_expired(
+    regions: &[&str],
+    expired: &[&str],
+    out: &Path,
+) -> Result<Vec<PathBuf>, CertError> {
+    generate_with(regions, out, expired)
+}
+
+fn generate_with(
+    regions: &[&str],
+    out: &Path,
+    expired: &[&str],
+) -> Result<Vec<PathBuf>, CertError> {
     std::fs::create_dir_all(out).map_err(|error| CertError::Write {
         path: out.to_owned(),
         error,
@@ -137,6 +156,11 @@ pub fn generate_for(regions: &[&str], out: &Path) -> Result<Vec<PathBuf>, CertEr
         ];
         params.use_authority_key_identifier_extension = true;
         validity(&mut params);
+        if expired.contains(name) {
+            let now = time::OffsetDateTime::now_utc();
+            params.not_before = now - time::Duration::days(30);
+            params.not_after = now - time::Duration::days(1);
+        }
         let cert = params
             .signed_by(&key, &issuer)
             .map_err(CertError::Generate)?;

@@ -311,6 +311,20 @@ async fn peer_from_another_ca_is_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peer_with_an_expired_certificate_is_refused() {
+    // One CA; "a"'s certificate names the right region but expired yesterday.
+    let dir = tempfile::tempdir().unwrap();
+    certs::generate_with_expired(&["a", "b"], &["a"], dir.path()).unwrap();
+    let sides = start(&[(1, "a", dir.path()), (2, "b", dir.path())]);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(sides[1].t.connected_peers().is_empty());
+    assert_eq!(sides[1].h.connects.load(Ordering::SeqCst), 0);
+    for s in &sides {
+        s.t.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn certificate_of_an_unlisted_region_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     certs::generate_for(&["a", "b", "z"], dir.path()).unwrap();
