@@ -118,6 +118,8 @@ impl Persistence {
 pub struct RedisSettings {
     /// Redis `requirepass`: clients must `AUTH` before anything else.
     pub requirepass: Option<String>,
+    /// ACL-style users (`AUTH user pass`), by name.
+    pub users: BTreeMap<String, String>,
     /// `maxclients`.
     pub max_clients: Option<usize>,
     /// `proto-max-bulk-len`: longest argument, in bytes.
@@ -392,6 +394,8 @@ struct RawTransport {
 #[serde(deny_unknown_fields)]
 struct RawRedis {
     requirepass: Option<String>,
+    #[serde(default)]
+    users: BTreeMap<String, String>,
     max_clients: Option<u64>,
     max_bulk_len: Option<u64>,
     max_array_len: Option<u64>,
@@ -642,8 +646,18 @@ impl RawConfig {
                 "must not be empty (leave it out to disable AUTH)",
             ));
         }
+        for (u, p) in &rr.users {
+            let key = format!("redis.users.{u}");
+            if u == "default" {
+                return Err(invalid(&key, "use redis.requirepass for the default user"));
+            }
+            if p.is_empty() {
+                return Err(invalid(&key, "a user's password must not be empty"));
+            }
+        }
         let redis = RedisSettings {
             requirepass: rr.requirepass,
+            users: rr.users,
             max_clients: bound("redis.max_clients", rr.max_clients)?,
             max_bulk_len: bound("redis.max_bulk_len", rr.max_bulk_len)?,
             max_array_len: bound("redis.max_array_len", rr.max_array_len)?,

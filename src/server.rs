@@ -92,6 +92,16 @@ fn redis_options(config: &Config) -> crate::resp::ServerOptions {
             .requirepass
             .as_ref()
             .map(|p| bytes::Bytes::copy_from_slice(p.as_bytes())),
+        users: r
+            .users
+            .iter()
+            .map(|(u, p)| {
+                (
+                    bytes::Bytes::copy_from_slice(u.as_bytes()),
+                    bytes::Bytes::copy_from_slice(p.as_bytes()),
+                )
+            })
+            .collect(),
     }
 }
 

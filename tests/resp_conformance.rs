@@ -551,7 +551,7 @@ async fn limits() {
     };
     let srv = start_with(ServerOptions {
         limits,
-        requirepass: None,
+        ..ServerOptions::default()
     })
     .await;
     let mut a = TcpStream::connect(srv.addr).await.unwrap();
@@ -596,6 +596,7 @@ async fn requirepass() {
     let srv = start_with(ServerOptions {
         limits: Limits::default(),
         requirepass: Some("s3cret".into()),
+        ..ServerOptions::default()
     })
     .await;
     let mut s = TcpStream::connect(srv.addr).await.unwrap();
@@ -705,4 +706,31 @@ async fn shutdown_closes_connections() {
         .expect("server stops")
         .unwrap();
     assert!(closed(&mut s).await);
+}
+
+/// ACL-style users: `AUTH user pass` for configured users, NOAUTH before, WRONGPASS for a wrong
+/// pair, and the default user disabled when only named users are configured.
+#[tokio::test]
+async fn named_users() {
+    let srv = start_with(ServerOptions {
+        limits: Limits::default(),
+        users: [("alice".into(), "wonder".into())].into_iter().collect(),
+        ..ServerOptions::default()
+    })
+    .await;
+    let mut s = TcpStream::connect(srv.addr).await.unwrap();
+    let wrong: &[u8] = b"-WRONGPASS invalid username-password pair or user is disabled.\r\n";
+    let mut want = b"-NOAUTH Authentication required.\r\n".to_vec();
+    want.extend_from_slice(wrong);
+    want.extend_from_slice(wrong);
+    want.extend_from_slice(b"+OK\r\n$-1\r\n");
+    assert_eq!(
+        raw(
+            &mut s,
+            b"GET k\r\nAUTH alice nope\r\nAUTH default wonder\r\nAUTH alice wonder\r\nGET k\r\n",
+            want.len()
+        )
+        .await,
+        want
+    );
 }

@@ -57,6 +57,16 @@ pub struct ServerOptions {
     /// Redis's `requirepass`: when set, clients must `AUTH` (or `HELLO ... AUTH default pw`)
     /// before any other command, as the `default` user.
     pub requirepass: Option<Bytes>,
+    /// ACL-style named users and their passwords (`AUTH user pass`). When any is set, clients
+    /// must authenticate; the `default` user then only exists if `requirepass` is set.
+    pub users: std::collections::BTreeMap<Bytes, Bytes>,
+}
+
+impl ServerOptions {
+    /// Whether a new connection starts authenticated (no password and no users configured).
+    fn open(&self) -> bool {
+        self.requirepass.is_none() && self.users.is_empty()
+    }
 }
 
 /// Serves the Redis protocol on `listener` with the node's data until `shutdown` turns true
@@ -69,7 +79,7 @@ pub async fn serve_redis(
 ) {
     let opts = ServerOptions {
         limits,
-        requirepass: None,
+        ..ServerOptions::default()
     };
     let token = CancellationToken::new();
     let serve = serve_redis_with(listener, node, opts, token.clone());
@@ -217,7 +227,7 @@ impl<B: Backend> Conn<B> {
                 ..ClientState::default()
             },
             proto: Proto::Resp2,
-            authed: shared.opts.requirepass.is_none(),
+            authed: shared.opts.open(),
             multi: None,
             last_write: None,
             durable: None,
@@ -474,7 +484,7 @@ impl<B: Backend> Conn<B> {
                 self.multi = None;
                 self.proto = Proto::Resp2;
                 self.client.name = None;
-                self.authed = self.shared.opts.requirepass.is_none();
+                self.authed = self.shared.opts.open();
                 self.apply_auth_limits();
                 self.reply(Reply::Simple("RESET"));
                 Step::Next
@@ -731,12 +741,25 @@ impl<B: Backend> Conn<B> {
         }
     }
 
-    /// Checks credentials for the `default` user, the only one there is.
+    /// Checks credentials: a named user from the configured users, or the `default` user
+    /// against `requirepass`.
     fn check_auth(&self, user: Option<&Bytes>, pass: &[u8]) -> Result<(), Reply> {
         let wrong =
             || Reply::Error("WRONGPASS invalid username-password pair or user is disabled.".into());
         let default_user = user.is_none_or(|u| &u[..] == b"default");
-        match &self.shared.opts.requirepass {
+        let opts = &self.shared.opts;
+        if !default_user {
+            let name = user.expect("not the default user");
+            return match opts.users.get(name) {
+                Some(pw) if commands::secret_eq(pass, pw) => Ok(()),
+                _ => Err(wrong()),
+            };
+        }
+        if opts.requirepass.is_none() && !opts.users.is_empty() {
+            // With named users and no requirepass, the default user is disabled.
+            return Err(wrong());
+        }
+        match &opts.requirepass {
             None if user.is_none() => Err(Reply::err(
                 "AUTH <password> called without any password configured for the default user. \
                  Are you sure your configuration is correct?",
