@@ -120,6 +120,8 @@ pub struct RedisSettings {
     pub requirepass: Option<String>,
     /// ACL-style users (`AUTH user pass`), by name.
     pub users: BTreeMap<String, String>,
+    /// PEM certificate chain and key: clients must then connect with TLS (`rediss://`).
+    pub tls: Option<(PathBuf, PathBuf)>,
     /// `maxclients`.
     pub max_clients: Option<usize>,
     /// `proto-max-bulk-len`: longest argument, in bytes.
@@ -396,6 +398,8 @@ struct RawRedis {
     requirepass: Option<String>,
     #[serde(default)]
     users: BTreeMap<String, String>,
+    tls_cert: Option<String>,
+    tls_key: Option<String>,
     max_clients: Option<u64>,
     max_bulk_len: Option<u64>,
     max_array_len: Option<u64>,
@@ -655,9 +659,18 @@ impl RawConfig {
                 return Err(invalid(&key, "a user's password must not be empty"));
             }
         }
+        let tls = match (rr.tls_cert, rr.tls_key) {
+            (None, None) => None,
+            (Some(c), Some(k)) => Some((resolve(&c), resolve(&k))),
+            (Some(_), None) => return Err(invalid("redis.tls_key", "tls_cert needs a key too")),
+            (None, Some(_)) => {
+                return Err(invalid("redis.tls_cert", "tls_key needs a certificate too"))
+            }
+        };
         let redis = RedisSettings {
             requirepass: rr.requirepass,
             users: rr.users,
+            tls,
             max_clients: bound("redis.max_clients", rr.max_clients)?,
             max_bulk_len: bound("redis.max_bulk_len", rr.max_bulk_len)?,
             max_array_len: bound("redis.max_array_len", rr.max_array_len)?,
@@ -936,5 +949,17 @@ http = "127.0.0.1:9402"
         let c = Config::from_toml(GOOD, Path::new(".")).unwrap();
         let e = c.region("zz").unwrap_err().to_string();
         assert!(e.contains("zz") && e.contains("a, b"), "{e}");
+    }
+
+    #[test]
+    fn redis_tls_needs_both_files_and_users_are_checked() {
+        let e = err(&format!("{GOOD}\n[redis]\ntls_cert = \"c.pem\"\n"));
+        assert!(e.starts_with("redis.tls_key: "), "{e}");
+        let e = err(&format!("{GOOD}\n[redis]\ntls_key = \"k.pem\"\n"));
+        assert!(e.starts_with("redis.tls_cert: "), "{e}");
+        let e = err(&format!("{GOOD}\n[redis.users]\nalice = \"\"\n"));
+        assert!(e.starts_with("redis.users.alice: "), "{e}");
+        let e = err(&format!("{GOOD}\n[redis.users]\ndefault = \"x\"\n"));
+        assert!(e.starts_with("redis.users.default: "), "{e}");
     }
 }

@@ -74,6 +74,36 @@ impl Listeners {
     }
 }
 
+/// The Redis listener's TLS configuration from `[redis] tls_cert` and `tls_key` (TLS 1.2 and
+/// 1.3, the ring provider passed explicitly as for the mesh; no client certificates).
+fn redis_tls(
+    config: &Config,
+) -> Result<Option<Arc<tokio_rustls::rustls::ServerConfig>>, CertError> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let Some((cert, key)) = &config.redis().tls else {
+        return Ok(None);
+    };
+    let bad = |path: &std::path::Path, reason: String| CertError::Invalid {
+        path: path.to_owned(),
+        region: "(redis listener)".to_string(),
+        reason,
+    };
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .and_then(|it| it.collect::<Result<_, _>>())
+        .map_err(|e| bad(cert, format!("redis.tls_cert: {e}")))?;
+    let key =
+        PrivateKeyDer::from_pem_file(key).map_err(|e| bad(key, format!("redis.tls_key: {e}")))?;
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let cfg = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| bad(cert, e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| bad(cert, format!("redis.tls_cert/tls_key: {e}")))?;
+    Ok(Some(Arc::new(cfg)))
+}
+
 /// The Redis server's options from `[redis]`: unset bounds keep the server's defaults.
 fn redis_options(config: &Config) -> crate::resp::ServerOptions {
     let r = config.redis();
@@ -102,6 +132,7 @@ fn redis_options(config: &Config) -> crate::resp::ServerOptions {
                 )
             })
             .collect(),
+        tls: None,
     }
 }
 
@@ -201,7 +232,10 @@ impl Server {
             tokio::spawn(crate::resp::serve_redis_with(
                 redis,
                 node.clone(),
-                redis_options(config),
+                crate::resp::ServerOptions {
+                    tls: redis_tls(config)?,
+                    ..redis_options(config)
+                },
                 shutdown.child_token(),
             )),
             tokio::spawn(crate::http::serve_http(

@@ -734,3 +734,66 @@ async fn named_users() {
         want
     );
 }
+
+/// TLS on the Redis listener, through the `redis` crate's own TLS support: a client that
+/// trusts the CA talks to the node; a plain-text client gets nothing served.
+#[tokio::test]
+async fn tls_listener_with_the_redis_crate() {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, SanType};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let mut leaf = CertificateParams::new(Vec::<String>::new()).unwrap();
+    leaf.subject_alt_names = vec![SanType::IpAddress("127.0.0.1".parse().unwrap())];
+    let cert = leaf.signed_by(&key, &issuer).unwrap();
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let cfg = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls_pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .unwrap();
+    let srv = start_with(ServerOptions {
+        tls: Some(Arc::new(cfg)),
+        ..ServerOptions::default()
+    })
+    .await;
+
+    let client = redis::Client::build_with_tls(
+        format!("rediss://{}/", srv.addr),
+        redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(ca_cert.pem().into_bytes()),
+        },
+    )
+    .unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("secure")
+        .arg("yes")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let v: String = redis::cmd("GET")
+        .arg("secure")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(v, "yes");
+
+    // Plain text on the TLS port is not a Redis conversation.
+    let mut s = TcpStream::connect(srv.addr).await.unwrap();
+    s.write_all(b"PING\r\n").await.unwrap();
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(3), s.read_to_end(&mut buf)).await;
+    assert!(
+        !buf.starts_with(b"+PONG"),
+        "served plain text on a TLS listener"
+    );
+}

@@ -33,8 +33,8 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -60,6 +60,9 @@ pub struct ServerOptions {
     /// ACL-style named users and their passwords (`AUTH user pass`). When any is set, clients
     /// must authenticate; the `default` user then only exists if `requirepass` is set.
     pub users: std::collections::BTreeMap<Bytes, Bytes>,
+    /// When set, clients must speak TLS (`rediss://`); the handshake happens before anything
+    /// else and a client that fails it is dropped.
+    pub tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
 }
 
 impl ServerOptions {
@@ -151,7 +154,37 @@ pub async fn serve_redis_with<B: Backend>(
         let span =
             tracing::info_span!("redis", region = %backend.region_name(), client = id, %peer);
         let conn = Conn::new(id, peer, backend.clone(), shared.clone(), shutdown.clone());
-        tasks.spawn(conn.run(stream).instrument(span));
+        match &shared.opts.tls {
+            None => {
+                tasks.spawn(conn.run(stream).instrument(span));
+            }
+            Some(cfg) => {
+                let acceptor = tokio_rustls::TlsAcceptor::from(cfg.clone());
+                tasks.spawn(
+                    async move {
+                        // Bounded: a client that never finishes the handshake holds a slot
+                        // for ten seconds at most.
+                        let hs = tokio::time::timeout(
+                            std::time::Duration::from_secs(10),
+                            acceptor.accept(stream),
+                        )
+                        .await;
+                        match hs {
+                            Ok(Ok(tls)) => conn.run(tls).await,
+                            Ok(Err(e)) => {
+                                tracing::debug!(error = %e, "TLS handshake failed");
+                                conn.release();
+                            }
+                            Err(_) => {
+                                tracing::debug!("TLS handshake timed out");
+                                conn.release();
+                            }
+                        }
+                    }
+                    .instrument(span),
+                );
+            }
+        }
     }
     // Every connection watches the same signal; wait for them to finish.
     while tasks.join_next().await.is_some() {}
@@ -244,7 +277,12 @@ impl<B: Backend> Conn<B> {
         conn
     }
 
-    async fn run(mut self, mut stream: TcpStream) {
+    /// Gives the client slot back without serving (a failed TLS handshake).
+    fn release(self) {
+        drop(ClientSlot(self.shared.clone()));
+    }
+
+    async fn run<S: AsyncRead + AsyncWrite + Unpin>(mut self, mut stream: S) {
         tracing::debug!("connected");
         let _guard = ClientSlot(self.shared.clone());
         match self.serve(&mut stream).await {
@@ -254,7 +292,7 @@ impl<B: Backend> Conn<B> {
         let _ = stream.shutdown().await;
     }
 
-    async fn serve(&mut self, stream: &mut TcpStream) -> io::Result<()> {
+    async fn serve<S: AsyncRead + AsyncWrite + Unpin>(&mut self, stream: &mut S) -> io::Result<()> {
         let mut args = Vec::new();
         loop {
             let mut since_write = 0;
@@ -334,7 +372,11 @@ impl<B: Backend> Conn<B> {
     }
 
     /// Replies with the protocol error and ends the connection, as Redis does.
-    async fn protocol_error(&mut self, stream: &mut TcpStream, e: ProtocolError) -> io::Result<()> {
+    async fn protocol_error<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        stream: &mut S,
+        e: ProtocolError,
+    ) -> io::Result<()> {
         tracing::debug!(error = %e, "protocol error; closing");
         self.count_error(ErrorKind::Protocol);
         self.flush_batch();
@@ -345,7 +387,10 @@ impl<B: Backend> Conn<B> {
 
     /// Writes all pending replies, once what they depend on is durable; `false` if shutdown
     /// interrupted it.
-    async fn write_out(&mut self, stream: &mut TcpStream) -> io::Result<bool> {
+    async fn write_out<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        stream: &mut S,
+    ) -> io::Result<bool> {
         if self.wbuf.is_empty() {
             return Ok(true);
         }
@@ -605,9 +650,9 @@ impl<B: Backend> Conn<B> {
 
     /// `WAIT`: blocks until enough regions hold this connection's last write, the timeout,
     /// shutdown, or the client going away. Returns `false` if the connection should close.
-    async fn wait(
+    async fn wait<S: AsyncRead + AsyncWrite + Unpin>(
         &mut self,
-        stream: &mut TcpStream,
+        stream: &mut S,
         regions: usize,
         timeout_ms: u64,
     ) -> io::Result<bool> {
