@@ -121,13 +121,15 @@ impl Replica {
     /// refuses stale incarnations of keys we have collected.
     pub(super) fn apply_entries(&mut self, peer: RegionId, entries: Vec<Entry>, now: Now) {
         let mut max_ahead = 0;
+        // Watermarks do not move while a frame's entries are applied (they advance after, and
+        // the held floor is refreshed after): read them once per frame, not once per key.
+        let marks = self.marks();
         for (key, st) in entries {
             let max = st.max_stamp().hlc;
             if let Err(e) = self.clock.check(max, now.wall_ms) {
                 max_ahead = max_ahead.max(e.ahead_ms);
                 // Hold only what is news: a register we already have must not pull our
                 // watermark (capped by what we hold) below where it stood.
-                let marks = self.marks();
                 let known = |s: Stamp| marks.get(&s.region).is_some_and(|w| s.hlc <= *w);
                 if let Some(d) = st.delta(|s| !known(s)) {
                     let cl_new = !known(d.cl.stamp);
@@ -135,7 +137,7 @@ impl Replica {
                 }
                 continue;
             }
-            self.apply_entry(&key, &st, now);
+            self.apply_entry(&key, &st, now, &marks);
         }
         if max_ahead > 0 {
             self.refresh_held_floor();
@@ -201,8 +203,13 @@ impl Replica {
     }
 
     /// Applies one remote key delta.
-    pub(super) fn apply_entry(&mut self, key: &Bytes, st: &KeyState, now: Now) {
-        let marks = self.marks();
+    pub(super) fn apply_entry(
+        &mut self,
+        key: &Bytes,
+        st: &KeyState,
+        now: Now,
+        marks: &BTreeMap<RegionId, Hlc>,
+    ) {
         let known = |s: Stamp| marks.get(&s.region).is_some_and(|w| s.hlc <= *w);
         let Some(delta) = st.delta(|s| !known(s)) else {
             return;

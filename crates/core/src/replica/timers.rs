@@ -141,13 +141,14 @@ impl Replica {
             .filter(|(_, (st, _, _))| self.clock.check(st.max_stamp().hlc, now.wall_ms).is_ok())
             .map(|(k, _)| k.clone())
             .collect();
+        let marks = self.marks();
         for k in ready {
             let (st, _, _) = self.held.remove(&k).expect("listed");
             self.journal(|| Record::Release { key: k.clone() });
             // Apply before lifting the floor: our watermark for the origin may already cover
             // these stamps (the push that carried them advanced it), and only the floor keeps
             // the filter from taking them for duplicates.
-            self.apply_entry(&k, &st, now);
+            self.apply_entry(&k, &st, now, &marks);
         }
         self.refresh_held_floor();
         self.promote_reports();
