@@ -155,13 +155,13 @@ impl Persist {
             truncated_bytes = recovered.truncated,
             "recovered state from disk"
         );
-        let shared = Arc::new(Shared::new());
+        let shared = Arc::new(Shared::new(&dir, segment)?);
         let thread = {
             let (shared, d) = (shared.clone(), dir.clone());
             let mode = settings.durability;
             std::thread::Builder::new()
                 .name(format!("log-{region}"))
-                .spawn(move || writer::run(shared, d, segment, mode))
+                .spawn(move || writer::run(shared, d, mode))
                 .map_err(PersistError::io("start the log writer for", dir.path()))?
         };
         let p = Persist {
@@ -190,7 +190,7 @@ impl Persist {
         if records.is_empty() {
             return self.pending();
         }
-        let t = {
+        let (t, asleep) = {
             let mut q = self.shared.queue();
             if q.closing {
                 // Only stray transport callbacks get here, after the last client is gone.
@@ -199,9 +199,11 @@ impl Persist {
             }
             q.items.push(Item::Batch(records));
             q.enqueued += 1;
-            q.enqueued
+            (q.enqueued, q.writer_asleep)
         };
-        self.shared.work.notify_one();
+        if asleep {
+            self.shared.work.notify_one();
+        }
         self.frames_since_snapshot.fetch_add(1, Ordering::Relaxed);
         Some(Ticket(t))
     }
@@ -217,12 +219,46 @@ impl Persist {
     /// process crash, not from a power failure) under `everysec`. `false`: persistence failed
     /// and it never will be — the caller must not acknowledge anything that depends on it.
     pub async fn wait(&self, t: Ticket) -> bool {
+        if let Some(done) = self.settled(t) {
+            return done;
+        }
+        if self.durability == Durability::Everysec {
+            // Written to the OS is durable enough: write the queue from here (see `writer`),
+            // once every task made ready with this one has queued its batch.
+            tokio::task::yield_now().await;
+            if let Some(done) = self.settled(t) {
+                return done;
+            }
+            return match self.shared.write_queued(&self.dir) {
+                Ok(upto) => {
+                    self.shared.publish(upto);
+                    upto >= t.0
+                }
+                Err(e) => {
+                    self.shared.fail(&e);
+                    false
+                }
+            };
+        }
         let mut rx = self.shared.progress.subscribe();
         let ok = match rx.wait_for(|p| p.failed || p.durable >= t.0).await {
             Ok(p) => !p.failed,
             Err(_) => false,
         };
         ok
+    }
+
+    /// `Some(true)` once `t` is durable, `Some(false)` once it never will be, `None` while
+    /// it may still become durable.
+    fn settled(&self, t: Ticket) -> Option<bool> {
+        let p = *self.shared.progress.borrow();
+        if p.failed {
+            Some(false)
+        } else if p.durable >= t.0 {
+            Some(true)
+        } else {
+            None
+        }
     }
 
     /// Whether a snapshot is due: enough frames since the last one, or enough time and at
