@@ -100,7 +100,7 @@ impl Persistence {
         Persistence {
             data_dir,
             durability: Durability::Always,
-            snapshot_every_frames: 100_000,
+            snapshot_every_frames: 1_000_000,
             snapshot_every_secs: 300,
             encryption_key_file: None,
         }

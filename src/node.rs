@@ -315,6 +315,15 @@ impl Node {
         }
     }
 
+    /// [`Node::durable`] for the replication driver: the log's thread writes and fsyncs, so
+    /// no runtime thread blocks on the disk for a peer's sake.
+    async fn durable_background(&self, ticket: Ticket) -> bool {
+        match &self.persist {
+            Some(p) => p.wait_background(ticket).await,
+            None => true,
+        }
+    }
+
     /// The durable log, if this node has one.
     pub fn persist(&self) -> Option<&Persist> {
         self.persist.as_ref()
@@ -632,7 +641,7 @@ pub async fn drive(node: Arc<Node>, transport: Arc<Transport>, shutdown: Cancell
         if let Some(t) = ticket {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
-                ok = node.durable(t) => if !ok { return },
+                ok = node.durable_background(t) => if !ok { return },
             }
         }
         for t in out.drain(..) {

@@ -190,7 +190,7 @@ impl Persist {
         if records.is_empty() {
             return self.pending();
         }
-        let (t, asleep) = {
+        let t = {
             let mut q = self.shared.queue();
             if q.closing {
                 // Only stray transport callbacks get here, after the last client is gone.
@@ -199,11 +199,8 @@ impl Persist {
             }
             q.items.push(Item::Batch(records));
             q.enqueued += 1;
-            (q.enqueued, q.writer_asleep)
+            q.enqueued
         };
-        if asleep {
-            self.shared.work.notify_one();
-        }
         self.frames_since_snapshot.fetch_add(1, Ordering::Relaxed);
         Some(Ticket(t))
     }
@@ -222,30 +219,48 @@ impl Persist {
         if let Some(done) = self.settled(t) {
             return done;
         }
-        if self.durability == Durability::Everysec {
-            // Written to the OS is durable enough: write the queue from here (see `writer`),
-            // once every task made ready with this one has queued its batch.
-            tokio::task::yield_now().await;
+        // Let every task made ready with this one queue its batch first: one write and one
+        // fsync for all of them (see `writer`).
+        tokio::task::yield_now().await;
+        // Subscribed before trying to lead, so a round that is running now cannot publish
+        // unseen.
+        let mut rx = self.shared.progress.subscribe();
+        loop {
             if let Some(done) = self.settled(t) {
                 return done;
             }
-            return match self.shared.write_queued(&self.dir) {
-                Ok(upto) => {
-                    self.shared.publish(upto);
-                    upto >= t.0
-                }
-                Err(e) => {
+            match self.shared.try_flush(&self.dir, self.durability) {
+                Some(Ok(())) => {}
+                Some(Err(e)) => {
                     self.shared.fail(&e);
-                    false
+                    return false;
                 }
-            };
+                None => {
+                    if rx.changed().await.is_err() {
+                        return false;
+                    }
+                }
+            }
         }
+    }
+
+    /// Like [`Persist::wait`], but the log's own thread does the writing: for waiters that
+    /// must not block a runtime thread on an fsync (the replication driver).
+    pub async fn wait_background(&self, t: Ticket) -> bool {
         let mut rx = self.shared.progress.subscribe();
-        let ok = match rx.wait_for(|p| p.failed || p.durable >= t.0).await {
-            Ok(p) => !p.failed,
-            Err(_) => false,
-        };
-        ok
+        if let Some(done) = self.settled(t) {
+            return done;
+        }
+        self.shared.queue().requested = true;
+        self.shared.work.notify_one();
+        loop {
+            if let Some(done) = self.settled(t) {
+                return done;
+            }
+            if rx.changed().await.is_err() {
+                return false;
+            }
+        }
     }
 
     /// `Some(true)` once `t` is durable, `Some(false)` once it never will be, `None` while

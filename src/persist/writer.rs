@@ -1,20 +1,29 @@
 //! The log writer: appends queued records (group write) and fsyncs them (group commit).
 //!
 //! The node queues one batch of records per locked step of the replica, in lock order, and
-//! gets a ticket (the batch's sequence number). Whoever writes takes everything queued at once
-//! under the log's lock, encodes each batch as one frame and writes them with one `write`.
+//! gets a ticket (the batch's sequence number). A ticket is durable once its frame is fsynced
+//! (`durability = "always"`) or written to the OS (`"everysec"`: a killed process loses
+//! nothing acknowledged).
 //!
-//! - Under `durability = "always"` one OS thread does that and then calls `fdatasync` once for
-//!   all of them before publishing the highest ticket as durable — so a hundred clients writing
-//!   at once cost one fsync, not a hundred.
-//! - Under `"everysec"` a ticket is durable once written to the OS (a killed process loses
-//!   nothing acknowledged), so the task that needs its ticket writes the queue itself
-//!   ([`Shared::write_queued`]), after yielding once so that every connection made ready by
-//!   the same poll has queued its batch first — Redis's "write the AOF before replying, once
-//!   per event-loop turn". Handing each batch to a thread and waking the waiting tasks back
-//!   from it cost more CPU than the write itself (measured: 4 µs per SET on the writer thread
-//!   plus 5 µs of extra wake-ups on the runtime). The thread then only fsyncs, at most once a
-//!   second, also when idle.
+//! Whoever needs a ticket writes the log itself: the waiting task yields once, so that every
+//! connection made ready by the same poll has queued its batch, then becomes the *leader* if
+//! nobody holds the log ([`Shared::try_flush`]): it takes everything queued, encodes each
+//! batch as one frame, writes them with one `write`, under `always` calls `fdatasync` once for
+//! all of them, and publishes the highest ticket. Tasks that find the log taken wait for that
+//! publication and lead the next round if theirs was not in it. This is Redis's event loop —
+//! write (and fsync) the AOF once per turn, before the replies — so a hundred clients writing
+//! at once cost one write and one fsync, not a hundred. Like Redis's `appendfsync always`,
+//! the fsync blocks the leader's runtime thread for its length (about 100 µs on this
+//! project's disks). The first design handed every batch to a writer thread and woke the
+//! waiting tasks back from it; that cost more CPU than the write itself (measured: 4 µs per
+//! SET on the writer thread plus 2–5 µs of wake-ups on the runtime, and an fsync for every
+//! few batches instead of every turn).
+//!
+//! One OS thread per log remains. It runs a round when the replication driver asks
+//! ([`super::Persist::wait_background`]: acks and pushes must not block a runtime thread on an
+//! fsync, and their latency matters less than a client's), once a second for what nobody waits
+//! for (`everysec`'s fsync, and records such as watermarks queued by an idle peer's frames),
+//! and at close, when it writes and fsyncs everything.
 //!
 //! A rotation request in the queue closes the current segment (fsynced) and starts the next,
 //! so everything queued before a snapshot is in older segments and everything after in newer
@@ -35,7 +44,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-/// How often `everysec` fsyncs at most.
+/// How often the thread writes and fsyncs what nobody waited for (`everysec`'s second).
 const EVERYSEC: Duration = Duration::from_secs(1);
 /// Write buffers larger than this are released after use rather than kept.
 const KEEP_BUFFER: usize = 4 * 1024 * 1024;
@@ -68,10 +77,8 @@ pub struct Queue {
     pub enqueued: u64,
     /// The node is stopping: write what is queued, fsync and end.
     pub closing: bool,
-    /// The writer is asleep on the condition variable and needs a notify to see new work.
-    /// While it is busy writing or fsyncing it takes the whole queue when done anyway, and a
-    /// notify per queued batch (a futex syscall each) was a tenth of a write's cost.
-    pub writer_asleep: bool,
+    /// Someone waits for the thread to run a round now ([`super::Persist::wait_background`]).
+    pub requested: bool,
 }
 
 /// The open log segment and the writer's buffers.
@@ -89,7 +96,7 @@ pub struct LogFile {
 pub struct Shared {
     /// Work for the writer.
     pub queue: Mutex<Queue>,
-    /// Signalled when work is queued or closing is requested.
+    /// Signalled when a round is requested or closing is.
     pub work: Condvar,
     /// The log file. Taken before the queue by whoever writes, so batches reach the file in
     /// queue order even when several tasks write.
@@ -126,12 +133,29 @@ impl Shared {
         self.log.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Writes everything queued so far to the OS (not fsynced) and returns the highest ticket
-    /// written. Blocking for the length of one `write` to the page cache (and, rarely, a
-    /// segment rotation). After a failure it writes nothing and fails again.
-    pub fn write_queued(&self, dir: &DataDir) -> Result<u64, PersistError> {
-        let mut log = self.log();
+    /// Leads one round if nobody else is writing: writes everything queued, fsyncs it under
+    /// `always`, then publishes. `None`: another task or the thread holds the log; its
+    /// publication, which comes after it lets go of the log, wakes those waiting.
+    pub fn try_flush(&self, dir: &DataDir, mode: Durability) -> Option<Result<(), PersistError>> {
+        let log = match self.log.try_lock() {
+            Ok(log) => log,
+            Err(std::sync::TryLockError::WouldBlock) => return None,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+        };
+        Some(self.round(log, dir, mode == Durability::Always))
+    }
+
+    /// One round with the log held: write what is queued, fsync if `sync`, let go of the log,
+    /// publish (always, so that every task waiting for this round wakes, even if its ticket was
+    /// queued too late for it and it must lead the next one).
+    fn round(
+        &self,
+        mut log: MutexGuard<'_, LogFile>,
+        dir: &DataDir,
+        sync: bool,
+    ) -> Result<(), PersistError> {
         if self.progress.borrow().failed {
+            // The file is in an unknown state; nothing more goes into it.
             return Err(PersistError::Encode("the log already failed".into()));
         }
         let (items, upto) = {
@@ -145,15 +169,13 @@ impl Shared {
             }
         }
         log.write_out(dir)?;
-        Ok(upto)
-    }
-
-    /// Publishes every ticket up to `upto` as durable.
-    pub fn publish(&self, upto: u64) {
-        if self.progress.borrow().durable < upto {
-            self.progress
-                .send_modify(|p| p.durable = p.durable.max(upto));
+        if sync && log.unsynced {
+            log.sync(dir)?;
         }
+        drop(log);
+        self.progress
+            .send_modify(|p| p.durable = p.durable.max(upto));
+        Ok(())
     }
 
     /// Records a fatal error, wakes every waiter with the failure and asks the node to stop.
@@ -177,50 +199,26 @@ pub fn run(shared: Arc<Shared>, dir: Arc<DataDir>, mode: Durability) {
 }
 
 fn run_loop(shared: &Shared, dir: &DataDir, mode: Durability) -> Result<(), PersistError> {
-    // Kept here, not read from the log file: the queue is locked below, and the log's lock
-    // is always taken before the queue's, never after.
     let mut last_sync = Instant::now();
     loop {
         let closing = {
-            let mut q = shared.queue();
-            loop {
-                if q.closing {
-                    break;
-                }
-                match mode {
-                    // Work to write and fsync.
-                    Durability::Always if !q.items.is_empty() => break,
-                    Durability::Always => {
-                        q.writer_asleep = true;
-                        q = shared.work.wait(q).unwrap_or_else(|p| p.into_inner());
-                        q.writer_asleep = false;
-                    }
-                    // Tasks write for themselves; this thread fsyncs once a second (and
-                    // writes whatever nobody waited for, such as records of idle peers).
-                    Durability::Everysec => {
-                        let left = EVERYSEC.saturating_sub(last_sync.elapsed());
-                        if left.is_zero() {
-                            break;
-                        }
-                        q = shared
-                            .work
-                            .wait_timeout(q, left)
-                            .unwrap_or_else(|p| p.into_inner())
-                            .0;
-                    }
-                }
-            }
+            let q = shared.queue();
+            let (mut q, _) = shared
+                .work
+                .wait_timeout_while(q, EVERYSEC.saturating_sub(last_sync.elapsed()), |q| {
+                    !q.closing && !q.requested
+                })
+                .unwrap_or_else(|p| p.into_inner());
+            q.requested = false;
             q.closing
         };
-        let upto = shared.write_queued(dir)?;
-        {
-            let mut log = shared.log();
-            if log.unsynced {
-                log.sync(dir)?;
-            }
+        // Under `always` every round is fsynced: that is what durable means. Under `everysec`
+        // a requested round only writes; the fsync comes once a second, and at close.
+        let sync = mode == Durability::Always || closing || last_sync.elapsed() >= EVERYSEC;
+        shared.round(shared.log(), dir, sync)?;
+        if sync {
+            last_sync = Instant::now();
         }
-        last_sync = Instant::now();
-        shared.publish(upto);
         if closing {
             return Ok(());
         }
