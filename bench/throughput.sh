@@ -112,16 +112,27 @@ wait_for redis-server pong $REDIS_PORT
 wait_for sessionmesh pong $MESH_PORT
 wait_for "sessionmesh links" curl -sf "http://$MESH_HTTP/ready"
 
-# One redis-benchmark run per test, each capped at RUN_TIMEOUT; prints "TEST RPS" lines.
-run_bench() { # port, requests, pipeline
-    local test out
+# CPU time (user + system, in clock ticks) the process has used so far, all threads.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+TICK_HZ=$(getconf CLK_TCK)
+
+# One redis-benchmark run per test, each capped at RUN_TIMEOUT; prints "TEST RPS CPU_US" lines,
+# CPU_US being the server process's CPU time per request in microseconds. On a shared machine
+# requests/s move with the neighbours; CPU per request moves much less, and says what each
+# server spends (sessionmesh's figure covers all three regions: the demo runs them in one
+# process).
+run_bench() { # port, pid, requests, pipeline
+    local test out before after
     for test in set get hset; do
-        local args=(-h 127.0.0.1 -p "$1" -c "$CLIENTS" -n "$2" -P "$3" -t "$test" --csv)
+        local args=(-h 127.0.0.1 -p "$1" -c "$CLIENTS" -n "$3" -P "$4" -t "$test" --csv)
         if [ "$KEYSPACE" != 0 ]; then args+=(-r "$KEYSPACE"); fi
+        before=$(cpu_ticks "$2")
         if out=$(timeout "$RUN_TIMEOUT" redis-benchmark "${args[@]}"); then
-            echo "$out" | tr -d '"' | awk -F, '$1 != "test" { print $1, $2 }'
+            after=$(cpu_ticks "$2")
+            echo "$out" | tr -d '"' | awk -F, -v t=$((after - before)) -v n="$3" -v hz="$TICK_HZ" \
+                '$1 != "test" { printf "%s %s %.2f\n", $1, $2, t * 1e6 / hz / n }'
         else
-            echo "${test^^} timeout"
+            echo "${test^^} timeout -"
         fi
     done
 }
@@ -132,9 +143,9 @@ for round in $(seq 1 "$ROUNDS"); do
     for pipeline in 1 16; do
         if [ "$pipeline" = 1 ]; then n=$REQUESTS; else n=$REQUESTS_P16; fi
         log "round $round, -P $pipeline, -n $n: redis-server"
-        run_bench $REDIS_PORT "$n" "$pipeline" | sed "s/^/$round $pipeline redis /" >>"$RESULTS"
+        run_bench $REDIS_PORT "$REDIS_PID" "$n" "$pipeline" | sed "s/^/$round $pipeline redis /" >>"$RESULTS"
         log "round $round, -P $pipeline, -n $n: sessionmesh"
-        run_bench $MESH_PORT "$n" "$pipeline" | sed "s/^/$round $pipeline mesh /" >>"$RESULTS"
+        run_bench $MESH_PORT "$MESH_PID" "$n" "$pipeline" | sed "s/^/$round $pipeline mesh /" >>"$RESULTS"
     done
 done
 
@@ -151,15 +162,15 @@ echo "redis-benchmark -c $CLIENTS -t set,get,hset$([ "$KEYSPACE" != 0 ] && echo 
     "(-n $REQUESTS unpipelined, -n $REQUESTS_P16 with -P 16); requests/s"
 awk '
     function fmt(v) { return (v + 0 > 0) ? sprintf("%.0f", v) : v }
-    { key = $1 " " $2 " " $4; rps[key, $3] = $5; if (!(key in seen)) { seen[key] = 1; order[n++] = key } }
+    { key = $1 " " $2 " " $4; rps[key, $3] = $5; cpu[key, $3] = $6; if (!(key in seen)) { seen[key] = 1; order[n++] = key } }
     END {
-        printf "%-5s %-4s %-8s %14s %14s %8s %8s\n", "round", "-P", "test", "redis-server", "sessionmesh", "ratio", "target"
+        printf "%-5s %-4s %-6s %13s %13s %7s %7s %12s %12s\n", "round", "-P", "test", "redis req/s", "mesh req/s", "ratio", "target", "redis us/req", "mesh us/req"
         for (i = 0; i < n; i++) {
             split(order[i], k, " ")
             r = rps[order[i], "redis"]; m = rps[order[i], "mesh"]
             target = (k[2] == 1) ? ">= 1.0" : ">= 0.8"
-            ratio = (r + 0 > 0 && m + 0 > 0) ? sprintf("%7.2fx", m / r) : "      -"
-            printf "%-5s %-4s %-8s %14s %14s %8s %8s\n", k[1], k[2], k[3], fmt(r), fmt(m), ratio, target
+            ratio = (r + 0 > 0 && m + 0 > 0) ? sprintf("%6.2fx", m / r) : "      -"
+            printf "%-5s %-4s %-6s %13s %13s %7s %7s %12s %12s\n", k[1], k[2], k[3], fmt(r), fmt(m), ratio, target, cpu[order[i], "redis"], cpu[order[i], "mesh"]
         }
     }' "$RESULTS"
 echo "keys per region after the run (us-east eu-west ap-south): $sizes"

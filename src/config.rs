@@ -189,6 +189,11 @@ pub struct TransportSettings {
     pub reconnect_min_ms: u64,
     /// Cap of the reconnect delay.
     pub reconnect_max_ms: u64,
+    /// A dial whose handshake has not completed after this long is abandoned and retried
+    /// (after the reconnect delay). Without it, a dial started while a link is cut keeps
+    /// retransmitting its first packet with a doubling timer until the idle timeout, and the
+    /// link comes back seconds after the network does. Keep it above a few round trips.
+    pub handshake_timeout_ms: u64,
     /// Frames queued per peer stream before new ones are dropped (catch-up repairs them).
     pub queue_frames: usize,
     /// Bytes queued per peer stream before new frames are dropped; with `queue_frames` this
@@ -215,7 +220,8 @@ impl Default for TransportSettings {
             keep_alive_ms: 500,
             idle_timeout_ms: 3_000,
             reconnect_min_ms: 100,
-            reconnect_max_ms: 2_000,
+            reconnect_max_ms: 500,
+            handshake_timeout_ms: 1_000,
             queue_frames: 1024,
             queue_bytes: 16 * 1024 * 1024,
         }
@@ -388,6 +394,7 @@ struct RawTransport {
     idle_timeout_ms: Option<u64>,
     reconnect_min_ms: Option<u64>,
     reconnect_max_ms: Option<u64>,
+    handshake_timeout_ms: Option<u64>,
     queue_frames: Option<u64>,
     queue_bytes: Option<u64>,
 }
@@ -601,6 +608,12 @@ impl RawConfig {
                 rt.reconnect_max_ms,
                 dt.reconnect_max_ms,
                 1,
+            )?,
+            handshake_timeout_ms: at_least(
+                "transport.handshake_timeout_ms",
+                rt.handshake_timeout_ms,
+                dt.handshake_timeout_ms,
+                10,
             )?,
             queue_frames: at_least(
                 "transport.queue_frames",

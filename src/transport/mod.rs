@@ -374,12 +374,17 @@ impl Transport {
             .endpoint
             .connect(peer.addr, &peer.dns_name)
             .map_err(|e| e.to_string())?;
+        let limit = Duration::from_millis(self.settings.handshake_timeout_ms);
         let conn = tokio::select! {
             _ = self.shutdown.cancelled() => return Err("shutdown".into()),
-            c = connecting => c.map_err(|e| {
-                bump(&self.counters.handshake_failures, 1);
-                e.to_string()
-            })?,
+            c = tokio::time::timeout(limit, connecting) => match c {
+                Ok(c) => c.map_err(|e| {
+                    bump(&self.counters.handshake_failures, 1);
+                    e.to_string()
+                })?,
+                // Dropping the attempt abandons it; the next one starts after the backoff.
+                Err(_) => return Err(format!("no handshake within {limit:?}")),
+            },
         };
         // rustls already checked the name we dialed; this also pins the id.
         match tls::peer_region(&conn, self.peers.values()) {

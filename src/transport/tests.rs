@@ -63,6 +63,7 @@ fn settings() -> TransportSettings {
         idle_timeout_ms: 1_000,
         reconnect_min_ms: 20,
         reconnect_max_ms: 200,
+        handshake_timeout_ms: 1_000,
         queue_frames: 256,
         queue_bytes: 1 << 20,
     }

@@ -64,6 +64,11 @@ fn transport_config(s: &TransportSettings) -> Result<Arc<quinn::TransportConfig>
     let idle = quinn::IdleTimeout::try_from(Duration::from_millis(s.idle_timeout_ms))
         .map_err(|e| TransportError::Tls(format!("idle timeout: {e}")))?;
     t.max_idle_timeout(Some(idle));
+    // quinn assumes 333 ms before it has measured anything, which puts the first handshake
+    // retransmission a second after the first packet; 100 ms retransmits at 0.3 and 0.9 s,
+    // inside the handshake timeout, so a link that comes back is found within about half a
+    // second. A longer real RTT only costs a spurious retransmission or two.
+    t.initial_rtt(Duration::from_millis(100));
     // Exactly two long-lived uni streams per direction (Delta, CatchUp); a little slack so a
     // reconnecting peer's new streams are never refused while old ones wind down.
     t.max_concurrent_uni_streams(4u32.into());

@@ -98,7 +98,9 @@ struct Entry {
 /// The key space.
 #[derive(Clone, Debug, Default)]
 pub struct Store {
-    keys: HashMap<Bytes, Entry, KeyHasher>,
+    /// Boxed: a table slot is then 40 bytes instead of 250, which matters because a hash
+    /// table keeps a quarter to a half of its slots empty, and probing touches fewer lines.
+    keys: HashMap<Bytes, Box<Entry>, KeyHasher>,
     /// Every key of `keys`, in iteration order.
     order: BTreeSet<SlotKey>,
     /// The origin index: `(origin, bucket)` to the keys whose greatest stamp from that origin
@@ -164,11 +166,11 @@ impl Store {
                     let mut state = delta.clone();
                     state.normalize();
                     self.order.insert(SlotKey::new(key.clone()));
-                    let e = self.keys.entry(key.clone()).or_insert(Entry {
+                    let e = self.keys.entry(key.clone()).or_insert(Box::new(Entry {
                         state,
                         origins: Vec::new(),
                         expiry: None,
-                    });
+                    }));
                     (0, Vec::new(), None, false, e, false)
                 }
             };
