@@ -10,6 +10,7 @@
 //! - [`hlc`]: the hybrid logical clock.
 //! - [`stamp`]: region ids and write stamps.
 //! - [`crdt`]: the per-key last-writer-wins state with causal-length deletes.
+//! - [`fields`]: a hash key's field registers, compact while the hash is small.
 //! - [`store`]: the key space, its index by origin and stamp, and garbage collection.
 //! - [`cmd`]: Redis data commands parsed into types and applied to the store.
 //! - [`replica`]: the sans-IO replication protocol.
@@ -17,6 +18,7 @@
 
 pub mod cmd;
 pub mod crdt;
+pub mod fields;
 pub mod hlc;
 pub mod replica;
 pub mod reply;
@@ -25,6 +27,7 @@ pub mod store;
 pub mod wire;
 
 pub use crdt::{Body, KeyState, Kind, Reg};
+pub use fields::Fields;
 pub use hlc::{Clock, Hlc};
 pub use replica::{Channel, Config, Event, Faults, Now, Replica, Stats, Transmit};
 pub use reply::Reply;

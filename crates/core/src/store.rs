@@ -3,16 +3,12 @@
 //! Every change to a key goes through [`Store::apply`], which merges a delta and keeps three
 //! indexes in step with the key:
 //!
-//! - the **origin index**: for each key, one entry per origin region, filed under the time
-//!   bucket (16 ms, [`BUCKET_SHIFT`]) of the greatest stamp that origin holds in it.
-//!   Catch-up reads it to find the current winners newer than a peer's watermark — a superset,
-//!   at bucket granularity, which it then filters exactly — so its size follows the number of
-//!   keys, never of writes. Buckets rather than exact stamps because an exact ordered index
-//!   paid a B-tree removal at a random place and an insertion on every write (a fifth of a
-//!   replicated write's cost, measured); with buckets a key rewritten within the same bucket
-//!   costs nothing here, and otherwise two hash-set operations. Buckets are short because a
-//!   peer's periodic catch-up request reads from the bucket of its watermark onwards: with
-//!   1 s buckets, answering them took a sixth of the CPU under 50k writes/s;
+//! - the **origin index** `(origin, hlc, key)`: for each key, one entry per origin region with
+//!   the greatest stamp that origin holds in it. Catch-up reads it to find the current winners
+//!   newer than a peer's watermark, so its size follows the number of keys, never of writes.
+//!   (Filing keys under time buckets in hash sets instead was tried and measured slower: the
+//!   removal from the old bucket misses the cache just as the B-tree's does, and the sets
+//!   grow, rehash and never shrink);
 //! - the **tombstone set**: deleted keys, waiting until collecting them is provably safe;
 //! - the **expiry index** `(expiry, key)`: keys with a TTL, so expired keys can be found without
 //!   scanning every key.
@@ -31,19 +27,11 @@ use crate::crdt::KeyState;
 use crate::hlc::Hlc;
 use crate::stamp::RegionId;
 use bytes::Bytes;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// The key table's hasher: seeded at random per process, so clients cannot choose keys that
 /// collide (a seedless hash such as [`key_hash`] would let them), and fast on short keys.
 type KeyHasher = foldhash::fast::RandomState;
-
-/// Stamps are filed in the origin index by `hlc >> BUCKET_SHIFT`: the HLC keeps milliseconds
-/// above 16 bits of counter, so a bucket spans 16 ms.
-pub const BUCKET_SHIFT: u32 = 20;
-
-fn bucket(h: Hlc) -> u64 {
-    h.0 >> BUCKET_SHIFT
-}
 
 /// What a client sees in a key.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -103,12 +91,7 @@ pub struct Store {
     keys: HashMap<Bytes, Box<Entry>, KeyHasher>,
     /// Every key of `keys`, in iteration order.
     order: BTreeSet<SlotKey>,
-    /// The origin index: `(origin, bucket)` to the keys whose greatest stamp from that origin
-    /// falls in the bucket. Never iterated in hash order by anything that decides what
-    /// happens: readers collect into ordered sets or take a maximum.
-    index: BTreeMap<(RegionId, u64), HashSet<Bytes, KeyHasher>>,
-    /// Entries in `index`.
-    index_len: usize,
+    index: BTreeSet<(RegionId, Hlc, Bytes)>,
     tombstones: BTreeSet<Bytes>,
     expiring: BTreeSet<(u64, Bytes)>,
 }
@@ -136,7 +119,7 @@ impl Store {
 
     /// Size of the origin index.
     pub fn index_len(&self) -> usize {
-        self.index_len
+        self.index.len()
     }
 
     /// Number of deleted keys awaiting collection.
@@ -229,41 +212,26 @@ impl Store {
         Some(e.state)
     }
 
-    /// Moves `key`'s origin-index entries from the buckets of `old` to those of `new` (both
-    /// sorted by region, one entry per region).
+    /// Moves `key`'s origin-index entries from `old` to `new`.
     fn reindex(&mut self, key: &Bytes, old: &[(RegionId, Hlc)], new: &[(RegionId, Hlc)]) {
         for (r, h) in old {
-            let b = bucket(*h);
-            if new.iter().any(|(nr, nh)| nr == r && bucket(*nh) == b) {
-                continue;
-            }
-            if let Some(set) = self.index.get_mut(&(*r, b)) {
-                if set.remove(key) {
-                    self.index_len -= 1;
-                }
-                if set.is_empty() {
-                    self.index.remove(&(*r, b));
-                }
+            if !new.contains(&(*r, *h)) {
+                self.index.remove(&(*r, *h, key.clone()));
             }
         }
         for (r, h) in new {
-            let b = bucket(*h);
-            if old.iter().any(|(or, oh)| or == r && bucket(*oh) == b) {
-                continue;
-            }
-            if self.index.entry((*r, b)).or_default().insert(key.clone()) {
-                self.index_len += 1;
+            if !old.contains(&(*r, *h)) {
+                self.index.insert((*r, *h, key.clone()));
             }
         }
     }
 
-    /// Keys that may hold a register from `origin` newer than `after`: every key that does,
-    /// and possibly some from the same 16 ms bucket that do not (callers filter by stamp). In
-    /// no particular order: collect into an ordered set before acting on it.
+    /// Keys holding a register from `origin` newer than `after`, in index order.
     pub fn changed_since(&self, origin: RegionId, after: Hlc) -> impl Iterator<Item = &Bytes> {
         self.index
-            .range((origin, bucket(after))..=(origin, u64::MAX))
-            .flat_map(|(_, keys)| keys.iter())
+            .range((origin, after.next(), Bytes::new())..)
+            .take_while(move |(r, _, _)| *r == origin)
+            .map(|(_, _, k)| k)
     }
 
     /// Deleted keys.
@@ -305,18 +273,9 @@ impl Store {
 
     /// The greatest stamp held anywhere (re-seeds the clock after a restart).
     pub fn max_hlc(&self) -> Hlc {
-        // Only the newest bucket of each origin can hold its greatest stamp.
-        let mut newest: BTreeMap<RegionId, u64> = BTreeMap::new();
-        for (r, b) in self.index.keys() {
-            newest.insert(*r, *b);
-        }
-        newest
-            .into_iter()
-            .flat_map(|(r, b)| self.index[&(r, b)].iter().map(move |k| (r, k)))
-            .filter_map(|(r, k)| {
-                let e = self.keys.get(k)?;
-                e.origins.iter().find(|(x, _)| *x == r).map(|(_, h)| *h)
-            })
+        self.index
+            .iter()
+            .map(|(_, h, _)| *h)
             .max()
             .unwrap_or(Hlc::ZERO)
     }

@@ -6,9 +6,9 @@
 
 use super::Ctx;
 use crate::crdt::{Body, KeyState, Kind, Reg};
+use crate::fields::Fields;
 use crate::reply::Reply;
 use bytes::Bytes;
-use std::collections::BTreeMap;
 
 /// The visible hash at `key`: `Ok(None)` if absent, `Err` for a string.
 fn hash_of<'c>(ctx: &'c Ctx<'_>, key: &Bytes) -> Result<Option<&'c KeyState>, Reply> {
@@ -32,7 +32,7 @@ fn field(k: &KeyState, f: &Bytes) -> Option<Bytes> {
 }
 
 /// Writes `fields` into the hash at `key`, creating it if absent.
-fn write_fields(ctx: &mut Ctx<'_>, key: &Bytes, fields: BTreeMap<Bytes, Reg<Option<Bytes>>>) {
+fn write_fields(ctx: &mut Ctx<'_>, key: &Bytes, fields: Fields) {
     let s = ctx.stamp();
     let delta = if ctx.live(key).is_some() {
         ctx.in_place(
@@ -64,7 +64,7 @@ pub(super) fn hset(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Reply {
         Err(r) => return r,
     };
     let s = ctx.stamp();
-    let mut fields = BTreeMap::new();
+    let mut fields = Fields::new();
     let mut added = 0;
     for fv in a[2..].chunks(2) {
         let is_new =
@@ -98,7 +98,8 @@ pub(super) fn hsetnx(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Reply {
                 return too_many_fields(ctx.max_hash_fields);
             }
             let s = ctx.stamp();
-            let fields = BTreeMap::from([(a[2].clone(), Reg::new(s, Some(a[3].clone())))]);
+            let mut fields = Fields::new();
+            fields.insert(a[2].clone(), Reg::new(s, Some(a[3].clone())));
             write_fields(ctx, key, fields);
             Reply::Int(1)
         }
@@ -151,7 +152,7 @@ pub(super) fn hdel(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Reply {
         Ok(Some(k)) => k,
     };
     let s = ctx.stamp();
-    let mut fields = BTreeMap::new();
+    let mut fields = Fields::new();
     for f in &a[2..] {
         if field(k, f).is_some() {
             fields.insert(f.clone(), Reg::new(s, None));

@@ -5,8 +5,7 @@
 
 use bytes::Bytes;
 use proptest::prelude::*;
-use sessionmesh_core::{Body, Hlc, KeyState, Kind, Reg, RegionId, Stamp};
-use std::collections::BTreeMap;
+use sessionmesh_core::{Body, Fields, Hlc, KeyState, Kind, Reg, RegionId, Stamp};
 
 pub fn stamp() -> impl Strategy<Value = Stamp> {
     // A small universe so that equal stamps and ties between regions happen often.
@@ -36,7 +35,7 @@ pub fn body() -> impl Strategy<Value = Body> {
             fields: fields
                 .into_iter()
                 .map(|(f, (s, v))| (f, Reg::new(s, v)))
-                .collect::<BTreeMap<_, _>>(),
+                .collect::<Fields>(),
             ttl: ttl.map(|(s, t)| Reg::new(s, t)),
         })
 }
