@@ -123,8 +123,14 @@ impl Replica {
         if let Some(theirs) = done {
             let ok = *intact;
             p.catchup = None;
+            let skipped = std::mem::take(&mut p.catchup_skipped);
             if ok {
-                // We now hold everything they held when they built the answer.
+                // We now hold everything they held when they built the answer, except of the
+                // origins we told them to leave out.
+                let theirs: Watermarks = theirs
+                    .into_iter()
+                    .filter(|(r, _)| !skipped.contains(r))
+                    .collect();
                 self.advance(&theirs);
             }
         }
@@ -156,6 +162,7 @@ impl Replica {
         self.next_id += 1;
         if let Some(p) = self.peers.get_mut(&peer) {
             p.catchup = Some((id, 0, true, now.mono_ms));
+            p.catchup_skipped.clear();
         }
         let wm = self
             .cfg
