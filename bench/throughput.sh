@@ -14,7 +14,8 @@
 # Usage:
 #   bench/throughput.sh [ARGS FOR `sessionmesh demo`...]
 # Every argument is passed unchanged to `sessionmesh demo` (today it knows --config and
-# --data). Durability: once the persistence work adds its setting to the node, run e.g.
+# --data). `--config bench/one-region.toml` runs us-east alone (no peers, `everysec`): what one
+# node costs per request against Redis, without the two other replicas sharing the machine. Durability: once the persistence work adds its setting to the node, run e.g.
 #   REDIS_ARGS='--appendonly yes --appendfsync everysec' bench/throughput.sh --durability everysec
 # so both servers pay for the same fsync policy; until then the node rejects the flag and the
 # script stops with its error.
@@ -155,7 +156,7 @@ if ! kill -0 "$MESH_PID" 2>/dev/null; then
     exit 1
 fi
 # Replication kept up: every region holds as many keys as us-east.
-sizes=$(for p in 6401 6402 6403; do redis-cli -p $p DBSIZE; done | tr '\n' ' ')
+sizes=$(for p in 6401 6402 6403; do redis-cli -p $p DBSIZE 2>/dev/null || echo -; done | tr '\n' ' ')
 
 echo
 echo "redis-benchmark -c $CLIENTS -t set,get,hset$([ "$KEYSPACE" != 0 ] && echo " -r $KEYSPACE")" \

@@ -369,6 +369,9 @@ pub struct Replica {
     events: VecDeque<Event>,
     stats: Stats,
     next_flush: Option<u64>,
+    /// Monotonic time of the last push ([`Replica::flush`]): the flush interval is a minimum
+    /// spacing between pushes, not a delay — see [`Replica::flush_due`].
+    last_flush: Option<u64>,
     next_catchup: u64,
     next_gc: u64,
     /// When to look at held deltas again (while any are held).
@@ -409,6 +412,7 @@ impl Replica {
             events: VecDeque::new(),
             stats: Stats::default(),
             next_flush: None,
+            last_flush: None,
             next_catchup: 0,
             next_gc: 0,
             next_release: None,
@@ -640,7 +644,7 @@ impl Replica {
             self.stats.local_writes += 1;
             self.last_write = stamp;
             if self.dirty.is_empty() && self.next_flush.is_none() {
-                self.next_flush = Some(now.mono_ms + self.cfg.flush_interval_ms);
+                self.next_flush = Some(self.flush_due(now));
             }
             for (key, delta) in writes {
                 self.touch(&key, &delta);
@@ -690,6 +694,20 @@ impl Replica {
         if let Some(p) = self.peers.get_mut(&to) {
             p.traffic.frames_sent += 1;
             p.traffic.bytes_sent += len as u64;
+        }
+    }
+
+    /// When a write made now should be pushed: at once if the last push is at least a flush
+    /// interval old, else one interval after it. Writes arriving faster than the interval
+    /// still coalesce into one push per interval (the bytes follow keys x flushes, not
+    /// writes), but an isolated write no longer waits a whole interval: that wait was most of
+    /// the replication latency on loopback (p50 2.8 ms with a 2 ms interval).
+    pub(super) fn flush_due(&self, now: Now) -> u64 {
+        match self.last_flush {
+            Some(t) => now
+                .mono_ms
+                .max(t.saturating_add(self.cfg.flush_interval_ms)),
+            None => now.mono_ms,
         }
     }
 

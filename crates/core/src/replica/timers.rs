@@ -44,6 +44,7 @@ impl Replica {
     /// Pushes our writes since the last push to every connected peer.
     pub(super) fn flush(&mut self, now: Now, with_report: bool) {
         self.next_flush = None;
+        self.last_flush = Some(now.mono_ms);
         let me = self.cfg.region;
         let since = self.last_push_to;
         let mut entries: Vec<(Hlc, Entry)> = Vec::new();
@@ -259,7 +260,7 @@ impl Replica {
         self.stats.conflicts += self.store.apply(key, &delta);
         self.dirty.insert(key.clone(), Touched::Whole);
         if self.next_flush.is_none() {
-            self.next_flush = Some(now.mono_ms + self.cfg.flush_interval_ms);
+            self.next_flush = Some(self.flush_due(now));
         }
         if self.record_writes {
             self.events.push_back(Event::Wrote {
