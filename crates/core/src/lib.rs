@@ -11,6 +11,7 @@
 //! - [`stamp`]: region ids and write stamps.
 //! - [`crdt`]: the per-key last-writer-wins state with causal-length deletes.
 //! - [`fields`]: a hash key's field registers, compact while the hash is small.
+//! - [`origin_index`]: which keys hold a register from each origin, and how new (lazy).
 //! - [`store`]: the key space, its index by origin and stamp, and garbage collection.
 //! - [`cmd`]: Redis data commands parsed into types and applied to the store.
 //! - [`replica`]: the sans-IO replication protocol.
@@ -20,6 +21,7 @@ pub mod cmd;
 pub mod crdt;
 pub mod fields;
 pub mod hlc;
+pub mod origin_index;
 pub mod replica;
 pub mod reply;
 pub mod stamp;

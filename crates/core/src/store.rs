@@ -3,12 +3,12 @@
 //! Every change to a key goes through [`Store::apply`], which merges a delta and keeps three
 //! indexes in step with the key:
 //!
-//! - the **origin index** `(origin, hlc, key)`: for each key, one entry per origin region with
+//! - the **origin index** ([`OriginIndex`]): for each key, one entry per origin region with
 //!   the greatest stamp that origin holds in it. Catch-up reads it to find the current winners
 //!   newer than a peer's watermark, so its size follows the number of keys, never of writes.
-//!   (Filing keys under time buckets in hash sets instead was tried and measured slower: the
-//!   removal from the old bucket misses the cache just as the B-tree's does, and the sets
-//!   grow, rehash and never shrink);
+//!   It is lazy: a write appends and never searches for the entry it replaces (an exact
+//!   B-tree did, and that removal was the largest cost of a replicated write; time buckets in
+//!   hash sets were tried too and measured no faster);
 //! - the **tombstone set**: deleted keys, waiting until collecting them is provably safe;
 //! - the **expiry index** `(expiry, key)`: keys with a TTL, so expired keys can be found without
 //!   scanning every key.
@@ -25,6 +25,7 @@
 
 use crate::crdt::KeyState;
 use crate::hlc::Hlc;
+use crate::origin_index::{OriginIndex, Slot};
 use crate::stamp::RegionId;
 use bytes::Bytes;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -77,8 +78,9 @@ impl SlotKey {
 #[derive(Clone, Debug)]
 struct Entry {
     state: KeyState,
-    /// This key's entries in the origin index, kept to update it without a scan.
-    origins: Vec<(RegionId, Hlc)>,
+    /// This key's entries in the origin index: per origin, its greatest stamp here and the
+    /// index slot that records it.
+    origins: Vec<(RegionId, Hlc, Slot)>,
     /// This key's entry in the expiry index.
     expiry: Option<u64>,
 }
@@ -91,7 +93,7 @@ pub struct Store {
     keys: HashMap<Bytes, Box<Entry>, KeyHasher>,
     /// Every key of `keys`, in iteration order.
     order: BTreeSet<SlotKey>,
-    index: BTreeSet<(RegionId, Hlc, Bytes)>,
+    index: OriginIndex,
     tombstones: BTreeSet<Bytes>,
     expiring: BTreeSet<(u64, Bytes)>,
 }
@@ -162,8 +164,8 @@ impl Store {
         // write. (A register replaced by another origin's may leave its old origin's entry in
         // the index a little too high; that only makes catch-up look at the key once more, and
         // the entry is rebuilt exactly at the next structural change.)
-        let new_origins = if cheap {
-            let mut o = old_origins.clone();
+        let new_origins: Vec<(RegionId, Hlc)> = if cheap {
+            let mut o: Vec<(RegionId, Hlc)> = old_origins.iter().map(|&(r, h, _)| (r, h)).collect();
             for (r, h) in delta.origins() {
                 match o.iter_mut().find(|(x, _)| *x == r) {
                     Some((_, m)) => *m = (*m).max(h),
@@ -175,12 +177,23 @@ impl Store {
         } else {
             entry.state.origins()
         };
+        // Unchanged stamps keep their index entries; new ones are appended to the index.
+        entry.origins = new_origins
+            .iter()
+            .map(
+                |&(r, h)| match old_origins.iter().find(|o| (o.0, o.1) == (r, h)) {
+                    Some(&(_, _, c)) => (r, h, c),
+                    None => (r, h, self.index.insert(r, h, key)),
+                },
+            )
+            .collect();
         let new_expiry = entry.state.body.expiry();
         let deleted = entry.state.is_deleted();
-        entry.origins = new_origins.clone();
         entry.expiry = new_expiry;
-        if old_origins != new_origins {
-            self.reindex(key, &old_origins, &new_origins);
+        for &(r, h, c) in &old_origins {
+            if !new_origins.contains(&(r, h)) {
+                self.release(r, c);
+            }
         }
         if old_expiry != new_expiry {
             if let Some(e) = old_expiry {
@@ -200,11 +213,30 @@ impl Store {
         conflicts
     }
 
+    /// A key's entry no longer names index slot `slot` of `origin`.
+    fn release(&mut self, origin: RegionId, slot: Slot) {
+        let keys = &mut self.keys;
+        self.index.release(origin, slot, |k, from, to| {
+            let at = keys
+                .get_mut(k.as_ref())
+                .and_then(|e| e.origins.iter_mut().find(|o| o.0 == origin && o.2 == from));
+            debug_assert!(
+                at.is_some(),
+                "an index entry names a key that does not name it"
+            );
+            if let Some(o) = at {
+                o.2 = to;
+            }
+        });
+    }
+
     /// Removes `key` and its index entries (garbage collection and resynchronisation).
     pub fn remove(&mut self, key: &Bytes) -> Option<KeyState> {
         let e = self.keys.remove(key.as_ref())?;
         self.order.remove(&SlotKey::new(key.clone()));
-        self.reindex(key, &e.origins, &[]);
+        for &(r, _, c) in &e.origins {
+            self.release(r, c);
+        }
         if let Some(x) = e.expiry {
             self.expiring.remove(&(x, key.clone()));
         }
@@ -212,26 +244,9 @@ impl Store {
         Some(e.state)
     }
 
-    /// Moves `key`'s origin-index entries from `old` to `new`.
-    fn reindex(&mut self, key: &Bytes, old: &[(RegionId, Hlc)], new: &[(RegionId, Hlc)]) {
-        for (r, h) in old {
-            if !new.contains(&(*r, *h)) {
-                self.index.remove(&(*r, *h, key.clone()));
-            }
-        }
-        for (r, h) in new {
-            if !old.contains(&(*r, *h)) {
-                self.index.insert((*r, *h, key.clone()));
-            }
-        }
-    }
-
-    /// Keys holding a register from `origin` newer than `after`, in index order.
+    /// Keys holding a register from `origin` newer than `after`, in no particular order.
     pub fn changed_since(&self, origin: RegionId, after: Hlc) -> impl Iterator<Item = &Bytes> {
-        self.index
-            .range((origin, after.next(), Bytes::new())..)
-            .take_while(move |(r, _, _)| *r == origin)
-            .map(|(_, _, k)| k)
+        self.index.changed_since(origin, after)
     }
 
     /// Deleted keys.
@@ -271,12 +286,8 @@ impl Store {
             .map(|k| (k.hash, k.key(), self.state_of(k)))
     }
 
-    /// The greatest stamp held anywhere (re-seeds the clock after a restart).
+    /// At least the greatest stamp held anywhere (re-seeds the clock after a restart).
     pub fn max_hlc(&self) -> Hlc {
-        self.index
-            .iter()
-            .map(|(_, h, _)| *h)
-            .max()
-            .unwrap_or(Hlc::ZERO)
+        self.index.max_hlc()
     }
 }
