@@ -28,7 +28,8 @@ use crate::hlc::Hlc;
 use crate::origin_index::{OriginIndex, Slot};
 use crate::stamp::RegionId;
 use bytes::Bytes;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use hashbrown::HashMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The key table's hasher: seeded at random per process, so clients cannot choose keys that
 /// collide (a seedless hash such as [`key_hash`] would let them), and fast on short keys.
@@ -131,9 +132,11 @@ impl Store {
 
     /// Merges `delta` into `key` (creating it if absent) and returns the conflicts resolved.
     pub fn apply(&mut self, key: &Bytes, delta: &KeyState) -> u64 {
-        let (conflicts, old_origins, old_expiry, was_deleted, entry, cheap) =
-            match self.keys.get_mut(key.as_ref()) {
-                Some(e) => {
+        // `stored` is the table's own copy of the key: index entries share it, so a write's
+        // copy (decoded from a frame or a request) is freed with the write.
+        let (conflicts, old_origins, old_expiry, was_deleted, entry, cheap, stored) =
+            match self.keys.get_key_value_mut(key.as_ref()) {
+                Some((stored, e)) => {
                     let before = (e.state.cl.value, e.state.body.reset);
                     let was_deleted = e.state.is_deleted();
                     let c = e.state.merge(delta);
@@ -145,6 +148,7 @@ impl Store {
                         was_deleted,
                         e,
                         cheap,
+                        stored,
                     )
                 }
                 None => {
@@ -156,7 +160,7 @@ impl Store {
                         origins: Vec::new(),
                         expiry: None,
                     }));
-                    (0, Vec::new(), None, false, e, false)
+                    (0, Vec::new(), None, false, e, false, key)
                 }
             };
         // Within one incarnation and without a new reset, registers only grow, so each origin's
@@ -183,7 +187,7 @@ impl Store {
             .map(
                 |&(r, h)| match old_origins.iter().find(|o| (o.0, o.1) == (r, h)) {
                     Some(&(_, _, c)) => (r, h, c),
-                    None => (r, h, self.index.insert(r, h, key)),
+                    None => (r, h, self.index.insert(r, h, stored)),
                 },
             )
             .collect();
