@@ -92,9 +92,11 @@ impl Replica {
             }
         }
         self.apply_entries(peer, entries, now);
-        if self.wm.get(&peer).copied().unwrap_or(Hlc::ZERO) >= from {
+        let contiguous = self.wm.get(&peer).copied().unwrap_or(Hlc::ZERO) >= from;
+        if contiguous {
             self.set_wm(peer, to);
         }
+        self.peers.get_mut(&peer).expect("checked").push_gap = !contiguous;
         self.promote_reports();
         let upto = self.watermark(peer);
         self.send(peer, Channel::Delta, &Message::Ack { upto });
