@@ -24,7 +24,7 @@ use crate::metrics::Metrics;
 use crate::persist::{Persist, Recovered, Ticket};
 use crate::transport::{self, Rejected, Stream, Transport};
 use bytes::Bytes;
-use sessionmesh_core::replica::PeerStatus;
+use sessionmesh_core::replica::{PeerStatus, Snapshot};
 use sessionmesh_core::{
     Channel, Config as CoreConfig, Event, Hlc, Now, RegionId, Replica, Reply, Stamp, Stats,
 };
@@ -330,30 +330,37 @@ impl Node {
     }
 
     /// Cuts a snapshot: under the lock, queues pending records, starts a new log segment and
-    /// copies the state (a pause proportional to the state's size); then writes it outside
-    /// the lock and deletes the log it replaces. Does nothing without persistence.
+    /// takes the state unsorted (a reference per key, no copy: the pause is a walk of the key
+    /// table); then, outside the lock, sorts it, writes it and deletes the log it replaces.
+    /// Does nothing without persistence. Runs on a blocking thread: the page faults of
+    /// [`Snapshot::key_room`] and the write take a while, and the pause itself blocks no more
+    /// there than on a runtime thread.
     pub async fn checkpoint(self: &Arc<Self>) -> Result<(), crate::persist::PersistError> {
-        let Some(p) = &self.persist else {
+        if self.persist.is_none() {
             return Ok(());
-        };
+        }
+        let node = self.clone();
+        tokio::task::spawn_blocking(move || node.checkpoint_blocking())
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+    }
+
+    /// [`Node::checkpoint`], on a thread that may block.
+    fn checkpoint_blocking(&self) -> Result<(), crate::persist::PersistError> {
+        let p = self.persist.as_ref().expect("checked by the caller");
+        // Room for every key, with a margin for keys created before the lock is taken again.
+        let n = self.lock().stats().keys as usize;
+        let room = Snapshot::key_room(n + n / 16);
         let started = Instant::now();
         let (id, snap) = {
             let mut r = self.lock();
             r.commit();
             let id = p.begin_snapshot();
-            (id, r.snapshot())
+            (id, r.snapshot_unsorted(room))
         };
         // How long commands and peers waited for the copy.
         let pause = started.elapsed();
-        let node = self.clone();
-        tokio::task::spawn_blocking(move || {
-            node.persist
-                .as_ref()
-                .expect("checked above")
-                .finish_snapshot(id, &snap, pause)
-        })
-        .await
-        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+        p.finish_snapshot(id, snap, pause)
     }
 
     /// The stamp of the most recent write executed in this region, by any connection.

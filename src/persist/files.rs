@@ -151,6 +151,7 @@ impl DataDir {
     }
 
     /// Writes snapshot `id` atomically and durably: a reader sees the whole file or none.
+    /// Keys are written in the order given (`Persist::finish_snapshot` sorts them first).
     pub fn write_snapshot(&self, id: u64, snap: &Snapshot) -> Result<u64, PersistError> {
         let body = rmp_serde::to_vec(snap).map_err(|e| PersistError::Encode(e.to_string()))?;
         let body = self.seal(body);

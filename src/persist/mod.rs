@@ -285,7 +285,7 @@ impl Persist {
     }
 
     /// Starts a snapshot: call it under the replica lock, after queueing that step's records,
-    /// and take `Replica::snapshot()` under the same lock. Everything queued so far stays in
+    /// and take `Replica::snapshot_unsorted` under the same lock. Everything queued so far stays in
     /// the current segment; the log continues in a new one, whose id is returned for
     /// [`Persist::finish_snapshot`].
     pub fn begin_snapshot(&self) -> u64 {
@@ -300,16 +300,21 @@ impl Persist {
     /// Writes the snapshot begun as `id` durably, then deletes the segments and snapshots it
     /// replaces. Blocking (run it off the async threads). An error stops the node. `pause` is
     /// how long the copy held the replica lock, for the log line.
+    ///
+    /// The keys may come in any order: they are sorted into store order here, off the lock,
+    /// so that the same state always writes the same bytes and recovery applies keys in the
+    /// order it always has.
     pub fn finish_snapshot(
         &self,
         id: u64,
-        snap: &Snapshot,
+        mut snap: Snapshot,
         pause: Duration,
     ) -> Result<(), PersistError> {
         let started = Instant::now();
+        snap.sort_keys();
         let res = self
             .dir
-            .write_snapshot(id, snap)
+            .write_snapshot(id, &snap)
             .and_then(|bytes| self.dir.remove_before(id).map(|()| bytes));
         match res {
             Ok(bytes) => {

@@ -14,12 +14,19 @@
 //!   scanning every key.
 //!
 //! Keys live in a hash table (point lookups are what every command does, and a B-tree costs
-//! several cache misses and key comparisons per lookup at a million keys). Iteration never
-//! touches the table: a separate ordered set holds every key by a stable 64-bit hash and then
-//! by its bytes, which gives `SCAN` a numeric cursor that survives inserts and deletes (Redis's
-//! guarantee: a key present for the whole scan is returned) and keeps every iteration
+//! several cache misses and key comparisons per lookup at a million keys). Ordered iteration
+//! never touches the table: a separate ordered set holds every key by a stable 64-bit hash and
+//! then by its bytes, which gives `SCAN` a numeric cursor that survives inserts and deletes
+//! (Redis's guarantee: a key present for the whole scan is returned) and keeps every iteration
 //! deterministic whatever the table's random seed. That set changes only when a key is created
 //! or removed, never on an overwrite.
+//!
+//! Each key's entry is shared copy-on-write ([`SharedState`]): a snapshot
+//! ([`Store::share_all`]) walks the table once and takes a reference to every entry instead of
+//! copying its state, and a write to an entry a snapshot still holds copies that one entry
+//! first. The node takes snapshots under its lock, so this is what keeps that pause short; the
+//! snapshot comes out in the table's order, and [`sort_in_store_order`] puts it in store order
+//! afterwards, off the lock.
 //!
 //! The store does not decide when collecting is safe; [`crate::replica`] does.
 
@@ -30,6 +37,9 @@ use crate::stamp::RegionId;
 use bytes::Bytes;
 use hashbrown::HashMap;
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::ops::Deref;
+use std::sync::Arc;
 
 /// The key table's hasher: seeded at random per process, so clients cannot choose keys that
 /// collide (a seedless hash such as [`key_hash`] would let them), and fast on short keys.
@@ -76,6 +86,11 @@ impl SlotKey {
     }
 }
 
+/// Shared through an `Arc` (see [`SharedState`]). The whole entry rather than only its state: an
+/// `Arc<KeyState>` inside a boxed entry would be a second allocation per key (48 bytes more per
+/// key by glibc malloc's size classes, against the 16 of the `Arc`'s counts alone, which is
+/// what a million-key store measures), while sharing the whole entry only means that a write
+/// to an entry a snapshot holds also copies its `origins`.
 #[derive(Clone, Debug)]
 struct Entry {
     state: KeyState,
@@ -89,9 +104,11 @@ struct Entry {
 /// The key space.
 #[derive(Clone, Debug, Default)]
 pub struct Store {
-    /// Boxed: a table slot is then 40 bytes instead of 250, which matters because a hash
-    /// table keeps a quarter to a half of its slots empty, and probing touches fewer lines.
-    keys: HashMap<Bytes, Box<Entry>, KeyHasher>,
+    /// Behind a pointer: a table slot is then 40 bytes instead of 250, which matters because a
+    /// hash table keeps a quarter to a half of its slots empty, and probing touches fewer lines.
+    /// An `Arc` rather than a `Box` so that snapshots share entries (see [`SharedState`]); every
+    /// change goes through [`Arc::make_mut`].
+    keys: HashMap<Bytes, Arc<Entry>, KeyHasher>,
     /// Every key of `keys`, in iteration order.
     order: BTreeSet<SlotKey>,
     index: OriginIndex,
@@ -137,6 +154,8 @@ impl Store {
         let (conflicts, old_origins, old_expiry, was_deleted, entry, cheap, stored) =
             match self.keys.get_key_value_mut(key.as_ref()) {
                 Some((stored, e)) => {
+                    // Copies the entry first if a snapshot still holds it.
+                    let e = Arc::make_mut(e);
                     let before = (e.state.cl.value, e.state.body.reset);
                     let was_deleted = e.state.is_deleted();
                     let c = e.state.merge(delta);
@@ -155,12 +174,12 @@ impl Store {
                     let mut state = delta.clone();
                     state.normalize();
                     self.order.insert(SlotKey::new(key.clone()));
-                    let e = self.keys.entry(key.clone()).or_insert(Box::new(Entry {
+                    let e = self.keys.entry(key.clone()).or_insert(Arc::new(Entry {
                         state,
                         origins: Vec::new(),
                         expiry: None,
                     }));
-                    (0, Vec::new(), None, false, e, false, key)
+                    (0, Vec::new(), None, false, Arc::make_mut(e), false, key)
                 }
             };
         // Within one incarnation and without a new reset, registers only grow, so each origin's
@@ -221,9 +240,12 @@ impl Store {
     fn release(&mut self, origin: RegionId, slot: Slot) {
         let keys = &mut self.keys;
         self.index.release(origin, slot, |k, from, to| {
-            let at = keys
-                .get_mut(k.as_ref())
-                .and_then(|e| e.origins.iter_mut().find(|o| o.0 == origin && o.2 == from));
+            let at = keys.get_mut(k.as_ref()).and_then(|e| {
+                Arc::make_mut(e)
+                    .origins
+                    .iter_mut()
+                    .find(|o| o.0 == origin && o.2 == from)
+            });
             debug_assert!(
                 at.is_some(),
                 "an index entry names a key that does not name it"
@@ -245,7 +267,7 @@ impl Store {
             self.expiring.remove(&(x, key.clone()));
         }
         self.tombstones.remove(key);
-        Some(e.state)
+        Some(Arc::unwrap_or_clone(e).state)
     }
 
     /// Keys holding a register from `origin` newer than `after`, in no particular order.
@@ -263,6 +285,35 @@ impl Store {
         self.expiring
             .range(..(before_ms, Bytes::new()))
             .map(|(_, k)| k)
+    }
+
+    /// Appends every key with its state shared, not copied (a reference count each), in the
+    /// table's order: arbitrary, and different in every process (the table's seed is random).
+    /// It walks the table alone — no ordered walk, no lookup per key — because the node calls
+    /// it under its lock; [`sort_in_store_order`] puts the result in store order, for whatever
+    /// depends on the order.
+    pub fn share_all(&self, out: &mut Vec<(Bytes, SharedState)>) {
+        // Each reference count is an atomic increment, which waits until every earlier store
+        // has reached the cache. Taken a batch at a time into a small buffer that stays in the
+        // cache, and moved to `out` a batch at a time, they wait on far fewer of `out`'s
+        // stores: 15% less time at a million keys than pushing each pair to `out` directly.
+        const BATCH: usize = 64;
+        out.reserve(self.keys.len());
+        let mut refs = Vec::with_capacity(BATCH);
+        let mut batch = Vec::with_capacity(BATCH);
+        let mut it = self.keys.iter();
+        loop {
+            refs.clear();
+            refs.extend(it.by_ref().take(BATCH));
+            if refs.is_empty() {
+                return;
+            }
+            batch.extend(
+                refs.iter()
+                    .map(|&(k, e)| (k.clone(), SharedState(Arc::clone(e)))),
+            );
+            out.append(&mut batch);
+        }
     }
 
     /// Every key with its state, in store order.
@@ -293,5 +344,200 @@ impl Store {
     /// At least the greatest stamp held anywhere (re-seeds the clock after a restart).
     pub fn max_hlc(&self) -> Hlc {
         self.index.max_hlc()
+    }
+}
+
+/// One key's state as a snapshot holds it: shared with the store that held it when the
+/// snapshot was taken, and unchanged since (the store copies an entry before changing one that
+/// is shared). Reads as a [`KeyState`]; serialized exactly as one, so a snapshot of these
+/// encodes to the same bytes as a snapshot of plain states.
+///
+/// It holds the store's whole private entry (see `Entry` for why): only the state is ever read
+/// through it. One made from a plain state (decoded from a file, say) carries an empty entry
+/// around that state.
+#[derive(Clone)]
+pub struct SharedState(Arc<Entry>);
+
+impl Deref for SharedState {
+    type Target = KeyState;
+
+    fn deref(&self) -> &KeyState {
+        &self.0.state
+    }
+}
+
+impl From<KeyState> for SharedState {
+    fn from(state: KeyState) -> SharedState {
+        SharedState(Arc::new(Entry {
+            state,
+            origins: Vec::new(),
+            expiry: None,
+        }))
+    }
+}
+
+impl PartialEq for SharedState {
+    fn eq(&self, other: &SharedState) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for SharedState {}
+
+/// As the state alone: the store's bookkeeping is not part of what a snapshot holds.
+impl fmt::Debug for SharedState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        (**self).fmt(f)
+    }
+}
+
+impl serde::Serialize for SharedState {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        (**self).serialize(s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for SharedState {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<SharedState, D::Error> {
+        KeyState::deserialize(d).map(SharedState::from)
+    }
+}
+
+/// Sorts `entries` (unique keys) into store order, the order of [`Store::iter`]: by
+/// [`key_hash`], then by bytes. Each hash is computed once rather than once per comparison
+/// (reading a key's bytes is a cache miss), and the sort moves 16-byte `(hash, position)`
+/// pairs; the entries themselves move once, at the end, as `slice::sort_by_cached_key` does.
+pub fn sort_in_store_order<T>(entries: &mut [(Bytes, T)]) {
+    let mut order: Vec<(u64, usize)> = entries
+        .iter()
+        .enumerate()
+        .map(|(i, (k, _))| (key_hash(k), i))
+        .collect();
+    order.sort_unstable_by(|a, b| {
+        a.0.cmp(&b.0)
+            .then_with(|| entries[a.1].0.cmp(&entries[b.1].0))
+    });
+    // Position `i` takes the entry `order[i]` names; an entry that an earlier swap moved is
+    // found by following where it went.
+    for i in 0..entries.len() {
+        let mut from = order[i].1;
+        while from < i {
+            from = order[from].1;
+        }
+        order[i].1 = from;
+        entries.swap(i, from);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crdt::{Kind, Reg};
+    use crate::stamp::Stamp;
+
+    fn stamp(ms: u64) -> Stamp {
+        Stamp::new(Hlc::new(ms, 0), RegionId(1))
+    }
+
+    /// A `SET key value` made at `ms`, in incarnation 1.
+    fn set(value: &str, ms: u64) -> KeyState {
+        let s = stamp(ms);
+        let mut st = KeyState::incarnation(1, stamp(1));
+        st.body.reset = Some(s);
+        st.body.kind = Some(Reg::new(s, Kind::String));
+        st.body.string = Some(Reg::new(s, Bytes::copy_from_slice(value.as_bytes())));
+        st
+    }
+
+    /// A `DEL` of incarnation 1 made at `ms`.
+    fn del(ms: u64) -> KeyState {
+        KeyState::incarnation(2, stamp(ms))
+    }
+
+    fn key(n: usize) -> Bytes {
+        Bytes::from(format!("key:{n}"))
+    }
+
+    fn in_order(s: &Store) -> Vec<(Bytes, KeyState)> {
+        s.iter().map(|(k, st)| (k.clone(), st.clone())).collect()
+    }
+
+    #[test]
+    fn shared_keys_sorted_are_the_store_order() {
+        let mut s = Store::new();
+        for n in 0..2_000 {
+            s.apply(&key(n), &set(&format!("v{n}"), 10 + n as u64));
+        }
+        for n in (0..2_000).step_by(3) {
+            s.apply(&key(n), &set("again", 5_000 + n as u64));
+        }
+        for n in (0..2_000).step_by(7) {
+            s.remove(&key(n));
+        }
+        let mut all = Vec::new();
+        s.share_all(&mut all);
+        assert_eq!(all.len(), s.len());
+        sort_in_store_order(&mut all);
+        let all: Vec<(Bytes, KeyState)> =
+            all.into_iter().map(|(k, st)| (k, (*st).clone())).collect();
+        assert_eq!(all, in_order(&s));
+    }
+
+    /// What a snapshot shares never changes, whatever the store does afterwards: overwrites,
+    /// deletes, removals, and index compactions that renumber the slots of entries the
+    /// snapshot holds (the store must change its own copy of those, not the shared one).
+    #[test]
+    fn a_shared_state_is_unchanged_by_later_writes() {
+        let mut s = Store::new();
+        let n = 5_000; // more than a chunk of the origin index, so one closes
+        for i in 0..n {
+            s.apply(&key(i), &set(&format!("v{i}"), 10 + i as u64));
+        }
+        let before = in_order(&s);
+        let mut shared = Vec::new();
+        s.share_all(&mut shared);
+        // Overwriting the oldest keys empties the first chunk below a third: it is compacted,
+        // and the entries it moves belong to keys the snapshot holds.
+        for i in 0..3_000 {
+            s.apply(&key(i), &set("new", 10_000 + i as u64));
+        }
+        for i in 3_000..3_100 {
+            s.apply(&key(i), &del(20_000));
+        }
+        for i in 3_100..3_200 {
+            s.remove(&key(i));
+        }
+        sort_in_store_order(&mut shared);
+        let shared: Vec<(Bytes, KeyState)> = shared
+            .into_iter()
+            .map(|(k, st)| (k, (*st).clone()))
+            .collect();
+        assert_eq!(shared, before, "the snapshot changed");
+        assert_eq!(s.len(), n - 100);
+        assert_eq!(s.get(&key(0)), Some(&set("new", 10_000)));
+        assert!(s.get(&key(3_000)).unwrap().is_deleted());
+        assert_eq!(s.get(&key(4_000)), Some(&set("v4000", 4_010)));
+        // The index still names every key once, at its newest stamp.
+        let changed: BTreeSet<&Bytes> = s.changed_since(RegionId(1), Hlc::ZERO).collect();
+        assert_eq!(changed.len(), s.len());
+        let recent: BTreeSet<&Bytes> = s.changed_since(RegionId(1), Hlc::new(9_999, 0)).collect();
+        assert_eq!(recent.len(), 3_100);
+        // And every entry still names its own slots: rewriting every key releases each.
+        for i in 0..n {
+            s.apply(&key(i), &set("last", 30_000 + i as u64));
+        }
+        assert_eq!(s.changed_since(RegionId(1), Hlc::new(29_999, 0)).count(), n);
+    }
+
+    #[test]
+    fn a_shared_state_reads_and_encodes_as_the_state() {
+        let st = set("value", 7);
+        let shared = SharedState::from(st.clone());
+        assert_eq!(*shared, st);
+        assert_eq!(format!("{shared:?}"), format!("{st:?}"));
+        let bytes = rmp_serde::to_vec(&shared).unwrap();
+        assert_eq!(bytes, rmp_serde::to_vec(&st).unwrap());
+        let back: SharedState = rmp_serde::from_slice(&bytes).unwrap();
+        assert_eq!(back, shared);
     }
 }

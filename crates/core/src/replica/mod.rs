@@ -24,7 +24,7 @@ use crate::crdt::{KeyState, Reg};
 use crate::hlc::{Clock, Hlc};
 use crate::reply::Reply;
 use crate::stamp::{RegionId, Stamp};
-use crate::store::{Store, Value};
+use crate::store::{self, SharedState, Store, Value};
 pub use crate::wire::Record;
 use crate::wire::{self, Entry, Message, Report, Watermarks, WireError};
 use bytes::Bytes;
@@ -268,8 +268,10 @@ const HELD_RECHECK_MS: u64 = 10;
 /// `durability = "always"`). Frames in flight and timers are not part of it.
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Snapshot {
-    /// Every key's state.
-    pub keys: Vec<Entry>,
+    /// Every key's state, in store order (`Store::iter`'s: the order recovery applies them in,
+    /// and the order on disk) unless taken with [`Replica::snapshot_unsorted`]. Shared with
+    /// the store, not copied (see [`SharedState`]); encoded exactly as plain states.
+    pub keys: Vec<(Bytes, SharedState)>,
     /// Watermarks per origin.
     pub wm: Watermarks,
     /// The greatest HLC value issued or observed.
@@ -281,6 +283,27 @@ pub struct Snapshot {
     /// Deltas held back because of clock skew: key, delta, sender, and whether its `cl`
     /// register was news when it was held.
     pub held: Vec<(Bytes, KeyState, RegionId, bool)>,
+}
+
+impl Snapshot {
+    /// Puts the keys in store order, which recovery applies them in and which makes the same
+    /// state encode to the same bytes.
+    pub fn sort_keys(&mut self) {
+        store::sort_in_store_order(&mut self.keys);
+    }
+
+    /// An empty list with room for `keys` keys, for [`Replica::snapshot_unsorted`], its memory
+    /// already mapped. A list this large comes straight from the kernel, which maps a page
+    /// only when it is first written; writing each page here, before the lock is taken, keeps
+    /// those page faults out of the pause (at a million keys they were a quarter of it).
+    pub fn key_room(keys: usize) -> Vec<(Bytes, SharedState)> {
+        let mut v = Vec::with_capacity(keys);
+        let per_page = (4096 / std::mem::size_of::<(Bytes, SharedState)>()).max(1);
+        for slot in v.spare_capacity_mut().iter_mut().step_by(per_page) {
+            *slot = std::mem::MaybeUninit::zeroed();
+        }
+        v
+    }
 }
 
 /// What we know of one peer region.
@@ -464,14 +487,24 @@ impl Replica {
         r
     }
 
-    /// What this replica would have persisted by now.
+    /// What this replica would have persisted by now, keys in store order.
     pub fn snapshot(&self) -> Snapshot {
+        let mut s = self.snapshot_unsorted(Vec::new());
+        s.sort_keys();
+        s
+    }
+
+    /// [`Replica::snapshot`] with its keys in no particular order (not even the same one twice
+    /// for the same state), for a driver that takes it while everything else waits and calls
+    /// [`Snapshot::sort_keys`] afterwards. It copies no key state, only a reference to each
+    /// key's: at a million keys about 40 ms, where copying every state in order took half a
+    /// second. `keys` receives the keys (it is cleared first); give it a
+    /// [`Snapshot::key_room`] made before taking any lock, or an empty vector.
+    pub fn snapshot_unsorted(&self, mut keys: Vec<(Bytes, SharedState)>) -> Snapshot {
+        keys.clear();
+        self.store.share_all(&mut keys);
         Snapshot {
-            keys: self
-                .store
-                .iter()
-                .map(|(k, s)| (k.clone(), s.clone()))
-                .collect(),
+            keys,
             wm: self.wm.iter().map(|(r, h)| (*r, *h)).collect(),
             clock: self.clock.last(),
             last_push_to: self.last_push_to,
