@@ -87,7 +87,8 @@ pub struct Persistence {
     pub durability: Durability,
     /// A snapshot is taken after this many log frames (one frame per locked step of the node)...
     pub snapshot_every_frames: u64,
-    /// ...or this many seconds after the last one, if anything changed since.
+    /// ...or this many seconds after the last one, if a key changed since (pushes and
+    /// watermarks alone, which an idle region logs every second, do not count).
     pub snapshot_every_secs: u64,
     /// A file holding a 32-byte key (raw or 64 hex digits): encrypts the log and snapshots
     /// with AES-256-GCM. `None`: stored in the clear.

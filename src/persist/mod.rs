@@ -128,6 +128,11 @@ pub struct Persist {
     /// The segment the writer is in (or will be in, once it sees the queued rotation).
     segment: AtomicU64,
     frames_since_snapshot: AtomicU64,
+    /// Frames since the last snapshot that changed a key. Only these make a snapshot due by
+    /// time: an idle region still logs a push and a watermark or two every second, and
+    /// rewriting the whole state for those (gigabytes at a million sessions) every
+    /// `snapshot_every_secs` would buy nothing; they still count toward `snapshot_every_frames`.
+    keyed_since_snapshot: AtomicU64,
     last_snapshot: Mutex<Instant>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
@@ -173,6 +178,7 @@ impl Persist {
             segment: AtomicU64::new(segment),
             // A long replay counts toward the next snapshot, so restarts stay fast.
             frames_since_snapshot: AtomicU64::new(recovered.frames),
+            keyed_since_snapshot: AtomicU64::new(recovered.frames),
             last_snapshot: Mutex::new(Instant::now()),
             thread: Mutex::new(Some(thread)),
         };
@@ -190,6 +196,7 @@ impl Persist {
         if records.is_empty() {
             return self.pending();
         }
+        let keyed = records.iter().any(changes_a_key);
         let t = {
             let mut q = self.shared.queue();
             if q.closing {
@@ -202,6 +209,9 @@ impl Persist {
             q.enqueued
         };
         self.frames_since_snapshot.fetch_add(1, Ordering::Relaxed);
+        if keyed {
+            self.keyed_since_snapshot.fetch_add(1, Ordering::Relaxed);
+        }
         Some(Ticket(t))
     }
 
@@ -277,11 +287,12 @@ impl Persist {
     }
 
     /// Whether a snapshot is due: enough frames since the last one, or enough time and at
-    /// least one frame.
+    /// least one frame that changed a key.
     pub fn snapshot_due(&self) -> bool {
         let n = self.frames_since_snapshot.load(Ordering::Relaxed);
+        let keyed = self.keyed_since_snapshot.load(Ordering::Relaxed);
         let last = *self.last_snapshot.lock().unwrap_or_else(|p| p.into_inner());
-        n >= self.snapshot_every_frames || (n > 0 && last.elapsed() >= self.snapshot_every)
+        n >= self.snapshot_every_frames || (keyed > 0 && last.elapsed() >= self.snapshot_every)
     }
 
     /// Starts a snapshot: call it under the replica lock, after queueing that step's records,
@@ -293,6 +304,7 @@ impl Persist {
         self.shared.queue().items.push(Item::Rotate(id));
         self.shared.work.notify_one();
         self.frames_since_snapshot.store(0, Ordering::Relaxed);
+        self.keyed_since_snapshot.store(0, Ordering::Relaxed);
         *self.last_snapshot.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
         id
     }
@@ -368,6 +380,17 @@ impl Persist {
 impl Drop for Persist {
     fn drop(&mut self) {
         self.close();
+    }
+}
+
+/// Whether replaying `r` changes a key (what makes a time-based snapshot worth writing).
+fn changes_a_key(r: &Record) -> bool {
+    match r {
+        Record::Apply { .. }
+        | Record::Remove { .. }
+        | Record::Hold { .. }
+        | Record::Release { .. } => true,
+        Record::Watermark { .. } | Record::Clock { .. } | Record::Pushed { .. } => false,
     }
 }
 

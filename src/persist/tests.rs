@@ -404,3 +404,29 @@ async fn a_snapshot_file_holds_the_state_when_taken_in_the_old_format() {
     assert_same(&rs[0], &back, t);
     drop(p);
 }
+
+/// An idle region logs a push (and watermarks) every second. Those frames alone must not make
+/// a time-based snapshot due, or an idle node would rewrite its whole state every
+/// `snapshot_every_secs`; a frame that changes a key does.
+#[tokio::test]
+async fn only_key_changes_make_a_snapshot_due_by_time() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Persistence {
+        snapshot_every_secs: 0,
+        ..settings(tmp.path(), Durability::Everysec)
+    };
+    let (p, _) = Persist::open(&s, "a").unwrap();
+    let mut r = Replica::new(core(1));
+    r.handle_connected(RegionId(2), Now::at(1));
+    for t in [1_000, 2_000, 3_000] {
+        r.handle_timeout(Now::at(t));
+        let recs = r.take_records();
+        assert!(!recs.is_empty(), "the periodic push is logged");
+        assert!(recs.iter().all(|x| !changes_a_key(x)), "{recs:?}");
+        p.enqueue(recs);
+    }
+    assert!(!p.snapshot_due(), "idle frames made a snapshot due");
+    run(&mut r, &p, "SET k v", 4_000);
+    assert!(p.snapshot_due(), "a changed key did not");
+    p.close();
+}

@@ -149,8 +149,12 @@ impl Store {
 
     /// Merges `delta` into `key` (creating it if absent) and returns the conflicts resolved.
     pub fn apply(&mut self, key: &Bytes, delta: &KeyState) -> u64 {
-        // `stored` is the table's own copy of the key: index entries share it, so a write's
-        // copy (decoded from a frame or a request) is freed with the write.
+        // `stored` is the table's own copy of the key, and every index shares it, so a write's
+        // copy (decoded from a frame or a request) is freed with the write. A new key is
+        // copied into an allocation of its own: the request's copy is a slice of the whole
+        // command buffer (the value's too), which the key would otherwise keep alive after an
+        // overwrite replaced the value, about a kilobyte per 1 KB session.
+        let fresh: Bytes;
         let (conflicts, old_origins, old_expiry, was_deleted, entry, cheap, stored) =
             match self.keys.get_key_value_mut(key.as_ref()) {
                 Some((stored, e)) => {
@@ -173,13 +177,14 @@ impl Store {
                 None => {
                     let mut state = delta.clone();
                     state.normalize();
-                    self.order.insert(SlotKey::new(key.clone()));
-                    let e = self.keys.entry(key.clone()).or_insert(Arc::new(Entry {
+                    fresh = Bytes::copy_from_slice(key);
+                    self.order.insert(SlotKey::new(fresh.clone()));
+                    let e = self.keys.entry(fresh.clone()).or_insert(Arc::new(Entry {
                         state,
                         origins: Vec::new(),
                         expiry: None,
                     }));
-                    (0, Vec::new(), None, false, Arc::make_mut(e), false, key)
+                    (0, Vec::new(), None, false, Arc::make_mut(e), false, &fresh)
                 }
             };
         // Within one incarnation and without a new reset, registers only grow, so each origin's
@@ -213,6 +218,9 @@ impl Store {
         let new_expiry = entry.state.body.expiry();
         let deleted = entry.state.is_deleted();
         entry.expiry = new_expiry;
+        // The expiry and tombstone sets keep the table's copy too (a clone only when they
+        // change: it is an atomic increment).
+        let stored = (old_expiry != new_expiry || deleted != was_deleted).then(|| stored.clone());
         for &(r, h, c) in &old_origins {
             if !new_origins.contains(&(r, h)) {
                 self.release(r, c);
@@ -222,13 +230,14 @@ impl Store {
             if let Some(e) = old_expiry {
                 self.expiring.remove(&(e, key.clone()));
             }
-            if let Some(e) = new_expiry {
-                self.expiring.insert((e, key.clone()));
+            if let (Some(e), Some(k)) = (new_expiry, &stored) {
+                self.expiring.insert((e, k.clone()));
             }
         }
         if deleted != was_deleted {
             if deleted {
-                self.tombstones.insert(key.clone());
+                self.tombstones
+                    .insert(stored.expect("taken since the deleted state changed"));
             } else {
                 self.tombstones.remove(key);
             }
@@ -460,6 +469,31 @@ mod tests {
 
     fn in_order(s: &Store) -> Vec<(Bytes, KeyState)> {
         s.iter().map(|(k, st)| (k.clone(), st.clone())).collect()
+    }
+
+    /// A request's key and value are slices of one command buffer. Once an overwrite replaced
+    /// the value, nothing the store keeps (table, order, indexes) may still hold that buffer.
+    #[test]
+    fn a_key_does_not_keep_its_first_command_buffer_alive() {
+        let buffer = Bytes::from(vec![b'x'; 1100]);
+        let k = buffer.slice(0..8);
+        let mut first = set("", 10);
+        first.body.string = Some(Reg::new(stamp(10), buffer.slice(8..)));
+        first.body.ttl = Some(Reg::new(stamp(10), Some(60_000)));
+        let mut s = Store::new();
+        s.apply(&k, &first);
+        s.apply(&k, &del(20));
+        drop(first);
+        s.apply(&k, &set("new", 30));
+        drop(k);
+        let mut buffer = buffer;
+        assert!(
+            buffer.is_unique(),
+            "the store still holds the first command's buffer"
+        );
+        // And the key is still found.
+        buffer.truncate(8);
+        assert!(s.get(&buffer).is_some());
     }
 
     #[test]
