@@ -174,8 +174,7 @@ pub(super) fn persist(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Reply {
 }
 
 pub(super) fn dbsize(ctx: &mut Ctx<'_>, _a: &[Bytes]) -> Reply {
-    let now = ctx.now_ms;
-    Reply::Int(ctx.store.iter().filter(|(_, k)| k.is_visible(now)).count() as i64)
+    Reply::Int(ctx.store.count_visible(ctx.now_ms) as i64)
 }
 
 pub(super) fn keys(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Reply {
