@@ -90,6 +90,9 @@ pub struct Persistence {
     /// ...or this many seconds after the last one, if a key changed since (pushes and
     /// watermarks alone, which an idle region logs every second, do not count).
     pub snapshot_every_secs: u64,
+    /// Records queued for the log beyond which the region stops reading from its peers until
+    /// the log has caught up (a slow disk then slows replication instead of filling memory).
+    pub max_queued_records: u64,
     /// A file holding a 32-byte key (raw or 64 hex digits): encrypts the log and snapshots
     /// with AES-256-GCM. `None`: stored in the clear.
     pub encryption_key_file: Option<PathBuf>,
@@ -103,6 +106,7 @@ impl Persistence {
             durability: Durability::Always,
             snapshot_every_frames: 1_000_000,
             snapshot_every_secs: 300,
+            max_queued_records: 65_536,
             encryption_key_file: None,
         }
     }
@@ -425,6 +429,7 @@ struct RawPersistence {
     durability: Option<String>,
     snapshot_every_frames: Option<u64>,
     snapshot_every_secs: Option<u64>,
+    max_queued_records: Option<u64>,
     encryption_key_file: Option<String>,
 }
 
@@ -722,6 +727,12 @@ impl RawConfig {
             "persistence.snapshot_every_secs",
             rp.snapshot_every_secs,
             persistence.snapshot_every_secs,
+            1,
+        )?;
+        persistence.max_queued_records = at_least(
+            "persistence.max_queued_records",
+            rp.max_queued_records,
+            persistence.max_queued_records,
             1,
         )?;
         persistence.encryption_key_file = match rp.encryption_key_file {

@@ -386,6 +386,12 @@ pub fn render(node: &Node) -> String {
             c.dropped_transmits,
         ),
         (
+            "log_backpressure",
+            "Times reading from peers paused until the log had taken what was queued \
+             (more than persistence.max_queued_records records waited for the disk)",
+            c.backpressure,
+        ),
+        (
             "clock_skew_events",
             "Frames from a peer whose stamps were too far ahead of our clock",
             c.clock_skew_events,

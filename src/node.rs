@@ -137,6 +137,8 @@ struct Counters {
     /// Transmits dropped because the peer was unreachable or its stream queue was full;
     /// catch-up repairs them.
     dropped_transmits: AtomicU64,
+    /// Times reading from peers paused until the log caught up.
+    backpressure: AtomicU64,
     clock_skew_events: AtomicU64,
     evictions: AtomicU64,
     resyncs: AtomicU64,
@@ -147,6 +149,9 @@ struct Counters {
 pub struct NodeCounters {
     /// Transmits the transport refused (peer unreachable or its queue full).
     pub dropped_transmits: u64,
+    /// Times reading from peers paused because more than `persistence.max_queued_records`
+    /// records waited for the log.
+    pub backpressure: u64,
     /// [`Event::ClockSkew`] events: frames carrying stamps too far ahead.
     pub clock_skew_events: u64,
     /// [`Event::Evicted`] events.
@@ -492,6 +497,7 @@ impl Node {
         let c = &self.counters;
         NodeCounters {
             dropped_transmits: c.dropped_transmits.load(Ordering::Relaxed),
+            backpressure: c.backpressure.load(Ordering::Relaxed),
             clock_skew_events: c.clock_skew_events.load(Ordering::Relaxed),
             evictions: c.evictions.load(Ordering::Relaxed),
             resyncs: c.resyncs.load(Ordering::Relaxed),
@@ -505,6 +511,7 @@ impl Node {
         let c = self.counters();
         let mut v = vec![
             ("dropped_transmits", c.dropped_transmits),
+            ("log_backpressure", c.backpressure),
             ("clock_skew_events", c.clock_skew_events),
             ("evictions", c.evictions),
             ("resyncs", c.resyncs),
@@ -564,6 +571,14 @@ impl Node {
 }
 
 impl transport::Handler for Node {
+    fn backpressure(
+        &self,
+    ) -> Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>> {
+        let wait = self.persist.as_ref()?.backlogged()?;
+        self.counters.backpressure.fetch_add(1, Ordering::Relaxed);
+        Some(Box::pin(wait))
+    }
+
     fn frame_len(&self, buf: &[u8]) -> Result<Option<usize>, Rejected> {
         sessionmesh_core::wire::frame_len_max(buf, self.max_frame_bytes)
             .map_err(|e| Rejected(e.to_string()))

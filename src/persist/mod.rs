@@ -135,6 +135,8 @@ pub struct Persist {
     keyed_since_snapshot: AtomicU64,
     last_snapshot: Mutex<Instant>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    /// See [`Persist::backlogged`].
+    max_queued_records: u64,
 }
 
 impl Persist {
@@ -181,6 +183,7 @@ impl Persist {
             keyed_since_snapshot: AtomicU64::new(recovered.frames),
             last_snapshot: Mutex::new(Instant::now()),
             thread: Mutex::new(Some(thread)),
+            max_queued_records: settings.max_queued_records,
         };
         Ok((p, recovered))
     }
@@ -204,6 +207,7 @@ impl Persist {
                 tracing::debug!(records = records.len(), "log closed: records not written");
                 return None;
             }
+            q.records += records.len() as u64;
             q.items.push(Item::Batch(records));
             q.enqueued += 1;
             q.enqueued
@@ -271,6 +275,43 @@ impl Persist {
                 return false;
             }
         }
+    }
+
+    /// Records queued and not yet taken by a write round.
+    pub fn backlog(&self) -> u64 {
+        self.shared.queue().records
+    }
+
+    /// When more than `max_queued_records` records wait for the log, a future that resolves
+    /// once they have been taken by a write round (or persistence failed), after asking the
+    /// log's thread for one. The transport awaits it before reading more from a peer: nothing
+    /// else bounds what peers' frames queue here, since the replication driver does not wait
+    /// for the disk on a runtime thread, and a disk slower than the peers would otherwise
+    /// grow the queue without end. QUIC's flow control then slows the peers, whose overflow
+    /// catch-up repairs later.
+    pub fn backlogged(&self) -> Option<impl std::future::Future<Output = ()> + Send + 'static> {
+        let max = self.max_queued_records;
+        if self.backlog() <= max {
+            return None;
+        }
+        let shared = self.shared.clone();
+        Some(async move {
+            let mut rx = shared.progress.subscribe();
+            loop {
+                {
+                    let mut q = shared.queue();
+                    if q.records <= max {
+                        return;
+                    }
+                    q.requested = true;
+                }
+                shared.work.notify_one();
+                // Every round publishes, so a round that ends after the check wakes us.
+                if rx.changed().await.is_err() || rx.borrow().failed {
+                    return;
+                }
+            }
+        })
     }
 
     /// `Some(true)` once `t` is durable, `Some(false)` once it never will be, `None` while

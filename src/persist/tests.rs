@@ -430,3 +430,39 @@ async fn only_key_changes_make_a_snapshot_due_by_time() {
     assert!(p.snapshot_due(), "a changed key did not");
     p.close();
 }
+
+/// Past `max_queued_records`, `backlogged` hands out a future that resolves once the log's
+/// thread has taken the queue (it is asked to run a round, not left to its once-a-second
+/// timer); below the bound there is nothing to wait for.
+#[tokio::test]
+async fn a_backlog_over_the_bound_is_waited_out() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Persistence {
+        max_queued_records: 10,
+        ..settings(tmp.path(), Durability::Everysec)
+    };
+    let (p, _) = Persist::open(&s, "a").unwrap();
+    let mut r = Replica::new(core(1));
+    for n in 0..5 {
+        run(&mut r, &p, &format!("SET k{n} v"), 1_000 + n);
+    }
+    let queued = p.backlog();
+    assert!(queued > 0, "records queued");
+    if queued <= 10 {
+        assert!(
+            p.backlogged().is_none(),
+            "{queued} records is within the bound"
+        );
+    }
+    for n in 5..40 {
+        run(&mut r, &p, &format!("SET k{n} v"), 1_000 + n);
+    }
+    let wait = p.backlogged().expect("over the bound");
+    // Well under the log thread's one-second timer: the future asks for a round itself.
+    tokio::time::timeout(Duration::from_millis(500), wait)
+        .await
+        .expect("the log took the queue");
+    assert!(p.backlog() <= 10, "{} records still queued", p.backlog());
+    assert!(p.backlogged().is_none());
+    p.close();
+}

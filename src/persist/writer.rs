@@ -75,6 +75,8 @@ pub struct Queue {
     pub items: Vec<Item>,
     /// Tickets handed out so far (the last batch queued has this one).
     pub enqueued: u64,
+    /// Records in `items` (see [`super::Persist::backlog`]).
+    pub records: u64,
     /// The node is stopping: write what is queued, fsync and end.
     pub closing: bool,
     /// Someone waits for the thread to run a round now ([`super::Persist::wait_background`]).
@@ -160,6 +162,7 @@ impl Shared {
         }
         let (items, upto) = {
             let mut q = self.queue();
+            q.records = 0;
             (std::mem::take(&mut q.items), q.enqueued)
         };
         for item in items {

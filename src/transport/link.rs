@@ -153,6 +153,9 @@ impl Transport {
         let mut buf: Vec<u8> = Vec::new();
         let mut chunk = vec![0u8; READ_CHUNK];
         loop {
+            if let Some(slow_down) = self.handler.backpressure() {
+                slow_down.await;
+            }
             let n = match recv.read(&mut chunk).await {
                 Ok(Some(n)) => n,
                 Ok(None) | Err(_) => return,

@@ -104,6 +104,13 @@ pub trait Handler: Send + Sync + 'static {
     fn frame(&self, peer: u16, frame: &[u8]) -> Result<(), Rejected>;
     /// The connection to `peer` is gone (only after a matching `connected`).
     fn disconnected(&self, peer: u16);
+    /// A future to await before reading more from any peer, when the handler cannot keep up
+    /// (its log is behind): reading stops, and QUIC's flow control slows the sender.
+    fn backpressure(
+        &self,
+    ) -> Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>> {
+        None
+    }
 }
 
 /// One region as the transport knows it.
