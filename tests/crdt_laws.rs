@@ -38,6 +38,14 @@ proptest! {
         prop_assert_eq!(merged(&ab, &b), ab);
     }
 
+    /// Filtering an owned state in place keeps exactly the registers a copying filter keeps
+    /// (remote deltas are filtered in place), whatever the filter.
+    #[test]
+    fn into_delta_is_delta(a in state(), region in 0u16..4, after in 0u64..7) {
+        let keep = |s: Stamp| s.region != RegionId(region) || s.hlc > Hlc::new(after, 0);
+        prop_assert_eq!(a.clone().into_delta(keep), a.delta(keep));
+    }
+
     /// Deltas in any order, with duplicates, give the same state as the in-order fold.
     #[test]
     fn deltas_any_order_with_duplicates(

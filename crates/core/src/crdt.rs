@@ -198,6 +198,22 @@ impl Body {
     }
 
     /// The registers for which `keep(stamp)` holds.
+    /// [`Body::filtered`] of a body we own, in place: nothing is copied.
+    fn retain(&mut self, keep: &impl Fn(Stamp) -> bool) {
+        fn opt<T>(r: &mut Option<Reg<T>>, keep: &impl Fn(Stamp) -> bool) {
+            if r.as_ref().is_some_and(|r| !keep(r.stamp)) {
+                *r = None;
+            }
+        }
+        if self.reset.is_some_and(|s| !keep(s)) {
+            self.reset = None;
+        }
+        opt(&mut self.kind, keep);
+        opt(&mut self.string, keep);
+        self.fields.retain(|_, r| keep(r.stamp));
+        opt(&mut self.ttl, keep);
+    }
+
     fn filtered(&self, keep: &impl Fn(Stamp) -> bool) -> Body {
         fn opt<T: Clone>(r: &Option<Reg<T>>, keep: &impl Fn(Stamp) -> bool) -> Option<Reg<T>> {
             r.as_ref().filter(|r| keep(r.stamp)).cloned()
@@ -395,6 +411,16 @@ impl KeyState {
             cl: self.cl.clone(),
             body,
         })
+    }
+
+    /// [`KeyState::delta`] of a state we own (a delta just decoded from a peer, say): the
+    /// same registers, filtered in place instead of copied.
+    pub fn into_delta(mut self, keep: impl Fn(Stamp) -> bool) -> Option<KeyState> {
+        self.body.retain(&keep);
+        if self.body.is_empty() && !keep(self.cl.stamp) {
+            return None;
+        }
+        Some(self)
     }
 
     /// Number of registers in the body (used to count conflicts lost to a delete).

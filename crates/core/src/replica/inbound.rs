@@ -133,13 +133,13 @@ impl Replica {
                 // Hold only what is news: a register we already have must not pull our
                 // watermark (capped by what we hold) below where it stood.
                 let known = |s: Stamp| marks.get(&s.region).is_some_and(|w| s.hlc <= *w);
-                if let Some(d) = st.delta(|s| !known(s)) {
+                if let Some(d) = st.into_delta(|s| !known(s)) {
                     let cl_new = !known(d.cl.stamp);
                     self.hold(key, d, peer, cl_new);
                 }
                 continue;
             }
-            self.apply_entry(&key, &st, now, &marks);
+            self.apply_entry(&key, st, now, &marks);
         }
         if max_ahead > 0 {
             self.refresh_held_floor();
@@ -208,12 +208,12 @@ impl Replica {
     pub(super) fn apply_entry(
         &mut self,
         key: &Bytes,
-        st: &KeyState,
+        st: KeyState,
         now: Now,
         marks: &BTreeMap<RegionId, Hlc>,
     ) {
         let known = |s: Stamp| marks.get(&s.region).is_some_and(|w| s.hlc <= *w);
-        let Some(delta) = st.delta(|s| !known(s)) else {
+        let Some(delta) = st.into_delta(|s| !known(s)) else {
             return;
         };
         if self.store.get(key).is_none() && known(delta.cl.stamp) {
