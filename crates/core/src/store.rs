@@ -156,6 +156,17 @@ impl Store {
 
     /// Merges `delta` into `key` (creating it if absent) and returns the conflicts resolved.
     pub fn apply(&mut self, key: &Bytes, delta: &KeyState) -> u64 {
+        self.merge_into(key, delta, true)
+            .expect("a missing key is created")
+    }
+
+    /// [`Store::apply`] if `key` is held, `None` (and nothing changed) if it is not: one lookup
+    /// for a caller that decides differently about keys it does not hold.
+    pub fn apply_existing(&mut self, key: &Bytes, delta: &KeyState) -> Option<u64> {
+        self.merge_into(key, delta, false)
+    }
+
+    fn merge_into(&mut self, key: &Bytes, delta: &KeyState, create: bool) -> Option<u64> {
         // `stored` is the table's own copy of the key, and every index shares it, so a write's
         // copy (decoded from a frame or a request) is freed with the write. A new key is
         // copied into an allocation of its own: the request's copy is a slice of the whole
@@ -187,6 +198,7 @@ impl Store {
                         stored,
                     )
                 }
+                None if !create => return None,
                 None => {
                     let mut state = delta.clone();
                     state.normalize();
@@ -256,7 +268,7 @@ impl Store {
                 self.tombstones.remove(key);
             }
         }
-        conflicts
+        Some(conflicts)
     }
 
     /// A key's entry no longer names index slot `slot` of `origin`.

@@ -213,23 +213,31 @@ impl Replica {
         marks: &BTreeMap<RegionId, Hlc>,
     ) {
         let known = |s: Stamp| marks.get(&s.region).is_some_and(|w| s.hlc <= *w);
-        let Some(delta) = st.into_delta(|s| !known(s)) else {
+        let Some(mut delta) = st.into_delta(|s| !known(s)) else {
             return;
         };
-        if self.store.get(key).is_none() && known(delta.cl.stamp) {
-            // We held this incarnation and collected it: whatever still arrives of it was
-            // concurrent with its delete (or from before its expiry) and must stay dead.
-            self.stats.conflicts += delta.register_count();
-            return;
-        }
-        let _ = self.clock.observe(delta.max_stamp().hlc, now.wall_ms);
-        let mut delta = delta;
-        if self.cfg.faults.merge_prefers_local {
+        let max = delta.max_stamp().hlc;
+        // Most deltas are for keys we hold: merge those with one lookup.
+        let held = if self.cfg.faults.merge_prefers_local {
             if let Some(local) = self.store.get(key) {
                 plant_local_preference(local, &mut delta);
             }
-        }
-        self.stats.conflicts += self.store.apply(key, &delta);
+            None
+        } else {
+            self.store.apply_existing(key, &delta)
+        };
+        let conflicts = match held {
+            Some(c) => c,
+            None if self.store.get(key).is_none() && known(delta.cl.stamp) => {
+                // We held this incarnation and collected it: whatever still arrives of it was
+                // concurrent with its delete (or from before its expiry) and must stay dead.
+                self.stats.conflicts += delta.register_count();
+                return;
+            }
+            None => self.store.apply(key, &delta),
+        };
+        let _ = self.clock.observe(max, now.wall_ms);
+        self.stats.conflicts += conflicts;
         self.journal(|| Record::Apply {
             key: key.clone(),
             delta,
