@@ -207,7 +207,9 @@ impl Persist {
                 tracing::debug!(records = records.len(), "log closed: records not written");
                 return None;
             }
-            q.records += records.len() as u64;
+            self.shared
+                .queued_records
+                .fetch_add(records.len() as u64, Ordering::Relaxed);
             q.items.push(Item::Batch(records));
             q.enqueued += 1;
             q.enqueued
@@ -279,7 +281,7 @@ impl Persist {
 
     /// Records queued and not yet taken by a write round.
     pub fn backlog(&self) -> u64 {
-        self.shared.queue().records
+        self.shared.queued_records.load(Ordering::Relaxed)
     }
 
     /// When more than `max_queued_records` records wait for the log, a future that resolves
@@ -300,7 +302,7 @@ impl Persist {
             loop {
                 {
                     let mut q = shared.queue();
-                    if q.records <= max {
+                    if shared.queued_records.load(Ordering::Relaxed) <= max {
                         return;
                     }
                     q.requested = true;

@@ -39,6 +39,7 @@ use crate::config::Durability;
 use sessionmesh_core::replica::Record;
 use std::fs::File;
 use std::io::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -75,8 +76,6 @@ pub struct Queue {
     pub items: Vec<Item>,
     /// Tickets handed out so far (the last batch queued has this one).
     pub enqueued: u64,
-    /// Records in `items` (see [`super::Persist::backlog`]).
-    pub records: u64,
     /// The node is stopping: write what is queued, fsync and end.
     pub closing: bool,
     /// Someone waits for the thread to run a round now ([`super::Persist::wait_background`]).
@@ -109,6 +108,10 @@ pub struct Shared {
     pub failure: Mutex<Option<String>>,
     /// Cancelled when persistence failed: the node must stop.
     pub fatal: CancellationToken,
+    /// Records in the queue's items (see [`super::Persist::backlog`]). Changed only with the
+    /// queue locked, but read without it: the transport reads it before every read from a
+    /// peer.
+    pub queued_records: AtomicU64,
 }
 
 impl Shared {
@@ -122,6 +125,7 @@ impl Shared {
             progress: watch::Sender::new(Progress::default()),
             failure: Mutex::new(None),
             fatal: CancellationToken::new(),
+            queued_records: AtomicU64::new(0),
         })
     }
 
@@ -162,7 +166,7 @@ impl Shared {
         }
         let (items, upto) = {
             let mut q = self.queue();
-            q.records = 0;
+            self.queued_records.store(0, Ordering::Relaxed);
             (std::mem::take(&mut q.items), q.enqueued)
         };
         for item in items {
