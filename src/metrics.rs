@@ -500,6 +500,12 @@ fn data_metrics(reg: &mut Registry, s: &Stats) {
             "Write commands executed in this region",
             s.local_writes,
         ),
+        (
+            "catchup_full_scans",
+            "Catch-up requests from further back than the origin index's history, answered by \
+             a pass over every key",
+            s.catchup_full_scans,
+        ),
     ];
     for (name, help, v) in counters {
         reg.register(name, help, ConstCounter::new(v));

@@ -110,6 +110,8 @@ async fn metrics_cover_the_spec_and_move_with_work() {
     assert!(must(&after, "sessionmesh_errors_total", &kind("wrongtype")) >= 1.0);
     assert!(must(&after, "sessionmesh_errors_total", &kind("unknown_command")) >= 1.0);
     assert!(must(&after, "sessionmesh_local_writes_total", &region) >= 21.0);
+    // Exists from the start; only a catch-up from beyond the index's history moves it.
+    must(&after, "sessionmesh_catchup_full_scans_total", &region);
 
     // The peer applied what it received, and acknowledges every write in the end.
     let (_, theirs) = c.http_get(1, "/metrics").await;

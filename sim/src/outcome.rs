@@ -121,6 +121,9 @@ pub struct Summary {
     pub max_held: u64,
     /// Keys collected by GC, summed over regions at the end.
     pub collected: u64,
+    /// Catch-up queries answered with a pass over every key (from further back than the
+    /// origin index's history), summed over regions at the end.
+    pub catchup_full_scans: u64,
     /// Live keys at the end (region 1's view).
     pub live_keys: u64,
     /// When everything healed, ms.
@@ -189,8 +192,13 @@ impl fmt::Display for Summary {
         )?;
         writeln!(
             f,
-            "  gauges    max index_entries {}, max dirty {}, max held {}; timer spins {}",
-            self.max_index_entries, self.max_dirty, self.max_held, self.timer_spins
+            "  gauges    max index_entries {}, max dirty {}, max held {}; timer spins {}; \
+             catch-up full scans {}",
+            self.max_index_entries,
+            self.max_dirty,
+            self.max_held,
+            self.timer_spins,
+            self.catchup_full_scans
         )?;
         for line in &self.regions_end {
             writeln!(f, "  {line}")?;

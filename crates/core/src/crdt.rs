@@ -368,6 +368,36 @@ impl KeyState {
         out
     }
 
+    /// Calls `f` once per origin among the registers (`cl` included) whose stamp passes `keep`,
+    /// with that origin's greatest such stamp. A delta carries one or two origins, so they are
+    /// gathered on the stack: this runs on every write, and [`KeyState::origins`] allocates.
+    pub fn for_each_origin(&self, keep: impl Fn(Stamp) -> bool, mut f: impl FnMut(RegionId, Hlc)) {
+        const FEW: usize = 4;
+        let mut few = [(RegionId(0), Hlc::ZERO); FEW];
+        let mut n = 0;
+        let mut more: Vec<(RegionId, Hlc)> = Vec::new();
+        let mut note = |s: Stamp| {
+            if !keep(s) {
+                return;
+            }
+            if let Some((_, h)) = few[..n].iter_mut().find(|(r, _)| *r == s.region) {
+                *h = (*h).max(s.hlc);
+            } else if n < FEW {
+                few[n] = (s.region, s.hlc);
+                n += 1;
+            } else if let Some((_, h)) = more.iter_mut().find(|(r, _)| *r == s.region) {
+                *h = (*h).max(s.hlc);
+            } else {
+                more.push((s.region, s.hlc));
+            }
+        };
+        note(self.cl.stamp);
+        self.body.for_each_stamp(&mut note);
+        for (r, h) in few[..n].iter().chain(more.iter()) {
+            f(*r, *h);
+        }
+    }
+
     /// The smallest stamp among the registers (`cl` included) for which `pred` holds.
     pub fn min_stamp(&self, pred: impl Fn(Stamp) -> bool) -> Option<Stamp> {
         let mut min: Option<Stamp> = None;

@@ -1,67 +1,111 @@
-//! The origin index: for each origin region, which keys hold a register it wrote, and how new.
+//! The origin index: for each origin region, which keys received a register it wrote, and how
+//! new. It answers catch-up's question "which keys hold a register from origin `r` newer than
+//! `h`?" in time proportional to the writes since `h`, not to the key space.
 //!
-//! Catch-up asks "which keys hold a register from origin `r` newer than `h`?" and must answer
-//! in time proportional to the answer, not to the key space. A B-tree of `(origin, hlc, key)`
-//! answers that exactly, but every write then pays a B-tree insert plus a removal at a random
-//! place (the key's previous stamp), which profiling put at a fifth of a pipelined SET and at
-//! 12% of all CPU with three regions replicating: the removal descends the tree through
-//! several cache misses.
+//! It is a **history**, not an exact map. A write appends `(hlc, key)` to its origin's log and
+//! touches nothing else: no entry is looked up, cleared or moved when a key is overwritten. So
+//! an answer may name a key twice, or name a key whose register from `r` has since been
+//! replaced; the caller filters (catch-up sends a key only with the registers the requester
+//! lacks, and sends nothing for a key with none). What the index guarantees is the other
+//! direction: **every key holding a register from `r` stamped above `h` is named**, or the
+//! query says it cannot tell (below).
 //!
-//! This index appends instead. A write *appends* `(hlc, key)` to its origin's open chunk and
-//! records, in the key's entry, the [`Slot`] (chunk and position) that holds it. The entry it
-//! replaces is found without a search, since the key's entry names its slot: the slot is
-//! cleared and its chunk's live count drops by one. So every entry still in a chunk is live, and
-//! queries need no check against the keys. A chunk whose live count reaches zero is dropped
-//! whole (the open one is emptied); a chunk down to less than a third live is compacted in
-//! place, and each entry it moves tells its key the new position. So:
+//! Why not exact: the two exact versions before this one cost most of a replicated write.
+//! A B-tree of `(origin, hlc, key)` paid a removal at a random place per write (12% of all CPU
+//! with three regions replicating). An append-only log whose keys recorded their slots, cleared
+//! the old slot on overwrite and compacted chunks (telling moved keys where they went) still
+//! spent 45% of a remote delta's merge on that bookkeeping (the per-key slot list, the
+//! cleared slot's cache miss, half a key lookup per write for the moves): measured with
+//! `cargo run --release -p sessionmesh-core --example apply_cost`.
 //!
-//! - a write costs one append and one cleared slot, plus, amortised, half a key lookup (a
-//!   chunk of `n` slots is compacted after `2n / 3` of them died, and moves at most `n / 3`);
-//! - the index holds at most three slots per live entry;
-//! - no single step does more than one chunk's worth of work (`CHUNK` slots), so there is no
-//!   pause proportional to the key space;
-//! - chunks close in append order and stamps mostly grow with it, so a query for recent
-//!   changes skips every chunk whose greatest stamp is older, and reads only the last few.
+//! Memory stays proportional to the keys, not the writes: the logs together keep about
+//! `HISTORY ×` (keys held) entries (plus one open chunk each); beyond that, a log that grows
+//! drops its oldest chunk, remembering the greatest stamp it dropped (the log's *floor*). A query from below the floor cannot be
+//! answered from the log and returns `None`; the store then offers every key, so catch-up
+//! stays correct and costs one pass over the key space. That only happens when the requester
+//! missed more of `r`'s writes than there are keys, when most keys are likely in the answer
+//! anyway.
 //!
-//! (A first version kept no positions, and checked every entry against its key when
-//! compacting: two key lookups per write, which cost as much as the B-tree's removal.)
+//! Keys are copied into a chunk's byte arena rather than shared (`Bytes` clones): an append
+//! then writes to memory that is already in the cache instead of incrementing a reference
+//! count next to the key's own allocation, and a chunk is freed in three deallocations.
+//! Chunks close in append order and stamps mostly grow with it, so a query for recent changes
+//! skips every chunk whose greatest stamp is older, and reads only the last few.
 
 use crate::hlc::Hlc;
 use crate::stamp::RegionId;
-use bytes::Bytes;
-use std::collections::BTreeMap;
+use std::collections::VecDeque;
 
-/// Entries per chunk before a new one opens: small enough that compacting one is a short
-/// pause (a key lookup each), large enough that a query walks few chunks.
+/// Entries the logs keep, together, per key held before a growing log drops its oldest chunks.
+pub const HISTORY: usize = 2;
+
+/// A chunk closes at this many entries, or earlier in a small store (see [`chunk_cap`]).
 const CHUNK: usize = 4096;
 
-/// Which chunk of its origin's log an entry was appended to; ids grow in append order.
-pub type ChunkId = u32;
+/// A chunk also closes once its keys take this many bytes (keys may be large).
+const CHUNK_BYTES: usize = 1 << 20;
 
-/// Where an index entry sits: a key's entry records it, to clear it without a search.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Slot {
-    /// The chunk.
-    pub chunk: ChunkId,
-    /// The position in the chunk.
-    pub pos: u32,
+/// How many entries a new chunk takes when `keys` keys are held: an eighth of the keys, between
+/// 64 and [`CHUNK`], so that the oldest chunk (the unit of trimming) is small next to the
+/// history kept, and a small store's index stays small.
+fn chunk_cap(keys: usize) -> usize {
+    (keys / 8).clamp(64, CHUNK)
 }
 
 #[derive(Clone, Debug, Default)]
 struct Chunk {
-    /// `None` once the key moved on (until the chunk is compacted).
-    entries: Vec<Option<(Hlc, Bytes)>>,
-    /// Entries that are `Some`.
-    live: usize,
-    /// The greatest stamp ever appended (dead entries included).
+    /// Each entry's stamp.
+    hlcs: Vec<Hlc>,
+    /// Where each entry's key ends in `bytes`.
+    ends: Vec<u32>,
+    /// The entries' keys, back to back.
+    bytes: Vec<u8>,
+    /// The greatest stamp appended.
     max: Hlc,
+    /// Entries it takes before it closes.
+    cap: usize,
+}
+
+impl Chunk {
+    fn new(cap: usize) -> Chunk {
+        Chunk {
+            hlcs: Vec::with_capacity(cap),
+            ends: Vec::with_capacity(cap),
+            cap,
+            ..Chunk::default()
+        }
+    }
+
+    fn full(&self) -> bool {
+        self.hlcs.len() >= self.cap || self.bytes.len() >= CHUNK_BYTES
+    }
+
+    fn push(&mut self, hlc: Hlc, key: &[u8]) {
+        self.bytes.extend_from_slice(key);
+        // A chunk closes at 1 MiB and a key is far below 4 GiB, so the end fits.
+        self.ends
+            .push(u32::try_from(self.bytes.len()).expect("a chunk stays under 4 GiB"));
+        self.hlcs.push(hlc);
+        self.max = self.max.max(hlc);
+    }
+
+    fn entries(&self) -> impl Iterator<Item = (Hlc, &[u8])> {
+        let starts = std::iter::once(0).chain(self.ends.iter().map(|e| *e as usize));
+        self.hlcs
+            .iter()
+            .zip(starts.zip(self.ends.iter()))
+            .map(|(h, (s, e))| (*h, &self.bytes[s..*e as usize]))
+    }
 }
 
 #[derive(Clone, Debug, Default)]
 struct Log {
-    /// By id. The open chunk is the last and is never dropped.
-    chunks: BTreeMap<ChunkId, Chunk>,
-    open: ChunkId,
+    /// Oldest first; the last is the open one.
+    chunks: VecDeque<Chunk>,
+    /// Entries in `chunks`.
+    len: usize,
+    /// The greatest stamp among the entries dropped: a query from below it is not answered.
+    floor: Hlc,
 }
 
 /// The index, see the module documentation.
@@ -69,129 +113,69 @@ struct Log {
 pub struct OriginIndex {
     /// One log per origin; a handful of regions, so a vector searched in order.
     logs: Vec<(RegionId, Log)>,
-    next_id: ChunkId,
-    /// Slots held, live or cleared (reported as a metric: it is what the index costs).
+    /// Entries held, in every log.
     len: usize,
+    /// The greatest stamp ever appended.
+    max: Hlc,
 }
 
 impl OriginIndex {
-    /// The position of `origin`'s log in `logs`, created with an empty open chunk if absent.
-    fn log_of(&mut self, origin: RegionId) -> usize {
-        if let Some(i) = self.logs.iter().position(|(r, _)| *r == origin) {
-            return i;
-        }
-        let open = self.fresh_id();
-        let chunks = BTreeMap::from([(open, Chunk::default())]);
-        self.logs.push((origin, Log { chunks, open }));
-        self.logs.len() - 1
-    }
-
-    fn fresh_id(&mut self) -> ChunkId {
-        let id = self.next_id;
-        // Four billion chunks of 4096 entries: more writes than a node lives to see.
-        self.next_id = self.next_id.checked_add(1).expect("chunk ids exhausted");
-        id
-    }
-
-    /// Records that `key` holds a register from `origin` stamped `hlc`; returns the slot the
-    /// key's entry must name from now on.
-    pub fn insert(&mut self, origin: RegionId, hlc: Hlc, key: &Bytes) -> Slot {
-        let i = self.log_of(origin);
-        let open = self.logs[i].1.open;
-        if self.logs[i].1.chunks[&open].entries.len() >= CHUNK {
-            let id = self.fresh_id();
-            let log = &mut self.logs[i].1;
-            log.open = id;
-            log.chunks.insert(id, Chunk::default());
-        }
-        let log = &mut self.logs[i].1;
-        let chunk = log.open;
-        let c = log
-            .chunks
-            .get_mut(&chunk)
-            .expect("the open chunk is never dropped");
-        let pos = u32::try_from(c.entries.len()).expect("a chunk holds at most CHUNK entries");
-        c.entries.push(Some((hlc, key.clone())));
-        c.live += 1;
-        c.max = c.max.max(hlc);
-        self.len += 1;
-        Slot { chunk, pos }
-    }
-
-    /// The key's entry no longer names `slot` of `origin` (the key moved on or was removed).
-    /// Compacting the chunk moves entries: `moved(key, from, to)` is told of each, and must
-    /// update the key's entry.
-    pub fn release(
-        &mut self,
-        origin: RegionId,
-        slot: Slot,
-        mut moved: impl FnMut(&Bytes, Slot, Slot),
-    ) {
-        let Some(i) = self.logs.iter().position(|(r, _)| *r == origin) else {
-            debug_assert!(false, "release from an origin never indexed");
-            return;
-        };
-        let log = &mut self.logs[i].1;
-        let Some(c) = log.chunks.get_mut(&slot.chunk) else {
-            debug_assert!(false, "release from a dropped chunk");
-            return;
-        };
-        let Some(e) = c.entries.get_mut(slot.pos as usize).and_then(Option::take) else {
-            debug_assert!(false, "release of an empty slot");
-            return;
-        };
-        drop(e);
-        c.live -= 1;
-        if c.live == 0 {
-            self.len -= c.entries.len();
-            if slot.chunk == log.open {
-                c.entries.clear();
-                c.max = Hlc::ZERO;
-            } else {
-                log.chunks.remove(&slot.chunk);
+    /// Records that `key` received a register from `origin` stamped `hlc`. `keys` is how many
+    /// keys the store holds: the log keeps about [`HISTORY`] entries per key.
+    pub fn insert(&mut self, origin: RegionId, hlc: Hlc, key: &[u8], keys: usize) {
+        let i = match self.logs.iter().position(|(r, _)| *r == origin) {
+            Some(i) => i,
+            None => {
+                self.logs.push((origin, Log::default()));
+                self.logs.len() - 1
             }
-        } else if c.live * 3 < c.entries.len() {
-            let before = c.entries.len();
-            let mut to = 0;
-            for from in 0..before {
-                let Some(e) = c.entries[from].take() else {
-                    continue;
+        };
+        let log = &mut self.logs[i].1;
+        if log.chunks.back().is_none_or(Chunk::full) {
+            // Trim only when a chunk closes: the check is then off the per-write path. The
+            // bound is on all logs together, but only the log that grows is trimmed, so an
+            // origin that writes little keeps its history while a busy one cycles through.
+            while self.len > HISTORY * keys {
+                let Some(old) = log.chunks.pop_front() else {
+                    break;
                 };
-                if from != to {
-                    let at = |pos: usize| Slot {
-                        chunk: slot.chunk,
-                        pos: pos as u32,
-                    };
-                    moved(&e.1, at(from), at(to));
-                }
-                c.entries[to] = Some(e);
-                to += 1;
+                log.floor = log.floor.max(old.max);
+                log.len -= old.hlcs.len();
+                self.len -= old.hlcs.len();
             }
-            c.entries.truncate(to);
-            if c.entries.capacity() > 2 * to {
-                c.entries.shrink_to_fit();
-            }
-            self.len -= before - to;
+            log.chunks.push_back(Chunk::new(chunk_cap(keys)));
         }
+        log.chunks
+            .back_mut()
+            .expect("a chunk was just opened if none was")
+            .push(hlc, key);
+        log.len += 1;
+        self.len += 1;
+        self.max = self.max.max(hlc);
     }
 
-    /// Keys holding a register from `origin` newer than `after`, in no particular order.
-    pub fn changed_since(&self, origin: RegionId, after: Hlc) -> impl Iterator<Item = &Bytes> {
-        self.logs
-            .iter()
-            .filter(move |(r, _)| *r == origin)
-            .flat_map(|(_, log)| log.chunks.values())
-            .filter(move |c| c.max > after)
-            .flat_map(move |c| {
-                c.entries
-                    .iter()
-                    .flatten()
-                    .filter(move |(h, _)| *h > after)
-                    .map(|(_, k)| k)
-            })
+    /// Keys that received a register from `origin` stamped above `after`: every key that holds
+    /// such a register is among them, and the same key may come more than once. `None` when
+    /// the log no longer reaches back to `after` (see the module documentation).
+    pub fn changed_since(
+        &self,
+        origin: RegionId,
+        after: Hlc,
+    ) -> Option<impl Iterator<Item = &[u8]>> {
+        let log = self.logs.iter().find(|(r, _)| *r == origin).map(|(_, l)| l);
+        if log.is_some_and(|l| after < l.floor) {
+            return None;
+        }
+        Some(
+            log.into_iter()
+                .flat_map(|l| l.chunks.iter())
+                .filter(move |c| c.max > after)
+                .flat_map(move |c| c.entries().filter(move |(h, _)| *h > after))
+                .map(|(_, k)| k),
+        )
     }
 
-    /// Slots held, live or cleared.
+    /// Entries held.
     pub fn len(&self) -> usize {
         self.len
     }
@@ -201,15 +185,9 @@ impl OriginIndex {
         self.len == 0
     }
 
-    /// The greatest stamp ever indexed among the chunks still held (an upper bound of the
-    /// greatest stamp the keys hold).
+    /// The greatest stamp ever indexed (at least the greatest stamp any key holds).
     pub fn max_hlc(&self) -> Hlc {
-        self.logs
-            .iter()
-            .flat_map(|(_, log)| log.chunks.values())
-            .map(|c| c.max)
-            .max()
-            .unwrap_or(Hlc::ZERO)
+        self.max
     }
 }
 
@@ -217,82 +195,69 @@ impl OriginIndex {
 mod tests {
     use super::*;
     use proptest::prelude::*;
-    use std::collections::{BTreeSet, HashMap};
+    use std::collections::{BTreeSet, HashMap, HashSet};
 
-    /// A model of the keys: the exact `(origin, key) -> (hlc, slot)` their entries record.
+    /// A model of the keys: each `(origin, key)`'s greatest stamp, and the distinct keys.
     #[derive(Default)]
-    struct Keys(HashMap<(RegionId, Bytes), (Hlc, Slot)>);
+    struct Keys(HashMap<(RegionId, Vec<u8>), Hlc>, HashSet<Vec<u8>>);
 
-    /// Like the store: the index hears of a key only when its stamp for `r` changes.
-    fn set(ix: &mut OriginIndex, keys: &mut Keys, r: RegionId, k: &Bytes, h: Hlc) {
-        if keys
-            .0
-            .get(&(r, k.clone()))
-            .is_some_and(|(old, _)| *old == h)
-        {
-            return;
-        }
-        let slot = ix.insert(r, h, k);
-        if let Some((_, old)) = keys.0.insert((r, k.clone()), (h, slot)) {
-            release(ix, keys, r, old);
+    impl Keys {
+        fn count(&self) -> usize {
+            self.1.len()
         }
     }
 
-    fn remove(ix: &mut OriginIndex, keys: &mut Keys, r: RegionId, k: &Bytes) {
-        if let Some((_, old)) = keys.0.remove(&(r, k.clone())) {
-            release(ix, keys, r, old);
-        }
+    /// Like the store: a write appends its stamp, whatever the key held.
+    fn set(ix: &mut OriginIndex, keys: &mut Keys, r: RegionId, k: &[u8], h: Hlc) {
+        let e = keys.0.entry((r, k.to_vec())).or_insert(h);
+        *e = (*e).max(h);
+        keys.1.insert(k.to_vec());
+        let n = keys.count();
+        ix.insert(r, h, k, n);
     }
 
-    fn release(ix: &mut OriginIndex, keys: &mut Keys, r: RegionId, old: Slot) {
-        ix.release(r, old, |k, from, to| {
-            let e = keys
-                .0
-                .get_mut(&(r, k.clone()))
-                .expect("a moved entry's key exists");
-            assert_eq!(e.1, from, "moved from where the key says");
-            e.1 = to;
-        });
-    }
-
-    fn answer(ix: &OriginIndex, r: RegionId, after: Hlc) -> BTreeSet<Bytes> {
-        let keys: Vec<Bytes> = ix.changed_since(r, after).cloned().collect();
-        let set: BTreeSet<Bytes> = keys.iter().cloned().collect();
-        assert_eq!(set.len(), keys.len(), "a key answered twice");
-        set
-    }
-
-    fn expected(keys: &Keys, r: RegionId, after: Hlc) -> BTreeSet<Bytes> {
+    fn expected(keys: &Keys, r: RegionId, after: Hlc) -> BTreeSet<Vec<u8>> {
         keys.0
             .iter()
-            .filter(|((o, _), (h, _))| *o == r && *h > after)
+            .filter(|((o, _), h)| *o == r && **h > after)
             .map(|((_, k), _)| k.clone())
             .collect()
     }
 
     proptest! {
-        /// Whatever the sequence of writes and removals, queries answer exactly what a full
-        /// scan of the keys would, each key once, and the index never holds more than three
-        /// slots per live entry.
+        /// Whatever the writes, a query names every key holding a register from the origin
+        /// newer than asked, or says it cannot tell; it names no key that never received
+        /// such a register; and the index holds about `HISTORY` entries per key.
         #[test]
-        fn answers_like_a_scan(ops in proptest::collection::vec(
-            (0u16..3, 0u16..400, 1u64..100_000, 0u8..10), 1..20_000),
+        fn answers_cover_a_scan(ops in proptest::collection::vec(
+            (0u16..3, 0u16..400, 1u64..100_000), 1..20_000),
             queries in proptest::collection::vec((0u16..3, 0u64..100_000), 1..8)) {
             let mut ix = OriginIndex::default();
             let mut keys = Keys::default();
-            for (r, k, h, op) in ops {
-                let k = Bytes::from(format!("k{k}"));
-                if op == 0 {
-                    remove(&mut ix, &mut keys, RegionId(r), &k);
-                } else {
-                    set(&mut ix, &mut keys, RegionId(r), &k, Hlc(h));
-                }
+            let mut written: HashMap<(RegionId, Vec<u8>), Vec<Hlc>> = HashMap::new();
+            for (r, k, h) in ops {
+                let k = format!("k{k}").into_bytes();
+                set(&mut ix, &mut keys, RegionId(r), &k, Hlc(h));
+                written.entry((RegionId(r), k)).or_default().push(Hlc(h));
             }
             for (r, after) in queries {
                 let r = RegionId(r);
-                prop_assert_eq!(answer(&ix, r, Hlc(after)), expected(&keys, r, Hlc(after)));
+                let Some(answer) = ix.changed_since(r, Hlc(after)) else {
+                    // Only once the log dropped entries newer than `after`.
+                    let log = &ix.logs.iter().find(|(o, _)| *o == r).unwrap().1;
+                    prop_assert!(log.floor > Hlc(after));
+                    continue;
+                };
+                let answer: BTreeSet<Vec<u8>> = answer.map(<[u8]>::to_vec).collect();
+                let want = expected(&keys, r, Hlc(after));
+                prop_assert!(answer.is_superset(&want), "missing {:?}", want.difference(&answer).collect::<Vec<_>>());
+                for k in &answer {
+                    prop_assert!(written[&(r, k.clone())].iter().any(|h| *h > Hlc(after)), "named {k:?} for nothing");
+                }
             }
-            prop_assert!(ix.len() <= 3 * keys.0.len(), "{} slots for {} live", ix.len(), keys.0.len());
+            let n = keys.count();
+            let bound = HISTORY * n + ix.logs.len() * chunk_cap(n);
+            prop_assert!(ix.len() <= bound, "{} entries for {} keys", ix.len(), n);
         }
     }
 
@@ -300,23 +265,30 @@ mod tests {
     fn rewriting_one_key_keeps_the_index_small() {
         let mut ix = OriginIndex::default();
         let mut keys = Keys::default();
-        let k = Bytes::from_static(b"session");
+        let k = b"session";
         for h in 1..100_000 {
-            set(&mut ix, &mut keys, RegionId(1), &k, Hlc(h));
+            set(&mut ix, &mut keys, RegionId(1), k, Hlc(h));
         }
-        assert!(ix.len() <= 3, "{} slots for one key", ix.len());
+        assert!(ix.len() <= 2 * 64 + 2, "{} entries for one key", ix.len());
+        let answer: Vec<&[u8]> = ix
+            .changed_since(RegionId(1), Hlc(99_998))
+            .expect("recent writes are kept")
+            .collect();
+        assert_eq!(answer, vec![&k[..]]);
         assert_eq!(
-            answer(&ix, RegionId(1), Hlc(99_998)),
-            BTreeSet::from([k.clone()])
+            ix.changed_since(RegionId(1), Hlc(99_999)).unwrap().count(),
+            0
         );
-        assert!(answer(&ix, RegionId(1), Hlc(99_999)).is_empty());
-        remove(&mut ix, &mut keys, RegionId(1), &k);
-        assert!(answer(&ix, RegionId(1), Hlc::ZERO).is_empty());
-        assert_eq!(ix.len(), 0);
+        // Long gone: the log cannot tell, and says so.
+        assert!(ix.changed_since(RegionId(1), Hlc(5)).is_none());
+        assert!(ix.changed_since(RegionId(1), Hlc::ZERO).is_none());
+        // An origin never heard of: nothing changed.
+        assert_eq!(ix.changed_since(RegionId(2), Hlc::ZERO).unwrap().count(), 0);
+        assert_eq!(ix.max_hlc(), Hlc(99_999));
     }
 
     #[test]
-    fn random_overwrites_stay_within_three_slots_per_live_entry() {
+    fn random_overwrites_stay_within_the_history_bound() {
         let mut ix = OriginIndex::default();
         let mut keys = Keys::default();
         let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -324,18 +296,39 @@ mod tests {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            let k = Bytes::from(format!("k{}", x % 20_000));
+            let k = format!("k{}", x % 20_000).into_bytes();
             set(&mut ix, &mut keys, RegionId(2), &k, Hlc(h));
         }
+        let n = keys.count();
         assert!(
-            ix.len() <= 3 * keys.0.len(),
-            "{} slots for {} live",
+            ix.len() <= HISTORY * n + chunk_cap(n),
+            "{} entries for {} keys",
             ix.len(),
-            keys.0.len()
+            n
         );
-        assert_eq!(
-            answer(&ix, RegionId(2), Hlc(390_000)),
-            expected(&keys, RegionId(2), Hlc(390_000))
-        );
+        // The last 20k writes are all kept: a query for them is exact.
+        let answer: BTreeSet<Vec<u8>> = ix
+            .changed_since(RegionId(2), Hlc(390_000))
+            .expect("recent writes are kept")
+            .map(<[u8]>::to_vec)
+            .collect();
+        assert_eq!(answer, expected(&keys, RegionId(2), Hlc(390_000)));
+    }
+
+    /// Large keys close a chunk early, so a chunk's arena stays small.
+    #[test]
+    fn large_keys_close_chunks_by_size() {
+        let mut ix = OriginIndex::default();
+        let big = vec![b'k'; 300_000];
+        for h in 1..=8u64 {
+            ix.insert(RegionId(1), Hlc(h), &big, 1_000);
+        }
+        let log = &ix.logs[0].1;
+        assert!(log.chunks.len() >= 2, "{} chunks", log.chunks.len());
+        assert!(log
+            .chunks
+            .iter()
+            .all(|c| c.bytes.len() < CHUNK_BYTES + big.len()));
+        assert_eq!(ix.changed_since(RegionId(1), Hlc(7)).unwrap().count(), 1);
     }
 }

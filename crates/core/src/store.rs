@@ -3,12 +3,10 @@
 //! Every change to a key goes through [`Store::apply`], which merges a delta and keeps three
 //! indexes in step with the key:
 //!
-//! - the **origin index** ([`OriginIndex`]): for each key, one entry per origin region with
-//!   the greatest stamp that origin holds in it. Catch-up reads it to find the current winners
-//!   newer than a peer's watermark, so its size follows the number of keys, never of writes.
-//!   It is lazy: a write appends and never searches for the entry it replaces (an exact
-//!   B-tree did, and that removal was the largest cost of a replicated write; time buckets in
-//!   hash sets were tried too and measured no faster);
+//! - the **origin index** ([`OriginIndex`]): per origin region, a bounded history of which
+//!   keys received its registers, and when. Catch-up reads it to find the keys changed since
+//!   a peer's watermark; a write only appends to it (see its module for why it is not exact,
+//!   and what it still guarantees);
 //! - the **tombstone set**: deleted keys, waiting until collecting them is provably safe;
 //! - the **expiry index** `(expiry, key)`: keys with a TTL, so expired keys can be found without
 //!   scanning every key.
@@ -32,7 +30,7 @@
 
 use crate::crdt::KeyState;
 use crate::hlc::Hlc;
-use crate::origin_index::{OriginIndex, Slot};
+use crate::origin_index::OriginIndex;
 use crate::stamp::RegionId;
 use bytes::Bytes;
 use hashbrown::HashMap;
@@ -90,13 +88,10 @@ impl SlotKey {
 /// `Arc<KeyState>` inside a boxed entry would be a second allocation per key (48 bytes more per
 /// key by glibc malloc's size classes, against the 16 of the `Arc`'s counts alone, which is
 /// what a million-key store measures), while sharing the whole entry only means that a write
-/// to an entry a snapshot holds also copies its `origins`.
+/// to an entry a snapshot holds also copies its bookkeeping.
 #[derive(Clone, Debug)]
 struct Entry {
     state: KeyState,
-    /// This key's entries in the origin index: per origin, its greatest stamp here and the
-    /// index slot that records it.
-    origins: Vec<(RegionId, Hlc, Slot)>,
     /// This key's entry in the expiry index.
     expiry: Option<u64>,
 }
@@ -173,12 +168,13 @@ impl Store {
         // command buffer (the value's too), which the key would otherwise keep alive after an
         // overwrite replaced the value, about a kilobyte per 1 KB session.
         let fresh: Bytes;
-        let (conflicts, old_origins, old_expiry, was_deleted, entry, cheap, stored) =
+        let held = self.keys.len();
+        let (conflicts, old_cl, old_expiry, was_deleted, entry, stored) =
             match self.keys.get_key_value_mut(key.as_ref()) {
                 Some((stored, e)) => {
                     // Copies the entry first if a snapshot still holds it.
                     let e = Arc::make_mut(e);
-                    let before = (e.state.cl.value, e.state.body.reset);
+                    let old_cl = Some(e.state.cl.stamp);
                     let was_deleted = e.state.is_deleted();
                     let was_visible = visible_untimed(&e.state);
                     let c = e.state.merge(delta);
@@ -187,16 +183,7 @@ impl Store {
                         (true, false) => self.visible -= 1,
                         _ => {}
                     }
-                    let cheap = before == (e.state.cl.value, e.state.body.reset);
-                    (
-                        c,
-                        std::mem::take(&mut e.origins),
-                        e.expiry,
-                        was_deleted,
-                        e,
-                        cheap,
-                        stored,
-                    )
+                    (c, old_cl, e.expiry, was_deleted, e, stored)
                 }
                 None if !create => return None,
                 None => {
@@ -207,51 +194,25 @@ impl Store {
                     self.order.insert(SlotKey::new(fresh.clone()));
                     let e = self.keys.entry(fresh.clone()).or_insert(Arc::new(Entry {
                         state,
-                        origins: Vec::new(),
                         expiry: None,
                     }));
-                    (0, Vec::new(), None, false, Arc::make_mut(e), false, &fresh)
+                    (0, None, None, false, Arc::make_mut(e), &fresh)
                 }
             };
-        // Within one incarnation and without a new reset, registers only grow, so each origin's
-        // greatest stamp is the old one or the delta's: no need to walk a large hash on every
-        // write. (A register replaced by another origin's may leave its old origin's entry in
-        // the index a little too high; that only makes catch-up look at the key once more, and
-        // the entry is rebuilt exactly at the next structural change.)
-        let new_origins: Vec<(RegionId, Hlc)> = if cheap {
-            let mut o: Vec<(RegionId, Hlc)> = old_origins.iter().map(|&(r, h, _)| (r, h)).collect();
-            for (r, h) in delta.origins() {
-                match o.iter_mut().find(|(x, _)| *x == r) {
-                    Some((_, m)) => *m = (*m).max(h),
-                    None => o.push((r, h)),
-                }
-            }
-            o.sort_unstable();
-            o
-        } else {
-            entry.state.origins()
-        };
-        // Unchanged stamps keep their index entries; new ones are appended to the index.
-        entry.origins = new_origins
-            .iter()
-            .map(
-                |&(r, h)| match old_origins.iter().find(|o| (o.0, o.1) == (r, h)) {
-                    Some(&(_, _, c)) => (r, h, c),
-                    None => (r, h, self.index.insert(r, h, stored)),
-                },
-            )
-            .collect();
+        // The index hears of the delta's stamps, one entry per origin at its greatest. Only
+        // the delta's: every register the key holds came in some delta, which the index heard
+        // of then. The `cl` register rides along with every delta; when it is the one the key
+        // already had, it is old news and left out.
+        delta.for_each_origin(
+            |s| old_cl != Some(s),
+            |r, h| self.index.insert(r, h, key, held),
+        );
         let new_expiry = entry.state.body.expiry();
         let deleted = entry.state.is_deleted();
         entry.expiry = new_expiry;
         // The expiry and tombstone sets keep the table's copy too (a clone only when they
         // change: it is an atomic increment).
         let stored = (old_expiry != new_expiry || deleted != was_deleted).then(|| stored.clone());
-        for &(r, h, c) in &old_origins {
-            if !new_origins.contains(&(r, h)) {
-                self.release(r, c);
-            }
-        }
         if old_expiry != new_expiry {
             if let Some(e) = old_expiry {
                 self.expiring.remove(&(e, key.clone()));
@@ -271,34 +232,11 @@ impl Store {
         Some(conflicts)
     }
 
-    /// A key's entry no longer names index slot `slot` of `origin`.
-    fn release(&mut self, origin: RegionId, slot: Slot) {
-        let keys = &mut self.keys;
-        self.index.release(origin, slot, |k, from, to| {
-            let at = keys.get_mut(k.as_ref()).and_then(|e| {
-                Arc::make_mut(e)
-                    .origins
-                    .iter_mut()
-                    .find(|o| o.0 == origin && o.2 == from)
-            });
-            debug_assert!(
-                at.is_some(),
-                "an index entry names a key that does not name it"
-            );
-            if let Some(o) = at {
-                o.2 = to;
-            }
-        });
-    }
-
     /// Removes `key` and its index entries (garbage collection and resynchronisation).
     pub fn remove(&mut self, key: &Bytes) -> Option<KeyState> {
         let e = self.keys.remove(key.as_ref())?;
         self.visible -= usize::from(visible_untimed(&e.state));
         self.order.remove(&SlotKey::new(key.clone()));
-        for &(r, _, c) in &e.origins {
-            self.release(r, c);
-        }
         if let Some(x) = e.expiry {
             self.expiring.remove(&(x, key.clone()));
         }
@@ -306,9 +244,26 @@ impl Store {
         Some(Arc::unwrap_or_clone(e).state)
     }
 
-    /// Keys holding a register from `origin` newer than `after`, in no particular order.
-    pub fn changed_since(&self, origin: RegionId, after: Hlc) -> impl Iterator<Item = &Bytes> {
-        self.index.changed_since(origin, after)
+    /// True when the origin index still holds every write of `origin` stamped after `after`,
+    /// so [`Store::changed_since`] answers from it rather than with every key.
+    pub fn history_reaches(&self, origin: RegionId, after: Hlc) -> bool {
+        self.index.changed_since(origin, after).is_some()
+    }
+
+    /// Keys that may hold a register from `origin` newer than `after`: every key that does is
+    /// among them, others may be too, and a key may come more than once, so the caller
+    /// filters and de-duplicates. From the origin index when its history reaches back to
+    /// `after`, else every key (in store order).
+    pub fn changed_since(
+        &self,
+        origin: RegionId,
+        after: Hlc,
+    ) -> Box<dyn Iterator<Item = &Bytes> + '_> {
+        match self.index.changed_since(origin, after) {
+            // The table's copy of each key; a key collected since is left out.
+            Some(keys) => Box::new(keys.filter_map(|k| self.keys.get_key_value(k).map(|(k, _)| k))),
+            None => Box::new(self.order.iter().map(SlotKey::key)),
+        }
     }
 
     /// How many keys a client sees at `now_ms` (`DBSIZE`): a count kept up to date by every
@@ -418,7 +373,6 @@ impl From<KeyState> for SharedState {
     fn from(state: KeyState) -> SharedState {
         SharedState(Arc::new(Entry {
             state,
-            origins: Vec::new(),
             expiry: None,
         }))
     }
@@ -602,20 +556,18 @@ mod tests {
     }
 
     /// What a snapshot shares never changes, whatever the store does afterwards: overwrites,
-    /// deletes, removals, and index compactions that renumber the slots of entries the
-    /// snapshot holds (the store must change its own copy of those, not the shared one).
+    /// deletes and removals (the store must change its own copy of an entry, not the shared
+    /// one).
     #[test]
     fn a_shared_state_is_unchanged_by_later_writes() {
         let mut s = Store::new();
-        let n = 5_000; // more than a chunk of the origin index, so one closes
+        let n = 5_000; // more than a chunk of the origin index, so several close
         for i in 0..n {
             s.apply(&key(i), &set(&format!("v{i}"), 10 + i as u64));
         }
         let before = in_order(&s);
         let mut shared = Vec::new();
         s.share_all(&mut shared);
-        // Overwriting the oldest keys empties the first chunk below a third: it is compacted,
-        // and the entries it moves belong to keys the snapshot holds.
         for i in 0..3_000 {
             s.apply(&key(i), &set("new", 10_000 + i as u64));
         }
@@ -635,15 +587,15 @@ mod tests {
         assert_eq!(s.get(&key(0)), Some(&set("new", 10_000)));
         assert!(s.get(&key(3_000)).unwrap().is_deleted());
         assert_eq!(s.get(&key(4_000)), Some(&set("v4000", 4_010)));
-        // The index still names every key once, at its newest stamp.
+        // The index names every key changed since a stamp (each once here), and no other.
         let changed: BTreeSet<&Bytes> = s.changed_since(RegionId(1), Hlc::ZERO).collect();
         assert_eq!(changed.len(), s.len());
         let recent: BTreeSet<&Bytes> = s.changed_since(RegionId(1), Hlc::new(9_999, 0)).collect();
         assert_eq!(recent.len(), 3_100);
-        // And every entry still names its own slots: rewriting every key releases each.
         for i in 0..n {
             s.apply(&key(i), &set("last", 30_000 + i as u64));
         }
+        assert!(s.history_reaches(RegionId(1), Hlc::new(29_999, 0)));
         assert_eq!(s.changed_since(RegionId(1), Hlc::new(29_999, 0)).count(), n);
     }
 

@@ -142,6 +142,51 @@ fn catchup_after_partition_and_gc_after_stability() {
     }
 }
 
+/// A region away for more writes than its peer keeps history of is caught up anyway: the
+/// peer's origin index says it cannot tell, and every key is considered.
+#[test]
+fn catchup_from_beyond_the_index_history_considers_every_key() {
+    let mut m = Mesh::new(2);
+    for i in 0..50 {
+        cmd(&mut m.rs[0], &format!("SET k{i} v0"), 100 + i);
+    }
+    m.settle(200);
+    m.cut[0][1] = true;
+    m.cut[1][0] = true;
+    // Thousands of overwrites of 50 keys: far more than the two entries per key kept.
+    for round in 1..=100u64 {
+        for i in 0..50 {
+            cmd(
+                &mut m.rs[0],
+                &format!("SET k{i} v{round}"),
+                300 + round * 60 + i,
+            );
+        }
+    }
+    m.settle(7000);
+    assert_eq!(m.rs[0].stats().catchup_full_scans, 0);
+    assert!(m.rs[0].stats().index_entries <= 2 * 50 + 64);
+    m.cut = vec![vec![false; 2]; 2];
+    for t in [8000, 10_000, 12_000] {
+        m.settle(t);
+    }
+    assert!(
+        m.rs[0].stats().catchup_full_scans >= 1,
+        "{:?}",
+        m.rs[0].stats()
+    );
+    for i in 0..50 {
+        assert_eq!(
+            cmd(&mut m.rs[1], &format!("GET k{i}"), 12_000),
+            Reply::bulk("v100")
+        );
+    }
+    assert_eq!(
+        m.rs[0].digest(Now::at(12_000)),
+        m.rs[1].digest(Now::at(12_000))
+    );
+}
+
 #[test]
 fn expiry_is_local_and_collected() {
     let mut m = Mesh::new(2);

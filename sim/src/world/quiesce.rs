@@ -159,6 +159,7 @@ impl World<'_> {
             self.oracles.check_expiry(i, &live, judged, self.now);
             let s = r.stats();
             self.summary.collected += s.collected;
+            self.summary.catchup_full_scans += s.catchup_full_scans;
             let wms: Vec<String> = (0..self.n)
                 .map(|o| format!("{}:{}", rid(o), r.watermark(rid(o))))
                 .collect();

@@ -25,6 +25,9 @@ impl Replica {
         let since = |r: RegionId| theirs.get(&r).copied().unwrap_or(Hlc::ZERO);
         let mut keys: BTreeSet<Bytes> = BTreeSet::new();
         for r in &self.cfg.regions {
+            if !self.store.history_reaches(*r, since(*r)) {
+                self.stats.catchup_full_scans += 1;
+            }
             keys.extend(self.store.changed_since(*r, since(*r)).cloned());
         }
         let entries = keys.into_iter().filter_map(|k| {

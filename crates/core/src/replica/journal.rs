@@ -83,7 +83,19 @@ impl Replica {
             }
         }
         let me = r.cfg.region;
-        let dirty: Vec<Bytes> = r.store.changed_since(me, r.last_push_to).cloned().collect();
+        // The index offers candidates; only keys that still hold a write of ours newer than
+        // the last push need pushing again.
+        let after = r.last_push_to;
+        let dirty: Vec<Bytes> = r
+            .store
+            .changed_since(me, after)
+            .filter(|k| {
+                r.store
+                    .get(k)
+                    .is_some_and(|st| st.min_stamp(|s| s.region == me && s.hlc > after).is_some())
+            })
+            .cloned()
+            .collect();
         r.dirty
             .extend(dirty.into_iter().map(|k| (k, Touched::Whole)));
         if !r.dirty.is_empty() {

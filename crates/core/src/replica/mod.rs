@@ -188,6 +188,9 @@ pub struct Stats {
     pub tombstones: u64,
     /// Keys collected so far.
     pub collected: u64,
+    /// Catch-up queries (one per origin asked about) from further back than the origin
+    /// index's history, answered by a pass over every key.
+    pub catchup_full_scans: u64,
     /// Registers that lost to a concurrent write with a greater stamp, or to a delete.
     pub conflicts: u64,
     /// Key deltas currently held back because of clock skew.
