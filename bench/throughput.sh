@@ -5,20 +5,24 @@
 #
 # It starts:
 #   - redis-server on 127.0.0.1:6390 (--save '' --appendonly no, plus $REDIS_ARGS),
-#   - `cargo run --release -- demo` from the repository root: three regions replicating to
-#     each other in one process (regions.toml); us-east answers Redis on 127.0.0.1:6401,
+#   - `cargo run --release -- demo --direct` from the repository root: three regions
+#     replicating to each other in one process (regions.toml), connected directly as in a
+#     deployment (RELAYS=1 keeps the demo's link relays, which cost about 1-2.5 us of CPU per
+#     SET on these cores); us-east answers Redis on 127.0.0.1:6401,
 # waits until both answer PING (and us-east's /ready says every peer link is up), runs the
 # same redis-benchmark command against each, prints requests/s and the ratio
 # sessionmesh/redis, and stops what it started (also on Ctrl-C or error).
 #
 # Usage:
 #   bench/throughput.sh [ARGS FOR `sessionmesh demo`...]
-# Every argument is passed unchanged to `sessionmesh demo` (today it knows --config and
-# --data). `--config bench/one-region.toml` runs us-east alone (no peers, `everysec`): what one
-# node costs per request against Redis, without the two other replicas sharing the machine. Durability: once the persistence work adds its setting to the node, run e.g.
-#   REDIS_ARGS='--appendonly yes --appendfsync everysec' bench/throughput.sh --durability everysec
-# so both servers pay for the same fsync policy; until then the node rejects the flag and the
-# script stops with its error.
+# Every argument is passed unchanged to `sessionmesh demo` (--config, --data).
+# `--config bench/one-region.toml` runs us-east alone (no peers, `everysec`): what one node
+# costs per request against Redis, without the two other replicas sharing the machine.
+# Durability is the config's `persistence.durability` (regions.toml: `always`); give Redis the
+# same policy, e.g.
+#   REDIS_ARGS='--appendonly yes --appendfsync always' bench/throughput.sh
+#   REDIS_ARGS='--appendonly yes --appendfsync everysec' bench/throughput.sh --config everysec.toml
+# (everysec.toml: regions.toml with `durability = "everysec"`).
 #
 # Environment (defaults in brackets):
 #   REQUESTS [200000]      -n for the unpipelined runs
@@ -30,6 +34,7 @@
 #                          shows as "timeout" (HSET into redis-benchmark's single `myhash`
 #                          gets slower as that hash grows on sessionmesh)
 #   REDIS_ARGS []          extra redis-server arguments
+#   RELAYS [0]             1: keep the demo's relays on every link (the demo's default)
 #
 # The machine is shared and has 2 cores: redis-benchmark, redis-server and the three regions
 # compete for them. Absolute numbers mean little; compare ratios from the same run.
@@ -94,7 +99,10 @@ REDIS_PID=$!
 
 log "starting sessionmesh demo (us-east on $MESH_PORT) $*"
 # `cargo run` replaces itself with the binary on Unix, so $! is the node process.
-cargo run --release --quiet -- demo --data "$WORK/demo" "$@" >"$WORK/mesh.log" 2>&1 &
+DIRECT=--direct
+[ "${RELAYS:-0}" = 1 ] && DIRECT=
+# shellcheck disable=SC2086 # DIRECT is empty or one flag
+cargo run --release --quiet -- demo $DIRECT --data "$WORK/demo" "$@" >"$WORK/mesh.log" 2>&1 &
 MESH_PID=$!
 
 wait_for() { # name, command...

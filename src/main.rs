@@ -52,6 +52,11 @@ enum Command {
         /// in the temp dir).
         #[arg(long)]
         data: Option<PathBuf>,
+        /// Connect the regions directly, without the relays that let the console cut links
+        /// (as a deployment would: the benchmarks use it, since each relay copies every
+        /// datagram through two more socket calls on the same cores).
+        #[arg(long)]
+        direct: bool,
     },
     /// Print one table of every region: reachable, ready, keys, memory, and per peer the link,
     /// replication lag (ms and writes) and clock offset, read from each region's `/status`.
@@ -94,7 +99,11 @@ fn run(cli: Cli) -> Result<()> {
         match cli.command {
             Command::Serve { config, region } => serve(&config, &region).await,
             Command::Certs { config, out } => make_certs(&config, &out),
-            Command::Demo { config, data } => demo(&config, data).await,
+            Command::Demo {
+                config,
+                data,
+                direct,
+            } => demo(&config, data, direct).await,
             Command::Status { config } => status(&config).await,
         }
     })
@@ -130,7 +139,7 @@ fn make_certs(config_path: &Path, out: &Path) -> Result<()> {
     Ok(())
 }
 
-async fn demo(config_path: &Path, data: Option<PathBuf>) -> Result<()> {
+async fn demo(config_path: &Path, data: Option<PathBuf>, direct: bool) -> Result<()> {
     let config = if config_path.exists() {
         Config::load(config_path)?
     } else {
@@ -147,7 +156,7 @@ async fn demo(config_path: &Path, data: Option<PathBuf>) -> Result<()> {
     // (the lower id of a pair dials the higher one, through the pair's relay).
     let names: Vec<String> = config.regions().iter().map(|r| r.name.clone()).collect();
     let mut relays: BTreeMap<(usize, usize), Relay> = BTreeMap::new();
-    for (i, a) in config.regions().iter().enumerate() {
+    for (i, a) in config.regions().iter().enumerate().filter(|_| !direct) {
         for (j, b) in config.regions().iter().enumerate().skip(i + 1) {
             match Relay::try_start(a.gossip, b.gossip).await {
                 Ok(r) => {
@@ -196,12 +205,16 @@ async fn demo(config_path: &Path, data: Option<PathBuf>) -> Result<()> {
         servers[0].redis_addr().port(),
         servers[servers.len() - 1].redis_addr().port()
     );
-    println!(
-        "type `partition {} {}`, `isolate {}`, `heal` or `help` here; Ctrl-C to stop.",
-        names[0],
-        names[names.len() - 1],
-        names[0]
-    );
+    if direct {
+        println!("regions connected directly (--direct): no link commands; Ctrl-C to stop.");
+    } else {
+        println!(
+            "type `partition {} {}`, `isolate {}`, `heal` or `help` here; Ctrl-C to stop.",
+            names[0],
+            names[names.len() - 1],
+            names[0]
+        );
+    }
     tokio::select! {
         r = wait_for_signal() => r?,
         _ = demo_console(&names, &relays) => {}
