@@ -219,46 +219,24 @@ pub struct Stats {
 /// 2 ms flush interval under constant writes; an older ack counts as holding nothing newer).
 const PUSH_HISTORY: usize = 4096;
 
-/// What local writes touched in a key since the last push, so the push can pick those
-/// registers instead of walking the whole key (a hash may hold many fields).
+/// What the next push carries of a key written here since the last one.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Touched {
-    /// Anything: look at every register.
+    /// The deltas of the local writes, merged: pushed as they are, so a push needs no lookup
+    /// of the key (that lookup, a cache miss at a hundred thousand keys, and rebuilding the
+    /// delta from the state were a twentieth of a replicated SET's CPU). A write of ours
+    /// that a remote write has since beaten is pushed anyway; every receiver merges it and
+    /// it loses there as it lost here.
+    Delta(KeyState),
+    /// Our registers newer than the last push, read from the key's state at the push: after a
+    /// restart, and for writes made by the replica itself (burying an expired session).
     Whole,
-    /// Only these hash fields, and the TTL if `ttl`.
-    Parts { fields: BTreeSet<Bytes>, ttl: bool },
 }
 
-impl Touched {
-    /// What `delta` (a local write) touched.
-    fn of(delta: &KeyState) -> Touched {
-        let b = &delta.body;
-        if b.reset.is_some() || b.kind.is_some() || b.string.is_some() {
-            return Touched::Whole;
-        }
-        Touched::Parts {
-            fields: b.fields.keys().cloned().collect(),
-            ttl: b.ttl.is_some(),
-        }
-    }
-
-    fn absorb(&mut self, other: Touched) {
-        match (&mut *self, other) {
-            (Touched::Whole, _) => {}
-            (_, Touched::Whole) => *self = Touched::Whole,
-            (
-                Touched::Parts { fields, ttl },
-                Touched::Parts {
-                    fields: f2,
-                    ttl: t2,
-                },
-            ) => {
-                fields.extend(f2);
-                *ttl |= t2;
-            }
-        }
-    }
-}
+/// The table of keys to push: a hash table (a B-tree's insert was a few key comparisons and
+/// cache misses per write); the push sorts what it takes, so the order never depends on the
+/// table's random seed.
+type Dirty = hashbrown::HashMap<Bytes, Touched, foldhash::fast::RandomState>;
 
 /// How many catch-up intervals a catch-up request may go without any part of its answer
 /// arriving before it is asked again (a large answer keeps it alive as long as parts arrive).
@@ -293,6 +271,7 @@ impl Snapshot {
     /// state encode to the same bytes.
     pub fn sort_keys(&mut self) {
         store::sort_in_store_order(&mut self.keys);
+        self.dirty.sort_unstable();
     }
 
     /// An empty list with room for `keys` keys, for [`Replica::snapshot_unsorted`], its memory
@@ -390,7 +369,7 @@ pub struct Replica {
     wm: BTreeMap<RegionId, Hlc>,
     /// Greatest stamp minus one under which each origin has held deltas (caps `wm`).
     held_floor: BTreeMap<RegionId, Hlc>,
-    dirty: BTreeMap<Bytes, Touched>,
+    dirty: Dirty,
     last_push_to: Hlc,
     /// Held deltas: (delta, sender, whether its `cl` register was news when held).
     held: BTreeMap<Bytes, (KeyState, RegionId, bool)>,
@@ -434,7 +413,7 @@ impl Replica {
             store: Store::new(),
             wm: BTreeMap::new(),
             held_floor: BTreeMap::new(),
-            dirty: BTreeMap::new(),
+            dirty: Dirty::default(),
             last_push_to: Hlc::ZERO,
             held: BTreeMap::new(),
             peers,
@@ -761,21 +740,24 @@ impl Replica {
             .collect()
     }
 
-    /// Asks `peer` for what we miss. The periodic call (`force` false) does not ask again
-    /// while an answer is still coming in: a large answer on a slow link would otherwise be
-    /// rebuilt and resent every interval before the previous one arrived. A request whose
-    /// answer shows no progress for [`CATCHUP_PATIENCE`] intervals is asked again.
-    /// Marks what a local write touched, for the next push.
+    /// Adds a local write's delta to what the next push carries of its key.
     fn touch(&mut self, key: &Bytes, delta: &KeyState) {
-        let t = Touched::of(delta);
-        match self.dirty.get_mut(key) {
-            Some(d) => d.absorb(t),
+        match self.dirty.get_mut(key.as_ref()) {
+            Some(Touched::Whole) => {}
+            Some(Touched::Delta(d)) => {
+                d.merge(delta);
+            }
             None => {
-                self.dirty.insert(key.clone(), t);
+                self.dirty
+                    .insert(key.clone(), Touched::Delta(delta.clone()));
             }
         }
     }
 
+    /// Asks `peer` for what we miss. The periodic call (`force` false) does not ask again
+    /// while an answer is still coming in: a large answer on a slow link would otherwise be
+    /// rebuilt and resent every interval before the previous one arrived. A request whose
+    /// answer shows no progress for [`CATCHUP_PATIENCE`] intervals is asked again.
     fn request_catchup(&mut self, peer: RegionId, now: Now, force: bool) {
         if self.cfg.faults.no_catchup {
             return;

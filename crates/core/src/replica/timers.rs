@@ -60,47 +60,33 @@ impl Replica {
             self.pushed(to);
             return;
         }
-        let mut entries: Vec<(Hlc, Entry)> = Vec::new();
+        let mut entries: Vec<(Hlc, Entry)> = Vec::with_capacity(self.dirty.len());
+        let ours = |s: Stamp| s.region == me && s.hlc > since;
         for (key, touched) in std::mem::take(&mut self.dirty) {
-            let Some(st) = self.store.get(&key) else {
-                continue;
-            };
-            let ours = |s: Stamp| s.region == me && s.hlc > since;
             let d = match touched {
-                Touched::Whole => st.delta(ours),
-                Touched::Parts { fields, ttl } => {
-                    let mut body = crate::crdt::Body::default();
-                    if ttl {
-                        body.ttl = st.body.ttl.clone().filter(|r| ours(r.stamp));
-                    }
-                    for f in fields {
-                        if let Some(r) = st.body.fields.get(&f).filter(|r| ours(r.stamp)) {
-                            body.fields.insert(f, r.clone());
-                        }
-                    }
-                    (!body.is_empty() || ours(st.cl.stamp)).then(|| KeyState {
-                        cl: st.cl.clone(),
-                        body,
-                    })
+                Touched::Delta(d) => d,
+                Touched::Whole => {
+                    let Some(d) = self.store.get(&key).and_then(|st| st.delta(ours)) else {
+                        continue;
+                    };
+                    d
                 }
             };
-            let Some(d) = d else {
+            // Skip deltas with nothing of ours in them (a key made dirty by a restart whose
+            // writes were all pushed, or beaten since, say).
+            let Some(lo) = d.min_stamp(ours) else {
                 continue;
             };
-            // Skip deltas where nothing of ours is left (our write lost to a newer one).
-            let Some(lo) = d.min_stamp(|s| s.region == me && s.hlc > since) else {
-                continue;
-            };
-            let lo = lo.hlc;
-            entries.push((lo, (key, d)));
+            entries.push((lo.hlc, (key, d)));
         }
         if entries.is_empty() && !with_report {
             return;
         }
         // Frames cover consecutive stamp ranges, so a receiver that misses one never claims
         // to hold what it carried: sort by each delta's oldest register, cut, and end each
-        // frame's range just below the first stamp of the next one.
-        entries.sort_by_key(|e| e.0);
+        // frame's range just below the first stamp of the next one. (One command writing
+        // several keys stamps them alike: the key breaks the tie, whatever the table's order.)
+        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1 .0.cmp(&b.1 .0)));
         let to_final = self.clock.tick(now.wall_ms);
         let los: Vec<Hlc> = entries.iter().map(|(lo, _)| *lo).collect();
         let parts = self.cut(entries.into_iter().map(|(_, e)| e).collect());
