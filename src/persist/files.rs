@@ -201,6 +201,11 @@ impl DataDir {
     }
 
     /// Encrypts a body when the folder is encrypted.
+    /// True when bodies are encrypted ([`DataDir::seal`] changes them).
+    pub fn encrypts(&self) -> bool {
+        self.cipher.is_some()
+    }
+
     pub fn seal(&self, body: Vec<u8>) -> Vec<u8> {
         match &self.cipher {
             Some(c) => c.seal(&body),

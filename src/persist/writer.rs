@@ -246,6 +246,20 @@ impl LogFile {
     /// Appends one batch as one frame (one frame per record if the batch is too large for a
     /// frame; only a batch of huge values gets there, and each record is still whole).
     fn encode(&mut self, dir: &DataDir, records: &[Record]) -> Result<(), PersistError> {
+        if !dir.encrypts() {
+            // Straight into the write buffer, behind room for the header: no second copy of
+            // every record, and the buffer keeps its capacity from one round to the next
+            // (a body moved out per round was regrown by doubling every time).
+            let start = self.buf.len();
+            self.buf.extend_from_slice(&[0; frame::HEADER]);
+            rmp_serde::encode::write(&mut self.buf, records)
+                .map_err(|e| PersistError::Encode(e.to_string()))?;
+            if self.buf.len() - start - frame::HEADER <= frame::MAX_BODY {
+                frame::finish_in_place(&mut self.buf, start);
+                return Ok(());
+            }
+            self.buf.truncate(start);
+        }
         self.body.clear();
         rmp_serde::encode::write(&mut self.body, records)
             .map_err(|e| PersistError::Encode(e.to_string()))?;
