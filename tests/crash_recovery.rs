@@ -38,26 +38,32 @@ struct Ports {
 }
 
 impl Ports {
-    fn free() -> Ports {
-        // Bound and released: a child binds them a moment later. Another process could take
-        // one meanwhile; on a test machine that is rare, and the start would fail loudly.
-        let tcp = || {
-            std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port()
+    /// Free ports for `n` regions, all distinct: every socket stays bound until all are
+    /// chosen (releasing each at once could hand the same port out twice, and did: a region's
+    /// HTTP port equal to its Redis port). A child binds them a moment later; another process
+    /// could take one meanwhile, which is rare and makes the start fail loudly.
+    fn free(n: usize) -> Vec<Ports> {
+        let mut held_tcp = Vec::new();
+        let mut held_udp = Vec::new();
+        let mut tcp = || {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let port = l.local_addr().unwrap().port();
+            held_tcp.push(l);
+            port
         };
-        let udp = std::net::UdpSocket::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        Ports {
-            redis: tcp(),
-            gossip: udp,
-            http: tcp(),
+        let mut ports = Vec::new();
+        for _ in 0..n {
+            let (redis, http) = (tcp(), tcp());
+            let u = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            let gossip = u.local_addr().unwrap().port();
+            held_udp.push(u);
+            ports.push(Ports {
+                redis,
+                gossip,
+                http,
+            });
         }
+        ports
     }
 }
 
@@ -71,7 +77,7 @@ struct Setup {
 impl Setup {
     fn new(names: &[&str], durability: &str) -> Setup {
         let dir = tempfile::tempdir().unwrap();
-        let ports: Vec<Ports> = names.iter().map(|_| Ports::free()).collect();
+        let ports = Ports::free(names.len());
         let mut text = format!(
             "[tls]\nca = \"certs/ca.pem\"\n\n[replication]\ncatchup_interval_ms = 200\n\n\
              [transport]\nkeep_alive_ms = 150\nidle_timeout_ms = 1000\nreconnect_min_ms = 20\n\
