@@ -21,8 +21,8 @@
 # Durability is the config's `persistence.durability` (regions.toml: `always`); give Redis the
 # same policy, e.g.
 #   REDIS_ARGS='--appendonly yes --appendfsync always' bench/throughput.sh
-#   REDIS_ARGS='--appendonly yes --appendfsync everysec' bench/throughput.sh --config everysec.toml
-# (everysec.toml: regions.toml with `durability = "everysec"`).
+#   REDIS_ARGS='--appendonly yes --appendfsync everysec' bench/throughput.sh --config bench/everysec.toml
+# (bench/everysec.toml: regions.toml with `durability = "everysec"`).
 #
 # Environment (defaults in brackets):
 #   REQUESTS [200000]      -n for the unpipelined runs
@@ -35,6 +35,9 @@
 #                          gets slower as that hash grows on sessionmesh)
 #   REDIS_ARGS []          extra redis-server arguments
 #   RELAYS [0]             1: keep the demo's relays on every link (the demo's default)
+#   REDIS_REPLICAS [0]     start this many replicas of redis-server (`replicaof`, ports 6391 on,
+#                          same REDIS_ARGS) on the same cores, and count their CPU with Redis's:
+#                          the like-for-like setup, every write kept three times on one machine
 #
 # The machine is shared and has 2 cores: redis-benchmark, redis-server and the three regions
 # compete for them. Absolute numbers mean little; compare ratios from the same run.
@@ -52,6 +55,7 @@ KEYSPACE=${KEYSPACE:-100000}
 ROUNDS=${ROUNDS:-1}
 RUN_TIMEOUT=${RUN_TIMEOUT:-60}
 REDIS_ARGS=${REDIS_ARGS:-}
+REDIS_REPLICAS=${REDIS_REPLICAS:-0}
 
 log() { printf '[throughput] %s\n' "$*" >&2; }
 
@@ -63,7 +67,8 @@ if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/nu
     $SUDO apt-get install -y redis-server
 fi
 
-for port in $REDIS_PORT $MESH_PORT; do
+REPLICA_PORTS=$(seq $((REDIS_PORT + 1)) $((REDIS_PORT + REDIS_REPLICAS)))
+for port in $REDIS_PORT $REPLICA_PORTS $MESH_PORT; do
     if redis-cli -p "$port" PING >/dev/null 2>&1; then
         log "something already answers on 127.0.0.1:$port; stop it first"
         exit 1
@@ -75,15 +80,16 @@ cargo build --release --quiet
 
 WORK=$(mktemp -d -t sessionmesh-bench.XXXXXX)
 REDIS_PID=""
+REDIS_PIDS=""
 MESH_PID=""
 cleanup() {
     local pid
-    for pid in $MESH_PID $REDIS_PID; do
+    for pid in $MESH_PID $REDIS_PIDS; do
         if kill -0 "$pid" 2>/dev/null; then
             kill "$pid" 2>/dev/null || true
         fi
     done
-    for pid in $MESH_PID $REDIS_PID; do
+    for pid in $MESH_PID $REDIS_PIDS; do
         wait "$pid" 2>/dev/null || true
     done
     rm -rf "$WORK"
@@ -96,6 +102,16 @@ log "starting redis-server on $REDIS_PORT"
 redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no \
     --dir "$WORK" $REDIS_ARGS >"$WORK/redis.log" 2>&1 &
 REDIS_PID=$!
+REDIS_PIDS=$REDIS_PID
+for port in $REPLICA_PORTS; do
+    log "starting a redis-server replica on $port"
+    mkdir -p "$WORK/replica-$port"
+    # shellcheck disable=SC2086 # REDIS_ARGS is a list of arguments
+    redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no \
+        --dir "$WORK/replica-$port" --replicaof 127.0.0.1 "$REDIS_PORT" $REDIS_ARGS \
+        >>"$WORK/redis.log" 2>&1 &
+    REDIS_PIDS="$REDIS_PIDS $!"
+done
 
 log "starting sessionmesh demo (us-east on $MESH_PORT) $*"
 # `cargo run` replaces itself with the binary on Unix, so $! is the node process.
@@ -118,26 +134,36 @@ wait_for() { # name, command...
 }
 pong() { [ "$(redis-cli -p "$1" PING 2>/dev/null)" = PONG ]; }
 wait_for redis-server pong $REDIS_PORT
+linked() { redis-cli -p "$1" INFO replication 2>/dev/null | grep -q '^master_link_status:up'; }
+for port in $REPLICA_PORTS; do
+    wait_for "redis-server replica on $port" linked "$port"
+done
 wait_for sessionmesh pong $MESH_PORT
 wait_for "sessionmesh links" curl -sf "http://$MESH_HTTP/ready"
 
-# CPU time (user + system, in clock ticks) the process has used so far, all threads.
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+# CPU time (user + system, in clock ticks) the processes have used so far, all threads.
+cpu_ticks() { # pid...
+    local pid total=0
+    for pid in "$@"; do total=$((total + $(awk '{ print $14 + $15 }' "/proc/$pid/stat"))); done
+    echo "$total"
+}
 TICK_HZ=$(getconf CLK_TCK)
 
 # One redis-benchmark run per test, each capped at RUN_TIMEOUT; prints "TEST RPS CPU_US" lines,
 # CPU_US being the server process's CPU time per request in microseconds. On a shared machine
 # requests/s move with the neighbours; CPU per request moves much less, and says what each
 # server spends (sessionmesh's figure covers all three regions: the demo runs them in one
-# process).
-run_bench() { # port, pid, requests, pipeline
+# process; Redis's covers its replicas when there are any).
+run_bench() { # port, "pid...", requests, pipeline
     local test out before after
     for test in set get hset; do
         local args=(-h 127.0.0.1 -p "$1" -c "$CLIENTS" -n "$3" -P "$4" -t "$test" --csv)
         if [ "$KEYSPACE" != 0 ]; then args+=(-r "$KEYSPACE"); fi
-        before=$(cpu_ticks "$2")
+        # shellcheck disable=SC2086 # a list of pids
+        before=$(cpu_ticks $2)
         if out=$(timeout "$RUN_TIMEOUT" redis-benchmark "${args[@]}"); then
-            after=$(cpu_ticks "$2")
+            # shellcheck disable=SC2086 # a list of pids
+            after=$(cpu_ticks $2)
             echo "$out" | tr -d '"' | awk -F, -v t=$((after - before)) -v n="$3" -v hz="$TICK_HZ" \
                 '$1 != "test" { printf "%s %s %.2f\n", $1, $2, t * 1e6 / hz / n }'
         else
@@ -152,7 +178,7 @@ for round in $(seq 1 "$ROUNDS"); do
     for pipeline in 1 16; do
         if [ "$pipeline" = 1 ]; then n=$REQUESTS; else n=$REQUESTS_P16; fi
         log "round $round, -P $pipeline, -n $n: redis-server"
-        run_bench $REDIS_PORT "$REDIS_PID" "$n" "$pipeline" | sed "s/^/$round $pipeline redis /" >>"$RESULTS"
+        run_bench $REDIS_PORT "$REDIS_PIDS" "$n" "$pipeline" | sed "s/^/$round $pipeline redis /" >>"$RESULTS"
         log "round $round, -P $pipeline, -n $n: sessionmesh"
         run_bench $MESH_PORT "$MESH_PID" "$n" "$pipeline" | sed "s/^/$round $pipeline mesh /" >>"$RESULTS"
     done
@@ -183,3 +209,7 @@ awk '
         }
     }' "$RESULTS"
 echo "keys per region after the run (us-east eu-west ap-south): $sizes"
+if [ "$REDIS_REPLICAS" != 0 ]; then
+    rsizes=$(for p in $REDIS_PORT $REPLICA_PORTS; do redis-cli -p "$p" DBSIZE 2>/dev/null || echo -; done | tr '\n' ' ')
+    echo "redis-server with $REDIS_REPLICAS replicas (their CPU counted in redis us/req); keys per server: $rsizes"
+fi
