@@ -121,7 +121,7 @@ impl Body {
         conflicts += u64::from(merge_opt(&mut self.kind, &other.kind));
         conflicts += u64::from(merge_opt(&mut self.string, &other.string));
         conflicts += u64::from(merge_opt(&mut self.ttl, &other.ttl));
-        for (f, r) in &other.fields {
+        for (f, r) in other.fields.iter_unordered() {
             match self.fields.get_mut(f) {
                 None => {
                     self.fields.insert(f.clone(), r.clone());
@@ -167,7 +167,9 @@ impl Body {
     pub fn kind(&self) -> Option<Kind> {
         match &self.kind {
             Some(k) => Some(k.value),
-            None if self.fields.values().any(|r| r.value.is_some()) => Some(Kind::Hash),
+            None if self.fields.iter_unordered().any(|(_, r)| r.value.is_some()) => {
+                Some(Kind::Hash)
+            }
             None if self.string.is_some() => Some(Kind::String),
             None => None,
         }
@@ -192,7 +194,7 @@ impl Body {
         if let Some(r) = &self.ttl {
             f(r.stamp);
         }
-        for r in self.fields.values() {
+        for (_, r) in self.fields.iter_unordered() {
             f(r.stamp);
         }
     }
@@ -224,7 +226,7 @@ impl Body {
             string: opt(&self.string, keep),
             fields: self
                 .fields
-                .iter()
+                .iter_unordered()
                 .filter(|(_, r)| keep(r.stamp))
                 .map(|(f, r)| (f.clone(), r.clone()))
                 .collect(),
@@ -343,8 +345,8 @@ impl KeyState {
             Kind::Hash => self
                 .body
                 .fields
-                .values()
-                .any(|r| r.value.is_some())
+                .iter_unordered()
+                .any(|(_, r)| r.value.is_some())
                 .then_some(Kind::Hash),
         }
     }

@@ -1,4 +1,4 @@
-//! A hash key's field registers: a sorted vector while small, a B-tree once large.
+//! A hash key's field registers: a sorted vector while small, a hash table once large.
 //!
 //! [`Fields`] replaces the `BTreeMap<Bytes, Reg<Option<Bytes>>>` that [`crate::crdt::Body`]
 //! held. A B-tree allocates a whole leaf node on its first insert: 11 slots of a 32-byte key and
@@ -8,20 +8,29 @@
 //! entries takes 320 bytes, and up to a few dozen entries it is no slower than the B-tree (see
 //! [`SMALL_MAX`] and `search`).
 //!
-//! Past [`SMALL_MAX`] entries the fields move to a B-tree, so that a hash of a million fields
-//! still costs O(log n) per insert rather than a shift of half the vector. They stay there:
+//! Past [`SMALL_MAX`] entries the fields move to a hash table, so that a hash of a million
+//! fields still costs O(1) per write rather than a shift of half the vector. (They moved to a
+//! B-tree first: its descent through a hundred thousand fields, a cache miss and a few key
+//! comparisons per level, made `redis-benchmark`'s HSET, which writes one such hash, cost half
+//! as much again as a SET; Redis keeps large hashes in a hash table too.) They stay there:
 //! shrinking back would only matter for a hash that was once large, which is rare.
 //!
-//! Both representations iterate in ascending byte order of the field name, compare equal when
-//! they hold the same entries, and serialize exactly as the B-tree map did, so the wire and log
-//! formats are unchanged.
+//! Both representations iterate in ascending byte order of the field name ([`Fields::iter`];
+//! a large one sorts its entries for it, which only whole-hash reads and encodings do), compare
+//! equal when they hold the same entries, and serialize exactly as the B-tree map did, so the
+//! wire and log formats are unchanged. What needs no order (a merge, a scan for a live field
+//! or for stamps) uses [`Fields::iter_unordered`].
 
 use crate::crdt::Reg;
 use bytes::Bytes;
 use serde::de::{MapAccess, Visitor};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use std::collections::{btree_map, BTreeMap};
+use std::collections::BTreeMap;
+
+/// A large hash's table: seeded at random per process, as the key table is, so that clients
+/// cannot choose colliding field names.
+type Table = hashbrown::HashMap<Bytes, FieldReg, foldhash::fast::RandomState>;
 use std::fmt;
 
 /// One field's register: `None` is a deleted field (`HDEL`).
@@ -46,7 +55,7 @@ enum Repr {
     /// the vector (24 bytes, the enum tag hides in the vector's capacity): every key's body
     /// carries one, strings included, and a large hash does not notice the extra pointer.
     #[allow(clippy::box_collection)] // the box is the point: see above
-    Large(Box<BTreeMap<Bytes, FieldReg>>),
+    Large(Box<Table>),
 }
 
 impl Fields {
@@ -101,7 +110,7 @@ impl Fields {
         match search(v, &key) {
             Ok(i) => Some(std::mem::replace(&mut v[i].1, reg)),
             Err(_) if v.len() >= SMALL_MAX => {
-                let mut m: BTreeMap<Bytes, FieldReg> = std::mem::take(v).into_iter().collect();
+                let mut m: Table = std::mem::take(v).into_iter().collect();
                 m.insert(key, reg);
                 self.0 = Repr::Large(Box::new(m));
                 None
@@ -143,12 +152,30 @@ impl Fields {
         }
     }
 
-    /// The fields in ascending byte order of their names.
+    /// The fields in ascending byte order of their names. A large hash sorts its entries for
+    /// this (n log n): use [`Fields::iter_unordered`] where the order does not matter.
     pub fn iter(&self) -> Iter<'_> {
         Iter(match &self.0 {
             Repr::Small(v) => IterRepr::Small(v.iter()),
-            Repr::Large(m) => IterRepr::Large(m.iter()),
+            Repr::Large(m) => {
+                let mut all: Vec<(&Bytes, &FieldReg)> = m.iter().collect();
+                all.sort_unstable_by(|a, b| a.0.cmp(b.0));
+                IterRepr::Large(all.into_iter())
+            }
         })
+    }
+
+    /// The fields in no particular order (a large hash's table order, which depends on the
+    /// process's random seed: nothing that leaves the process may depend on it).
+    pub fn iter_unordered(&self) -> impl Iterator<Item = (&Bytes, &FieldReg)> {
+        let (small, large) = match &self.0 {
+            Repr::Small(v) => (Some(v.iter().map(|(k, r)| (k, r))), None),
+            Repr::Large(m) => (None, Some(m.iter())),
+        };
+        small
+            .into_iter()
+            .flatten()
+            .chain(large.into_iter().flatten())
     }
 
     /// The field names in ascending byte order.
@@ -222,7 +249,7 @@ impl Eq for Fields {}
 impl From<BTreeMap<Bytes, FieldReg>> for Fields {
     fn from(m: BTreeMap<Bytes, FieldReg>) -> Fields {
         if m.len() > SMALL_MAX {
-            Fields(Repr::Large(Box::new(m)))
+            Fields(Repr::Large(Box::new(m.into_iter().collect())))
         } else {
             let mut v = Vec::with_capacity(m.len());
             v.extend(m);
@@ -236,8 +263,9 @@ impl FromIterator<(Bytes, FieldReg)> for Fields {
     fn from_iter<I: IntoIterator<Item = (Bytes, FieldReg)>>(iter: I) -> Fields {
         let mut v: Vec<(Bytes, FieldReg)> = iter.into_iter().collect();
         if v.len() > SMALL_MAX {
-            let m: BTreeMap<Bytes, FieldReg> = v.into_iter().collect();
-            return Fields::from(m);
+            // Inserted in order, so later entries win.
+            let m: Table = v.into_iter().collect();
+            return Fields(Repr::Large(Box::new(m)));
         }
         // A stable sort keeps equal names in input order; the dedup keeps the last of each.
         if !v.is_sorted_by(|a, b| a.0 < b.0) {
@@ -262,7 +290,8 @@ pub struct Iter<'a>(IterRepr<'a>);
 #[derive(Clone, Debug)]
 enum IterRepr<'a> {
     Small(std::slice::Iter<'a, (Bytes, FieldReg)>),
-    Large(btree_map::Iter<'a, Bytes, FieldReg>),
+    /// A large hash's entries, sorted by name.
+    Large(std::vec::IntoIter<(&'a Bytes, &'a FieldReg)>),
 }
 
 impl<'a> Iterator for Iter<'a> {
@@ -399,6 +428,9 @@ mod tests {
         prop_assert!(f.iter().rev().eq(m.iter().rev()));
         prop_assert!(f.keys().eq(m.keys()));
         prop_assert!(f.values().eq(m.values()));
+        let mut unordered: Vec<(&Bytes, &FieldReg)> = f.iter_unordered().collect();
+        unordered.sort_by(|a, b| a.0.cmp(b.0));
+        prop_assert!(unordered.into_iter().eq(m.iter()));
         prop_assert_eq!(f, &Fields::from(m.clone()));
         prop_assert_eq!(f, &m.clone().into_iter().collect::<Fields>());
         prop_assert_eq!(format!("{f:?}"), format!("{m:?}"));

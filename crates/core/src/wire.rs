@@ -204,7 +204,7 @@ pub fn approx_size(key: &[u8], st: &KeyState) -> usize {
     let fields: usize = st
         .body
         .fields
-        .iter()
+        .iter_unordered()
         .map(|(f, r)| f.len() + r.value.as_ref().map_or(0, |v| v.len()))
         .sum();
     let string = st.body.string.as_ref().map_or(0, |r| r.value.len());

@@ -58,7 +58,7 @@ pub(super) fn rename(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Reply {
             body.fields = state
                 .body
                 .fields
-                .iter()
+                .iter_unordered()
                 .filter_map(|(f, r)| r.value.clone().map(|v| (f.clone(), Reg::new(s, Some(v)))))
                 .collect();
         }
