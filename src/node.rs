@@ -289,6 +289,12 @@ impl Node {
         let (replies, ticket, sooner) = {
             let mut r = self.lock();
             let deadline = r.poll_timeout();
+            if cmds.len() > 1 {
+                // The whole pipeline's lookups first, so that their cache misses overlap.
+                for args in cmds {
+                    r.prefetch(args);
+                }
+            }
             let replies = cmds
                 .iter()
                 .map(|args| {

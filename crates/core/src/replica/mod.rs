@@ -627,6 +627,14 @@ impl Replica {
 
     // ----- clients -------------------------------------------------------------------------
 
+    /// Starts loading the key `args` names (its second word, where every keyed command has
+    /// one) into the cache: see [`Store::prefetch`].
+    pub fn prefetch(&self, args: &[Bytes]) {
+        if let Some(k) = args.get(1) {
+            self.store.prefetch(k);
+        }
+    }
+
     /// Executes one data command and returns its reply. Writes are applied locally at once and
     /// shipped to peers at the next flush.
     pub fn execute(&mut self, args: &[Bytes], now: Now) -> Reply {
