@@ -24,48 +24,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
+#[path = "common/ports.rs"]
+mod ports;
+use ports::Ports;
+
 const DEADLINE: Duration = Duration::from_secs(20);
 /// Acknowledged writes before the kill.
 const ACKED_BEFORE_KILL: usize = 10_000;
 /// Concurrent writers (each on its own connection), so group commit has something to group.
 const WRITERS: usize = 16;
-
-/// Three free loopback ports of one region (redis, gossip, http).
-struct Ports {
-    redis: u16,
-    gossip: u16,
-    http: u16,
-}
-
-impl Ports {
-    /// Free ports for `n` regions, all distinct: every socket stays bound until all are
-    /// chosen (releasing each at once could hand the same port out twice, and did: a region's
-    /// HTTP port equal to its Redis port). A child binds them a moment later; another process
-    /// could take one meanwhile, which is rare and makes the start fail loudly.
-    fn free(n: usize) -> Vec<Ports> {
-        let mut held_tcp = Vec::new();
-        let mut held_udp = Vec::new();
-        let mut tcp = || {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            let port = l.local_addr().unwrap().port();
-            held_tcp.push(l);
-            port
-        };
-        let mut ports = Vec::new();
-        for _ in 0..n {
-            let (redis, http) = (tcp(), tcp());
-            let u = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-            let gossip = u.local_addr().unwrap().port();
-            held_udp.push(u);
-            ports.push(Ports {
-                redis,
-                gossip,
-                http,
-            });
-        }
-        ports
-    }
-}
 
 /// A cluster description on disk, with certificates, for `names.len()` regions.
 struct Setup {

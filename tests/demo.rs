@@ -23,6 +23,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
+#[path = "common/ports.rs"]
+mod ports;
+use ports::Ports;
+
 /// How long any wait for something that should happen may take: generous, since two cores
 /// are shared with other builds; a healthy run needs well under a second for each.
 const DEADLINE: Duration = Duration::from_secs(20);
@@ -30,43 +34,6 @@ const DEADLINE: Duration = Duration::from_secs(20);
 const ABSENCE_WINDOW: Duration = Duration::from_millis(1500);
 /// The regions, in id order.
 const NAMES: [&str; 3] = ["us-east", "eu-west", "ap-south"];
-
-/// Three free loopback ports of one region (redis, gossip, http).
-struct Ports {
-    redis: u16,
-    gossip: u16,
-    http: u16,
-}
-
-impl Ports {
-    /// Free ports for `n` regions, all distinct: every socket stays bound until all are
-    /// chosen (releasing each at once could hand the same port out twice). The child binds
-    /// them a moment later; another process could take one meanwhile, which is rare and makes
-    /// the start fail loudly.
-    fn free(n: usize) -> Vec<Ports> {
-        let mut held_tcp = Vec::new();
-        let mut held_udp = Vec::new();
-        let mut tcp = || {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            let port = l.local_addr().unwrap().port();
-            held_tcp.push(l);
-            port
-        };
-        let mut ports = Vec::new();
-        for _ in 0..n {
-            let (redis, http) = (tcp(), tcp());
-            let u = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-            let gossip = u.local_addr().unwrap().port();
-            held_udp.push(u);
-            ports.push(Ports {
-                redis,
-                gossip,
-                http,
-            });
-        }
-        ports
-    }
-}
 
 /// Writes a three-region config into `dir` and returns its path and the regions' ports. No
 /// certificates: the demo makes its own (and moves the config's cert paths to them).
