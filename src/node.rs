@@ -31,7 +31,7 @@ use sessionmesh_core::{
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::Notify;
@@ -53,6 +53,12 @@ pub struct Node {
     wake: Notify,
     /// Signalled (to all waiters) whenever a peer frame was applied: WAIT rechecks then.
     progress: Notify,
+    /// The replica may stamp writes (after a restart it may not for a moment: see
+    /// [`Replica::stamps_ready`]); read without the lock by every connection before it
+    /// executes anything.
+    writable: AtomicBool,
+    /// Signalled (to all waiters) when `writable` turns true.
+    writable_now: Notify,
     start: Instant,
     /// Test-only skew added to the wall clock (see `clock_offset_ms` in `regions.toml`).
     clock_offset_ms: i64,
@@ -183,9 +189,18 @@ impl Node {
     ///
     /// Panics if `region` is not in `config` (a validated [`Config`] and a region taken from it
     /// cannot disagree).
+    ///
+    /// The region restores from its peers as after any restart (see
+    /// [`Replica::recover`]): a node without a data folder may have run before and lost
+    /// everything, and its peers hold whatever it wrote then.
     pub fn new(config: &Config, region: &RegionSpec) -> Node {
         let core = core_config(config, region);
-        Node::build(config, region, Replica::new(core), None)
+        let mut node = Node::build(config, region, Replica::new(core.clone()), None);
+        let now = node.now();
+        *node.replica.get_mut().unwrap_or_else(|p| p.into_inner()) =
+            Replica::recover(core, Snapshot::default(), Vec::new(), now);
+        node.note_writable();
+        node
     }
 
     /// A node for `region` of `config` that starts from what its data folder held and logs
@@ -203,6 +218,7 @@ impl Node {
         let now = node.now();
         *node.replica.get_mut().unwrap_or_else(|p| p.into_inner()) =
             Replica::recover(core, recovered.snapshot, recovered.records, now);
+        node.note_writable();
         node
     }
 
@@ -227,6 +243,8 @@ impl Node {
             replica: Mutex::new(replica),
             wake: Notify::new(),
             progress: Notify::new(),
+            writable: AtomicBool::new(true),
+            writable_now: Notify::new(),
             start: Instant::now(),
             clock_offset_ms: region.clock_offset_ms,
             max_frame_bytes: rep.max_frame_bytes,
@@ -323,6 +341,47 @@ impl Node {
         match &self.persist {
             Some(p) => p.wait(ticket).await,
             None => true,
+        }
+    }
+
+    /// Waits until the replica may stamp writes: at once, except for a moment after a restart
+    /// (until every peer has answered or `max_clock_drift_ms` has passed; see
+    /// [`Replica::stamps_ready`]). Connections wait here before executing anything, so that a
+    /// write never has to move the clock ahead of the wall clock to be safe.
+    pub async fn writable(&self) {
+        loop {
+            let notified = self.writable_now.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.writable.load(Ordering::Acquire) {
+                return;
+            }
+            // The driver lifts the barrier at its deadline; this is only a backstop.
+            tokio::select! {
+                _ = &mut notified => {}
+                _ = tokio::time::sleep(Duration::from_millis(20)) => {
+                    let now = self.now();
+                    let mut r = self.lock();
+                    r.stamps_ready_at(now);
+                    self.note_writable_locked(&r);
+                }
+            }
+        }
+    }
+
+    /// Publishes whether the replica may stamp writes (it only ever turns true).
+    fn note_writable(&self) {
+        let r = self.lock();
+        self.note_writable_locked(&r);
+    }
+
+    fn note_writable_locked(&self, r: &Replica) {
+        let ready = r.stamps_ready();
+        if self.writable.load(Ordering::Acquire) != ready {
+            self.writable.store(ready, Ordering::Release);
+            if ready {
+                self.writable_now.notify_waiters();
+            }
         }
     }
 
@@ -455,9 +514,14 @@ impl Node {
         s
     }
 
-    /// Whether this region is ready for traffic: every connected peer has sent a valid frame,
-    /// and either every peer is connected or the start-up grace period is over.
+    /// Whether this region is ready for traffic: it is not restoring (every peer answered it
+    /// since it started, or was given up on as silent), every connected peer has sent a valid
+    /// frame, and either every peer is connected or the start-up grace period is over.
     pub fn ready(&self) -> bool {
+        if self.lock().restoring().is_some() {
+            // It may lack writes (its own included) that its peers hold.
+            return false;
+        }
         let links = self.links();
         let all_trusted = links.values().all(|l| !l.connected || l.trusted);
         let all_up = links.values().all(|l| l.connected && l.trusted);
@@ -607,7 +671,12 @@ impl transport::Handler for Node {
     fn frame(&self, peer: u16, frame: &[u8]) -> Result<(), Rejected> {
         let id = RegionId(peer);
         let now = self.now();
-        let res = self.lock().handle_frame(id, frame, now);
+        let res = {
+            let mut r = self.lock();
+            let res = r.handle_frame(id, frame, now);
+            self.note_writable_locked(&r);
+            res
+        };
         match res {
             Ok(()) => {
                 {
@@ -654,6 +723,7 @@ pub async fn drive(node: Arc<Node>, transport: Arc<Transport>, shutdown: Cancell
             let mut r = node.lock();
             if r.poll_timeout().is_some_and(|t| t <= now.mono_ms) {
                 r.handle_timeout(now);
+                node.note_writable_locked(&r);
             }
             while let Some(t) = r.poll_transmit() {
                 out.push(t);
@@ -763,6 +833,12 @@ impl Node {
             }
             Event::BadFrame { peer } => {
                 tracing::warn!(peer = %self.peer_name(peer), "malformed frame rejected");
+            }
+            Event::Restoring { floor } => {
+                tracing::warn!(%floor, "restarted: restoring from peers whatever this region lost (its own writes above the floor included); not ready until every peer has answered");
+            }
+            Event::Restored { after_ms, keys } => {
+                tracing::info!(after_ms, keys, "restored: every peer has answered");
             }
             // Only produced with `record_writes`, which the node leaves off.
             Event::Wrote { .. } => {}

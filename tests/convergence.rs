@@ -13,8 +13,8 @@
 
 use proptest::prelude::*;
 use sessionmesh_sim::{
-    combined_trace, run, sweep, ClockSpec, ClockStep, Crash, Cut, Outcome, Partition, Schedule,
-    SimConfig,
+    combined_trace, run, sweep, ClockSpec, ClockStep, Crash, Cut, Disk, Outcome, Partition,
+    Schedule, SimConfig,
 };
 use std::path::PathBuf;
 
@@ -125,11 +125,20 @@ fn schedule(n: u16, dur: u64) -> impl Strategy<Value = Schedule> {
         end_ms: start_ms + len,
         cut,
     });
-    let crash = (region(n), 0..dur, 200u64..10_000).prop_map(|(region, at_ms, down_ms)| Crash {
-        region,
-        at_ms,
-        down_ms,
-    });
+    let disk = prop_oneof![
+        2 => Just(Disk::Kept),
+        1 => Just(Disk::Lost),
+        1 => (0u64..20_000).prop_map(|age_ms| Disk::RolledBack { age_ms }),
+    ];
+    let crash =
+        (region(n), 0..dur, 200u64..10_000, disk).prop_map(|(region, at_ms, down_ms, disk)| {
+            Crash {
+                region,
+                at_ms,
+                down_ms,
+                disk,
+            }
+        });
     let clock = (-1_500i64..1_500, -300i64..300).prop_map(|(offset_ms, drift_ppm)| ClockSpec {
         offset_ms,
         drift_ppm,

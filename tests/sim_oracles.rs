@@ -1,7 +1,7 @@
 //! The simulator's oracles catch planted faults.
 //!
 //! For each fault the core can plant (`Faults::gc_without_stability`, `no_catchup`,
-//! `merge_prefers_local`) we run a schedule designed to expose it over a handful of fixed seeds
+//! `merge_prefers_local`, `no_restore`, `no_census`) we run a schedule designed to expose it over a handful of fixed seeds
 //! and assert that at least one seed breaks an oracle; the very same seeds and schedules without
 //! the fault must be clean, so the violation is the fault's doing. The search is deterministic
 //! (fixed seed lists), and every seed is printed with the command that replays it.
@@ -10,7 +10,7 @@
 
 use sessionmesh_core::Faults;
 use sessionmesh_sim::{
-    run, sweep, Chaos, ClockSpec, Cut, Oracle, Outcome, Partition, Schedule, SimConfig,
+    run, sweep, Chaos, ClockSpec, Crash, Cut, Disk, Oracle, Outcome, Partition, Schedule, SimConfig,
 };
 use std::ops::Range;
 
@@ -161,6 +161,82 @@ fn merge_prefers_local_is_caught() {
         cfg,
         fault,
         0..64,
+    );
+    assert!(hits
+        .iter()
+        .any(|o| o.broke(Oracle::Converge) || o.broke(Oracle::Model)));
+}
+
+/// Region 1 loses its disk mid-run while everyone keeps writing: a region that trusts its
+/// (empty) persisted state never gets its own earlier writes back, refuses later updates to the
+/// sessions it created, and reuses stamps.
+#[test]
+fn restart_without_restoring_is_caught() {
+    let schedule = Schedule {
+        crashes: vec![Crash {
+            region: 1,
+            at_ms: 10_000,
+            down_ms: 2_000,
+            disk: Disk::Lost,
+        }],
+        ..Schedule::default()
+    };
+    let cfg = SimConfig {
+        duration_ms: 25_000,
+        ops_per_sec: 150.0,
+        sessions: 60,
+        home_affinity: 0.5,
+        schedule: Some(schedule),
+        ..SimConfig::standard(3)
+    };
+    let fault = Faults {
+        no_restore: true,
+        ..Faults::default()
+    };
+    let hits = caught(
+        "no-restore",
+        "restart_without_restoring_is_caught",
+        cfg,
+        fault,
+        0..4,
+    );
+    assert!(hits
+        .iter()
+        .any(|o| o.broke(Oracle::Converge) || o.broke(Oracle::Model)));
+}
+
+/// Region 1 is rolled back to a copy taken before many sessions were logged out, after the
+/// others collected those logouts' tombstones: without the census it brings the sessions back.
+#[test]
+fn rollback_without_census_is_caught() {
+    let schedule = Schedule {
+        crashes: vec![Crash {
+            region: 1,
+            at_ms: 20_000,
+            down_ms: 1_000,
+            disk: Disk::RolledBack { age_ms: 15_000 },
+        }],
+        ..Schedule::default()
+    };
+    let mut cfg = SimConfig {
+        duration_ms: 30_000,
+        ops_per_sec: 200.0,
+        sessions: 80,
+        home_affinity: 0.5,
+        schedule: Some(schedule),
+        ..SimConfig::standard(3)
+    };
+    cfg.tuning.gc_interval_ms = Some(500);
+    let fault = Faults {
+        no_census: true,
+        ..Faults::default()
+    };
+    let hits = caught(
+        "no-census",
+        "rollback_without_census_is_caught",
+        cfg,
+        fault,
+        0..8,
     );
     assert!(hits
         .iter()

@@ -172,6 +172,12 @@ pub struct Chaos {
     pub max_crashes: u32,
     /// A crashed region stays down uniformly up to this long.
     pub max_down_ms: u64,
+    /// Probability that a crash also loses the disk (restart from nothing).
+    pub disk_lost_prob: f64,
+    /// Probability that a crash restarts from an older copy of the disk.
+    pub rollback_prob: f64,
+    /// How old that copy is, at most.
+    pub max_rollback_ms: u64,
     /// Clock offsets are uniform in `±max_offset_ms`.
     pub max_offset_ms: i64,
     /// Probability that one region's clock runs far ahead (beyond `max_clock_drift`).
@@ -200,6 +206,9 @@ impl Default for Chaos {
             flap_prob: 0.3,
             max_crashes: 2,
             max_down_ms: 15_000,
+            disk_lost_prob: 0.2,
+            rollback_prob: 0.2,
+            max_rollback_ms: 30_000,
             max_offset_ms: 200,
             far_ahead_prob: 0.2,
             far_ahead_ms: 3_000,
@@ -304,8 +313,8 @@ pub struct Partition {
     pub cut: Cut,
 }
 
-/// One crash: `region` dies at `at_ms` (losing frames in flight to it) and restarts from its
-/// persisted state `down_ms` later (or at the heal, if earlier).
+/// One crash: `region` dies at `at_ms` (losing frames in flight to and from it) and restarts
+/// `down_ms` later (or at the heal, if earlier) from what `disk` says it has.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Crash {
     /// The region.
@@ -314,6 +323,24 @@ pub struct Crash {
     pub at_ms: u64,
     /// How long it stays down.
     pub down_ms: u64,
+    /// What it restarts from.
+    #[serde(default)]
+    pub disk: Disk,
+}
+
+/// What a crashed region finds on its disk when it restarts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Disk {
+    /// Everything it persisted (`durability = "always"`: everything it applied).
+    #[default]
+    Kept,
+    /// Nothing: the disk was replaced.
+    Lost,
+    /// An older copy: the newest backup at least this old (or nothing, if there is none).
+    RolledBack {
+        /// Age of the copy at the crash, ms.
+        age_ms: u64,
+    },
 }
 
 /// A region's wall clock: `wall = epoch + t + offset_ms + drift_ppm × t / 10⁶ + steps so far`.
@@ -428,10 +455,26 @@ impl Schedule {
             }
         }
         let crashes = (0..rng.gen_range(0..=chaos.max_crashes))
-            .map(|_| Crash {
-                region: pick(rng),
-                at_ms: rng.gen_range(0..duration_ms.max(1) * 9 / 10 + 1),
-                down_ms: rng.gen_range(200..=chaos.max_down_ms.max(200)),
+            .map(|_| {
+                let region = pick(rng);
+                let at_ms = rng.gen_range(0..duration_ms.max(1) * 9 / 10 + 1);
+                let down_ms = rng.gen_range(200..=chaos.max_down_ms.max(200));
+                let x: f64 = rng.gen();
+                let disk = if x < chaos.disk_lost_prob {
+                    Disk::Lost
+                } else if x < chaos.disk_lost_prob + chaos.rollback_prob {
+                    Disk::RolledBack {
+                        age_ms: rng.gen_range(0..=chaos.max_rollback_ms),
+                    }
+                } else {
+                    Disk::Kept
+                };
+                Crash {
+                    region,
+                    at_ms,
+                    down_ms,
+                    disk,
+                }
             })
             .collect();
         Schedule {

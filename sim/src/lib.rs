@@ -34,7 +34,9 @@ pub mod trace;
 pub mod workload;
 pub mod world;
 
-pub use config::{Chaos, ClockSpec, ClockStep, Crash, Cut, Partition, Schedule, SimConfig, Tuning};
+pub use config::{
+    Chaos, ClockSpec, ClockStep, Crash, Cut, Disk, Partition, Schedule, SimConfig, Tuning,
+};
 pub use latency::LatencyMatrix;
 pub use outcome::{Oracle, Outcome, Summary, Violation};
 pub use world::{run, schedule_for};

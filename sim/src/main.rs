@@ -24,6 +24,10 @@ enum Plant {
     NoCatchup,
     /// Prefer the local register when merging.
     PreferLocal,
+    /// Restart without restoring from peers (trust the persisted state).
+    NoRestore,
+    /// Restore without the census of keys collected elsewhere.
+    NoCensus,
 }
 
 #[derive(Debug, Parser)]
@@ -180,6 +184,8 @@ fn config(args: &Args) -> anyhow::Result<SimConfig> {
             Plant::GcEarly => cfg.faults.gc_without_stability = true,
             Plant::NoCatchup => cfg.faults.no_catchup = true,
             Plant::PreferLocal => cfg.faults.merge_prefers_local = true,
+            Plant::NoRestore => cfg.faults.no_restore = true,
+            Plant::NoCensus => cfg.faults.no_census = true,
         }
     }
     cfg.explain_key = args.explain.clone().map(bytes::Bytes::from);

@@ -6,7 +6,10 @@
 //!   deltas, resurrected deletes and wrong conflict winners, even when all regions agree. The
 //!   fold never collects anything, so it is also the reference that garbage collection must be
 //!   invisible against (incarnations are numbered from their creation stamp, so a region that
-//!   collected a key numbers its re-creation exactly as one that did not).
+//!   collected a key numbers its re-creation exactly as one that did not). When a region loses
+//!   its disk (or is rolled back to an older copy), its writes that no other region held at that
+//!   moment, in its state, its skew buffer or a frame in flight, are legitimately gone: they
+//!   leave the fold. Every other write of it must come back.
 //! - **Convergence.** At quiescence every region's `live()` is identical; on failure the report
 //!   names the first differing key and both values.
 //! - **Expiry.** No region ever shows a key whose expiry is before the time it judges expiry by
@@ -27,10 +30,23 @@ use std::fmt::Write as _;
 /// A region's visible keys: value and absolute expiry in ms.
 pub type Live = BTreeMap<Bytes, (Value, Option<u64>)>;
 
+/// One recorded local write.
+struct Written {
+    region: usize,
+    at_ms: u64,
+    key: Bytes,
+    delta: KeyState,
+    lost: bool,
+}
+
 /// The oracles' memory of the run, and the violations found so far.
 #[derive(Default)]
 pub struct Oracles {
     model: BTreeMap<Bytes, KeyState>,
+    /// Every write, for leaving out those lost with a disk.
+    log: Vec<Written>,
+    /// Some write was lost: the fold is rebuilt from `log` without them.
+    any_lost: bool,
     writes: u64,
     hlc_max: BTreeMap<usize, Hlc>,
     reported: BTreeSet<(Oracle, usize)>,
@@ -41,6 +57,18 @@ pub struct Oracles {
 impl Oracles {
     /// Records one local write's delta.
     pub fn record_write(&mut self, key: Bytes, delta: KeyState) {
+        self.record_write_at(usize::MAX, 0, key, delta);
+    }
+
+    /// Records one local write's delta, made by region `region` at `at_ms`.
+    pub fn record_write_at(&mut self, region: usize, at_ms: u64, key: Bytes, delta: KeyState) {
+        self.log.push(Written {
+            region,
+            at_ms,
+            key: key.clone(),
+            delta: delta.clone(),
+            lost: false,
+        });
         self.writes += 1;
         match self.model.entry(key) {
             std::collections::btree_map::Entry::Vacant(v) => {
@@ -53,8 +81,46 @@ impl Oracles {
     }
 
     /// The folded state of one key.
-    pub fn model_state(&self, key: &Bytes) -> Option<&KeyState> {
-        self.model.get(key)
+    pub fn model_state(&self, key: &Bytes) -> Option<KeyState> {
+        self.fold().get(key).cloned()
+    }
+
+    /// Region `region` lost what it held of its writes made at or after `since_ms`: those that
+    /// `held` says no other region holds are gone, and leave the model. Returns how many.
+    pub fn lose_writes(
+        &mut self,
+        region: usize,
+        since_ms: u64,
+        mut held: impl FnMut(&Bytes, &KeyState) -> bool,
+    ) -> u64 {
+        let mut n = 0;
+        for w in self.log.iter_mut() {
+            if w.region == region && w.at_ms >= since_ms && !w.lost && !held(&w.key, &w.delta) {
+                w.lost = true;
+                n += 1;
+            }
+        }
+        self.any_lost |= n > 0;
+        n
+    }
+
+    /// The fold of every write not lost.
+    fn fold(&self) -> std::borrow::Cow<'_, BTreeMap<Bytes, KeyState>> {
+        if !self.any_lost {
+            return std::borrow::Cow::Borrowed(&self.model);
+        }
+        let mut m: BTreeMap<Bytes, KeyState> = BTreeMap::new();
+        for w in self.log.iter().filter(|w| !w.lost) {
+            match m.entry(w.key.clone()) {
+                std::collections::btree_map::Entry::Vacant(v) => {
+                    v.insert(w.delta.clone());
+                }
+                std::collections::btree_map::Entry::Occupied(mut o) => {
+                    o.get_mut().merge(&w.delta);
+                }
+            }
+        }
+        std::borrow::Cow::Owned(m)
     }
 
     /// Deltas recorded.
@@ -97,6 +163,20 @@ impl Oracles {
             self.report(Oracle::ClockMonotonic, i, at_ms, detail);
         } else {
             *prev = c;
+        }
+    }
+
+    /// Restart oracle for a region that restarted from less than everything (a lost disk, an
+    /// older copy): its first stamp after the restart, `issued`, is above every stamp it
+    /// issued before, `before`.
+    pub fn check_first_stamp(&mut self, i: usize, issued: Hlc, before: Hlc, at_ms: u64) {
+        if issued <= before {
+            let detail = format!(
+                "{} issued {issued} after losing its disk, not above the stamp {before} it \
+                 issued before",
+                rid(i)
+            );
+            self.report(Oracle::ClockMonotonic, i, at_ms, detail);
         }
     }
 
@@ -156,7 +236,7 @@ impl Oracles {
 
     /// The expected state at `now_ms`: the fold of every recorded write.
     pub fn expected(&self, now_ms: u64) -> Live {
-        self.model
+        self.fold()
             .iter()
             .filter_map(|(k, s)| s.view(now_ms).map(|v| (k.clone(), v)))
             .collect()

@@ -111,6 +111,17 @@ pub struct Summary {
     pub resyncs: u64,
     /// `Event::Evicted` reports.
     pub evictions: u64,
+    /// Crashes that lost the disk (restart from nothing) or rolled it back to an older copy.
+    pub disks_lost: u64,
+    /// See `disks_lost`.
+    pub rollbacks: u64,
+    /// `Event::Restored` reports (restorations completed after a restart).
+    pub restorations: u64,
+    /// The longest restoration, ms.
+    pub max_restore_ms: u64,
+    /// Acknowledged writes that no other region held when their region lost them (legitimately
+    /// gone: the model leaves them out).
+    pub writes_lost_with_disk: u64,
     /// Timer deadlines at or before the time `handle_timeout` had just been called with.
     pub timer_spins: u64,
     /// Greatest `index_entries` / `dirty` / `held` seen in any region.
@@ -189,6 +200,16 @@ impl fmt::Display for Summary {
             self.skew_events,
             self.resyncs,
             self.evictions
+        )?;
+        writeln!(
+            f,
+            "  disks     {} lost, {} rolled back; {} restorations (longest {} ms); {} writes \
+             lost with their disk",
+            self.disks_lost,
+            self.rollbacks,
+            self.restorations,
+            self.max_restore_ms,
+            self.writes_lost_with_disk
         )?;
         writeln!(
             f,

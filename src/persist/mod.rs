@@ -433,7 +433,11 @@ fn changes_a_key(r: &Record) -> bool {
         | Record::Remove { .. }
         | Record::Hold { .. }
         | Record::Release { .. } => true,
-        Record::Watermark { .. } | Record::Clock { .. } | Record::Pushed { .. } => false,
+        Record::Watermark { .. }
+        | Record::Clock { .. }
+        | Record::Pushed { .. }
+        | Record::Restoring { .. }
+        | Record::Restored => false,
     }
 }
 

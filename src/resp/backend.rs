@@ -54,6 +54,12 @@ pub trait Backend: Send + Sync + 'static {
     fn metrics(&self) -> Option<&Metrics> {
         None
     }
+
+    /// Waits until commands may run: after a restart the node stamps no write for a moment
+    /// (see [`Node::writable`]). The default never waits.
+    fn writable(&self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
 }
 
 impl Backend for Node {
@@ -96,5 +102,9 @@ impl Backend for Node {
 
     fn metrics(&self) -> Option<&Metrics> {
         Some(Node::metrics(self))
+    }
+
+    fn writable(&self) -> impl Future<Output = ()> + Send {
+        Node::writable(self)
     }
 }

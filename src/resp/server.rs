@@ -295,6 +295,8 @@ impl<B: Backend> Conn<B> {
     async fn serve<S: AsyncRead + AsyncWrite + Unpin>(&mut self, stream: &mut S) -> io::Result<()> {
         let mut args = Vec::new();
         loop {
+            // A moment after a restart, until the node may stamp writes (an atomic load after).
+            self.backend.writable().await;
             let mut since_write = 0;
             loop {
                 if since_write >= self.shared.opts.limits.max_pipeline

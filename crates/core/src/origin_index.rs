@@ -106,6 +106,8 @@ struct Log {
     len: usize,
     /// The greatest stamp among the entries dropped: a query from below it is not answered.
     floor: Hlc,
+    /// The greatest stamp ever appended (dropped entries included).
+    max: Hlc,
 }
 
 /// The index, see the module documentation.
@@ -149,6 +151,7 @@ impl OriginIndex {
             .back_mut()
             .expect("a chunk was just opened if none was")
             .push(hlc, key);
+        log.max = log.max.max(hlc);
         log.len += 1;
         self.len += 1;
         self.max = self.max.max(hlc);
@@ -188,6 +191,15 @@ impl OriginIndex {
     /// The greatest stamp ever indexed (at least the greatest stamp any key holds).
     pub fn max_hlc(&self) -> Hlc {
         self.max
+    }
+
+    /// The greatest stamp of `origin` ever indexed (at least the greatest register of
+    /// `origin` any key holds); zero if none.
+    pub fn max_of(&self, origin: RegionId) -> Hlc {
+        self.logs
+            .iter()
+            .find(|(r, _)| *r == origin)
+            .map_or(Hlc::ZERO, |(_, l)| l.max)
     }
 }
 

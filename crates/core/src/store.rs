@@ -371,6 +371,11 @@ impl Store {
     pub fn max_hlc(&self) -> Hlc {
         self.index.max_hlc()
     }
+
+    /// At least the greatest stamp of `origin` held anywhere.
+    pub fn max_of(&self, origin: RegionId) -> Hlc {
+        self.index.max_of(origin)
+    }
 }
 
 /// One key's state as a snapshot holds it: shared with the store that held it when the

@@ -8,7 +8,7 @@
 //! reader can cut frames without trusting them; [`decode`] parses a whole frame or rejects it
 //! whole, so a malformed frame never applies half a batch.
 
-use crate::crdt::KeyState;
+use crate::crdt::{KeyState, Reg};
 use crate::hlc::Hlc;
 use crate::stamp::RegionId;
 use bytes::Bytes;
@@ -38,11 +38,30 @@ pub struct Report {
     pub wm: Watermarks,
 }
 
+/// What the last part of a catch-up answer says about the sender when it built the answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Done {
+    /// The sender's watermarks.
+    pub wm: Watermarks,
+    /// The greatest stamp of the requester's own writes that the sender has seen (in its
+    /// store or held back for clock skew): a requester that restarted from less than
+    /// everything issues no stamp at or below it, so it never reuses a stamp it issued before
+    /// the loss that the sender still holds.
+    pub yours: Hlc,
+    /// The watermarks of the newest report of the requester's that the sender holds (from
+    /// before the requester's restart, if it restarted): a restarted requester whose state is
+    /// behind them may hold keys the sender has collected since (see
+    /// [`Message::CensusPart`]).
+    pub your_report: Option<Watermarks>,
+}
+
 /// Everything regions say to each other.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Message {
     /// The sender's own writes with stamps in `(from, to]` (all of them when every push since
-    /// `from` arrived), coalesced per key. `report` rides on the periodic push.
+    /// `from` arrived), coalesced per key. `report` rides on the periodic push, with the latest
+    /// reports the sender holds of other regions (`relayed`), so that a region cut off from
+    /// one peer still hears of it through the others.
     Push {
         /// The sender's `to` of its previous push.
         from: Hlc,
@@ -52,11 +71,29 @@ pub enum Message {
         entries: Vec<Entry>,
         /// The sender's progress report, made at `to`.
         report: Option<Report>,
+        /// Reports of other regions the sender holds (newest of each), for garbage collection
+        /// and liveness at regions that cannot hear those regions directly.
+        relayed: Vec<(RegionId, Report)>,
+        /// Set while the sender is restoring (it restarted, perhaps from less than everything
+        /// it had issued), to an id of that restart: its pushes carry its new writes but it
+        /// cannot vouch for the writes it lost, so the receiver must not advance its watermark
+        /// for the sender past them, nor ask the sender for them (it does not have them), nor
+        /// trust what the sender reported before the restart.
+        restoring: Option<u64>,
     },
-    /// The receiver now holds every write of ours up to this HLC (answer to a push).
+    /// The receiver holds every write of ours up to `upto` (answer to a push, and a periodic
+    /// progress note).
     Ack {
-        /// The receiver's watermark for us.
+        /// The sender's watermark for the receiver's writes.
         upto: Hlc,
+        /// A run of the receiver's pushes that arrived without a gap between them, `(from,
+        /// to]`, although not contiguous with `upto` (one went missing, or the receiver is
+        /// restoring): the sender holds those writes too (`WAIT` counts them).
+        run: Option<(Hlc, Hlc)>,
+        /// The sender's watermarks for every origin: a region whose own watermark for an
+        /// origin stays behind these for long fetches that origin's writes through the sender
+        /// (progress, not connection, decides routing).
+        wm: Watermarks,
     },
     /// "Send me what I miss": every current winner newer than my watermarks.
     CatchUpRequest {
@@ -64,6 +101,8 @@ pub enum Message {
         id: u64,
         /// The requester's watermarks.
         wm: Watermarks,
+        /// As in [`Message::Push`]: the requester's restart id while it is restoring.
+        restoring: Option<u64>,
     },
     /// One part of the answer to a [`Message::CatchUpRequest`].
     CatchUpPart {
@@ -73,12 +112,34 @@ pub enum Message {
         seq: u32,
         /// Key deltas.
         entries: Vec<Entry>,
-        /// On the last part: the sender's watermarks when it built the answer.
-        done: Option<Watermarks>,
+        /// On the last part: the sender's state when it built the answer.
+        done: Option<Done>,
     },
     /// "You were silent longer than the grace period": the receiver asks for a catch-up from
     /// nothing.
     Evicted,
+    /// A restarted region whose persisted state is older than what it had reported lists the
+    /// keys it holds (with their incarnation register), part by part: it may hold keys that
+    /// every region had seen deleted and that the receiver has since collected.
+    CensusPart {
+        /// Census id, echoed in the answers.
+        id: u64,
+        /// Part number.
+        seq: u32,
+        /// Keys and their `cl` registers.
+        keys: Vec<(Bytes, Reg<u64>)>,
+    },
+    /// The answer to one [`Message::CensusPart`]: those of its keys whose incarnation the
+    /// sender held and has collected (it holds no such key, and its watermark covers the
+    /// incarnation): dead everywhere.
+    CensusDead {
+        /// The census id.
+        id: u64,
+        /// The part answered.
+        seq: u32,
+        /// The dead keys, with the `cl` register they were listed with.
+        dead: Vec<(Bytes, Reg<u64>)>,
+    },
 }
 
 /// One change of a replica's durable state, in the order it happened (see
@@ -132,6 +193,16 @@ pub enum Record {
         /// The key.
         key: Bytes,
     },
+    /// The region started restoring: it holds every write of its own up to `floor` and gets
+    /// the rest back from its peers (see [`crate::Replica::restoring`]). A restart before
+    /// [`Record::Restored`] restores again from this floor, not from its clock.
+    Restoring {
+        /// Every write of this region with a stamp up to here is held.
+        floor: Hlc,
+    },
+    /// Every peer has answered: the region holds again every write of its own that any peer
+    /// held.
+    Restored,
 }
 
 /// Why a frame was refused. The receiver's state is unchanged.

@@ -5,7 +5,7 @@ mod strategies;
 
 use bytes::Bytes;
 use proptest::prelude::*;
-use sessionmesh_core::wire::{self, Message, Report};
+use sessionmesh_core::wire::{self, Done, Message, Report};
 use sessionmesh_core::{Config, Hlc, Now, RegionId, Replica};
 use strategies::{bytes, state};
 
@@ -20,35 +20,76 @@ fn wm() -> impl Strategy<Value = Vec<(RegionId, Hlc)>> {
     )
 }
 
+fn report() -> impl Strategy<Value = Report> {
+    (any::<u64>(), wm()).prop_map(|(h, wm)| Report { hlc: Hlc(h), wm })
+}
+
 fn message() -> impl Strategy<Value = Message> {
     prop_oneof![
         (
             any::<u64>(),
             any::<u64>(),
             entries(),
-            proptest::option::of((any::<u64>(), wm()))
+            proptest::option::of(report()),
+            proptest::collection::vec((1u16..4, report()), 0..3),
+            proptest::option::of(any::<u64>()),
         )
-            .prop_map(|(f, t, entries, rep)| Message::Push {
-                from: Hlc(f),
-                to: Hlc(t),
-                entries,
-                report: rep.map(|(h, wm)| Report { hlc: Hlc(h), wm }),
+            .prop_map(
+                |(f, t, entries, report, relayed, restoring)| Message::Push {
+                    from: Hlc(f),
+                    to: Hlc(t),
+                    entries,
+                    report,
+                    relayed: relayed
+                        .into_iter()
+                        .map(|(r, rep)| (RegionId(r), rep))
+                        .collect(),
+                    restoring,
+                }
+            ),
+        (
+            any::<u64>(),
+            proptest::option::of((any::<u64>(), any::<u64>())),
+            wm()
+        )
+            .prop_map(|(h, run, wm)| Message::Ack {
+                upto: Hlc(h),
+                run: run.map(|(a, b)| (Hlc(a), Hlc(b))),
+                wm,
             }),
-        any::<u64>().prop_map(|h| Message::Ack { upto: Hlc(h) }),
-        (any::<u64>(), wm()).prop_map(|(id, wm)| Message::CatchUpRequest { id, wm }),
+        (any::<u64>(), wm(), proptest::option::of(any::<u64>()))
+            .prop_map(|(id, wm, restoring)| Message::CatchUpRequest { id, wm, restoring }),
         (
             any::<u64>(),
             any::<u32>(),
             entries(),
-            proptest::option::of(wm())
+            proptest::option::of((wm(), any::<u64>(), proptest::option::of(wm())))
         )
             .prop_map(|(id, seq, entries, done)| Message::CatchUpPart {
                 id,
                 seq,
                 entries,
-                done
+                done: done.map(|(wm, y, your_report)| Done {
+                    wm,
+                    yours: Hlc(y),
+                    your_report
+                }),
             }),
         Just(Message::Evicted),
+        (any::<u64>(), any::<u32>(), entries()).prop_map(|(id, seq, e)| {
+            Message::CensusPart {
+                id,
+                seq,
+                keys: e.into_iter().map(|(k, st)| (k, st.cl)).collect(),
+            }
+        }),
+        (any::<u64>(), any::<u32>(), entries()).prop_map(|(id, seq, e)| {
+            Message::CensusDead {
+                id,
+                seq,
+                dead: e.into_iter().map(|(k, st)| (k, st.cl)).collect(),
+            }
+        }),
     ]
 }
 

@@ -5,6 +5,7 @@
 //! [`crate::net::Links`], this file turns them into replica calls and queue events.
 
 use super::{Durable, Ev, World};
+use crate::config::Disk;
 use crate::net::LinkPlan;
 use crate::oracle::rid;
 use rand::Rng;
@@ -83,7 +84,7 @@ impl World<'_> {
         }
     }
 
-    pub(super) fn crash(&mut self, i: usize, down_ms: u64) {
+    pub(super) fn crash(&mut self, i: usize, down_ms: u64, disk: Disk) {
         if self.healed || !self.alive(i) {
             return;
         }
@@ -95,15 +96,54 @@ impl World<'_> {
         // What it had persisted: the last checkpoint and every journal record since (under
         // `durability = "always"`, everything it applied). Frames in flight are lost.
         let mut r = r;
-        let issued = r.last_issued();
+        let issued = r.last_issued().max(self.nodes[i].issued_before_crash);
         let node = &mut self.nodes[i];
         node.issued_before_crash = issued;
         node.durable.log.extend(r.take_records());
         drop(r);
-        let durable = std::mem::take(&mut node.durable);
+        let mut durable = std::mem::take(&mut node.durable);
+        // What the disk holds at the restart.
+        let since = match disk {
+            Disk::Kept => None,
+            Disk::Lost => {
+                durable = Durable::default();
+                node.backups.clear();
+                Some(0)
+            }
+            Disk::RolledBack { age_ms } => {
+                let cut = self.now.saturating_sub(age_ms);
+                while node.backups.back().is_some_and(|(t, _)| *t > cut) {
+                    node.backups.pop_back();
+                }
+                let (at, snapshot) = node.backups.back().cloned().unwrap_or_default();
+                durable = Durable {
+                    snapshot,
+                    log: Vec::new(),
+                };
+                Some(at)
+            }
+        };
+        let cfg = self.replica_config(i);
+        let view = Replica::recover(
+            cfg,
+            durable.snapshot.clone(),
+            durable.log.clone(),
+            self.now_of(i),
+        );
+        let node = &mut self.nodes[i];
+        node.down_view = Some(view);
         node.restore = Some(Box::new(move |cfg, now| {
             Replica::recover(cfg, durable.snapshot, durable.log, now)
         }));
+        if let Some(since) = since {
+            node.must_exceed = Some(issued);
+            match disk {
+                Disk::Lost => self.summary.disks_lost += 1,
+                _ => self.summary.rollbacks += 1,
+            }
+            self.lose_writes(i, since);
+        }
+        let node = &mut self.nodes[i];
         node.crashes += 1;
         node.timer_gen += 1;
         node.timer_at = None;
@@ -128,11 +168,77 @@ impl World<'_> {
             log: Vec::new(),
         };
         let issued = self.nodes[i].issued_before_crash;
-        self.oracles
-            .check_restart(i, r.clock_last(), issued, self.now);
+        self.nodes[i].down_view = None;
+        if self.nodes[i].must_exceed.is_some() {
+            // Restarted from less than everything: its clock may start lower; its first
+            // stamp is checked instead (`check_first_stamp`).
+            self.oracles
+                .check_restart(i, r.clock_last(), sessionmesh_core::Hlc::ZERO, self.now);
+        } else {
+            self.oracles
+                .check_restart(i, r.clock_last(), issued, self.now);
+        }
         self.nodes[i].replica = Some(r);
         self.trace.words(&[self.now, 7, i as u64, 1]);
         self.drain(i, false);
         self.reassess_region(i);
+    }
+}
+
+impl World<'_> {
+    /// Region `i` lost its writes made since `since_ms` that no other region holds: in its
+    /// state, in its skew buffer, in what a crashed region will restart from, or in a frame in
+    /// flight on a live connection. The oracles leave those out of the model.
+    fn lose_writes(&mut self, i: usize, since_ms: u64) {
+        use sessionmesh_core::wire::{self, Message};
+        let origin = rid(i);
+        // Every key delta in flight to a region other than `i`.
+        let mut flying: Vec<(bytes::Bytes, sessionmesh_core::KeyState)> = Vec::new();
+        for q in self.queue.iter() {
+            if let Ev::Deliver {
+                from,
+                to,
+                bytes,
+                epoch,
+                ..
+            } = &q.ev
+            {
+                // Frames to the crashed region die with it; frames from it still arrive where
+                // their connection lives on (a receiver notices the crash only later).
+                let live = self.alive(*to)
+                    && self.links.sees(*to, *from)
+                    && self.links.epoch(*from, *to) == *epoch;
+                if *to == i || !live {
+                    continue;
+                }
+                match wire::decode(bytes, usize::MAX) {
+                    Ok(Message::Push { entries, .. })
+                    | Ok(Message::CatchUpPart { entries, .. }) => flying.extend(entries),
+                    _ => {}
+                }
+            }
+        }
+        let views: Vec<&Replica> = (0..self.n)
+            .filter(|j| *j != i)
+            .filter_map(|j| {
+                let n = &self.nodes[j];
+                n.replica.as_ref().or(n.down_view.as_ref())
+            })
+            .collect();
+        let covers = |st: &sessionmesh_core::KeyState, d: &sessionmesh_core::KeyState| {
+            let mut m = st.clone();
+            m.merge(d);
+            m == *st
+        };
+        let held = |key: &bytes::Bytes, d: &sessionmesh_core::KeyState| {
+            let newest = d.max_stamp().hlc;
+            views.iter().any(|r| {
+                r.watermark(origin) >= newest
+                    || r.key_state(key).is_some_and(|st| covers(st, d))
+                    || r.held_delta(key).is_some_and(|st| covers(st, d))
+            }) || flying.iter().any(|(k, st)| k == key && covers(st, d))
+        };
+        let n = self.oracles.lose_writes(i, since_ms, held);
+        self.summary.writes_lost_with_disk += n;
     }
 }

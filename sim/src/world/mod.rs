@@ -27,7 +27,7 @@ mod faults;
 mod quiesce;
 
 use crate::clock::WallClock;
-use crate::config::{Schedule, SimConfig};
+use crate::config::{Disk, Schedule, SimConfig};
 use crate::net::{DropReason, Links, Network, Verdict};
 use crate::oracle::{rid, Oracles};
 use crate::outcome::{Oracle, Outcome, Summary};
@@ -74,6 +74,12 @@ struct Durable {
 /// Journal records between two checkpoints of a simulated region.
 const CHECKPOINT_RECORDS: usize = 4_000;
 
+/// How often a copy of each region's state is kept for restarts from an older backup.
+const BACKUP_EVERY_MS: u64 = 2_000;
+
+/// How many such copies are kept (the oldest is dropped).
+const BACKUPS_KEPT: usize = 32;
+
 /// A restart closure holding the snapshot a crashed region persisted.
 type Restore = Box<dyn FnOnce(Config, Now) -> Replica>;
 
@@ -96,6 +102,7 @@ enum Ev {
     Crash {
         region: usize,
         down_ms: u64,
+        disk: Disk,
     },
     Restart {
         region: usize,
@@ -154,6 +161,13 @@ struct Node {
     durable: Durable,
     /// The greatest stamp the region issued before its last crash.
     issued_before_crash: sessionmesh_core::Hlc,
+    /// After a restart from less than everything: its first stamp must be above this.
+    must_exceed: Option<sessionmesh_core::Hlc>,
+    /// Copies of its persisted state taken along the way (time, snapshot), oldest first, for
+    /// restarts from an older backup.
+    backups: std::collections::VecDeque<(u64, sessionmesh_core::replica::Snapshot)>,
+    /// While down: what it will restart from, for the oracles (what it still holds).
+    down_view: Option<Replica>,
     crashes: u64,
     timer_gen: u64,
     timer_at: Option<u64>,
@@ -256,6 +270,9 @@ impl<'a> World<'a> {
                 restore: None,
                 durable: Durable::default(),
                 issued_before_crash: sessionmesh_core::Hlc::ZERO,
+                must_exceed: None,
+                backups: std::collections::VecDeque::new(),
+                down_view: None,
                 crashes: 0,
                 timer_gen: 0,
                 timer_at: None,
@@ -314,6 +331,7 @@ impl<'a> World<'a> {
                     Ev::Crash {
                         region,
                         down_ms: c.down_ms,
+                        disk: c.disk,
                     },
                 );
             }
@@ -425,7 +443,11 @@ impl<'a> World<'a> {
             } => self.deliver(from, to, channel, bytes, epoch),
             Ev::PartitionStart(i) => self.partition(i, true),
             Ev::PartitionEnd(i) => self.partition(i, false),
-            Ev::Crash { region, down_ms } => self.crash(region, down_ms),
+            Ev::Crash {
+                region,
+                down_ms,
+                disk,
+            } => self.crash(region, down_ms, disk),
             Ev::Restart { region, crash } => {
                 if !self.alive(region) && self.nodes[region].crashes == crash {
                     self.restart(region);
@@ -480,7 +502,13 @@ impl<'a> World<'a> {
         for op in ops {
             *self.summary.commands.entry(op.kind.name()).or_insert(0) += 1;
             let kind = OpKind::ALL.iter().position(|k| *k == op.kind).unwrap_or(0) as u64;
-            if !self.alive(op.region) {
+            // A restarted node holds commands back until it may stamp writes (at most the
+            // clock drift bound); the simulated clients count them as refused.
+            let ready = self.nodes[op.region]
+                .replica
+                .as_ref()
+                .is_some_and(Replica::stamps_ready);
+            if !ready {
                 self.summary.refused += 1;
                 self.trace
                     .words(&[self.now, 1, op.region as u64, kind, u64::MAX]);
@@ -541,8 +569,26 @@ impl<'a> World<'a> {
                 d.snapshot = r.snapshot();
                 d.log.clear();
             }
-            r.clock_last()
+            let due = node
+                .backups
+                .back()
+                .is_none_or(|(t, _)| self.now >= t + BACKUP_EVERY_MS);
+            if due {
+                node.backups.push_back((self.now, r.snapshot()));
+                if node.backups.len() > BACKUPS_KEPT {
+                    node.backups.pop_front();
+                }
+            }
+            let issued = r.last_issued();
+            let first = (issued > sessionmesh_core::Hlc::ZERO)
+                .then(|| node.must_exceed.take())
+                .flatten();
+            (r.clock_last(), first.map(|b| (issued, b)))
         };
+        let (clock, first) = clock;
+        if let Some((issued, before)) = first {
+            self.oracles.check_first_stamp(i, issued, before, self.now);
+        }
         self.oracles
             .check_clock(i, clock, self.now, "while running");
         for t in transmits.drain(..) {
@@ -590,7 +636,13 @@ impl<'a> World<'a> {
                 self.trace.word(self.now);
                 self.trace.word(50 + i as u64);
                 self.trace.bytes(&key);
-                self.oracles.record_write(key, delta);
+                if let Some(before) = self.nodes[i].must_exceed {
+                    let s = delta.max_stamp();
+                    if s.region == rid(i) {
+                        self.oracles.check_first_stamp(i, s.hlc, before, self.now);
+                    }
+                }
+                self.oracles.record_write_at(i, self.now, key, delta);
             }
             Event::ClockSkew { peer, ahead_ms } => {
                 self.summary.skew_events += 1;
@@ -606,6 +658,14 @@ impl<'a> World<'a> {
                 self.summary.resyncs += 1;
                 self.trace
                     .words(&[self.now, 53, i as u64, u64::from(peer.0)]);
+            }
+            Event::Restoring { floor } => {
+                self.trace.words(&[self.now, 55, i as u64, floor.0]);
+            }
+            Event::Restored { after_ms, keys } => {
+                self.summary.restorations += 1;
+                self.summary.max_restore_ms = self.summary.max_restore_ms.max(after_ms);
+                self.trace.words(&[self.now, 56, i as u64, keys]);
             }
             Event::BadFrame { peer } => {
                 self.trace

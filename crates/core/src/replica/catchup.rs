@@ -30,12 +30,45 @@ impl Replica {
             }
             keys.extend(self.store.changed_since(*r, since(*r)).cloned());
         }
-        let entries = keys.into_iter().filter_map(|k| {
-            let st = self.store.get(&k)?;
-            st.delta(|s| s.hlc > since(s.region)).map(|d| (k, d))
+        let mut entries: Vec<Entry> = keys
+            .into_iter()
+            .filter_map(|k| {
+                let st = self.store.get(&k)?;
+                st.delta(|s| s.hlc > since(s.region)).map(|d| (k, d))
+            })
+            .collect();
+        // Deltas we hold back for clock skew are news to it too: a restarted origin may have
+        // lost them, and must not claim its writes back without them.
+        entries.extend(self.held.iter().filter_map(|(k, (st, _, _))| {
+            st.delta(|s| s.hlc > since(s.region))
+                .map(|d| (k.clone(), d))
+        }));
+        let held_max = self
+            .held
+            .values()
+            .flat_map(|(st, _, _)| st.origins())
+            .filter(|(o, _)| *o == peer)
+            .map(|(_, h)| h)
+            .max()
+            .unwrap_or(Hlc::ZERO);
+        let your_report = self.peers.get(&peer).and_then(|p| {
+            p.prior_report
+                .as_ref()
+                .or(p.pending_report.as_ref())
+                .or(p.report.as_ref())
+                .map(|r| r.wm.clone())
         });
-        let parts = self.cut(entries.collect());
-        self.send_parts(peer, id, parts);
+        let done = Done {
+            your_report,
+            wm: self.watermarks(),
+            yours: self
+                .store
+                .max_of(peer)
+                .max(held_max)
+                .max(self.wm.get(&peer).copied().unwrap_or(Hlc::ZERO)),
+        };
+        let parts = self.cut(entries);
+        self.send_parts(peer, id, parts, done);
     }
 
     /// Cuts entries into parts that fit the frame limit with a wide margin: the size estimate
@@ -56,8 +89,7 @@ impl Replica {
         parts
     }
 
-    pub(super) fn send_parts(&mut self, peer: RegionId, id: u64, parts: Vec<Vec<Entry>>) {
-        let wm = self.watermarks();
+    pub(super) fn send_parts(&mut self, peer: RegionId, id: u64, parts: Vec<Vec<Entry>>, wm: Done) {
         // Parts still to send, front first; one that encodes over the frame limit despite the
         // margin in `cut` is split in two and retried, so no frame ever exceeds it (a single
         // key larger than the limit is sent anyway; `max_frame_bytes` must exceed it).
@@ -107,9 +139,10 @@ impl Replica {
         id: u64,
         seq: u32,
         entries: Vec<Entry>,
-        done: Option<Watermarks>,
+        done: Option<Done>,
         now: Now,
     ) {
+        self.note_restored_keys(entries.len());
         self.apply_entries(peer, entries, now);
         let p = self.peers.get_mut(&peer).expect("checked");
         let Some((want, next, intact, progress)) = p.catchup.as_mut() else {
@@ -123,18 +156,21 @@ impl Replica {
         }
         *next = seq + 1;
         *progress = now.mono_ms;
-        if let Some(theirs) = done {
+        if let Some(done) = done {
             let ok = *intact;
             p.catchup = None;
             let skipped = std::mem::take(&mut p.catchup_skipped);
             if ok {
                 // We now hold everything they held when they built the answer, except of the
-                // origins we told them to leave out.
-                let theirs: Watermarks = theirs
-                    .into_iter()
+                // origins we told them to leave out. (Our own writes are never left out.)
+                let theirs: Watermarks = done
+                    .wm
+                    .iter()
+                    .copied()
                     .filter(|(r, _)| !skipped.contains(r))
                     .collect();
                 self.advance(&theirs);
+                self.answered(peer, &done, now);
             }
         }
     }
@@ -148,9 +184,13 @@ impl Replica {
                     let hlc = *h;
                     self.journal(|| Record::Clock { hlc });
                 }
+                // They held every write of ours up to `h` and sent what they had of ours
+                // above our floor: we hold them all up to `h` now.
+                self.raise_floor(*h);
                 continue;
             }
             self.set_wm(*r, *h);
+            self.absorb_run(*r);
         }
         self.promote_reports();
     }
@@ -175,14 +215,19 @@ impl Replica {
                 (
                     *r,
                     if *r == self.cfg.region {
-                        self.clock.last()
+                        self.watermark(*r)
                     } else {
                         Hlc::ZERO
                     },
                 )
             })
             .collect();
-        self.send(peer, Channel::CatchUp, &Message::CatchUpRequest { id, wm });
+        let restoring = self.restart_id();
+        self.send(
+            peer,
+            Channel::CatchUp,
+            &Message::CatchUpRequest { id, wm, restoring },
+        );
         self.events.push_back(Event::Resynced { peer });
     }
 }

@@ -40,8 +40,29 @@ impl Replica {
                 to,
                 entries,
                 report,
-            } => self.on_push(peer, from, to, entries, report, now),
-            Message::Ack { upto } => {
+                relayed,
+                restoring,
+            } => {
+                self.note_peer_restart(peer, restoring);
+                for (r, rep) in relayed {
+                    if r != peer {
+                        self.note_report(r, rep, now);
+                    }
+                }
+                let restoring = restoring.is_some();
+                self.on_push(
+                    peer,
+                    Pushed {
+                        from,
+                        to,
+                        restoring,
+                    },
+                    entries,
+                    report,
+                    now,
+                );
+            }
+            Message::Ack { upto, run, wm } => {
                 // Our pushes ending at or below `upto` are all held there: the write count at
                 // the newest of them is how many of our writes it holds.
                 let held = self
@@ -52,9 +73,11 @@ impl Replica {
                     .map(|(_, n)| *n);
                 let p = self.peers.get_mut(&peer).expect("checked");
                 p.acked = p.acked.max(upto);
+                p.acked_run = run;
                 if let Some(n) = held {
                     p.acked_writes = p.acked_writes.max(n);
                 }
+                self.note_progress(peer, &wm, now);
                 // A peer may hold writes of ours that we lost (a restart that did not
                 // persist its last moment): never issue those stamps again, or the peer would
                 // take the new writes for ones it has.
@@ -63,7 +86,14 @@ impl Replica {
                     self.journal(|| Record::Clock { hlc: upto });
                 }
             }
-            Message::CatchUpRequest { id, wm } => self.on_catchup_request(peer, id, &wm),
+            Message::CatchUpRequest { id, wm, restoring } => {
+                if restoring.is_some() {
+                    self.note_peer_restart(peer, restoring);
+                }
+                self.on_catchup_request(peer, id, &wm);
+            }
+            Message::CensusPart { id, seq, keys } => self.on_census_part(peer, id, seq, keys),
+            Message::CensusDead { id, seq, dead } => self.on_census_dead(peer, id, seq, dead, now),
             Message::CatchUpPart {
                 id,
                 seq,
@@ -78,28 +108,86 @@ impl Replica {
     pub(super) fn on_push(
         &mut self,
         peer: RegionId,
-        from: Hlc,
-        to: Hlc,
+        push: Pushed,
         entries: Vec<Entry>,
         report: Option<Report>,
         now: Now,
     ) {
-        {
-            let p = self.peers.get_mut(&peer).expect("checked");
-            p.clock_offset_ms = to.ms() as i64 - now.wall_ms as i64;
-            if report.is_some() {
-                p.pending_report = report;
-            }
+        let Pushed {
+            from,
+            to,
+            restoring,
+        } = push;
+        self.peers.get_mut(&peer).expect("checked").clock_offset_ms =
+            to.ms() as i64 - now.wall_ms as i64;
+        if let Some(rep) = report {
+            self.note_report(peer, rep, now);
         }
         self.apply_entries(peer, entries, now);
-        let contiguous = self.wm.get(&peer).copied().unwrap_or(Hlc::ZERO) >= from;
+        // A restoring sender cannot vouch for the writes it lost, which lie below `from`:
+        // its pushes never advance our watermark for it, however they line up.
+        let contiguous = !restoring && self.wm.get(&peer).copied().unwrap_or(Hlc::ZERO) >= from;
+        let p = self.peers.get_mut(&peer).expect("checked");
+        let was_gap = p.push_gap;
+        // Not a gap to repair from a restoring sender: it does not have what we lack.
+        p.push_gap = !contiguous && !restoring;
         if contiguous {
+            p.run = None;
             self.set_wm(peer, to);
+        } else {
+            p.run = match p.run {
+                Some((a, b)) if b >= from => Some((a, b.max(to))),
+                _ => Some((from, to)),
+            };
         }
-        self.peers.get_mut(&peer).expect("checked").push_gap = !contiguous;
         self.promote_reports();
-        let upto = self.watermark(peer);
-        self.send(peer, Channel::Delta, &Message::Ack { upto });
+        self.send_ack(peer, now);
+        if p_gap_opened(was_gap, !contiguous && !restoring) {
+            // One of its pushes went missing (or it just finished restoring): ask now rather
+            // than at the next interval.
+            self.request_catchup(peer, now, false);
+        }
+    }
+
+    /// What a peer says of its restarts: `Some(id)` while it restores after restart `id`,
+    /// `None` once it vouches for its writes again. A new restart voids its earlier reports
+    /// for garbage collection (it may have lost what they claimed); the newest of them is kept
+    /// to tell it (see `Done::your_report`).
+    pub(super) fn note_peer_restart(&mut self, peer: RegionId, restoring: Option<u64>) {
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        if p.restoring == restoring {
+            return;
+        }
+        match restoring {
+            Some(_) => {
+                let newest = p.pending_report.take().or(p.report.take());
+                if newest.is_some() {
+                    p.prior_report = newest;
+                }
+                p.report = None;
+            }
+            None => p.prior_report = None,
+        }
+        p.restoring = restoring;
+    }
+
+    /// Our watermark for `origin` moved: a run of its pushes that now lines up with it counts
+    /// as held too.
+    pub(super) fn absorb_run(&mut self, origin: RegionId) {
+        let w = self.wm.get(&origin).copied().unwrap_or(Hlc::ZERO);
+        let Some(p) = self.peers.get_mut(&origin) else {
+            return;
+        };
+        match p.run {
+            Some((a, b)) if a <= w => {
+                p.run = None;
+                p.push_gap = false;
+                self.set_wm(origin, b);
+            }
+            _ => {}
+        }
     }
 
     /// Moves pending reports whose writes we now hold into place.
@@ -243,6 +331,18 @@ impl Replica {
             delta,
         });
     }
+}
+
+/// The range a push covers, and whether its sender is restoring.
+pub(super) struct Pushed {
+    pub(super) from: Hlc,
+    pub(super) to: Hlc,
+    pub(super) restoring: bool,
+}
+
+/// Whether a push opened a gap that the previous one had not.
+fn p_gap_opened(was: bool, now: bool) -> bool {
+    now && !was
 }
 
 /// The planted fault [`Faults::merge_prefers_local`]: an incoming register that "ties" with the

@@ -39,7 +39,12 @@ impl Replica {
 
     /// Rebuilds a replica from its last snapshot and the journal records written after it.
     /// Keys with our own writes newer than the last push are marked dirty again, and the clock
-    /// is re-seeded above every stamp it could have issued.
+    /// is re-seeded above every stamp the persisted state saw.
+    ///
+    /// The persisted state may be older than what the region had issued (an empty data folder,
+    /// a restored backup, a log that lost its tail): with other regions in the cluster, the
+    /// replica starts restoring (see [`Replica::restoring`]) and holds stamps back until
+    /// [`Replica::stamps_ready`].
     pub fn recover(
         cfg: Config,
         snap: Snapshot,
@@ -47,6 +52,8 @@ impl Replica {
         now: Now,
     ) -> Replica {
         let journal = cfg.journal;
+        // A restoration the crash interrupted resumes from its own floor.
+        let mut interrupted = snap.restoring;
         let mut r = Replica::restore(
             Config {
                 journal: false,
@@ -80,6 +87,8 @@ impl Replica {
                 Record::Release { key } => {
                     r.held.remove(&key);
                 }
+                Record::Restoring { floor } => interrupted = Some(floor),
+                Record::Restored => interrupted = None,
             }
         }
         let me = r.cfg.region;
@@ -101,6 +110,16 @@ impl Replica {
         if !r.dirty.is_empty() {
             r.next_flush = Some(now.mono_ms);
         }
+        // Every write of ours stamped up to the clock as the persisted state last saw it is
+        // in that state (stamps only grow, and a write is journalled in the step that
+        // stamps it); watermarks of other origins are not clock values and do not count.
+        let floor = interrupted.unwrap_or_else(|| {
+            r.clock
+                .last()
+                .max(r.store.max_hlc())
+                .max(r.last_push_to)
+                .max(seen)
+        });
         let wm_max = r.wm.values().copied().max().unwrap_or(Hlc::ZERO);
         r.clock
             .seed(r.store.max_hlc().max(r.last_push_to).max(wm_max).max(seen));
@@ -109,6 +128,9 @@ impl Replica {
             r.next_release = Some(now.mono_ms);
         }
         r.cfg.journal = journal;
+        if !r.cfg.faults.no_restore {
+            r.begin_restoring(floor, now);
+        }
         r
     }
 }

@@ -14,7 +14,12 @@
 //! and after each of those drains [`Replica::poll_transmit`] (frames to send, each to one peer on
 //! one [`Channel`]) and [`Replica::poll_event`] (things operators want to know).
 //!
-//! Submodules: `inbound` (frames from peers), `catchup`, `timers` (push, GC), `journal`.
+//! After a restart ([`Replica::recover`]) a driver also waits for [`Replica::stamps_ready`]
+//! before executing writes (at most `max_clock_drift_ms`; see `restore`).
+//!
+//! Submodules: `inbound` (frames from peers), `catchup`, `timers` (push, GC), `journal`,
+//! `restore` (restarting from less than everything), `routing` (progress notes, relayed
+//! reports).
 //!
 //! `Now` carries two clocks: `mono_ms` schedules timers and never goes backwards; `wall_ms` feeds
 //! the hybrid logical clock and may be skewed, stepped or slow.
@@ -26,14 +31,18 @@ use crate::reply::Reply;
 use crate::stamp::{RegionId, Stamp};
 use crate::store::{self, SharedState, Store, Value};
 pub use crate::wire::Record;
-use crate::wire::{self, Entry, Message, Report, Watermarks, WireError};
+use crate::wire::{self, Done, Entry, Message, Report, Watermarks, WireError};
 use bytes::Bytes;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 mod catchup;
 mod inbound;
 mod journal;
+mod restore;
+mod routing;
 mod timers;
+
+pub use restore::RestoreStatus;
 
 /// The two clocks a driver passes in.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -66,6 +75,12 @@ pub struct Faults {
     /// (Equal stamps with different values never happen in a correct system; this fault also
     /// makes the merge prefer the local value when the incoming stamp is only slightly newer.)
     pub merge_prefers_local: bool,
+    /// A restarted region trusts what it persisted: no restoration from its peers and no stamp
+    /// barrier (the behaviour before restoring existed).
+    pub no_restore: bool,
+    /// A restoring region skips the census, so keys collected elsewhere while its persisted
+    /// state was behind stay alive in it.
+    pub no_census: bool,
 }
 
 /// Settings of one replica.
@@ -88,6 +103,12 @@ pub struct Config {
     pub tombstone_grace_ms: u64,
     /// Upper bound on the encoded size of one frame.
     pub max_frame_bytes: usize,
+    /// How often connected peers are told our watermarks while they move (progress notes),
+    /// and stalled origins are looked for.
+    pub progress_interval_ms: u64,
+    /// A directly connected origin whose writes we hold less of than a peer does, for this
+    /// long, is fetched through that peer (progress, not connection, decides routing).
+    pub reroute_after_ms: u64,
     /// Planted faults for oracle tests.
     pub faults: Faults,
     /// Emit an [`Event::Wrote`] for every key a local command changes (simulator oracles).
@@ -110,6 +131,8 @@ impl Config {
             gc_interval_ms: 1_000,
             tombstone_grace_ms: 60_000,
             max_frame_bytes: 256 * 1024,
+            progress_interval_ms: 100,
+            reroute_after_ms: 300,
             faults: Faults::default(),
             record_writes: false,
             max_hash_fields: 1_000_000,
@@ -165,6 +188,20 @@ pub enum Event {
         /// The peer we resynchronised from.
         peer: RegionId,
     },
+    /// The region restarted and is getting back from its peers what it may have lost; its
+    /// own writes up to `floor` were in what it had persisted.
+    Restoring {
+        /// Every write of this region stamped up to here was in the persisted state.
+        floor: Hlc,
+    },
+    /// Every peer answered (or was given up on as silent): the region holds again every
+    /// write of its own that a peer held.
+    Restored {
+        /// How long it took.
+        after_ms: u64,
+        /// Key deltas received by catch-up meanwhile.
+        keys: u64,
+    },
     /// A malformed frame from `peer` was rejected; nothing of it was applied.
     BadFrame {
         /// The sender.
@@ -213,6 +250,14 @@ pub struct Stats {
     pub local_writes: u64,
     /// Expired keys reclaimed (collected, or buried while a region is evicted).
     pub expired: u64,
+    /// Catch-up requests made because a connected origin's writes stalled while a peer held
+    /// them (see `reroute_after_ms`).
+    pub reroutes: u64,
+    /// Restorations completed since start (0 or 1).
+    pub restored: u64,
+    /// Keys dropped after a restart because a peer's census answer showed them collected
+    /// everywhere (see `restore`).
+    pub census_dropped: u64,
 }
 
 /// How many recent pushes are remembered to measure lag in writes (about 8 s at the default
@@ -264,6 +309,11 @@ pub struct Snapshot {
     /// Deltas held back because of clock skew: key, delta, sender, and whether its `cl`
     /// register was news when it was held.
     pub held: Vec<(Bytes, KeyState, RegionId, bool)>,
+    /// While restoring: every write of ours stamped up to here is held (see `restore`).
+    /// Left out when not restoring (the last field, so a snapshot reads the same either way,
+    /// and snapshots written before restoring existed read as not restoring).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restoring: Option<Hlc>,
 }
 
 impl Snapshot {
@@ -315,6 +365,20 @@ struct Peer {
     pending_report: Option<Report>,
     /// The greatest watermark it acknowledged for our writes.
     acked: Hlc,
+    /// A run of our pushes it holds beyond `acked` (its last `Ack`'s `run`).
+    acked_run: Option<(Hlc, Hlc)>,
+    /// A run of its pushes that arrived one after another, `(from, to]`, after a gap: we hold
+    /// those writes though our watermark for it does not reach them yet.
+    run: Option<(Hlc, Hlc)>,
+    /// The watermarks we last told it, and when (monotonic).
+    told: Watermarks,
+    told_at: u64,
+    /// Its restart id while it says it is restoring.
+    restoring: Option<u64>,
+    /// Its newest report from before that restart (answers tell it, see `Done`); its reports
+    /// from before are not used for garbage collection any more, since it may have lost what
+    /// they claimed.
+    prior_report: Option<Report>,
     /// Its clock minus our wall clock when its last push arrived (latency included).
     clock_offset_ms: i64,
     /// How many of our write commands it holds (from its acks and our push history).
@@ -375,6 +439,16 @@ pub struct Replica {
     held: BTreeMap<Bytes, (KeyState, RegionId, bool)>,
     peers: BTreeMap<RegionId, Peer>,
     evicted: BTreeSet<RegionId>,
+    /// Peers' word that they hold writes of an origin that we lack (see `routing`).
+    claims: BTreeMap<RegionId, routing::Claim>,
+    /// After a restart: getting back our own writes (see `restore`).
+    restoring: Option<restore::Restoring>,
+    /// After a restart: no stamp until the clock is past every stamp issued before.
+    barrier: Option<restore::StampBarrier>,
+    /// When the progress timer runs next.
+    next_route: u64,
+    /// Pushes start above this: set when a restart's stamp barrier lifts (see `restore`).
+    push_floor: Hlc,
     outbox: VecDeque<Transmit>,
     events: VecDeque<Event>,
     stats: Stats,
@@ -418,6 +492,11 @@ impl Replica {
             held: BTreeMap::new(),
             peers,
             evicted: BTreeSet::new(),
+            claims: BTreeMap::new(),
+            restoring: None,
+            barrier: None,
+            next_route: 0,
+            push_floor: Hlc::ZERO,
             outbox: VecDeque::new(),
             events: VecDeque::new(),
             stats: Stats::default(),
@@ -496,6 +575,7 @@ impl Replica {
                 .iter()
                 .map(|(k, (s, p, c))| (k.clone(), s.clone(), *p, *c))
                 .collect(),
+            restoring: self.restoring.as_ref().map(|r| r.floor),
         }
     }
 
@@ -538,7 +618,11 @@ impl Replica {
 
     /// How many other regions are known to hold every write of ours up to `stamp`.
     pub fn regions_holding(&self, stamp: Stamp) -> usize {
-        self.peers.values().filter(|p| p.acked >= stamp.hlc).count()
+        let s = stamp.hlc;
+        self.peers
+            .values()
+            .filter(|p| p.acked >= s || p.acked_run.is_some_and(|(a, b)| a < s && s <= b))
+            .count()
     }
 
     /// Every peer's replication state.
@@ -568,17 +652,23 @@ impl Replica {
     /// For ourselves it is the clock. Held deltas cap it, so that we never claim what we only
     /// hold in the skew buffer.
     pub fn watermark(&self, origin: RegionId) -> Hlc {
-        if origin == self.cfg.region {
-            return self.clock.last();
-        }
-        let raw = self.wm.get(&origin).copied().unwrap_or(Hlc::ZERO);
+        let raw = if origin == self.cfg.region {
+            // While restoring, only what the persisted state proved (see `restore`); and a
+            // restoring region may hold back its own lost writes that a skewed peer sent it.
+            match &self.restoring {
+                Some(r) => r.floor,
+                None => self.clock.last(),
+            }
+        } else {
+            self.wm.get(&origin).copied().unwrap_or(Hlc::ZERO)
+        };
         match self.held_floor.get(&origin) {
             Some(f) => raw.min(*f),
             None => raw,
         }
     }
 
-    fn watermarks(&self) -> Watermarks {
+    pub(super) fn watermarks(&self) -> Watermarks {
         self.cfg
             .regions
             .iter()
@@ -589,6 +679,11 @@ impl Replica {
     /// The state of a key, live or not (tests and oracles).
     pub fn key_state(&self, key: &Bytes) -> Option<&KeyState> {
         self.store.get(key)
+    }
+
+    /// What is held back of a key for clock skew, if anything (tests and oracles).
+    pub fn held_delta(&self, key: &Bytes) -> Option<&KeyState> {
+        self.held.get(key).map(|(st, _, _)| st)
     }
 
     /// Every key a client can see at `now`, with its absolute expiry.
@@ -645,7 +740,7 @@ impl Replica {
             return cmd::unknown_command(args);
         };
         let (stamp, now_ms) = if info.write {
-            let h = self.clock.tick(now.wall_ms);
+            let h = self.issue(now);
             (Some(Stamp::new(h, self.cfg.region)), h.ms())
         } else {
             (None, self.clock.now_ms(now.wall_ms))
@@ -804,6 +899,7 @@ impl Replica {
             .copied()
             .filter(|r| {
                 *r != self.cfg.region
+                    && !self.stalled(*r, now.mono_ms)
                     && self
                         .peers
                         .get(r)
@@ -827,7 +923,12 @@ impl Replica {
         if let Some(p) = self.peers.get_mut(&peer) {
             p.catchup_skipped = skipped;
         }
-        self.send(peer, Channel::CatchUp, &Message::CatchUpRequest { id, wm });
+        let restoring = self.restart_id();
+        self.send(
+            peer,
+            Channel::CatchUp,
+            &Message::CatchUpRequest { id, wm, restoring },
+        );
     }
 
     // ----- outputs ---------------------------------------------------------------------------

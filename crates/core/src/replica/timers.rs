@@ -8,8 +8,12 @@ impl Replica {
 
     /// The next monotonic time at which [`Replica::handle_timeout`] has work.
     pub fn poll_timeout(&self) -> Option<u64> {
-        let mut t = self.next_catchup.min(self.next_gc);
-        for f in [self.next_flush, self.next_release].into_iter().flatten() {
+        let mut t = self.next_catchup.min(self.next_gc).min(self.next_route);
+        let barrier = self.barrier.as_ref().map(|b| b.until_mono);
+        for f in [self.next_flush, self.next_release, barrier]
+            .into_iter()
+            .flatten()
+        {
             t = t.min(f);
         }
         Some(t)
@@ -18,6 +22,36 @@ impl Replica {
     /// Runs whatever timers are due: push local writes, ask peers for what we missed, release
     /// held deltas, collect garbage.
     pub fn handle_timeout(&mut self, now: Now) {
+        if self.barrier.is_some() {
+            self.check_barrier(now);
+            if let Some(b) = self.barrier.as_mut() {
+                if b.until_mono <= now.mono_ms {
+                    // The wall clock runs slower than the monotonic one: look again shortly.
+                    b.until_mono = now.mono_ms + 1;
+                }
+            }
+        }
+        if self.next_route <= now.mono_ms {
+            self.next_route = now.mono_ms + self.cfg.progress_interval_ms.max(1);
+            self.route(now);
+        }
+        if self.barrier.is_some() {
+            // No stamp may be issued yet: pushes (each stamps its range), burials and
+            // reports wait; catch-up requests, which stamp nothing, go out.
+            if self.next_catchup <= now.mono_ms {
+                self.next_catchup = now.mono_ms + self.cfg.catchup_interval_ms;
+                for peer in self.connected_peers() {
+                    self.request_catchup(peer, now, false);
+                }
+            }
+            if self.next_flush.is_some_and(|t| t <= now.mono_ms) {
+                self.next_flush = None;
+            }
+            if self.next_gc <= now.mono_ms {
+                self.next_gc = now.mono_ms + self.cfg.gc_interval_ms;
+            }
+            return;
+        }
         if self.next_release.is_some_and(|t| t <= now.mono_ms) {
             self.release_held(now);
             self.next_release = (!self.held.is_empty()).then_some(now.mono_ms + HELD_RECHECK_MS);
@@ -56,7 +90,7 @@ impl Replica {
                 return;
             }
             self.dirty.clear();
-            let to = self.clock.tick(now.wall_ms);
+            let to = self.issue(now);
             self.pushed(to);
             return;
         }
@@ -87,10 +121,17 @@ impl Replica {
         // frame's range just below the first stamp of the next one. (One command writing
         // several keys stamps them alike: the key breaks the tie, whatever the table's order.)
         entries.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1 .0.cmp(&b.1 .0)));
-        let to_final = self.clock.tick(now.wall_ms);
+        let to_final = self.issue(now);
+        let restoring = self.restart_id();
+        let relayed = if with_report {
+            self.relayable_reports()
+        } else {
+            Vec::new()
+        };
         let los: Vec<Hlc> = entries.iter().map(|(lo, _)| *lo).collect();
         let parts = self.cut(entries.into_iter().map(|(_, e)| e).collect());
-        let mut from = since;
+        // The first push after a restart starts above every stamp issued before it.
+        let mut from = since.max(self.push_floor);
         let mut idx = 0;
         let nparts = parts.len();
         for (i, part) in parts.into_iter().enumerate() {
@@ -100,7 +141,8 @@ impl Replica {
             } else {
                 Hlc(los[idx].0 - 1)
             };
-            let report = (with_report && i + 1 == nparts).then(|| Report {
+            let last = i + 1 == nparts;
+            let report = (with_report && last).then(|| Report {
                 hlc: to,
                 wm: self.watermarks(),
             });
@@ -109,6 +151,8 @@ impl Replica {
                 to,
                 entries: part,
                 report,
+                relayed: if last { relayed.clone() } else { Vec::new() },
+                restoring,
             };
             let bytes = wire::encode(&msg);
             for p in &peers {
@@ -168,6 +212,9 @@ impl Replica {
             } else if !late && self.evicted.remove(r) {
                 p.told_evicted = false;
             }
+        }
+        if !self.evicted.is_empty() {
+            self.give_up_on_evicted(now);
         }
     }
 
@@ -251,12 +298,12 @@ impl Replica {
     /// session meanwhile lose when it arrives, in every region alike, and is itself collected
     /// once everybody is back. Replicated like any local delete.
     pub(super) fn bury(&mut self, key: &Bytes, now: Now) {
-        let Some(st) = self.store.get(key) else {
+        let Some(cl) = self.store.get(key).map(|st| st.cl.value) else {
             return;
         };
-        let stamp = Stamp::new(self.clock.tick(now.wall_ms), self.cfg.region);
+        let stamp = Stamp::new(self.issue(now), self.cfg.region);
         let delta = KeyState {
-            cl: Reg::new(stamp, st.cl.value + 1),
+            cl: Reg::new(stamp, cl + 1),
             body: crate::crdt::Body::default(),
         };
         self.stats.conflicts += self.store.apply(key, &delta);
