@@ -181,6 +181,10 @@ pub struct Replication {
     pub gc_interval_ms: u64,
     /// Largest gossip frame accepted or produced.
     pub max_frame_bytes: usize,
+    /// How often peers are told this region's watermarks while they move.
+    pub progress_interval_ms: u64,
+    /// A peer link whose origin stays behind another peer's copy this long is routed around.
+    pub reroute_after_ms: u64,
 }
 
 /// QUIC link settings.
@@ -215,6 +219,8 @@ impl Default for Replication {
             catchup_interval_ms: 1_000,
             gc_interval_ms: 1_000,
             max_frame_bytes: 256 * 1024,
+            progress_interval_ms: 100,
+            reroute_after_ms: 300,
         }
     }
 }
@@ -390,6 +396,8 @@ struct RawReplication {
     catchup_interval_ms: Option<u64>,
     gc_interval_ms: Option<u64>,
     max_frame_bytes: Option<u64>,
+    progress_interval_ms: Option<u64>,
+    reroute_after_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -586,6 +594,18 @@ impl RawConfig {
             max_frame_bytes: usize::try_from(max_frame_bytes).map_err(|_| {
                 invalid("replication.max_frame_bytes", "does not fit this platform")
             })?,
+            progress_interval_ms: at_least(
+                "replication.progress_interval_ms",
+                rr.progress_interval_ms,
+                d.progress_interval_ms,
+                1,
+            )?,
+            reroute_after_ms: at_least(
+                "replication.reroute_after_ms",
+                rr.reroute_after_ms,
+                d.reroute_after_ms,
+                1,
+            )?,
         };
 
         let dt = TransportSettings::default();

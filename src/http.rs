@@ -102,6 +102,9 @@ fn reply(code: StatusCode, content_type: &str, body: String) -> Response<Full<By
 /// acknowledged anything, `lag_writes` counts our writes it has not acknowledged, and
 /// `clock_offset_ms` is its clock minus ours (signed, latency included). `memory_bytes` is the
 /// process's resident memory, shared by regions in one process; `null` without procfs.
+/// `restoring` is `null`, or while the region restores after a restart: its floor, the peers
+/// it still waits for, for how long, the key deltas received so far and whether writes are
+/// still held back (a moment after the start).
 pub fn status(node: &Node) -> String {
     let peers: Vec<serde_json::Value> = node
         .peer_views()
@@ -127,10 +130,26 @@ pub fn status(node: &Node) -> String {
         })
         .collect();
     let s = node.stats();
+    let names: std::collections::BTreeMap<u16, String> = node
+        .peer_views()
+        .into_iter()
+        .map(|p| (p.id.0, p.name))
+        .collect();
+    let restoring = node.restoring().map(|r| {
+        serde_json::json!({
+            "floor": r.floor.to_string(),
+            "waiting_for": r.waiting.iter().map(|id| names.get(&id.0).cloned().unwrap_or_else(|| id.to_string())).collect::<Vec<_>>(),
+            "for_ms": node.mono_ms_since(r.since_mono_ms),
+            "keys_received": r.keys_received,
+            "writes_held": !r.stamps_ready,
+        })
+    });
     serde_json::json!({
         "region": node.region_name(),
         "id": node.region_id().0,
         "ready": node.ready(),
+        "restoring": restoring,
+        "reroutes": s.reroutes,
         "peers": peers,
         "keys": s.keys,
         "tombstones": s.tombstones,

@@ -374,6 +374,12 @@ pub fn render(node: &Node) -> String {
         "1 when the region reports ready (see /ready)",
         ConstGauge::new(i64::from(node.ready())),
     );
+    reg.register(
+        "restoring",
+        "1 while the region, after a restart, is getting back from its peers what it may have \
+         lost (not ready meanwhile)",
+        ConstGauge::new(i64::from(node.restoring().is_some())),
+    );
 
     // Peers and the mesh.
     peer_metrics(&mut reg, &peers);
@@ -505,6 +511,23 @@ fn data_metrics(reg: &mut Registry, s: &Stats) {
             "Catch-up requests from further back than the origin index's history, answered by \
              a pass over every key",
             s.catchup_full_scans,
+        ),
+        (
+            "reroutes",
+            "Catch-up requests made because a connected region's writes stalled while a peer \
+             held them (progress, not connection, decides routing)",
+            s.reroutes,
+        ),
+        (
+            "restorations",
+            "Restorations from peers completed since start (after a restart)",
+            s.restored,
+        ),
+        (
+            "census_dropped_keys",
+            "Keys a restored region dropped because a peer had collected them (deleted or \
+             expired everywhere while its persisted state was behind)",
+            s.census_dropped,
         ),
     ];
     for (name, help, v) in counters {

@@ -24,7 +24,7 @@ use crate::metrics::Metrics;
 use crate::persist::{Persist, Recovered, Ticket};
 use crate::transport::{self, Rejected, Stream, Transport};
 use bytes::Bytes;
-use sessionmesh_core::replica::{PeerStatus, Snapshot};
+use sessionmesh_core::replica::{PeerStatus, RestoreStatus, Snapshot};
 use sessionmesh_core::{
     Channel, Config as CoreConfig, Event, Hlc, Now, RegionId, Replica, Reply, Stamp, Stats,
 };
@@ -494,6 +494,8 @@ impl Node {
         let _ = write!(s, "region:{}\r\nregion_id:{}\r\n", self.name, self.region.0);
         let connected = peers.iter().filter(|p| p.link.connected).count();
         let _ = write!(s, "connected_regions:{connected}\r\n");
+        let restoring = u8::from(self.restoring().is_some());
+        let _ = write!(s, "restoring:{restoring}\r\n");
         for (i, p) in peers.iter().enumerate() {
             let state = match (p.link.connected, p.link.trusted) {
                 (true, true) => "online",
@@ -531,6 +533,11 @@ impl Node {
     /// The core's counters.
     pub fn stats(&self) -> Stats {
         self.lock().stats()
+    }
+
+    /// The restoration in progress after a restart, if any (see [`Replica::restoring`]).
+    pub fn restoring(&self) -> Option<RestoreStatus> {
+        self.lock().restoring()
     }
 
     /// A snapshot of every peer, in id order.
@@ -615,6 +622,11 @@ impl Node {
             mono_ms: self.mono_ms(),
             wall_ms: wall.saturating_add_signed(self.clock_offset_ms),
         }
+    }
+
+    /// Milliseconds from the node's monotonic time `t` (as the core sees it) until now.
+    pub fn mono_ms_since(&self, t: u64) -> u64 {
+        self.mono_ms().saturating_sub(t)
     }
 
     fn mono_ms(&self) -> u64 {
@@ -800,6 +812,8 @@ fn core_config(config: &Config, region: &RegionSpec) -> CoreConfig {
     core.tombstone_grace_ms = rep.tombstone_grace_ms;
     core.catchup_interval_ms = rep.catchup_interval_ms;
     core.gc_interval_ms = rep.gc_interval_ms;
+    core.progress_interval_ms = rep.progress_interval_ms;
+    core.reroute_after_ms = rep.reroute_after_ms;
     core.max_frame_bytes = rep.max_frame_bytes;
     if let Some(n) = config.redis().max_hash_fields {
         core.max_hash_fields = n;

@@ -130,7 +130,8 @@ impl SimConfig {
     /// the whole file if it does not parse): the `[latency_ms]` matrix (see
     /// [`crate::latency`]), `transport.idle_timeout_ms`, `transport.reconnect_max_ms`, and the
     /// replica timings of `[replication]` (`flush_interval_ms`, `max_clock_drift_ms`,
-    /// `catchup_interval_ms`, `gc_interval_ms`, `tombstone_grace_ms`).
+    /// `catchup_interval_ms`, `gc_interval_ms`, `tombstone_grace_ms`, `progress_interval_ms`,
+    /// `reroute_after_ms`).
     pub fn apply_regions_toml(&mut self, text: &str) {
         self.latency = LatencyMatrix::from_toml_str(text, self.regions);
         let Ok(doc) = text.parse::<toml::Table>() else {
@@ -152,6 +153,9 @@ impl SimConfig {
         t.catchup_interval_ms = get("replication", "catchup_interval_ms").or(t.catchup_interval_ms);
         t.gc_interval_ms = get("replication", "gc_interval_ms").or(t.gc_interval_ms);
         t.tombstone_grace_ms = get("replication", "tombstone_grace_ms").or(t.tombstone_grace_ms);
+        t.progress_interval_ms =
+            get("replication", "progress_interval_ms").or(t.progress_interval_ms);
+        t.reroute_after_ms = get("replication", "reroute_after_ms").or(t.reroute_after_ms);
     }
 }
 
@@ -253,6 +257,10 @@ pub struct Tuning {
     pub gc_interval_ms: Option<u64>,
     /// `tombstone_grace_ms`.
     pub tombstone_grace_ms: Option<u64>,
+    /// `progress_interval_ms`.
+    pub progress_interval_ms: Option<u64>,
+    /// `reroute_after_ms`.
+    pub reroute_after_ms: Option<u64>,
 }
 
 /// Which links a partition cuts.

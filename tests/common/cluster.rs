@@ -38,23 +38,43 @@ pub struct Cluster {
 }
 
 /// Timers tuned for tests: fast catch-up, fast loss detection, fast reconnects.
-fn settings_toml() -> &'static str {
-    r#"
-[tls]
-ca = "certs/ca.pem"
+const SETTINGS: &[(&str, &str, &str)] = &[
+    ("replication", "flush_interval_ms", "2"),
+    ("replication", "max_clock_drift_ms", "500"),
+    ("replication", "tombstone_grace_ms", "60000"),
+    ("replication", "catchup_interval_ms", "200"),
+    ("transport", "keep_alive_ms", "150"),
+    ("transport", "idle_timeout_ms", "1000"),
+    ("transport", "reconnect_min_ms", "20"),
+    ("transport", "reconnect_max_ms", "300"),
+];
 
-[replication]
-flush_interval_ms = 2
-max_clock_drift_ms = 500
-tombstone_grace_ms = 60000
-catchup_interval_ms = 200
-
-[transport]
-keep_alive_ms = 150
-idle_timeout_ms = 1000
-reconnect_min_ms = 20
-reconnect_max_ms = 300
-"#
+/// The settings part of every region's config: [`SETTINGS`], with `overrides`
+/// (`("replication.catchup_interval_ms", "1000")`, say) replacing or adding keys.
+fn settings_toml(overrides: &[(&str, &str)]) -> String {
+    let mut text = String::from("\n[tls]\nca = \"certs/ca.pem\"\n");
+    for table in ["replication", "transport"] {
+        text.push_str(&format!("\n[{table}]\n"));
+        let mut keys: Vec<(&str, &str)> = SETTINGS
+            .iter()
+            .filter(|(t, _, _)| *t == table)
+            .map(|(_, k, v)| (*k, *v))
+            .collect();
+        for (name, v) in overrides {
+            let Some((t, k)) = name.split_once('.') else {
+                panic!("override {name} is not table.key");
+            };
+            if t != table {
+                continue;
+            }
+            keys.retain(|(key, _)| *key != k);
+            keys.push((k, v));
+        }
+        for (k, v) in keys {
+            text.push_str(&format!("{k} = {v}\n"));
+        }
+    }
+    text
 }
 
 struct Addrs {
@@ -72,6 +92,12 @@ impl Cluster {
     /// Starts one region per entry of `clock_offsets_ms`, each with that much added to its
     /// wall clock (the test-only `clock_offset_ms` setting).
     pub async fn start_skewed(clock_offsets_ms: &[i64]) -> Cluster {
+        Cluster::start_tuned(clock_offsets_ms, &[]).await
+    }
+
+    /// Starts one region per entry of `clock_offsets_ms`, with `overrides` of the test
+    /// settings (`("transport.idle_timeout_ms", "3000")`, say).
+    pub async fn start_tuned(clock_offsets_ms: &[i64], overrides: &[(&str, &str)]) -> Cluster {
         let n = clock_offsets_ms.len();
         assert!((1..=NAMES.len()).contains(&n));
         let dir = tempfile::tempdir().expect("temp dir");
@@ -98,7 +124,7 @@ impl Cluster {
         }
         let mut configs = Vec::new();
         for i in 0..n {
-            let mut text = settings_toml().to_string();
+            let mut text = settings_toml(overrides);
             for (j, a) in addrs.iter().enumerate() {
                 // i dials the higher ids, through the relay of that pair.
                 let gossip = if j > i {
@@ -224,6 +250,31 @@ impl Cluster {
         );
     }
 
+    /// Region `i`'s data folder.
+    pub fn data_dir(&self, i: usize) -> std::path::PathBuf {
+        self.configs[i].persistence().region_dir(NAMES[i])
+    }
+
+    /// Replaces stopped region `i`'s data folder with a copy of `from` (or with nothing, for
+    /// `None`: a replaced disk).
+    pub fn replace_data(&self, i: usize, from: Option<&Path>) {
+        assert!(self.servers[i].is_none(), "stop {} first", NAMES[i]);
+        let dir = self.data_dir(i);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("data folder");
+        if let Some(from) = from {
+            copy_dir(from, &dir);
+        }
+    }
+
+    /// A copy of stopped region `i`'s data folder (a backup), in a new temp dir.
+    pub fn backup(&self, i: usize) -> TempDir {
+        assert!(self.servers[i].is_none(), "stop {} first", NAMES[i]);
+        let copy = tempfile::tempdir().expect("temp dir");
+        copy_dir(&self.data_dir(i), copy.path());
+        copy
+    }
+
     /// Waits until every running region has a trusted link to every other running region.
     pub async fn wait_connected(&self) {
         eventually("all links up", DEADLINE, || async {
@@ -320,6 +371,16 @@ impl Cluster {
     pub async fn shutdown(mut self) {
         for i in 0..self.len() {
             self.stop(i).await;
+        }
+    }
+}
+
+/// Copies the files of `from` into `to` (a data folder has no subfolders).
+fn copy_dir(from: &Path, to: &Path) {
+    for e in std::fs::read_dir(from).expect("read data folder") {
+        let e = e.expect("entry");
+        if e.file_type().expect("type").is_file() {
+            std::fs::copy(e.path(), to.join(e.file_name())).expect("copy");
         }
     }
 }

@@ -309,6 +309,12 @@ impl<'a> World<'a> {
         if let Some(v) = t.tombstone_grace_ms {
             c.tombstone_grace_ms = v;
         }
+        if let Some(v) = t.progress_interval_ms {
+            c.progress_interval_ms = v;
+        }
+        if let Some(v) = t.reroute_after_ms {
+            c.reroute_after_ms = v;
+        }
         c
     }
 
