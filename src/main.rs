@@ -58,8 +58,9 @@ enum Command {
         #[arg(long)]
         direct: bool,
     },
-    /// Print one table of every region: reachable, ready, keys, memory, and per peer the link,
-    /// replication lag (ms and writes) and clock offset, read from each region's `/status`.
+    /// Print one table of every region: reachable, ready (or restoring), keys, memory, and per
+    /// peer the link, replication lag (ms and writes) and clock offset, read from each region's
+    /// `/status`.
     Status {
         /// The cluster description.
         #[arg(long, default_value = "regions.toml")]
@@ -309,10 +310,26 @@ async fn status(config_path: &Path) -> Result<()> {
                 continue;
             }
         };
+        let ready = if v["restoring"].is_object() {
+            let r = &v["restoring"];
+            let waiting: Vec<&str> = r["waiting_for"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|w| w.as_str()).collect())
+                .unwrap_or_default();
+            notes.push(format!(
+                "{name}: restoring for {} ms ({} keys received), waiting for {}",
+                r["for_ms"].as_u64().unwrap_or(0),
+                r["keys_received"].as_u64().unwrap_or(0),
+                waiting.join(", ")
+            ));
+            "restoring".to_string()
+        } else {
+            v["ready"].as_bool().unwrap_or(false).to_string()
+        };
         let region = [
             name,
             "yes".into(),
-            v["ready"].as_bool().unwrap_or(false).to_string(),
+            ready,
             v["keys"].as_u64().map_or("-".into(), |k| k.to_string()),
             v["memory_bytes"].as_u64().map_or("-".into(), mebibytes),
         ];
