@@ -349,6 +349,12 @@ impl Node {
     /// [`Replica::stamps_ready`]). Connections wait here before executing anything, so that a
     /// write never has to move the clock ahead of the wall clock to be safe.
     pub async fn writable(&self) {
+        // The fast path, taken by every read of every connection: one atomic load, no waiter
+        // registered (registering one takes the `Notify`'s lock; with 50 connections that cost
+        // a fifth of an unpipelined SET).
+        if self.writable.load(Ordering::Acquire) {
+            return;
+        }
         loop {
             let notified = self.writable_now.notified();
             tokio::pin!(notified);
