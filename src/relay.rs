@@ -3,11 +3,14 @@
 //!
 //! The lower-id region `a` is configured to dial the relay instead of `b`; the relay forwards
 //! `a`'s datagrams to `b` from its own socket, so `b` answers the relay, which forwards back
-//! to `a`. Cutting, healing and delaying the link is then a matter of what the relay does
-//! with each datagram: forward, drop, or forward later (turmoil's Pass/Drop/Deliver(delay)).
+//! to `a`. Cutting, healing, delaying and degrading the link is then a matter of what the relay
+//! does with each datagram: forward, drop, or forward later (turmoil's Pass/Drop/Deliver(delay)).
+//! Random loss is drawn from a ChaCha stream seeded by the caller, so a test replays it.
 //!
 //! It only ever binds and sends to loopback addresses, and refuses anything else.
 
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -27,6 +30,9 @@ struct State {
     partitioned: AtomicBool,
     delay_to_b_ms: AtomicU64,
     delay_to_a_ms: AtomicU64,
+    /// Probability of dropping a datagram, in parts per million, per direction.
+    loss_to_b_ppm: AtomicU64,
+    loss_to_a_ppm: AtomicU64,
     forwarded: AtomicU64,
     dropped: AtomicU64,
 }
@@ -43,6 +49,15 @@ impl Relay {
 
     /// Like [`Relay::start`], with errors instead of panics.
     pub async fn try_start(a: SocketAddr, b: SocketAddr) -> std::io::Result<Relay> {
+        Relay::try_start_seeded(a, b, 0).await
+    }
+
+    /// Like [`Relay::try_start`], drawing random loss ([`Relay::set_loss`]) from `seed`.
+    pub async fn try_start_seeded(
+        a: SocketAddr,
+        b: SocketAddr,
+        seed: u64,
+    ) -> std::io::Result<Relay> {
         if !(a.ip().is_loopback() && b.ip().is_loopback()) {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
@@ -52,7 +67,8 @@ impl Relay {
         let sock = Arc::new(UdpSocket::bind("127.0.0.1:0").await?);
         let addr = sock.local_addr()?;
         let state = Arc::new(State::default());
-        let task = tokio::spawn(run(sock, a, b, state.clone()));
+        let rng = ChaCha8Rng::seed_from_u64(seed);
+        let task = tokio::spawn(run(sock, a, b, state.clone(), rng));
         Ok(Relay { addr, state, task })
     }
 
@@ -90,6 +106,13 @@ impl Relay {
             .store(d.as_millis() as u64, Ordering::SeqCst);
     }
 
+    /// Drops each datagram with probability `to_b` from `a` to `b`, and `to_a` back (0 to 1).
+    pub fn set_loss(&self, to_b: f64, to_a: f64) {
+        let ppm = |p: f64| (p.clamp(0.0, 1.0) * 1e6) as u64;
+        self.state.loss_to_b_ppm.store(ppm(to_b), Ordering::SeqCst);
+        self.state.loss_to_a_ppm.store(ppm(to_a), Ordering::SeqCst);
+    }
+
     /// Datagrams forwarded so far.
     pub fn forwarded(&self) -> u64 {
         self.state.forwarded.load(Ordering::SeqCst)
@@ -107,22 +130,37 @@ impl Drop for Relay {
     }
 }
 
-async fn run(sock: Arc<UdpSocket>, a: SocketAddr, b: SocketAddr, state: Arc<State>) {
+async fn run(
+    sock: Arc<UdpSocket>,
+    a: SocketAddr,
+    b: SocketAddr,
+    state: Arc<State>,
+    mut rng: ChaCha8Rng,
+) {
     let mut buf = vec![0u8; 65_536];
     loop {
         let Ok((n, from)) = sock.recv_from(&mut buf).await else {
             // ICMP port-unreachable from a stopped node shows up as an error: keep going.
             continue;
         };
-        let (to, delay_ms) = if from == a {
-            (b, state.delay_to_b_ms.load(Ordering::SeqCst))
+        let (to, delay_ms, loss_ppm) = if from == a {
+            (
+                b,
+                state.delay_to_b_ms.load(Ordering::SeqCst),
+                state.loss_to_b_ppm.load(Ordering::SeqCst),
+            )
         } else if from == b {
-            (a, state.delay_to_a_ms.load(Ordering::SeqCst))
+            (
+                a,
+                state.delay_to_a_ms.load(Ordering::SeqCst),
+                state.loss_to_a_ppm.load(Ordering::SeqCst),
+            )
         } else {
             state.dropped.fetch_add(1, Ordering::SeqCst);
             continue;
         };
-        if state.partitioned.load(Ordering::SeqCst) {
+        let lost = loss_ppm > 0 && rng.gen_range(0..1_000_000) < loss_ppm;
+        if lost || state.partitioned.load(Ordering::SeqCst) {
             state.dropped.fetch_add(1, Ordering::SeqCst);
             continue;
         }
@@ -137,5 +175,47 @@ async fn run(sock: Arc<UdpSocket>, a: SocketAddr, b: SocketAddr, state: Arc<Stat
                 let _ = sock.send_to(&datagram, to).await;
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Seeded loss drops about the share asked for, only in the direction asked for, and the
+    /// same seed drops the same datagrams.
+    #[tokio::test]
+    async fn loss_is_seeded_and_one_way() {
+        let mut counts = Vec::new();
+        for _ in 0..2 {
+            let a = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let b = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let (aa, ba) = (a.local_addr().unwrap(), b.local_addr().unwrap());
+            let relay = Relay::try_start_seeded(aa, ba, 7).await.unwrap();
+            relay.set_loss(0.5, 0.0);
+            for i in 0..400u32 {
+                a.send_to(&i.to_be_bytes(), relay.addr()).await.unwrap();
+                // One at a time, so the relay sees them in order.
+                while relay.forwarded() + relay.dropped() < u64::from(i) + 1 {
+                    tokio::task::yield_now().await;
+                }
+            }
+            let to_b = (relay.forwarded(), relay.dropped());
+            assert!(
+                (120..280).contains(&to_b.0),
+                "forwarded {to_b:?} of 400 at 50% loss"
+            );
+            // Nothing is lost from b to a.
+            let before = relay.forwarded();
+            for _ in 0..50 {
+                b.send_to(b"x", relay.addr()).await.unwrap();
+            }
+            while relay.forwarded() + relay.dropped() < to_b.0 + to_b.1 + 50 {
+                tokio::task::yield_now().await;
+            }
+            assert_eq!(relay.forwarded() - before, 50);
+            counts.push(to_b);
+        }
+        assert_eq!(counts[0], counts[1], "same seed, same drops");
     }
 }
