@@ -763,8 +763,10 @@ impl Pair {
             servers,
             relay,
         };
+        // Connected and restored (each start restores from the peer; LOADING meanwhile).
         eventually("pair connected", Duration::from_secs(20), || async {
-            if link_up(&pair, 0) && link_up(&pair, 1) {
+            let serving = pair.servers.iter().all(|s| s.node().is_serving());
+            if link_up(&pair, 0) && link_up(&pair, 1) && serving {
                 Ok(())
             } else {
                 Err("links down".into())

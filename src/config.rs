@@ -185,6 +185,9 @@ pub struct Replication {
     pub progress_interval_ms: u64,
     /// A peer link whose origin stays behind another peer's copy this long is routed around.
     pub reroute_after_ms: u64,
+    /// After a restart, client commands wait this long at most for the restoration from the
+    /// peers to finish; then the region serves what it has (see docs/DESIGN.md §5a).
+    pub restore_hold_ms: u64,
 }
 
 /// QUIC link settings.
@@ -221,6 +224,7 @@ impl Default for Replication {
             max_frame_bytes: 256 * 1024,
             progress_interval_ms: 100,
             reroute_after_ms: 300,
+            restore_hold_ms: 5_000,
         }
     }
 }
@@ -398,6 +402,7 @@ struct RawReplication {
     max_frame_bytes: Option<u64>,
     progress_interval_ms: Option<u64>,
     reroute_after_ms: Option<u64>,
+    restore_hold_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -605,6 +610,12 @@ impl RawConfig {
                 rr.reroute_after_ms,
                 d.reroute_after_ms,
                 1,
+            )?,
+            restore_hold_ms: at_least(
+                "replication.restore_hold_ms",
+                rr.restore_hold_ms,
+                d.restore_hold_ms,
+                0,
             )?,
         };
 

@@ -59,6 +59,11 @@ pub struct Node {
     writable: AtomicBool,
     /// Signalled (to all waiters) when `writable` turns true.
     writable_now: Notify,
+    /// Data commands are served: the restoration after the start has finished, or
+    /// `restore_hold_ms` has passed. Read without the lock by every command.
+    serving: AtomicBool,
+    /// How long after start data commands are refused while the region restores.
+    restore_hold_ms: u64,
     start: Instant,
     /// Test-only skew added to the wall clock (see `clock_offset_ms` in `regions.toml`).
     clock_offset_ms: i64,
@@ -245,6 +250,8 @@ impl Node {
             progress: Notify::new(),
             writable: AtomicBool::new(true),
             writable_now: Notify::new(),
+            serving: AtomicBool::new(false),
+            restore_hold_ms: rep.restore_hold_ms,
             start: Instant::now(),
             clock_offset_ms: region.clock_offset_ms,
             max_frame_bytes: rep.max_frame_bytes,
@@ -344,10 +351,10 @@ impl Node {
         }
     }
 
-    /// Waits until the replica may stamp writes: at once, except for a moment after a restart
-    /// (until every peer has answered or `max_clock_drift_ms` has passed; see
-    /// [`Replica::stamps_ready`]). Connections wait here before executing anything, so that a
-    /// write never has to move the clock ahead of the wall clock to be safe.
+    /// Waits until commands may run: at once, except for a moment after a restart (until every
+    /// peer has answered or `max_clock_drift_ms` has passed; see [`Replica::stamps_ready`]).
+    /// Data commands wait here before executing, so that a write never has to move the clock
+    /// ahead of the wall clock to be safe.
     pub async fn writable(&self) {
         // The fast path, taken by every read of every connection: one atomic load, no waiter
         // registered (registering one takes the `Notify`'s lock; with 50 connections that cost
@@ -375,13 +382,38 @@ impl Node {
         }
     }
 
-    /// Publishes whether the replica may stamp writes (it only ever turns true).
+    /// Whether [`Node::writable`] would return at once.
+    pub fn is_writable(&self) -> bool {
+        self.writable.load(Ordering::Acquire)
+    }
+
+    /// Whether data commands are served. Not while the region restores after a restart:
+    /// serving then would show sessions not restored yet as absent, and a write to one would
+    /// start it afresh, replacing it everywhere (a user logged out by a restart). Clients are
+    /// answered `LOADING` instead, as Redis answers while it loads, for at most
+    /// `restore_hold_ms`; a region whose peers stay unreachable longer serves what it has.
+    pub fn is_serving(&self) -> bool {
+        if self.serving.load(Ordering::Acquire) {
+            return true;
+        }
+        if self.mono_ms() >= self.restore_hold_ms {
+            self.serving.store(true, Ordering::Release);
+            return true;
+        }
+        false
+    }
+
+    /// Publishes whether commands may run and data commands are served (both only ever turn
+    /// true).
     fn note_writable(&self) {
         let r = self.lock();
         self.note_writable_locked(&r);
     }
 
     fn note_writable_locked(&self, r: &Replica) {
+        if !r.is_restoring() && !self.serving.load(Ordering::Acquire) {
+            self.serving.store(true, Ordering::Release);
+        }
         let ready = r.stamps_ready();
         if self.writable.load(Ordering::Acquire) != ready {
             self.writable.store(ready, Ordering::Release);

@@ -46,7 +46,8 @@ impl Setup {
         let dir = tempfile::tempdir().unwrap();
         let ports = Ports::free(names.len());
         let mut text = format!(
-            "[tls]\nca = \"certs/ca.pem\"\n\n[replication]\ncatchup_interval_ms = 200\n\n\
+            "[tls]\nca = \"certs/ca.pem\"\n\n[replication]\ncatchup_interval_ms = 200\n\
+             restore_hold_ms = 1000\n\n\
              [transport]\nkeep_alive_ms = 150\nidle_timeout_ms = 1000\nreconnect_min_ms = 20\n\
              reconnect_max_ms = 200\n\n[persistence]\ndata_dir = \"data\"\n\
              durability = \"{durability}\"\nsnapshot_every_frames = 1000\n"
@@ -68,7 +69,9 @@ impl Setup {
         Setup { dir, config, ports }
     }
 
-    /// Starts region `name` (index `i`) as a child process and waits until it answers PING.
+    /// Starts region `name` (index `i`) as a child process and waits until it serves data
+    /// commands: a restarted region answers LOADING while it restores from its peers (for
+    /// `restore_hold_ms` at most, when they are not up yet).
     async fn start(&self, i: usize, name: &str) -> Node {
         static RUNS: AtomicUsize = AtomicUsize::new(0);
         let run = RUNS.fetch_add(1, Ordering::Relaxed);
@@ -88,11 +91,12 @@ impl Setup {
             url: format!("redis://127.0.0.1:{}/", self.ports[i].redis),
         };
         eventually(
-            &format!("{name} answers PING"),
+            &format!("{name} serves"),
             || async {
                 let mut c = node.try_connect().await?;
-                redis::cmd("PING")
-                    .query_async::<String>(&mut c)
+                redis::cmd("EXISTS")
+                    .arg("startup-probe")
+                    .query_async::<i64>(&mut c)
                     .await
                     .map(drop)
                     .map_err(|e| e.to_string())

@@ -77,7 +77,7 @@ struct Demo {
 
 impl Demo {
     /// Starts `sessionmesh demo` (with `extra` arguments) on a fresh three-region config and
-    /// waits until every region answers PING.
+    /// waits until every region serves data commands.
     async fn start(extra: &[&str]) -> Demo {
         let dir = tempfile::tempdir().unwrap();
         let (config, ports) = write_config(dir.path());
@@ -120,12 +120,14 @@ impl Demo {
             _dir: dir,
         };
         for (i, name) in NAMES.iter().enumerate() {
+            // A data command: answered LOADING until the region has heard from its peers.
             eventually(
-                &format!("{name} to answer PING"),
+                &format!("{name} to serve"),
                 || async {
                     let mut c = demo.try_connect(i).await?;
-                    redis::cmd("PING")
-                        .query_async::<String>(&mut c)
+                    redis::cmd("EXISTS")
+                        .arg("startup-probe")
+                        .query_async::<i64>(&mut c)
                         .await
                         .map(drop)
                         .map_err(|e| e.to_string())

@@ -301,7 +301,8 @@ async fn a_peer_with_a_certificate_from_another_ca_is_refused() {
     let text = format!(
         "[[regions]]\nname = \"us-east\"\nid = 1\nredis = \"{}\"\ngossip = \"{}\"\nhttp = \"{}\"\n\
          [[regions]]\nname = \"eu-west\"\nid = 2\nredis = \"{}\"\ngossip = \"{}\"\nhttp = \"{}\"\n\
-         [transport]\nkeep_alive_ms = 100\nidle_timeout_ms = 500\nreconnect_min_ms = 10\nreconnect_max_ms = 50\n",
+         [transport]\nkeep_alive_ms = 100\nidle_timeout_ms = 500\nreconnect_min_ms = 10\nreconnect_max_ms = 50\n\
+         [replication]\nrestore_hold_ms = 0\nmax_clock_drift_ms = 0\n",
         listeners.redis.local_addr().unwrap(),
         listeners.gossip.local_addr().unwrap(),
         listeners.http.local_addr().unwrap(),

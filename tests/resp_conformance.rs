@@ -18,6 +18,12 @@ const TWO_REGIONS: &str = r#"
 [tls]
 ca = "certs/ca.pem"
 
+# The peer never comes: serve at once, instead of answering LOADING while "restoring" from it
+# and holding writes until the clock is past the drift bound.
+[replication]
+restore_hold_ms = 0
+max_clock_drift_ms = 0
+
 [[regions]]
 name = "a"
 id = 1
@@ -33,7 +39,8 @@ gossip = "127.0.0.1:7402"
 http = "127.0.0.1:9402"
 "#;
 
-/// A node of region "a" whose one peer ("b") is never connected.
+/// A node of region "a" whose one peer ("b") is never connected (so it serves at once:
+/// `restore_hold_ms = 0`).
 fn node() -> Arc<Node> {
     let config = Config::from_toml(TWO_REGIONS, Path::new("/nonexistent")).unwrap();
     let region = config.region("a").unwrap().clone();

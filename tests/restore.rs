@@ -24,7 +24,13 @@ async fn converge_hash(c: &Cluster, key: &str, want: &[(&str, &str)]) {
         let want = want.clone();
         async move {
             for i in c.running() {
-                let mut got: Vec<(String, String)> = c.cmd(i, &["HGETALL", key]).await;
+                // A region still restoring answers LOADING: not yet.
+                let mut conn = c.redis(i).await;
+                let mut got: Vec<(String, String)> = redis::cmd("HGETALL")
+                    .arg(key)
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(|e| format!("region {i}: {e}"))?;
                 got.sort();
                 if got != want {
                     return Err(format!("region {i} has {got:?}"));
@@ -41,7 +47,9 @@ async fn converge_hash(c: &Cluster, key: &str, want: &[(&str, &str)]) {
 /// write to an old session merges into it instead of replacing it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_region_restarted_empty_gets_back_every_session_its_own_included() {
-    let mut c = Cluster::start(3).await;
+    // Data commands are refused (LOADING) for 1 s at most (5 s shipped) while the region
+    // restores; then it serves what it has.
+    let mut c = Cluster::start_tuned(&[0, 0, 0], &[("replication.restore_hold_ms", "1000")]).await;
     for n in 0..40 {
         let (u, t) = (format!("u{n}"), format!("t{n}"));
         let _: i64 = c
@@ -60,14 +68,38 @@ async fn a_region_restarted_empty_gets_back_every_session_its_own_included() {
     let _: i64 = c.cmd(1, &["HSET", "own:1", "last", "during"]).await;
     let _: String = c.cmd(2, &["SET", "during", "d"]).await;
 
-    // It comes back cut off from everyone, and takes a write before it hears from anyone.
+    // It comes back cut off from everyone, and takes a write before it hears from anyone,
+    // once the hold is over.
     c.isolate(0);
     let started = Instant::now();
     c.restart(0).await;
-    let _: String = c.cmd(0, &["SET", "fresh", "f"]).await;
+    let refused = std::sync::atomic::AtomicUsize::new(0);
+    eventually("a write at the isolated region", DEADLINE, || async {
+        let mut conn = c.redis(0).await;
+        let r: redis::RedisResult<String> = redis::cmd("SET")
+            .arg("fresh")
+            .arg("f")
+            .query_async(&mut conn)
+            .await;
+        match r {
+            Ok(_) => Ok(()),
+            Err(e) if e.code() == Some("LOADING") => {
+                refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                Err(e.to_string())
+            }
+            Err(e) => panic!("SET at a restoring region: {e}"),
+        }
+    })
+    .await;
+    let refused = refused.into_inner();
+    let waited = started.elapsed();
     println!(
-        "restarted empty and alone: first write after {} ms",
-        started.elapsed().as_millis()
+        "restarted empty and alone: first write after {} ms ({refused} refused with LOADING)",
+        waited.as_millis()
+    );
+    assert!(
+        refused > 0 && waited >= Duration::from_millis(1000),
+        "a write was served {waited:?} after the restart, before restore_hold_ms"
     );
     let (code, status) = c.http_get(0, "/status").await;
     assert_eq!(code, 200);
@@ -129,6 +161,51 @@ async fn a_region_restarted_empty_gets_back_every_session_its_own_included() {
     let (_, status) = c.http_get(0, "/status").await;
     assert!(status.contains("\"restoring\":null"), "{status}");
     assert_eq!(c.node(0).stats().restored, 1, "one restoration completed");
+    c.shutdown().await;
+}
+
+/// A region restarted with an empty disk, before any peer can answer: data commands are
+/// refused with `LOADING` (serving them would tell the application its user has no session,
+/// and a write would replace the session everywhere), connection commands are answered, and
+/// once a peer is reachable the session is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_commands_wait_for_the_restoration_with_loading() {
+    let mut c = Cluster::start(3).await;
+    let _: i64 = c
+        .cmd(0, &["HSET", "sess", "user", "ada", "csrf", "t"])
+        .await;
+    converge_hash(&c, "sess", &[("user", "ada"), ("csrf", "t")]).await;
+    c.stop(0).await;
+    c.replace_data(0, None);
+    c.isolate(0);
+    c.restart(0).await;
+    let mut conn = c.redis(0).await;
+    let got: redis::RedisResult<Vec<(String, String)>> = redis::cmd("HGETALL")
+        .arg("sess")
+        .query_async(&mut conn)
+        .await;
+    let e = got.expect_err("a read served while restoring");
+    assert_eq!(e.code(), Some("LOADING"), "{e}");
+    let pong: String = redis::cmd("PING").query_async(&mut conn).await.unwrap();
+    assert_eq!(pong, "PONG");
+    let info: String = redis::cmd("INFO")
+        .arg("replication")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(info.contains("restoring:1"), "{info}");
+    // A transaction whose commands were refused is aborted.
+    let mut tx = redis::pipe();
+    tx.atomic().cmd("SET").arg("sess").arg("x");
+    let r: redis::RedisResult<Vec<redis::Value>> = tx.query_async(&mut conn).await;
+    assert!(r.is_err(), "a MULTI of refused commands executed: {r:?}");
+    c.heal_all();
+    let started = Instant::now();
+    converge_hash(&c, "sess", &[("user", "ada"), ("csrf", "t")]).await;
+    println!(
+        "session readable at the restarted region {:?} after the heal",
+        started.elapsed()
+    );
     c.shutdown().await;
 }
 

@@ -46,6 +46,9 @@ pub struct SimConfig {
     pub idle_timeout_ms: u64,
     /// Upper bound of the random back-off before a healed link reconnects.
     pub reconnect_ms: u64,
+    /// After a restart, how long a node refuses client commands (`LOADING`) while it restores
+    /// (`replication.restore_hold_ms`; the node applies it, not the core).
+    pub restore_hold_ms: u64,
     /// Bounds for randomly drawn schedules.
     pub chaos: Chaos,
     /// An explicit schedule; `None` draws one from the seed.
@@ -85,6 +88,7 @@ impl Default for SimConfig {
             latency: LatencyMatrix::builtin(3),
             jitter: 0.3,
             idle_timeout_ms: 3_000,
+            restore_hold_ms: 5_000,
             reconnect_ms: 1_000,
             chaos: Chaos::default(),
             schedule: None,
@@ -131,7 +135,7 @@ impl SimConfig {
     /// [`crate::latency`]), `transport.idle_timeout_ms`, `transport.reconnect_max_ms`, and the
     /// replica timings of `[replication]` (`flush_interval_ms`, `max_clock_drift_ms`,
     /// `catchup_interval_ms`, `gc_interval_ms`, `tombstone_grace_ms`, `progress_interval_ms`,
-    /// `reroute_after_ms`).
+    /// `reroute_after_ms`), and `replication.restore_hold_ms`.
     pub fn apply_regions_toml(&mut self, text: &str) {
         self.latency = LatencyMatrix::from_toml_str(text, self.regions);
         let Ok(doc) = text.parse::<toml::Table>() else {
@@ -146,6 +150,9 @@ impl SimConfig {
         }
         if let Some(v) = get("transport", "reconnect_max_ms") {
             self.reconnect_ms = v;
+        }
+        if let Some(v) = get("replication", "restore_hold_ms") {
+            self.restore_hold_ms = v;
         }
         let t = &mut self.tuning;
         t.flush_interval_ms = get("replication", "flush_interval_ms").or(t.flush_interval_ms);

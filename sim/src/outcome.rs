@@ -71,7 +71,7 @@ pub struct Summary {
     pub duration_ms: u64,
     /// Commands sent by clients, by kind name.
     pub commands: BTreeMap<&'static str, u64>,
-    /// Commands refused because their region was down.
+    /// Commands refused because their region was down, or restoring after a restart.
     pub refused: u64,
     /// Error replies.
     pub error_replies: u64,
@@ -165,7 +165,7 @@ impl fmt::Display for Summary {
             .collect();
         writeln!(
             f,
-            "  commands  {cmds} ({}); refused (region down) {}; error replies {}",
+            "  commands  {cmds} ({}); refused (region down or restoring) {}; error replies {}",
             by_kind.join(" "),
             self.refused,
             self.error_replies

@@ -60,6 +60,17 @@ pub trait Backend: Send + Sync + 'static {
     fn writable(&self) -> impl Future<Output = ()> + Send {
         async {}
     }
+
+    /// Whether [`Backend::writable`] would return at once (one atomic load on the node).
+    fn is_writable(&self) -> bool {
+        true
+    }
+
+    /// Whether data commands are served: after a restart not until the region has restored
+    /// what it lost from its peers, or `restore_hold_ms` has passed (see [`Node::is_serving`]).
+    fn is_serving(&self) -> bool {
+        true
+    }
 }
 
 impl Backend for Node {
@@ -106,5 +117,13 @@ impl Backend for Node {
 
     fn writable(&self) -> impl Future<Output = ()> + Send {
         Node::writable(self)
+    }
+
+    fn is_writable(&self) -> bool {
+        Node::is_writable(self)
+    }
+
+    fn is_serving(&self) -> bool {
+        Node::is_serving(self)
     }
 }

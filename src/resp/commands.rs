@@ -148,6 +148,14 @@ pub fn lookup(name: &[u8]) -> Option<&'static Spec> {
     index(name).map(|i| &TABLE[i])
 }
 
+/// Whether a command is refused (or held) while a restarted region restores (see
+/// `Node::is_serving`): every command Redis refuses while it loads, those without the
+/// `loading` flag (data commands and `WAIT` among them). A `MULTI` whose queued commands were
+/// refused is aborted at `EXEC`, as in Redis.
+pub fn held_while_restoring(name: &[u8]) -> bool {
+    index(name).is_none_or(|i| !TABLE[i].flags.contains(&"loading"))
+}
+
 /// The position in [`TABLE`] of a command name, any case (metrics key their per-command
 /// series by it).
 pub fn index(name: &[u8]) -> Option<usize> {

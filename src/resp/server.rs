@@ -40,6 +40,11 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+/// The reply to a data command while a restarted region restores from its peers (Redis says
+/// `LOADING Redis is loading the dataset in memory` while it loads; clients treat the code the
+/// same way: not executed, try again).
+pub const LOADING: &str = "LOADING sessionmesh is restoring this region's data from its peers";
+
 /// How much to make room for before each read.
 const READ_CHUNK: usize = 16 * 1024;
 /// Most data commands executed under one lock of the node: long enough to amortise the lock
@@ -295,8 +300,6 @@ impl<B: Backend> Conn<B> {
     async fn serve<S: AsyncRead + AsyncWrite + Unpin>(&mut self, stream: &mut S) -> io::Result<()> {
         let mut args = Vec::new();
         loop {
-            // A moment after a restart, until the node may stamp writes (an atomic load after).
-            self.backend.writable().await;
             let mut since_write = 0;
             loop {
                 if since_write >= self.shared.opts.limits.max_pipeline
@@ -314,6 +317,24 @@ impl<B: Backend> Conn<B> {
                     Err(e) => return self.protocol_error(stream, e).await,
                 }
                 since_write += 1;
+                // After a restart, until the node has restored what it lost from its peers
+                // (or `restore_hold_ms` has passed), data commands are refused with LOADING,
+                // and until it may stamp writes they wait; connection commands (AUTH, HELLO,
+                // CLIENT, PING, INFO, ...) are answered, as Redis answers them while it loads.
+                // Two atomic loads once that is over.
+                if !(self.backend.is_serving() && self.backend.is_writable())
+                    && commands::held_while_restoring(&args[0])
+                {
+                    if !self.backend.is_serving() {
+                        self.refuse(Reply::Error(LOADING.into()));
+                        continue;
+                    }
+                    self.flush_batch();
+                    if !self.write_out(stream).await? {
+                        return Ok(());
+                    }
+                    self.backend.writable().await;
+                }
                 match self.dispatch(&mut args) {
                     Step::Next => {}
                     Step::Close => {

@@ -164,6 +164,14 @@ impl Cluster {
             relays,
         };
         cluster.wait_connected().await;
+        // Every start restores from the peers first (data commands answer LOADING meanwhile).
+        eventually("every region serves", DEADLINE, || async {
+            match (0..n).find(|&i| !cluster.node(i).is_serving()) {
+                Some(i) => Err(format!("{} still restoring", NAMES[i])),
+                None => Ok(()),
+            }
+        })
+        .await;
         cluster
     }
 
@@ -302,16 +310,25 @@ impl Cluster {
             .unwrap_or_else(|e| panic!("connect to {} at {addr}: {e}", NAMES[i]))
     }
 
-    /// Runs one command on region `i` and returns its typed reply.
+    /// Runs one command on region `i` and returns its typed reply. A region restoring after
+    /// a restart answers `LOADING` (the command did not run); this retries then, as a client
+    /// that knows the code does, until [`DEADLINE`].
     pub async fn cmd<T: redis::FromRedisValue>(&self, i: usize, args: &[&str]) -> T {
         let mut con = self.redis(i).await;
         let mut c = redis::cmd(args[0]);
         for a in &args[1..] {
             c.arg(*a);
         }
-        c.query_async(&mut con)
-            .await
-            .unwrap_or_else(|e| panic!("{} {:?}: {e}", NAMES[i], args))
+        let started = Instant::now();
+        loop {
+            match c.query_async(&mut con).await {
+                Ok(v) => return v,
+                Err(e) if e.code() == Some("LOADING") && started.elapsed() < DEADLINE => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(e) => panic!("{} {:?}: {e}", NAMES[i], args),
+            }
+        }
     }
 
     /// `GET key` on region `i`.

@@ -509,11 +509,15 @@ impl<'a> World<'a> {
             *self.summary.commands.entry(op.kind.name()).or_insert(0) += 1;
             let kind = OpKind::ALL.iter().position(|k| *k == op.kind).unwrap_or(0) as u64;
             // A restarted node holds commands back until it may stamp writes (at most the
-            // clock drift bound); the simulated clients count them as refused.
-            let ready = self.nodes[op.region]
-                .replica
-                .as_ref()
-                .is_some_and(Replica::stamps_ready);
+            // clock drift bound), and refuses them (LOADING) while it restores, for at most
+            // `restore_hold_ms`; the simulated clients count them as refused.
+            let mono = self.now_of(op.region).mono_ms;
+            let hold = self.cfg.restore_hold_ms;
+            let ready = self.nodes[op.region].replica.as_ref().is_some_and(|r| {
+                r.stamps_ready()
+                    && r.restoring()
+                        .is_none_or(|s| mono.saturating_sub(s.since_mono_ms) >= hold)
+            });
             if !ready {
                 self.summary.refused += 1;
                 self.trace

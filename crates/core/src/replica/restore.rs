@@ -135,6 +135,12 @@ impl Replica {
         self.barrier.is_none()
     }
 
+    /// Whether a restoration is in progress (what [`Replica::restoring`] says, without
+    /// building its status).
+    pub fn is_restoring(&self) -> bool {
+        self.restoring.is_some()
+    }
+
     /// The restoration in progress, if any.
     pub fn restoring(&self) -> Option<RestoreStatus> {
         self.restoring.as_ref().map(|r| RestoreStatus {
