@@ -195,19 +195,35 @@ impl Mesh {
         let Some(child) = &self.children[i] else {
             return;
         };
-        let pid = child.id().to_string();
-        let signal = |s: &str| {
-            let ok = Command::new("kill")
-                .args([s, &pid])
-                .status()
-                .map(|s| s.success())
-                .unwrap_or(false);
-            assert!(ok, "kill {s} {pid} failed");
+        let pid = child.id() as libc::pid_t;
+        let signal = |s: libc::c_int| {
+            // SAFETY: kill(2) on our own child's pid, which `child` has not reaped.
+            let rc = unsafe { libc::kill(pid, s) };
+            assert_eq!(
+                rc,
+                0,
+                "signal {s} to {pid}: {}",
+                std::io::Error::last_os_error()
+            );
         };
-        signal("-STOP");
+        signal(libc::SIGSTOP);
+        // Stopped means every thread: wait until the kernel says so (state `T`), so nothing
+        // writes while the copy is taken.
+        let stat = format!("/proc/{pid}/stat");
+        let asked = std::time::Instant::now();
+        while !std::fs::read_to_string(&stat).is_ok_and(|s| {
+            s.rsplit_once(") ")
+                .is_some_and(|(_, rest)| rest.starts_with('T'))
+        }) {
+            assert!(
+                asked.elapsed() < Duration::from_secs(5),
+                "{pid} did not stop"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
         let copy = tempfile::tempdir().expect("temp dir");
         copy_dir(&self.data_dir(i), copy.path());
-        signal("-CONT");
+        signal(libc::SIGCONT);
         self.backups[i] = Some(Backup { dir: copy, at_ms });
     }
 
