@@ -5,7 +5,8 @@
 //! flush interval. The driver ([`drive`]) is the one task that drains the replica's outputs:
 //! frames go to the transport, events to the log and counters.
 //!
-//! Frames from peers come in through [`transport::Handler`], implemented here: each complete
+//! Frames from peers come in through [`transport::Handler`] (implemented in `driver.rs`, with
+//! the driver and the snapshot task): each complete
 //! frame is handed to the replica under the same lock, so a command and a merge never
 //! interleave.
 //!
@@ -36,6 +37,12 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+
+mod driver;
+#[cfg(test)]
+mod tests;
+
+pub use driver::{checkpoints, drive};
 
 /// How long after start a node with unreachable peers still reports "not ready": long enough
 /// for the first connections and catch-up on loopback, short enough that a region cut off at
@@ -690,156 +697,6 @@ impl Node {
     }
 }
 
-impl transport::Handler for Node {
-    fn backpressure(
-        &self,
-    ) -> Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>> {
-        let wait = self.persist.as_ref()?.backlogged()?;
-        self.counters.backpressure.fetch_add(1, Ordering::Relaxed);
-        Some(Box::pin(wait))
-    }
-
-    fn frame_len(&self, buf: &[u8]) -> Result<Option<usize>, Rejected> {
-        sessionmesh_core::wire::frame_len_max(buf, self.max_frame_bytes)
-            .map_err(|e| Rejected(e.to_string()))
-    }
-
-    fn connected(&self, peer: u16) {
-        let id = RegionId(peer);
-        {
-            let mut links = self.links();
-            let l = links.entry(id).or_default();
-            l.connected = true;
-            l.trusted = false;
-            l.connects += 1;
-        }
-        let now = self.now();
-        self.lock().handle_connected(id, now);
-        self.wake.notify_one();
-    }
-
-    fn frame(&self, peer: u16, frame: &[u8]) -> Result<(), Rejected> {
-        let id = RegionId(peer);
-        let now = self.now();
-        let res = {
-            let mut r = self.lock();
-            let res = r.handle_frame(id, frame, now);
-            self.note_writable_locked(&r);
-            res
-        };
-        match res {
-            Ok(()) => {
-                {
-                    let mut links = self.links();
-                    let l = links.entry(id).or_default();
-                    l.trusted = true;
-                    l.last_frame_mono_ms = Some(now.mono_ms);
-                }
-                self.progress.notify_waiters();
-                self.wake.notify_one();
-                Ok(())
-            }
-            Err(e) => {
-                self.wake.notify_one();
-                Err(Rejected(e.to_string()))
-            }
-        }
-    }
-
-    fn disconnected(&self, peer: u16) {
-        let id = RegionId(peer);
-        {
-            let mut links = self.links();
-            let l = links.entry(id).or_default();
-            l.connected = false;
-            l.trusted = false;
-        }
-        let now = self.now();
-        self.lock().handle_disconnected(id, now);
-        self.wake.notify_one();
-    }
-}
-
-/// Runs the driver until `shutdown`: fires the replica's timers, and moves its transmits to
-/// the transport and its events to the log.
-///
-/// The replica lock is never held while sending, so a slow peer cannot stall commands.
-pub async fn drive(node: Arc<Node>, transport: Arc<Transport>, shutdown: CancellationToken) {
-    let mut out = Vec::new();
-    let mut events = Vec::new();
-    loop {
-        let (deadline, ticket) = {
-            let now = node.now();
-            let mut r = node.lock();
-            if r.poll_timeout().is_some_and(|t| t <= now.mono_ms) {
-                r.handle_timeout(now);
-                node.note_writable_locked(&r);
-            }
-            while let Some(t) = r.poll_transmit() {
-                out.push(t);
-            }
-            while let Some(e) = r.poll_event() {
-                events.push(e);
-            }
-            let ticket = if out.is_empty() { None } else { r.commit() };
-            (r.poll_timeout(), ticket)
-        };
-        // An `Ack` or a push must not claim what a crash could take back (peers use acks for
-        // WAIT and to decide when tombstones may go).
-        if let Some(t) = ticket {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                ok = node.durable_background(t) => if !ok { return },
-            }
-        }
-        for t in out.drain(..) {
-            let stream = match t.channel {
-                Channel::Delta => Stream::Delta,
-                Channel::CatchUp => Stream::CatchUp,
-            };
-            if !transport.send(t.to.0, stream, t.bytes) {
-                node.counters
-                    .dropped_transmits
-                    .fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        for e in events.drain(..) {
-            node.log_event(e);
-        }
-        let sleep = match deadline {
-            // At least 1 ms: a deadline the core leaves in the past must not spin the loop.
-            Some(t) => Duration::from_millis(t.saturating_sub(node.mono_ms()).max(1)),
-            // Nothing scheduled: sleep until woken (a long timeout keeps the loop honest).
-            None => Duration::from_secs(1),
-        };
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = node.wake.notified() => {}
-            _ = tokio::time::sleep(sleep) => {}
-        }
-    }
-}
-
-/// Takes a snapshot whenever the log says one is due, until `shutdown`. A failed snapshot has
-/// already stopped the node (see [`Persist::failed`]); this task then ends too.
-pub async fn checkpoints(node: Arc<Node>, shutdown: CancellationToken) {
-    if node.persist().is_none() {
-        return;
-    }
-    // Checking is two atomic loads; a snapshot is at most this late.
-    let tick = Duration::from_millis(100);
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(tick) => {}
-        }
-        let due = node.persist().is_some_and(Persist::snapshot_due);
-        if due && node.checkpoint().await.is_err() {
-            return;
-        }
-    }
-}
-
 /// The core's settings for `region` of `config` (journal off; persistence turns it on).
 fn core_config(config: &Config, region: &RegionSpec) -> CoreConfig {
     let ids: Vec<RegionId> = config.regions().iter().map(|r| RegionId(r.id)).collect();
@@ -857,135 +714,4 @@ fn core_config(config: &Config, region: &RegionSpec) -> CoreConfig {
         core.max_hash_fields = n;
     }
     core
-}
-
-impl Node {
-    /// Counts and logs one event of the core. Runs in the driver task, whose span names the
-    /// region. Warnings only: events are rare, except skew, which a skewed peer raises on every
-    /// push, so its warning repeats at most every `SKEW_WARN_INTERVAL_MS` per peer (the
-    /// counter has them all).
-    fn log_event(&self, e: Event) {
-        let c = &self.counters;
-        match e {
-            Event::ClockSkew { peer, ahead_ms } => {
-                let n = c.clock_skew_events.fetch_add(1, Ordering::Relaxed) + 1;
-                if self.skew_warn_due(peer) {
-                    tracing::warn!(peer = %self.peer_name(peer), ahead_ms, events = n, "peer clock ahead: holding its deltas");
-                } else {
-                    tracing::debug!(peer = %self.peer_name(peer), ahead_ms, "peer clock ahead");
-                }
-            }
-            Event::Evicted { region } => {
-                c.evictions.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(peer = %self.peer_name(region), "peer silent beyond tombstone grace; no longer holds back GC");
-            }
-            Event::Resynced { peer } => {
-                c.resyncs.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(peer = %self.peer_name(peer), "away too long: resynchronised from peer");
-            }
-            Event::BadFrame { peer } => {
-                tracing::warn!(peer = %self.peer_name(peer), "malformed frame rejected");
-            }
-            Event::Restoring { floor } => {
-                tracing::warn!(%floor, "restarted: restoring from peers whatever this region lost (its own writes above the floor included); not ready until every peer has answered");
-            }
-            Event::Restored { after_ms, keys } => {
-                tracing::info!(after_ms, keys, "restored: every peer has answered");
-            }
-            // Only produced with `record_writes`, which the node leaves off.
-            Event::Wrote { .. } => {}
-        }
-    }
-
-    /// Whether a skew warning about `peer` is due (none in the last interval); notes it if so.
-    fn skew_warn_due(&self, peer: RegionId) -> bool {
-        let now = self.mono_ms();
-        let mut warned = self.skew_warned.lock().unwrap_or_else(|p| p.into_inner());
-        let due = warned
-            .get(&peer)
-            .is_none_or(|t| now.saturating_sub(*t) >= SKEW_WARN_INTERVAL_MS);
-        if due {
-            warned.insert(peer, now);
-        }
-        due
-    }
-
-    fn peer_name(&self, id: RegionId) -> String {
-        self.peers
-            .get(&id)
-            .cloned()
-            .unwrap_or_else(|| id.to_string())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::path::Path;
-
-    fn node() -> Node {
-        let text =
-            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("regions.toml"))
-                .unwrap();
-        let config = Config::from_toml(&text, Path::new(".")).unwrap();
-        let region = config.region("eu-west").unwrap().clone();
-        Node::new(&config, &region)
-    }
-
-    fn args(a: &[&str]) -> Vec<Bytes> {
-        a.iter()
-            .map(|s| Bytes::copy_from_slice(s.as_bytes()))
-            .collect()
-    }
-
-    #[test]
-    fn only_writes_carry_a_stamp() {
-        let n = node();
-        let (r, s, _) = n.execute_stamped(&args(&["SET", "k", "v"]));
-        assert_eq!(r, Reply::OK);
-        let s = s.expect("SET writes");
-        assert_eq!(s.region, RegionId(2));
-        assert_eq!(n.last_write(), Some(s));
-        let (r, none, _) = n.execute_stamped(&args(&["GET", "k"]));
-        assert_eq!(r, Reply::bulk("v"));
-        assert_eq!(none, None);
-        let (replies, last, _) = n.execute_batch_stamped(&[
-            args(&["SET", "a", "1"]),
-            args(&["GET", "a"]),
-            args(&["HSET", "h", "f", "x"]),
-        ]);
-        assert_eq!(replies.len(), 3);
-        assert!(last.expect("batch wrote") > s);
-        assert_eq!(n.peer_regions(), ["us-east", "ap-south"]);
-        assert_eq!(n.region_name(), "eu-west");
-    }
-
-    #[tokio::test]
-    async fn wait_times_out_with_no_peer_and_reports_zero() {
-        let n = node();
-        let (_, s, _) = n.execute_stamped(&args(&["SET", "k", "v"]));
-        let started = std::time::Instant::now();
-        assert_eq!(n.wait_regions(s.unwrap(), 1, 50).await, 0);
-        assert!(started.elapsed() >= Duration::from_millis(50));
-        // Zero regions asked for: answered at once.
-        assert_eq!(n.wait_regions(s.unwrap(), 0, 0).await, 0);
-    }
-
-    #[test]
-    fn info_lists_every_peer_offline_before_any_link() {
-        let n = node();
-        let info = n.info_replication();
-        assert!(info.starts_with("# Replication\r\n"), "{info}");
-        assert!(info.contains("region:eu-west\r\n"), "{info}");
-        assert!(info.contains("connected_regions:0\r\n"), "{info}");
-        assert!(
-            info.contains("name=us-east,id=1,state=offline,lag_ms=-1"),
-            "{info}"
-        );
-        assert!(info.contains("name=ap-south,id=3,state=offline"), "{info}");
-        assert!(
-            !n.ready(),
-            "not ready within the grace period with no peer up"
-        );
-    }
 }
