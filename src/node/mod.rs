@@ -6,9 +6,8 @@
 //! frames go to the transport, events to the log and counters.
 //!
 //! Frames from peers come in through [`transport::Handler`] (implemented in `driver.rs`, with
-//! the driver and the snapshot task): each complete
-//! frame is handed to the replica under the same lock, so a command and a merge never
-//! interleave.
+//! the driver and the snapshot task): each complete frame is handed to the replica under the
+//! same lock, so a command and a merge never interleave.
 //!
 //! With persistence ([`Node::with_persistence`]), every lock of the replica ends by handing the
 //! journal records of that step to the log ([`Persist::enqueue`]), in lock order. The step's

@@ -2,9 +2,8 @@ use super::*;
 use std::path::Path;
 
 fn node() -> Node {
-    let text =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("regions.toml"))
-            .unwrap();
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("regions.toml"))
+        .unwrap();
     let config = Config::from_toml(&text, Path::new(".")).unwrap();
     let region = config.region("eu-west").unwrap().clone();
     Node::new(&config, &region)

@@ -1,0 +1,252 @@
+//! The connection commands a [`Conn`] answers itself, with no IO: `HELLO`, `AUTH`, `CLIENT`,
+//! `INFO`, `CONFIG GET` and the rest of [`Conn::connection_command`].
+
+use super::*;
+
+impl<B: Backend> Conn<B> {
+    /// The connection commands that need no IO, inside or outside a transaction.
+    pub(super) fn connection_command(&mut self, spec: &Spec, args: &[Bytes]) -> Reply {
+        match spec.name {
+            "ping" => commands::ping(args),
+            "echo" => Reply::Bulk(args[1].clone()),
+            "select" => commands::select(args),
+            "hello" => self.hello(args),
+            "auth" => self.auth(args),
+            "client" => {
+                let line = |st: &ClientState| self.client_line(st);
+                let mut st = self.client.clone();
+                let r = commands::client(args, &mut st, line);
+                self.client = st;
+                r
+            }
+            "info" => Reply::bulk(self.info(args)),
+            "command" => commands::command(args),
+            "config" => commands::config(args, &self.config_params()),
+            other => Reply::err(format!("'{other}' cannot be used here")),
+        }
+    }
+
+    /// `HELLO [protover [AUTH user pass] [SETNAME name]]`.
+    pub(super) fn hello(&mut self, args: &[Bytes]) -> Reply {
+        let mut proto = self.proto;
+        let mut i = 1;
+        if let Some(v) = args.get(1) {
+            proto = match sessionmesh_core::cmd::parse_i64(v) {
+                None => return Reply::err("Protocol version is not an integer or out of range"),
+                Some(2) => Proto::Resp2,
+                Some(3) => Proto::Resp3,
+                Some(_) => return Reply::Error("NOPROTO unsupported protocol version".into()),
+            };
+            i = 2;
+        }
+        let (mut auth, mut name) = (None, None);
+        while i < args.len() {
+            let more = args.len() - i - 1;
+            if args[i].eq_ignore_ascii_case(b"AUTH") && more >= 2 {
+                auth = Some((&args[i + 1], &args[i + 2]));
+                i += 3;
+            } else if args[i].eq_ignore_ascii_case(b"SETNAME") && more >= 1 {
+                name = Some(&args[i + 1]);
+                i += 2;
+            } else {
+                return Reply::err(format!(
+                    "Syntax error in HELLO option '{}'",
+                    String::from_utf8_lossy(&args[i])
+                ));
+            }
+        }
+        if let Some((user, pass)) = auth {
+            if let Err(e) = self.check_auth(Some(user), pass) {
+                return e;
+            }
+            self.authed = true;
+            self.apply_auth_limits();
+        } else if !self.authed {
+            return Reply::Error(
+                "NOAUTH HELLO must be called with the client already authenticated, otherwise the \
+                 HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client \
+                 and select the RESP protocol version at the same time"
+                    .into(),
+            );
+        }
+        if let Some(n) = name {
+            if !commands::valid_name(n) {
+                return Reply::err(
+                    "Client names cannot contain spaces, newlines or special characters.",
+                );
+            }
+            self.client.name = (!n.is_empty()).then(|| n.clone());
+        }
+        self.proto = proto;
+        Reply::Map(vec![
+            (Reply::bulk("server"), Reply::bulk("redis")),
+            (Reply::bulk("version"), Reply::bulk(REDIS_VERSION)),
+            (Reply::bulk("proto"), Reply::Int(proto.version())),
+            (Reply::bulk("id"), Reply::Int(self.client.id as i64)),
+            (Reply::bulk("mode"), Reply::bulk("standalone")),
+            (Reply::bulk("role"), Reply::bulk("master")),
+            (Reply::bulk("modules"), Reply::Array(vec![])),
+        ])
+    }
+
+    /// `AUTH [user] password`.
+    pub(super) fn auth(&mut self, args: &[Bytes]) -> Reply {
+        let res = match args.len() {
+            2 => self.check_auth(None, &args[1]),
+            3 => self.check_auth(Some(&args[1]), &args[2]),
+            _ => return Reply::syntax(),
+        };
+        match res {
+            Ok(()) => {
+                self.authed = true;
+                self.apply_auth_limits();
+                Reply::OK
+            }
+            Err(e) => e,
+        }
+    }
+
+    /// Checks credentials: a named user from the configured users, or the `default` user
+    /// against `requirepass`.
+    pub(super) fn check_auth(&self, user: Option<&Bytes>, pass: &[u8]) -> Result<(), Reply> {
+        let wrong =
+            || Reply::Error("WRONGPASS invalid username-password pair or user is disabled.".into());
+        let default_user = user.is_none_or(|u| &u[..] == b"default");
+        let opts = &self.shared.opts;
+        if !default_user {
+            let name = user.expect("not the default user");
+            return match opts.users.get(name) {
+                Some(pw) if commands::secret_eq(pass, pw) => Ok(()),
+                _ => Err(wrong()),
+            };
+        }
+        if opts.requirepass.is_none() && !opts.users.is_empty() {
+            // With named users and no requirepass, the default user is disabled.
+            return Err(wrong());
+        }
+        match &opts.requirepass {
+            None if user.is_none() => Err(Reply::err(
+                "AUTH <password> called without any password configured for the default user. \
+                 Are you sure your configuration is correct?",
+            )),
+            // Without a password the default user accepts any password, as in Redis.
+            None if default_user => Ok(()),
+            Some(pw) if default_user && commands::secret_eq(pass, pw) => Ok(()),
+            _ => Err(wrong()),
+        }
+    }
+
+    /// Redis gives clients that have not authenticated yet tiny limits, so they cannot make
+    /// the server buffer anything large.
+    pub(super) fn apply_auth_limits(&mut self) {
+        let l = &self.shared.opts.limits;
+        if self.authed {
+            self.decoder.set_limits(l.max_bulk_len, l.max_array_len);
+        } else {
+            self.decoder
+                .set_limits(l.max_bulk_len.min(16 * 1024), l.max_array_len.min(10));
+        }
+    }
+
+    /// `CLIENT INFO`'s line for this connection.
+    pub(super) fn client_line(&self, st: &ClientState) -> String {
+        let s = |b: &Option<Bytes>| {
+            b.as_ref()
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .unwrap_or_default()
+        };
+        format!(
+            "id={} addr={} laddr=127.0.0.1:{} name={} db=0 multi={} resp={} lib-name={} lib-ver={}\n",
+            st.id,
+            self.peer,
+            self.shared.port,
+            s(&st.name),
+            self.multi.as_ref().map_or(-1, |m| m.queue.len() as i64),
+            self.proto.version(),
+            s(&st.lib_name),
+            s(&st.lib_ver),
+        )
+    }
+
+    /// `INFO [section...]`: server, clients, keyspace, replication.
+    pub(super) fn info(&self, args: &[Bytes]) -> String {
+        const ALL: [&str; 4] = ["server", "clients", "keyspace", "replication"];
+        let wanted = |sec: &str| {
+            args.len() == 1
+                || args[1..].iter().any(|a| {
+                    a.eq_ignore_ascii_case(sec.as_bytes())
+                        || ["all", "everything", "default"]
+                            .iter()
+                            .any(|w| a.eq_ignore_ascii_case(w.as_bytes()))
+                })
+        };
+        let mut out = String::new();
+        for sec in ALL.into_iter().filter(|s| wanted(s)) {
+            if !out.is_empty() {
+                out.push_str("\r\n");
+            }
+            out.push_str(&self.info_section(sec));
+        }
+        out
+    }
+
+    pub(super) fn info_section(&self, sec: &str) -> String {
+        let uptime = self.shared.started.elapsed().as_secs();
+        match sec {
+            "server" => format!(
+                "# Server\r\nredis_version:{REDIS_VERSION}\r\nsessionmesh_version:{}\r\n\
+                 redis_mode:standalone\r\nos:{} {}\r\narch_bits:{}\r\nprocess_id:{}\r\n\
+                 tcp_port:{}\r\nuptime_in_seconds:{uptime}\r\nuptime_in_days:{}\r\nregion:{}\r\n",
+                env!("CARGO_PKG_VERSION"),
+                std::env::consts::OS,
+                std::env::consts::ARCH,
+                usize::BITS,
+                std::process::id(),
+                self.shared.port,
+                uptime / 86_400,
+                self.backend.region_name(),
+            ),
+            "clients" => format!(
+                "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\n",
+                self.shared.clients.load(Ordering::Relaxed),
+                self.shared.opts.limits.max_clients,
+            ),
+            "keyspace" => {
+                let (r, _, _) = self.backend.execute(&[Bytes::from_static(b"DBSIZE")]);
+                match r {
+                    Reply::Int(n) if n > 0 => {
+                        format!("# Keyspace\r\ndb0:keys={n},expires=0,avg_ttl=0\r\n")
+                    }
+                    _ => "# Keyspace\r\n".to_string(),
+                }
+            }
+            _ => {
+                let s = self.backend.info_replication();
+                if s.starts_with('#') {
+                    s
+                } else {
+                    format!("# Replication\r\n{s}")
+                }
+            }
+        }
+    }
+
+    /// The parameters `CONFIG GET` knows.
+    pub(super) fn config_params(&self) -> Vec<(&'static str, String)> {
+        let l = &self.shared.opts.limits;
+        vec![
+            ("appendonly", "no".into()),
+            ("bind", "127.0.0.1".into()),
+            ("client-query-buffer-limit", l.max_query_buffer.to_string()),
+            ("databases", "1".into()),
+            ("maxclients", l.max_clients.to_string()),
+            ("maxmemory", "0".into()),
+            ("maxmemory-policy", "noeviction".into()),
+            ("notify-keyspace-events", String::new()),
+            ("port", self.shared.port.to_string()),
+            ("proto-max-bulk-len", l.max_bulk_len.to_string()),
+            ("save", String::new()),
+            ("timeout", "0".into()),
+        ]
+    }
+}
