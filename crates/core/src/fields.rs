@@ -36,10 +36,10 @@ use std::fmt;
 /// One field's register: `None` is a deleted field (`HDEL`).
 pub type FieldReg = Reg<Option<Bytes>>;
 
-/// The most entries held in the sorted vector; one more moves the fields to a B-tree.
+/// The most entries held in the sorted vector; one more moves the fields to the hash table.
 ///
 /// Inserting into the vector shifts the entries after the new one (80 bytes each), and still
-/// beats the B-tree at this size: 32 fields inserted in random order took 0.9 µs against 1.3 µs,
+/// beat the B-tree that large hashes used at first, at this size: 32 fields inserted in random order took 0.9 µs against 1.3 µs,
 /// and a lookup 14 ns against 15 (measured).
 pub const SMALL_MAX: usize = 32;
 
