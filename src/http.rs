@@ -80,7 +80,7 @@ fn route(node: &Node, req: &Request<Incoming>) -> Response<Full<Bytes>> {
         "/metrics" => reply(
             StatusCode::OK,
             crate::metrics::CONTENT_TYPE,
-            crate::metrics::render(node),
+            crate::metrics::render(&node.scrape()),
         ),
         "/status" => reply(StatusCode::OK, "application/json", status(node)),
         _ => reply(StatusCode::NOT_FOUND, "text/plain", "not found\n".into()),

@@ -27,3 +27,4 @@ pub mod relay;
 pub mod resp;
 pub mod server;
 pub mod transport;
+pub mod view;

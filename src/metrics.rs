@@ -42,8 +42,9 @@
 //! Memory is the process's resident set (`VmRSS` of `/proc/self/status`, Linux only): regions
 //! sharing a process report the same figure.
 
-use crate::node::{Node, PeerView};
 use crate::resp::commands;
+use crate::transport::TransportStats;
+use crate::view::{NodeCounters, PeerView};
 use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
@@ -328,16 +329,37 @@ fn secs(ns: u64) -> f64 {
     ns as f64 / 1e9
 }
 
-/// Renders `node`'s metrics in the Prometheus text format: the live ones from its
-/// [`Metrics`], and everything else read from the node now.
-pub fn render(node: &Node) -> String {
+/// Everything one scrape renders, read from a region at one moment (`Node::scrape`): plain
+/// values, so this module knows nothing of the node.
+pub struct Scrape<'a> {
+    /// The region's name (the `region` label).
+    pub region: &'a str,
+    /// The live metrics the Redis server records into.
+    pub live: &'a Metrics,
+    /// The core's counters and gauges.
+    pub stats: Stats,
+    /// Every peer.
+    pub peers: Vec<PeerView>,
+    /// What `/ready` answers.
+    pub ready: bool,
+    /// Restoring after a restart.
+    pub restoring: bool,
+    /// The node's own counters.
+    pub counters: NodeCounters,
+    /// The transport's counters (zeros before it is attached or after it stopped).
+    pub transport: TransportStats,
+}
+
+/// Renders a region's metrics in the Prometheus text format: the live ones from its
+/// [`Metrics`], and everything else as read into `s`.
+pub fn render(s: &Scrape<'_>) -> String {
     let mut reg = Registry::with_prefix_and_labels(
         PREFIX,
-        [(LABEL_REGION.into(), node.region_name().to_string().into())].into_iter(),
+        [(LABEL_REGION.into(), s.region.to_string().into())].into_iter(),
     );
-    let live = node.metrics();
-    let stats = node.stats();
-    let peers = node.peer_views();
+    let live = s.live;
+    let stats = &s.stats;
+    let peers = &s.peers;
 
     // Requests.
     let latency: Vec<_> = (0..=commands::TABLE.len())
@@ -356,11 +378,11 @@ pub fn render(node: &Node) -> String {
     reg.register(
         "errors",
         "Errors by kind: replies to clients, and frames or connections refused from peers",
-        Samples::new(MetricType::Counter, errors(live, node)),
+        Samples::new(MetricType::Counter, errors(live, &s.transport)),
     );
 
     // Data.
-    data_metrics(&mut reg, &stats);
+    data_metrics(&mut reg, stats);
     if let Some(rss) = resident_memory_bytes() {
         reg.register(
             "process_resident_memory_bytes",
@@ -372,18 +394,18 @@ pub fn render(node: &Node) -> String {
     reg.register(
         "ready",
         "1 when the region reports ready (see /ready)",
-        ConstGauge::new(i64::from(node.ready())),
+        ConstGauge::new(i64::from(s.ready)),
     );
     reg.register(
         "restoring",
         "1 while the region, after a restart, is getting back from its peers what it may have \
          lost (not ready meanwhile)",
-        ConstGauge::new(i64::from(node.restoring().is_some())),
+        ConstGauge::new(i64::from(s.restoring)),
     );
 
     // Peers and the mesh.
-    peer_metrics(&mut reg, &peers);
-    let c = node.counters();
+    peer_metrics(&mut reg, peers);
+    let c = s.counters;
     let counters = [
         (
             "dropped_transmits",
@@ -416,10 +438,46 @@ pub fn render(node: &Node) -> String {
     for (name, help, v) in counters {
         reg.register(name, help, ConstCounter::new(v));
     }
-    for (key, v) in node.transport_counters() {
-        if let Some((name, help)) = transport_family(key) {
-            reg.register(name, help, ConstCounter::new(v));
-        }
+    let t = &s.transport;
+    let transport = [
+        (
+            "transport_connections",
+            "QUIC connections established with peers",
+            t.connections,
+        ),
+        (
+            "transport_sent_frames",
+            "Frames written to QUIC streams, all peers",
+            t.frames_sent,
+        ),
+        (
+            "transport_sent_bytes",
+            "Bytes written to QUIC streams, all peers",
+            t.bytes_sent,
+        ),
+        (
+            "transport_received_frames",
+            "Complete frames read from QUIC streams, all peers",
+            t.frames_received,
+        ),
+        (
+            "transport_received_bytes",
+            "Bytes of complete frames read from QUIC streams, all peers",
+            t.bytes_received,
+        ),
+        (
+            "transport_dropped_queue_full",
+            "Frames dropped because a peer's stream queue was full",
+            t.dropped_queue_full,
+        ),
+        (
+            "transport_dropped_no_link",
+            "Frames dropped because no connection to the peer was up",
+            t.dropped_no_link,
+        ),
+    ];
+    for (name, help, v) in transport {
+        reg.register(name, help, ConstCounter::new(v));
     }
 
     let mut out = String::new();
@@ -429,7 +487,7 @@ pub fn render(node: &Node) -> String {
 }
 
 /// The per-kind error counters: clients' from the live counters, peers' from the transport.
-fn errors(live: &Metrics, node: &Node) -> Vec<(Labels, ConstCounter)> {
+fn errors(live: &Metrics, t: &TransportStats) -> Vec<(Labels, ConstCounter)> {
     let mut rows: Vec<(Labels, ConstCounter)> = ErrorKind::ALL
         .iter()
         .map(|k| {
@@ -439,15 +497,13 @@ fn errors(live: &Metrics, node: &Node) -> Vec<(Labels, ConstCounter)> {
             )
         })
         .collect();
-    for (key, v) in node.transport_counters() {
-        // Every malformed frame closes its connection in the transport, which counts it
-        // whether the framing or the core found the fault: the one count of bad frames.
-        let kind = match key {
-            "transport_bad_frames" => "bad_frame",
-            "transport_refused_peers" => "peer_refused",
-            "transport_handshake_failures" => "handshake",
-            _ => continue,
-        };
+    // Every malformed frame closes its connection in the transport, which counts it whether
+    // the framing or the core found the fault: the one count of bad frames.
+    for (kind, v) in [
+        ("bad_frame", t.bad_frames),
+        ("peer_refused", t.refused_peers),
+        ("handshake", t.handshake_failures),
+    ] {
         rows.push((vec![(LABEL_KIND, kind.to_string())], ConstCounter::new(v)));
     }
     rows
@@ -619,42 +675,6 @@ fn per_peer<M>(
         .filter_map(|p| Some((vec![(LABEL_PEER, p.name.clone())], f(p)?)))
         .collect();
     Samples::new(kind, rows)
-}
-
-/// Our name and help for a transport counter (the transport keys them by plain strings);
-/// `None` for those rendered elsewhere (as errors) or not at all.
-fn transport_family(key: &str) -> Option<(&'static str, &'static str)> {
-    Some(match key {
-        "transport_connections" => (
-            "transport_connections",
-            "QUIC connections established with peers",
-        ),
-        "transport_frames_sent" => (
-            "transport_sent_frames",
-            "Frames written to QUIC streams, all peers",
-        ),
-        "transport_bytes_sent" => (
-            "transport_sent_bytes",
-            "Bytes written to QUIC streams, all peers",
-        ),
-        "transport_frames_received" => (
-            "transport_received_frames",
-            "Complete frames read from QUIC streams, all peers",
-        ),
-        "transport_bytes_received" => (
-            "transport_received_bytes",
-            "Bytes of complete frames read from QUIC streams, all peers",
-        ),
-        "transport_dropped_queue_full" => (
-            "transport_dropped_queue_full",
-            "Frames dropped because a peer's stream queue was full",
-        ),
-        "transport_dropped_no_link" => (
-            "transport_dropped_no_link",
-            "Frames dropped because no connection to the peer was up",
-        ),
-        _ => return None,
-    })
 }
 
 /// The process's resident memory, from `/proc/self/status` (`VmRSS`, in kB); `None` where

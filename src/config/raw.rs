@@ -123,7 +123,7 @@ impl RawConfig {
         let mut regions = Vec::with_capacity(self.regions.len());
         let mut names = BTreeMap::new();
         let mut ids = BTreeMap::new();
-        let mut addrs: BTreeMap<SocketAddr, String> = BTreeMap::new();
+        let mut addrs: BTreeMap<(&str, SocketAddr), String> = BTreeMap::new();
         for (i, r) in self.regions.into_iter().enumerate() {
             let key = |field: &str| format!("regions[{i}].{field}");
             check_name(&r.name).map_err(|reason| invalid(key("name"), reason))?;
@@ -153,7 +153,10 @@ impl RawConfig {
                 if a.port() == 0 {
                     return Err(invalid(key(field), "port 0 is not a fixed address"));
                 }
-                if let Some(other) = addrs.insert(a, key(field)) {
+                // TCP (redis, http) and UDP (gossip) ports are separate spaces: a gossip port
+                // may share its number with a Redis or HTTP port.
+                let proto = if field == "gossip" { "udp" } else { "tcp" };
+                if let Some(other) = addrs.insert((proto, a), key(field)) {
                     return Err(invalid(
                         key(field),
                         format!("{a} is already used by {other}"),

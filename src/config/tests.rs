@@ -186,3 +186,22 @@ fn redis_tls_needs_both_files_and_users_are_checked() {
     let e = err(&format!("{GOOD}\n[redis.users]\ndefault = \"x\"\n"));
     assert!(e.starts_with("redis.users.default: "), "{e}");
 }
+
+/// TCP and UDP ports are separate: a gossip (UDP) port may carry the number of another
+/// region's Redis (TCP) port (tests bind ephemeral ports of both kinds and drew such a pair),
+/// while two TCP listeners on one address are still refused.
+#[test]
+fn a_gossip_port_may_share_its_number_with_a_tcp_port() {
+    let shared = GOOD.replace("gossip = \"127.0.0.1:7402\"", "gossip = \"127.0.0.1:6401\"");
+    let c = Config::from_toml(&shared, Path::new("/etc/sm")).unwrap();
+    assert_eq!(
+        c.region("b").unwrap().gossip,
+        "127.0.0.1:6401".parse().unwrap()
+    );
+    let clash = GOOD.replace("http = \"127.0.0.1:9402\"", "http = \"127.0.0.1:6401\"");
+    let e = err(&clash);
+    assert!(
+        e.contains("127.0.0.1:6401 is already used by regions[0].redis"),
+        "{e}"
+    );
+}

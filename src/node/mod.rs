@@ -20,9 +20,9 @@
 //! network IO itself (the transport and the Redis server do).
 
 use crate::config::{Config, RegionSpec};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Scrape};
 use crate::persist::{Persist, Recovered, Ticket};
-use crate::transport::{self, Rejected, Stream, Transport};
+use crate::transport::{self, Rejected, Stream, Transport, TransportStats};
 use bytes::Bytes;
 use sessionmesh_core::replica::{PeerStatus, RestoreStatus, Snapshot};
 use sessionmesh_core::{
@@ -38,6 +38,8 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 mod driver;
+
+pub use crate::view::{LinkState, NodeCounters, PeerView};
 #[cfg(test)]
 mod tests;
 
@@ -131,20 +133,6 @@ impl Drop for Locked<'_> {
     }
 }
 
-/// What the node knows about its link to one peer.
-#[derive(Clone, Debug, Default)]
-pub struct LinkState {
-    /// A QUIC connection to the peer is up.
-    pub connected: bool,
-    /// At least one frame from the peer decoded and applied on the current connection. Trust
-    /// (and readiness) starts here, not at the TLS handshake.
-    pub trusted: bool,
-    /// Monotonic ms (node clock) of the last applied frame, if any.
-    pub last_frame_mono_ms: Option<u64>,
-    /// Connections established so far.
-    pub connects: u64,
-}
-
 /// How often a persistently skewed peer is warned about (the counter has every event).
 const SKEW_WARN_INTERVAL_MS: u64 = 10_000;
 
@@ -159,40 +147,6 @@ struct Counters {
     clock_skew_events: AtomicU64,
     evictions: AtomicU64,
     resyncs: AtomicU64,
-}
-
-/// The node's own counters, read at once (see [`Node::counters`]).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct NodeCounters {
-    /// Transmits the transport refused (peer unreachable or its queue full).
-    pub dropped_transmits: u64,
-    /// Times reading from peers paused because more than `persistence.max_queued_records`
-    /// records waited for the log.
-    pub backpressure: u64,
-    /// [`Event::ClockSkew`] events: frames carrying stamps too far ahead.
-    pub clock_skew_events: u64,
-    /// [`Event::Evicted`] events.
-    pub evictions: u64,
-    /// [`Event::Resynced`] events.
-    pub resyncs: u64,
-}
-
-/// A snapshot of one peer for `/status`, `/metrics` and INFO.
-#[derive(Clone, Debug)]
-pub struct PeerView {
-    /// The peer's id.
-    pub id: RegionId,
-    /// The peer's name from `regions.toml`.
-    pub name: String,
-    /// The link state.
-    pub link: LinkState,
-    /// Milliseconds since the last frame from this peer, if one arrived.
-    pub since_last_frame_ms: Option<u64>,
-    /// How far the peer's acknowledgement trails our newest write, in ms; `None` until the
-    /// peer has acknowledged anything (the core's raw figure would be "since 1970").
-    pub lag_ms: Option<u64>,
-    /// The replication state the core keeps for this peer (acknowledged stamp, clock offset).
-    pub replication: Option<PeerStatus>,
 }
 
 impl Node {
@@ -644,16 +598,35 @@ impl Node {
     /// The transport's counters, keyed as the transport names them; empty before the transport
     /// is attached or after it stopped.
     pub fn transport_counters(&self) -> Vec<(&'static str, u64)> {
-        self.transport
-            .get()
-            .and_then(Weak::upgrade)
-            .map(|t| t.counters())
-            .unwrap_or_default()
+        self.transport_stats().pairs()
     }
 
     /// The live metrics the Redis server records into.
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    /// The transport's counters; zeros before the transport is attached or after it stopped.
+    pub fn transport_stats(&self) -> TransportStats {
+        self.transport
+            .get()
+            .and_then(Weak::upgrade)
+            .map(|t| t.stats())
+            .unwrap_or_default()
+    }
+
+    /// Everything `/metrics` renders, read now.
+    pub fn scrape(&self) -> Scrape<'_> {
+        Scrape {
+            region: self.region_name(),
+            live: &self.metrics,
+            stats: self.stats(),
+            peers: self.peer_views(),
+            ready: self.ready(),
+            restoring: self.restoring().is_some(),
+            counters: self.counters(),
+            transport: self.transport_stats(),
+        }
     }
 
     /// The current time as the core wants it: monotonic ms since start, and the wall clock

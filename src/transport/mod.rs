@@ -190,6 +190,50 @@ struct Counters {
     dropped_no_link: AtomicU64,
 }
 
+/// The transport's counters at one moment ([`Transport::stats`]): what `/metrics` renders.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TransportStats {
+    /// QUIC connections established with peers.
+    pub connections: u64,
+    /// Handshakes that failed (TLS, timeout).
+    pub handshake_failures: u64,
+    /// Connections refused: an unknown region, or a certificate not from the cluster's CA.
+    pub refused_peers: u64,
+    /// Malformed frames (each closes its connection), whether the framing or the core found
+    /// the fault.
+    pub bad_frames: u64,
+    /// Frames written to QUIC streams, all peers.
+    pub frames_sent: u64,
+    /// Bytes written to QUIC streams, all peers.
+    pub bytes_sent: u64,
+    /// Complete frames read from QUIC streams, all peers.
+    pub frames_received: u64,
+    /// Bytes of complete frames read, all peers.
+    pub bytes_received: u64,
+    /// Frames dropped because a peer's stream queue was full.
+    pub dropped_queue_full: u64,
+    /// Frames dropped because no connection to the peer was up.
+    pub dropped_no_link: u64,
+}
+
+impl TransportStats {
+    /// Every counter as a `(name, value)` pair, names prefixed `transport_`.
+    pub fn pairs(&self) -> Vec<(&'static str, u64)> {
+        vec![
+            ("transport_connections", self.connections),
+            ("transport_handshake_failures", self.handshake_failures),
+            ("transport_refused_peers", self.refused_peers),
+            ("transport_bad_frames", self.bad_frames),
+            ("transport_frames_sent", self.frames_sent),
+            ("transport_bytes_sent", self.bytes_sent),
+            ("transport_frames_received", self.frames_received),
+            ("transport_bytes_received", self.bytes_received),
+            ("transport_dropped_queue_full", self.dropped_queue_full),
+            ("transport_dropped_no_link", self.dropped_no_link),
+        ]
+    }
+}
+
 fn bump(c: &AtomicU64, n: u64) {
     c.fetch_add(n, Ordering::Relaxed);
 }
@@ -280,22 +324,27 @@ impl Transport {
         self.links().keys().copied().collect()
     }
 
-    /// Transport counters as `(name, value)` pairs, for `/metrics`.
-    pub fn counters(&self) -> Vec<(&'static str, u64)> {
+    /// The transport's counters, read now.
+    pub fn stats(&self) -> TransportStats {
         let c = &self.counters;
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        vec![
-            ("transport_connections", get(&c.connections)),
-            ("transport_handshake_failures", get(&c.handshake_failures)),
-            ("transport_refused_peers", get(&c.refused_peers)),
-            ("transport_bad_frames", get(&c.bad_frames)),
-            ("transport_frames_sent", get(&c.frames_sent)),
-            ("transport_bytes_sent", get(&c.bytes_sent)),
-            ("transport_frames_received", get(&c.frames_received)),
-            ("transport_bytes_received", get(&c.bytes_received)),
-            ("transport_dropped_queue_full", get(&c.dropped_queue_full)),
-            ("transport_dropped_no_link", get(&c.dropped_no_link)),
-        ]
+        TransportStats {
+            connections: get(&c.connections),
+            handshake_failures: get(&c.handshake_failures),
+            refused_peers: get(&c.refused_peers),
+            bad_frames: get(&c.bad_frames),
+            frames_sent: get(&c.frames_sent),
+            bytes_sent: get(&c.bytes_sent),
+            frames_received: get(&c.frames_received),
+            bytes_received: get(&c.bytes_received),
+            dropped_queue_full: get(&c.dropped_queue_full),
+            dropped_no_link: get(&c.dropped_no_link),
+        }
+    }
+
+    /// [`Transport::stats`] as `(name, value)` pairs (tests and benchmarks look them up).
+    pub fn counters(&self) -> Vec<(&'static str, u64)> {
+        self.stats().pairs()
     }
 
     /// Closes every connection and the endpoint, and waits (briefly) for peers to be told.
