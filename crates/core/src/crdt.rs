@@ -22,32 +22,19 @@
 
 use crate::fields::Fields;
 use crate::hlc::Hlc;
+pub use crate::reg::Reg;
 use crate::stamp::{RegionId, Stamp};
-use crate::store::Value;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// A last-writer-wins register: the value written with the greatest stamp.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Reg<T> {
-    /// Who wrote it and when.
-    pub stamp: Stamp,
-    /// What was written.
-    pub value: T,
-}
-
-impl<T: Ord + Clone> Reg<T> {
-    /// A register holding `value` written at `stamp`.
-    pub fn new(stamp: Stamp, value: T) -> Reg<T> {
-        Reg { stamp, value }
-    }
-
-    /// Whether `other` beats `self`: greater stamp, and on an (impossible in practice) equal
-    /// stamp the greater value, so that every replica picks the same winner.
-    fn loses_to(&self, other: &Reg<T>) -> bool {
-        (other.stamp, &other.value) > (self.stamp, &self.value)
-    }
+/// What a client sees in a key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Value {
+    /// A string.
+    String(Bytes),
+    /// A hash, fields in byte order.
+    Hash(BTreeMap<Bytes, Bytes>),
 }
 
 /// Merges an optional register; returns true when the incoming register lost.

@@ -21,7 +21,7 @@
 //! wire and log formats are unchanged. What needs no order (a merge, a scan for a live field
 //! or for stamps) uses [`Fields::iter_unordered`].
 
-use crate::crdt::Reg;
+use crate::reg::Reg;
 use bytes::Bytes;
 use serde::de::{MapAccess, Visitor};
 use serde::ser::SerializeMap;

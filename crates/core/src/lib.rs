@@ -22,6 +22,7 @@ pub mod crdt;
 pub mod fields;
 pub mod hlc;
 pub mod origin_index;
+mod reg;
 pub mod replica;
 pub mod reply;
 pub mod stamp;

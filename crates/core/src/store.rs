@@ -29,12 +29,13 @@
 //! The store does not decide when collecting is safe; [`crate::replica`] does.
 
 use crate::crdt::KeyState;
+pub use crate::crdt::Value;
 use crate::hlc::Hlc;
 use crate::origin_index::OriginIndex;
 use crate::stamp::RegionId;
 use bytes::Bytes;
 use hashbrown::HashMap;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::fmt;
 use std::ops::Deref;
 use std::sync::Arc;
@@ -42,15 +43,6 @@ use std::sync::Arc;
 /// The key table's hasher: seeded at random per process, so clients cannot choose keys that
 /// collide (a seedless hash such as [`key_hash`] would let them), and fast on short keys.
 type KeyHasher = foldhash::fast::RandomState;
-
-/// What a client sees in a key.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Value {
-    /// A string.
-    String(Bytes),
-    /// A hash, fields in byte order.
-    Hash(BTreeMap<Bytes, Bytes>),
-}
 
 /// A stable, seedless 64-bit hash of a key (FNV-1a), never 0 so that cursor 0 means "start".
 pub fn key_hash(key: &[u8]) -> u64 {
