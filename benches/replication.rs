@@ -26,6 +26,9 @@
 //! The nodes, the relay and the client share this process and the machine's two cores, so
 //! every figure includes client and scheduling overhead.
 
+// Test code: a failed unwrap is a failed test, and nothing here is reachable from outside.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 /// The integration tests' helpers (`cluster.rs` needs `super::relay`).
 #[allow(dead_code)]
 #[path = "../tests/common"]

@@ -270,6 +270,7 @@ impl Metrics {
     }
 
     /// Counts an error of a known kind.
+    #[allow(clippy::expect_used, reason = "every ErrorKind is in ErrorKind::ALL")]
     pub fn client_error(&self, kind: ErrorKind) {
         let i = ErrorKind::ALL
             .iter()

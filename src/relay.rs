@@ -43,6 +43,10 @@ impl Relay {
     ///
     /// # Panics
     /// If `a` or `b` is not a loopback address (tests); [`Relay::try_start`] returns an error.
+    #[allow(
+        clippy::expect_used,
+        reason = "the panicking variant, for tests; try_start returns the error"
+    )]
     pub async fn start(a: SocketAddr, b: SocketAddr) -> Relay {
         Relay::try_start(a, b).await.expect("start relay")
     }

@@ -11,6 +11,9 @@
 //! `SIM_SEEDS=N` (sweep size, default 200), `SIM_SEED=S` (replay one seed of the sweep),
 //! `PROPTEST_CASES=N` (generated schedules, default 16).
 
+// Test code: a failed unwrap is a failed test, and nothing here is reachable from outside.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 use proptest::prelude::*;
 use sessionmesh_sim::{
     combined_trace, run, sweep, ClockSpec, ClockStep, Crash, Cut, Disk, Outcome, Partition,

@@ -12,6 +12,9 @@
 //!
 //! Waiting is by polling with deadlines, never by sleeping for a guessed time.
 
+// Test code: a failed unwrap is a failed test, and nothing here is reachable from outside.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 use redis::aio::MultiplexedConnection;
 use sessionmesh::certs;
 use sessionmesh::config::Config;

@@ -4,6 +4,9 @@
 //!
 //! Failing cases are printed by proptest and replay from `proptest-regressions/`.
 
+// Test code: a failed unwrap is a failed test, and nothing here is reachable from outside.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 #[path = "../crates/core/tests/strategies/mod.rs"]
 mod strategies;
 

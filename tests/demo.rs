@@ -14,6 +14,9 @@
 //! Waiting is by polling with deadlines; the only bounded wait is the short window that shows a
 //! write cut off by `isolate` does not arrive.
 
+// Test code: a failed unwrap is a failed test, and nothing here is reachable from outside.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 use redis::aio::MultiplexedConnection;
 use std::future::Future;
 use std::io::{BufRead, BufReader, Write};

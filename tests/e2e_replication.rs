@@ -4,6 +4,9 @@
 //! Every wait polls with a deadline and fails naming what did not converge; the only sleeps
 //! are the few milliseconds that give a later write a later wall clock.
 
+// Test code: a failed unwrap is a failed test, and nothing here is reachable from outside.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 mod common;
 
 use common::cluster::{eventually, Cluster, DEADLINE, NAMES};

@@ -2,6 +2,9 @@
 //! move when the regions work, and two regions in one process never mix their samples;
 //! `/status` carries what `sessionmesh status` prints, and the subcommand prints it.
 
+// Test code: a failed unwrap is a failed test, and nothing here is reachable from outside.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 mod common;
 
 use common::cluster::{eventually, Cluster, DEADLINE, NAMES};

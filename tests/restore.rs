@@ -8,6 +8,9 @@
 //! Timings are printed, never asserted: waits poll with a deadline and fail with what was
 //! missing.
 
+// Test code: a failed unwrap is a failed test, and nothing here is reachable from outside.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 mod common;
 
 use common::cluster::{eventually, Cluster, DEADLINE};

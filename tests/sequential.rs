@@ -10,6 +10,9 @@
 //! A failure prints the whole transcript up to the failing step; proptest prints the shrunk case
 //! and stores its seed in `sequential.proptest-regressions`, which replays it first next time.
 
+// Test code: a failed unwrap is a failed test, and nothing here is reachable from outside.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 mod common;
 
 use std::collections::BTreeMap;

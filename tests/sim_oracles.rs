@@ -8,6 +8,9 @@
 //!
 //! What this file does not do: prove the oracles complete. It shows each one has teeth.
 
+// Test code: a failed unwrap is a failed test, and nothing here is reachable from outside.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 use sessionmesh_core::Faults;
 use sessionmesh_sim::{
     run, sweep, Chaos, ClockSpec, Crash, Cut, Disk, Oracle, Outcome, Partition, Schedule, SimConfig,

@@ -414,6 +414,10 @@ impl Node {
     }
 
     /// [`Node::checkpoint`], on a thread that may block.
+    #[allow(
+        clippy::expect_used,
+        reason = "only called when persistence is configured"
+    )]
     fn checkpoint_blocking(&self) -> Result<(), crate::persist::PersistError> {
         let p = self.persist.as_ref().expect("checked by the caller");
         // Room for every key, with a margin for keys created before the lock is taken again.

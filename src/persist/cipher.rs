@@ -18,10 +18,10 @@ use std::path::{Path, PathBuf};
 const NONCE: usize = 12;
 const CHECK_PLAINTEXT: &[u8] = b"sessionmesh key check v1";
 /// The marker file of an encrypted data folder.
-pub const KEYCHECK: &str = "KEYCHECK";
+pub(super) const KEYCHECK: &str = "KEYCHECK";
 
 /// An AES-256-GCM key.
-pub struct Cipher {
+pub(super) struct Cipher {
     aead: Aes256Gcm,
 }
 
@@ -33,7 +33,11 @@ impl std::fmt::Debug for Cipher {
 
 impl Cipher {
     /// Reads a key file: 32 raw bytes, or 64 hex digits (surrounding white space ignored).
-    pub fn load(path: &Path) -> Result<Cipher, PersistError> {
+    #[allow(
+        clippy::expect_used,
+        reason = "the key text was checked to be 64 hex digits"
+    )]
+    pub(super) fn load(path: &Path) -> Result<Cipher, PersistError> {
         let raw = std::fs::read(path).map_err(PersistError::io("read key file", path))?;
         let bad = |why: &str| PersistError::Key {
             path: path.to_owned(),
@@ -55,7 +59,8 @@ impl Cipher {
     }
 
     /// Encrypts `plain` under a fresh nonce.
-    pub fn seal(&self, plain: &[u8]) -> Vec<u8> {
+    #[allow(clippy::expect_used, reason = "AES-GCM sealing into a Vec cannot fail")]
+    pub(super) fn seal(&self, plain: &[u8]) -> Vec<u8> {
         let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
         let mut out = nonce.to_vec();
         out.extend(
@@ -67,7 +72,7 @@ impl Cipher {
     }
 
     /// Decrypts what [`Cipher::seal`] produced; `None` if it does not authenticate.
-    pub fn open(&self, sealed: &[u8]) -> Option<Vec<u8>> {
+    pub(super) fn open(&self, sealed: &[u8]) -> Option<Vec<u8>> {
         if sealed.len() < NONCE {
             return None;
         }
@@ -79,7 +84,7 @@ impl Cipher {
 /// Checks `dir` against the key (or its absence) before anything is read: an encrypted folder
 /// needs the right key, a plain folder with data must not suddenly be read with one. Creates
 /// the marker for a new encrypted folder. Returns the cipher to use.
-pub fn check_folder(
+pub(super) fn check_folder(
     dir: &Path,
     key_file: Option<&Path>,
     has_data: bool,

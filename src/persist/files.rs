@@ -21,13 +21,13 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 /// First bytes of every log segment (the last byte is the format version).
-pub const SEGMENT_MAGIC: &[u8; 8] = b"SMLOG\0\0\x01";
+pub(super) const SEGMENT_MAGIC: &[u8; 8] = b"SMLOG\0\0\x01";
 /// First bytes of every snapshot (the last byte is the format version).
 const SNAPSHOT_MAGIC: &[u8; 8] = b"SMSNAP\0\x01";
 
 /// A region's data folder, locked against a second node.
 #[derive(Debug)]
-pub struct DataDir {
+pub(super) struct DataDir {
     path: PathBuf,
     /// Set when the folder is encrypted at rest.
     cipher: Option<super::cipher::Cipher>,
@@ -37,7 +37,7 @@ pub struct DataDir {
 
 /// The segment and snapshot ids present, each ascending.
 #[derive(Debug, Default)]
-pub struct Listing {
+pub(super) struct Listing {
     /// Log segments.
     pub segments: Vec<u64>,
     /// Complete snapshots (temp files are not listed).
@@ -47,7 +47,7 @@ pub struct Listing {
 impl DataDir {
     /// Creates the folder if needed, locks it, and checks the encryption key against it (see
     /// `cipher`) before anything else is read.
-    pub fn open(path: &Path, key_file: Option<&Path>) -> Result<DataDir, PersistError> {
+    pub(super) fn open(path: &Path, key_file: Option<&Path>) -> Result<DataDir, PersistError> {
         std::fs::create_dir_all(path).map_err(PersistError::io("create", path))?;
         let lock_path = path.join("LOCK");
         let lock = OpenOptions::new()
@@ -80,29 +80,29 @@ impl DataDir {
 
     /// Releases the lock early (the node is closed but may not be dropped yet), so the same
     /// folder can be opened again in this process.
-    pub fn unlock(&self) {
+    pub(super) fn unlock(&self) {
         if let Err(e) = self.lock.unlock() {
             tracing::warn!(dir = %self.path.display(), error = %e, "cannot unlock data folder");
         }
     }
 
     /// The folder.
-    pub fn path(&self) -> &Path {
+    pub(super) fn path(&self) -> &Path {
         &self.path
     }
 
     /// The file of segment `id`.
-    pub fn segment(&self, id: u64) -> PathBuf {
+    pub(super) fn segment(&self, id: u64) -> PathBuf {
         self.path.join(format!("segment-{id:020}.log"))
     }
 
     /// The file of snapshot `id`.
-    pub fn snapshot(&self, id: u64) -> PathBuf {
+    pub(super) fn snapshot(&self, id: u64) -> PathBuf {
         self.path.join(format!("snapshot-{id:020}.snap"))
     }
 
     /// Every segment and snapshot in the folder.
-    pub fn list(&self) -> Result<Listing, PersistError> {
+    pub(super) fn list(&self) -> Result<Listing, PersistError> {
         let mut l = Listing::default();
         let entries =
             std::fs::read_dir(&self.path).map_err(PersistError::io("list", &self.path))?;
@@ -129,14 +129,14 @@ impl DataDir {
     }
 
     /// Makes renames, creations and deletions in the folder durable.
-    pub fn sync(&self) -> Result<(), PersistError> {
+    pub(super) fn sync(&self) -> Result<(), PersistError> {
         File::open(&self.path)
             .and_then(|d| d.sync_all())
             .map_err(PersistError::io("fsync", &self.path))
     }
 
     /// Creates segment `id` holding only its magic, durably, and returns it open for appending.
-    pub fn create_segment(&self, id: u64) -> Result<File, PersistError> {
+    pub(super) fn create_segment(&self, id: u64) -> Result<File, PersistError> {
         let path = self.segment(id);
         let mut f = OpenOptions::new()
             .create_new(true)
@@ -152,7 +152,7 @@ impl DataDir {
 
     /// Writes snapshot `id` atomically and durably: a reader sees the whole file or none.
     /// Keys are written in the order given (`Persist::finish_snapshot` sorts them first).
-    pub fn write_snapshot(&self, id: u64, snap: &Snapshot) -> Result<u64, PersistError> {
+    pub(super) fn write_snapshot(&self, id: u64, snap: &Snapshot) -> Result<u64, PersistError> {
         let body = rmp_serde::to_vec(snap).map_err(|e| PersistError::Encode(e.to_string()))?;
         let body = self.seal(body);
         let mut crc = crc32fast::Hasher::new();
@@ -174,7 +174,11 @@ impl DataDir {
     }
 
     /// Reads snapshot `id`; any damage is an error naming the file.
-    pub fn read_snapshot(&self, id: u64) -> Result<Snapshot, PersistError> {
+    #[allow(
+        clippy::expect_used,
+        reason = "the header was checked to be long enough and is sliced to fixed sizes"
+    )]
+    pub(super) fn read_snapshot(&self, id: u64) -> Result<Snapshot, PersistError> {
         let path = self.snapshot(id);
         let buf = std::fs::read(&path).map_err(PersistError::io("read", &path))?;
         let bad = |why: &str| PersistError::CorruptSnapshot {
@@ -202,11 +206,11 @@ impl DataDir {
 
     /// Encrypts a body when the folder is encrypted.
     /// True when bodies are encrypted ([`DataDir::seal`] changes them).
-    pub fn encrypts(&self) -> bool {
+    pub(super) fn encrypts(&self) -> bool {
         self.cipher.is_some()
     }
 
-    pub fn seal(&self, body: Vec<u8>) -> Vec<u8> {
+    pub(super) fn seal(&self, body: Vec<u8>) -> Vec<u8> {
         match &self.cipher {
             Some(c) => c.seal(&body),
             None => body,
@@ -214,7 +218,7 @@ impl DataDir {
     }
 
     /// Decrypts a body read from `path` at `offset` when the folder is encrypted.
-    pub fn unseal<'a>(
+    pub(super) fn unseal<'a>(
         &self,
         body: &'a [u8],
         path: &Path,
@@ -234,7 +238,7 @@ impl DataDir {
     }
 
     /// Deletes segments and snapshots older than `id`, and leftover temp files, then syncs.
-    pub fn remove_before(&self, id: u64) -> Result<(), PersistError> {
+    pub(super) fn remove_before(&self, id: u64) -> Result<(), PersistError> {
         let l = self.list()?;
         let old = l
             .segments

@@ -67,6 +67,10 @@ pub fn encode(body: &[u8], out: &mut Vec<u8>) {
 }
 
 /// Splits `buf` into frame bodies, in order, stopping at the first incomplete or bad frame.
+#[allow(
+    clippy::expect_used,
+    reason = "each header is sliced to fixed sizes after a length check"
+)]
 pub fn decode(buf: &[u8]) -> (Vec<&[u8]>, Tail) {
     let mut bodies = Vec::new();
     let mut at = 0;

@@ -31,7 +31,7 @@ pub struct Recovered {
 }
 
 /// Reads `dir`; returns its state and the id the next segment must have.
-pub fn recover(dir: &DataDir) -> Result<(Recovered, u64), PersistError> {
+pub(super) fn recover(dir: &DataDir) -> Result<(Recovered, u64), PersistError> {
     let listing = dir.list()?;
     let mut out = Recovered::default();
     let base = match listing.snapshots.last() {

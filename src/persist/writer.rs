@@ -52,7 +52,7 @@ const KEEP_BUFFER: usize = 4 * 1024 * 1024;
 
 /// What the writer has done so far, as waiters see it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Progress {
+pub(super) struct Progress {
     /// Every batch up to this ticket is on disk (fsynced under `always`; written to the OS
     /// under `everysec`).
     pub durable: u64,
@@ -62,7 +62,7 @@ pub struct Progress {
 
 /// One queued unit of work.
 #[derive(Debug)]
-pub enum Item {
+pub(super) enum Item {
     /// The records of one locked step, written as one frame.
     Batch(Vec<Record>),
     /// Close the current segment and continue in segment `id`.
@@ -71,7 +71,7 @@ pub enum Item {
 
 /// The queue between the node and the writer.
 #[derive(Debug, Default)]
-pub struct Queue {
+pub(super) struct Queue {
     /// Work not yet taken by the writer, in order.
     pub items: Vec<Item>,
     /// Tickets handed out so far (the last batch queued has this one).
@@ -84,7 +84,7 @@ pub struct Queue {
 
 /// The open log segment and the writer's buffers.
 #[derive(Debug)]
-pub struct LogFile {
+pub(super) struct LogFile {
     file: File,
     segment: u64,
     buf: Vec<u8>,
@@ -94,7 +94,7 @@ pub struct LogFile {
 
 /// State shared by the node's side and the writer thread.
 #[derive(Debug)]
-pub struct Shared {
+pub(super) struct Shared {
     /// Work for the writer.
     pub queue: Mutex<Queue>,
     /// Signalled when a round is requested or closing is.
@@ -117,7 +117,7 @@ pub struct Shared {
 impl Shared {
     /// A fresh queue writing into a new `segment`; nothing durable yet beyond what recovery
     /// found.
-    pub fn new(dir: &DataDir, segment: u64) -> Result<Shared, PersistError> {
+    pub(super) fn new(dir: &DataDir, segment: u64) -> Result<Shared, PersistError> {
         Ok(Shared {
             queue: Mutex::new(Queue::default()),
             work: Condvar::new(),
@@ -131,7 +131,7 @@ impl Shared {
 
     /// The queue, even if a thread panicked while holding it (its contents stay consistent:
     /// every change is a single push or swap).
-    pub fn queue(&self) -> MutexGuard<'_, Queue> {
+    pub(super) fn queue(&self) -> MutexGuard<'_, Queue> {
         self.queue.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -142,7 +142,11 @@ impl Shared {
     /// Leads one round if nobody else is writing: writes everything queued, fsyncs it under
     /// `always`, then publishes. `None`: another task or the thread holds the log; its
     /// publication, which comes after it lets go of the log, wakes those waiting.
-    pub fn try_flush(&self, dir: &DataDir, mode: Durability) -> Option<Result<(), PersistError>> {
+    pub(super) fn try_flush(
+        &self,
+        dir: &DataDir,
+        mode: Durability,
+    ) -> Option<Result<(), PersistError>> {
         let log = match self.log.try_lock() {
             Ok(log) => log,
             Err(std::sync::TryLockError::WouldBlock) => return None,
@@ -186,7 +190,7 @@ impl Shared {
     }
 
     /// Records a fatal error, wakes every waiter with the failure and asks the node to stop.
-    pub fn fail(&self, e: &PersistError) {
+    pub(super) fn fail(&self, e: &PersistError) {
         tracing::error!(error = %e, "persistence failed; stopping the node");
         let mut f = self.failure.lock().unwrap_or_else(|p| p.into_inner());
         if f.is_none() {
@@ -199,7 +203,7 @@ impl Shared {
 }
 
 /// Runs the writer thread until the queue is closed (after a final fsync) or an IO error.
-pub fn run(shared: Arc<Shared>, dir: Arc<DataDir>, mode: Durability) {
+pub(super) fn run(shared: Arc<Shared>, dir: Arc<DataDir>, mode: Durability) {
     if let Err(e) = run_loop(&shared, &dir, mode) {
         shared.fail(&e);
     }

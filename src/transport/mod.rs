@@ -142,10 +142,10 @@ pub struct TransportConfig {
 /// Connection-level close codes (QUIC application error codes).
 mod code {
     use quinn::VarInt;
-    pub const SHUTDOWN: VarInt = VarInt::from_u32(0);
-    pub const REFUSED: VarInt = VarInt::from_u32(1);
-    pub const BAD_FRAME: VarInt = VarInt::from_u32(2);
-    pub const REPLACED: VarInt = VarInt::from_u32(3);
+    pub(super) const SHUTDOWN: VarInt = VarInt::from_u32(0);
+    pub(super) const REFUSED: VarInt = VarInt::from_u32(1);
+    pub(super) const BAD_FRAME: VarInt = VarInt::from_u32(2);
+    pub(super) const REPLACED: VarInt = VarInt::from_u32(3);
 }
 
 /// The running mesh endpoint of one region.

@@ -17,6 +17,9 @@
 //! Waiting is by polling with deadlines; the only sleeps are the nemesis's own hold times and
 //! the clients' think time.
 
+// Test code: a failed unwrap is a failed test, and nothing here is reachable from outside.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 #[path = "../common/ports.rs"]
 mod ports;
 

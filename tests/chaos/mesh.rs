@@ -198,6 +198,7 @@ impl Mesh {
         let pid = child.id() as libc::pid_t;
         let signal = |s: libc::c_int| {
             // SAFETY: kill(2) on our own child's pid, which `child` has not reaped.
+            #[allow(unsafe_code)]
             let rc = unsafe { libc::kill(pid, s) };
             assert_eq!(
                 rc,

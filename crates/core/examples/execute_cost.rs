@@ -3,6 +3,8 @@
 //!
 //! Run: `cargo run --release -p sessionmesh-core --example execute_cost`
 
+// Test code: a failed unwrap is a failed test, and nothing here is reachable from outside.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 // An example is a driver, not the core: it may read the clock.
 #![allow(clippy::disallowed_methods)]
 

@@ -7,6 +7,8 @@
 //!
 //! Run: `cargo run --release -p sessionmesh-core --example replication_cost`
 
+// Test code: a failed unwrap is a failed test, and nothing here is reachable from outside.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 // An example is a driver, not the core: it may read the clock to time the catch-up.
 #![allow(clippy::disallowed_methods)]
 

@@ -80,6 +80,7 @@ impl Chunk {
         self.hlcs.len() >= self.cap || self.bytes.len() >= CHUNK_BYTES
     }
 
+    #[allow(clippy::expect_used, reason = "a chunk is cut long before 4 GiB")]
     fn push(&mut self, hlc: Hlc, key: &[u8]) {
         self.bytes.extend_from_slice(key);
         // A chunk closes at 1 MiB and a key is far below 4 GiB, so the end fits.
@@ -124,6 +125,10 @@ pub struct OriginIndex {
 impl OriginIndex {
     /// Records that `key` received a register from `origin` stamped `hlc`. `keys` is how many
     /// keys the store holds: the log keeps about [`HISTORY`] entries per key.
+    #[allow(
+        clippy::expect_used,
+        reason = "a chunk was pushed just above when none had room"
+    )]
     pub fn insert(&mut self, origin: RegionId, hlc: Hlc, key: &[u8], keys: usize) {
         let i = match self.logs.iter().position(|(r, _)| *r == origin) {
             Some(i) => i,

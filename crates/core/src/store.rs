@@ -107,6 +107,7 @@ pub struct Store {
 
 /// A hint to the processor that the cache line at `p` will be read soon; never faults.
 #[inline(always)]
+#[allow(unsafe_code, reason = "a prefetch hint reads nothing and cannot fault")]
 fn prefetch(p: *const u8) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: a prefetch is only a hint: it reads nothing into the program and never faults,
@@ -165,6 +166,10 @@ impl Store {
     }
 
     /// Merges `delta` into `key` (creating it if absent) and returns the conflicts resolved.
+    #[allow(
+        clippy::expect_used,
+        reason = "merging with creation allowed always yields a state"
+    )]
     pub fn apply(&mut self, key: &Bytes, delta: &KeyState) -> u64 {
         self.merge_into(key, delta, true)
             .expect("a missing key is created")
@@ -176,6 +181,10 @@ impl Store {
         self.merge_into(key, delta, false)
     }
 
+    #[allow(
+        clippy::expect_used,
+        reason = "the stored state is taken whenever the deleted state changes"
+    )]
     fn merge_into(&mut self, key: &Bytes, delta: &KeyState, create: bool) -> Option<u64> {
         // `stored` is the table's own copy of the key, and every index shares it, so a write's
         // copy (decoded from a frame or a request) is freed with the write. A new key is
@@ -340,6 +349,7 @@ impl Store {
     }
 
     /// The state of a key taken from `order`, which always has an entry in `keys`.
+    #[allow(clippy::expect_used, reason = "slot keys come from the table itself")]
     fn state_of(&self, k: &SlotKey) -> &KeyState {
         &self
             .keys

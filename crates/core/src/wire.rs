@@ -229,6 +229,10 @@ pub fn frame_len(buf: &[u8]) -> Result<Option<usize>, WireError> {
 }
 
 /// Like [`frame_len`] with a custom size limit.
+#[allow(
+    clippy::expect_used,
+    reason = "the prefix is sliced to exactly 4 bytes"
+)]
 pub fn frame_len_max(buf: &[u8], max: usize) -> Result<Option<usize>, WireError> {
     let Some(prefix) = buf.get(..4) else {
         return Ok(None);
@@ -241,6 +245,10 @@ pub fn frame_len_max(buf: &[u8], max: usize) -> Result<Option<usize>, WireError>
 }
 
 /// Encodes one message as a complete frame.
+#[allow(
+    clippy::expect_used,
+    reason = "encoding plain data into a Vec cannot fail"
+)]
 pub fn encode(msg: &Message) -> Vec<u8> {
     let mut out = vec![0, 0, 0, 0, VERSION];
     rmp_serde::encode::write(&mut out, msg).expect("encoding to a Vec cannot fail");

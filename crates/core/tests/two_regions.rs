@@ -1,6 +1,9 @@
 //! Small, hand-driven scenarios of the replication protocol: replicas wired directly, frames
 //! delivered (or dropped) by the test. The simulator covers the same ground at scale.
 
+// Test code: a failed unwrap is a failed test, and nothing here is reachable from outside.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 use bytes::Bytes;
 use sessionmesh_core::replica::{Record, Snapshot};
 use sessionmesh_core::{Config, Now, RegionId, Replica, Reply};

@@ -108,6 +108,10 @@ impl<B: Backend> Conn<B> {
 
     /// Checks credentials: a named user from the configured users, or the `default` user
     /// against `requirepass`.
+    #[allow(
+        clippy::expect_used,
+        reason = "the default user is handled before this point"
+    )]
     pub(super) fn check_auth(&self, user: Option<&Bytes>, pass: &[u8]) -> Result<(), Reply> {
         let wrong =
             || Reply::Error("WRONGPASS invalid username-password pair or user is disabled.".into());

@@ -627,6 +627,10 @@ impl<B: Backend> Conn<B> {
     }
 
     /// `EXEC`: runs the queue, data commands as one atomic batch.
+    #[allow(
+        clippy::expect_used,
+        reason = "only commands found in the table are queued"
+    )]
     fn exec(&mut self) -> Reply {
         let Some(m) = self.multi.take() else {
             return Reply::err("EXEC without MULTI");

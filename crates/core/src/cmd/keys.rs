@@ -34,6 +34,10 @@ pub(super) fn type_(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Reply {
     })
 }
 
+#[allow(
+    clippy::expect_used,
+    reason = "a key the command found visible has a kind"
+)]
 pub(super) fn rename(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Reply {
     let (src, dst) = (&a[1], &a[2]);
     let Some(state) = ctx.live(src) else {

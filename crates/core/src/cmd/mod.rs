@@ -39,6 +39,10 @@ pub struct Ctx<'a> {
 
 impl<'a> Ctx<'a> {
     /// The stamp of this write command.
+    #[allow(
+        clippy::expect_used,
+        reason = "the replica stamps every write command before it runs"
+    )]
     fn stamp(&self) -> Stamp {
         self.stamp
             .expect("write commands are stamped before they run")
@@ -57,6 +61,10 @@ impl<'a> Ctx<'a> {
     }
 
     /// A delta in the key's current incarnation (which must be live), with `body`.
+    #[allow(
+        clippy::expect_used,
+        reason = "called only for a key the command found live"
+    )]
     fn in_place(&self, key: &Bytes, body: Body) -> KeyState {
         let cl = self.store.get(key).expect("key is live").cl.clone();
         KeyState { cl, body }
@@ -86,6 +94,10 @@ impl<'a> Ctx<'a> {
     }
 
     /// A delta deleting a live key.
+    #[allow(
+        clippy::expect_used,
+        reason = "called only for a key the command found live"
+    )]
     fn delete(&self, key: &Bytes) -> KeyState {
         let cl = &self.store.get(key).expect("key is live").cl;
         KeyState {

@@ -10,6 +10,10 @@ const PART_TARGET: usize = 64 * 1024;
 impl Replica {
     // ----- catch-up and resync ---------------------------------------------------------------
 
+    #[allow(
+        clippy::expect_used,
+        reason = "the caller checked that the peer is known"
+    )]
     pub(super) fn on_catchup_request(&mut self, peer: RegionId, id: u64, wm: &Watermarks) {
         if self.evicted.contains(&peer) {
             // It was away longer than the grace period: say so (once per absence); it answers
@@ -73,6 +77,10 @@ impl Replica {
 
     /// Cuts entries into parts that fit the frame limit with a wide margin: the size estimate
     /// is cheap, not exact, and a frame over the receiver's limit closes the connection.
+    #[allow(
+        clippy::expect_used,
+        reason = "the part list starts with one part and only grows"
+    )]
     pub(super) fn cut(&self, entries: Vec<Entry>) -> Vec<Vec<Entry>> {
         let budget = (self.cfg.max_frame_bytes / 2).clamp(1024, PART_TARGET);
         let mut parts = vec![Vec::new()];
@@ -133,6 +141,10 @@ impl Replica {
         }
     }
 
+    #[allow(
+        clippy::expect_used,
+        reason = "the caller checked that the peer is known"
+    )]
     pub(super) fn on_catchup_part(
         &mut self,
         peer: RegionId,

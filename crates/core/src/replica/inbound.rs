@@ -8,6 +8,10 @@ impl Replica {
 
     /// Handles one complete frame from `peer`. A malformed frame is rejected whole, counted and
     /// reported; the caller should close the connection.
+    #[allow(
+        clippy::expect_used,
+        reason = "the frame's peer was checked to be known on entry"
+    )]
     pub fn handle_frame(
         &mut self,
         peer: RegionId,
@@ -105,6 +109,10 @@ impl Replica {
         Ok(())
     }
 
+    #[allow(
+        clippy::expect_used,
+        reason = "the frame's peer was checked to be known on entry"
+    )]
     pub(super) fn on_push(
         &mut self,
         peer: RegionId,

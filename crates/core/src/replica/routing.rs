@@ -100,6 +100,7 @@ impl Replica {
     }
 
     /// Acknowledges `peer`'s writes and tells it our watermarks.
+    #[allow(clippy::expect_used, reason = "acks go only to configured peers")]
     pub(super) fn send_ack(&mut self, peer: RegionId, now: Now) {
         let upto = self.watermark(peer);
         let wm = self.watermarks();

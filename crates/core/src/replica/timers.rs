@@ -178,6 +178,10 @@ impl Replica {
         self.journal(|| Record::Pushed { to });
     }
 
+    #[allow(
+        clippy::expect_used,
+        reason = "the keys released were just listed from the held table"
+    )]
     pub(super) fn release_held(&mut self, now: Now) {
         if self.held.is_empty() {
             return;
