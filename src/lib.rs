@@ -18,7 +18,9 @@
 //! None of these modules decide what is stored or replicated: that is the core's job.
 
 pub mod certs;
-pub mod config;
+/// `regions.toml`, parsed and validated (the `sessionmesh-config` crate, which the simulator
+/// reads it through too).
+pub use sessionmesh_config as config;
 pub mod http;
 pub mod metrics;
 pub mod node;

@@ -124,45 +124,39 @@ impl SimConfig {
         .find(|p| p.exists());
         if let Some(p) = found {
             if let Ok(text) = std::fs::read_to_string(&p) {
-                cfg.apply_regions_toml(&text);
+                // The default scenario does not depend on a broken file next to it: say so.
+                if let Err(e) = cfg.apply_regions_toml(&text) {
+                    eprintln!("{}: {e}; using the built-in scenario", p.display());
+                }
             }
         }
         cfg
     }
 
-    /// Takes from a `regions.toml` what the simulator can use, ignoring everything else (and
-    /// the whole file if it does not parse): the `[latency_ms]` matrix (see
-    /// [`crate::latency`]), `transport.idle_timeout_ms`, `transport.reconnect_max_ms`, and the
-    /// replica timings of `[replication]` (`flush_interval_ms`, `max_clock_drift_ms`,
-    /// `catchup_interval_ms`, `gc_interval_ms`, `tombstone_grace_ms`, `progress_interval_ms`,
-    /// `reroute_after_ms`), and `replication.restore_hold_ms`.
-    pub fn apply_regions_toml(&mut self, text: &str) {
+    /// Takes from a `regions.toml` what the simulator can use, read through the node's own
+    /// parser and validation (`sessionmesh-config`), so a file the node would refuse is refused
+    /// here too: the `[latency_ms]` matrix (see [`crate::latency`]),
+    /// `transport.idle_timeout_ms`, `transport.reconnect_max_ms`, the replica timings of
+    /// `[replication]` and `replication.restore_hold_ms`. Settings the file leaves out take the
+    /// one set of defaults the node uses (the core's).
+    pub fn apply_regions_toml(&mut self, text: &str) -> Result<(), String> {
+        let config = sessionmesh_config::Config::from_toml(text, std::path::Path::new("."))
+            .map_err(|e| format!("regions.toml: {e}"))?;
         self.latency = LatencyMatrix::from_toml_str(text, self.regions);
-        let Ok(doc) = text.parse::<toml::Table>() else {
-            return;
-        };
-        let get = |table: &str, key: &str| -> Option<u64> {
-            let v = doc.get(table)?.as_table()?.get(key)?.as_integer()?;
-            u64::try_from(v).ok()
-        };
-        if let Some(v) = get("transport", "idle_timeout_ms") {
-            self.idle_timeout_ms = v;
-        }
-        if let Some(v) = get("transport", "reconnect_max_ms") {
-            self.reconnect_ms = v;
-        }
-        if let Some(v) = get("replication", "restore_hold_ms") {
-            self.restore_hold_ms = v;
-        }
+        let tr = config.transport();
+        self.idle_timeout_ms = tr.idle_timeout_ms;
+        self.reconnect_ms = tr.reconnect_max_ms;
+        let rep = config.replication();
+        self.restore_hold_ms = rep.restore_hold_ms;
         let t = &mut self.tuning;
-        t.flush_interval_ms = get("replication", "flush_interval_ms").or(t.flush_interval_ms);
-        t.max_clock_drift_ms = get("replication", "max_clock_drift_ms").or(t.max_clock_drift_ms);
-        t.catchup_interval_ms = get("replication", "catchup_interval_ms").or(t.catchup_interval_ms);
-        t.gc_interval_ms = get("replication", "gc_interval_ms").or(t.gc_interval_ms);
-        t.tombstone_grace_ms = get("replication", "tombstone_grace_ms").or(t.tombstone_grace_ms);
-        t.progress_interval_ms =
-            get("replication", "progress_interval_ms").or(t.progress_interval_ms);
-        t.reroute_after_ms = get("replication", "reroute_after_ms").or(t.reroute_after_ms);
+        t.flush_interval_ms = Some(rep.flush_interval_ms);
+        t.max_clock_drift_ms = Some(rep.max_clock_drift_ms);
+        t.catchup_interval_ms = Some(rep.catchup_interval_ms);
+        t.gc_interval_ms = Some(rep.gc_interval_ms);
+        t.tombstone_grace_ms = Some(rep.tombstone_grace_ms);
+        t.progress_interval_ms = Some(rep.progress_interval_ms);
+        t.reroute_after_ms = Some(rep.reroute_after_ms);
+        Ok(())
     }
 }
 

@@ -5,8 +5,9 @@
 //! `[latency_ms]` table of `regions.toml` when that file has one, else from built-in defaults
 //! (40 / 70 / 110 ms between the first three regions, growing with distance beyond).
 //!
-//! The parser is deliberately tolerant: `regions.toml` belongs to the node, whose schema may
-//! change, so we read only what we need and ignore the rest. Accepted shapes:
+//! [`crate::SimConfig::apply_regions_toml`] validates the file with the node's own parser first;
+//! this reader then takes only the latency table, and also accepts files the node would not
+//! (tests build matrices from fragments). Accepted shapes:
 //!
 //! ```toml
 //! [[regions]]            # or [[region]]; or [regions.NAME] tables; `id` orders them if present
@@ -25,8 +26,7 @@
 //!
 //! Region names are matched to positions in the order of the region list (by `id` when given),
 //! or, if the file lists no regions, in the alphabetical order of the names in the table. Pairs
-//! the file does not mention keep their default. This module does not validate `regions.toml`
-//! for the node; the node's own config loader does that.
+//! the file does not mention keep their default.
 
 use std::collections::BTreeMap;
 use std::path::Path;

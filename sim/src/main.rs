@@ -168,7 +168,7 @@ fn config(args: &Args) -> anyhow::Result<SimConfig> {
     if let Some(p) = &args.regions_toml {
         let text =
             std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
-        cfg.apply_regions_toml(&text);
+        cfg.apply_regions_toml(&text).map_err(anyhow::Error::msg)?;
     }
     cfg.duration_ms = (args.duration * 1000.0) as u64;
     cfg.ops_per_sec = args.rate;

@@ -7,7 +7,9 @@
 //!
 //! Relative certificate and data paths are resolved against the directory of the config file.
 //!
-//! This module does not read certificates (see [`crate::certs`]) or open sockets.
+//! It does not read certificates (the node's `certs` module does) or open sockets. The node
+//! and the simulator read `regions.toml` through it, and the replication defaults are the
+//! core's own ([`sessionmesh_core::Config::new`]): one source for every setting.
 
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -220,16 +222,18 @@ pub struct TransportSettings {
 }
 
 impl Default for Replication {
+    /// The core's defaults ([`sessionmesh_core::Config::new`]), and the node's own hold.
     fn default() -> Self {
+        let core = sessionmesh_core::Config::single();
         Replication {
-            flush_interval_ms: 2,
-            max_clock_drift_ms: 500,
-            tombstone_grace_ms: 60_000,
-            catchup_interval_ms: 1_000,
-            gc_interval_ms: 1_000,
-            max_frame_bytes: 256 * 1024,
-            progress_interval_ms: 100,
-            reroute_after_ms: 300,
+            flush_interval_ms: core.flush_interval_ms,
+            max_clock_drift_ms: core.max_clock_drift_ms,
+            tombstone_grace_ms: core.tombstone_grace_ms,
+            catchup_interval_ms: core.catchup_interval_ms,
+            gc_interval_ms: core.gc_interval_ms,
+            max_frame_bytes: core.max_frame_bytes,
+            progress_interval_ms: core.progress_interval_ms,
+            reroute_after_ms: core.reroute_after_ms,
             restore_hold_ms: 5_000,
         }
     }
