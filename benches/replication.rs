@@ -29,23 +29,15 @@
 // Test code: a failed unwrap is a failed test, and nothing here is reachable from outside.
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
-/// The integration tests' helpers (`cluster.rs` needs `super::relay`).
-#[allow(dead_code)]
-#[path = "../tests/common"]
-mod common {
-    pub mod cluster;
-    pub mod relay;
-}
-
 use bytes::Bytes;
-use common::cluster::{eventually, Cluster, NAMES};
-use common::relay::Relay;
 use redis::aio::MultiplexedConnection;
 use sessionmesh::certs;
 use sessionmesh::config::Config;
 use sessionmesh::node::Node;
 use sessionmesh::server::{Listeners, Server};
 use sessionmesh_core::{wire, Now, RegionId, Replica};
+use sessionmesh_harness::cluster::{eventually, Cluster, NAMES};
+use sessionmesh_harness::Relay;
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;

@@ -27,9 +27,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
-#[path = "common/ports.rs"]
-mod ports;
-use ports::Ports;
+use sessionmesh_harness::ports::Ports;
 
 const DEADLINE: Duration = Duration::from_secs(20);
 /// Acknowledged writes before the kill.
@@ -152,26 +150,17 @@ impl Drop for Node {
     }
 }
 
-/// Polls `check` until it is `Ok`; panics with its last reason and the node's log after
-/// [`DEADLINE`].
-async fn eventually<F, Fut>(what: &str, mut check: F, node: &Node)
+/// Polls `check` until it is `Ok` (the harness's `eventually_or`); panics with its last reason
+/// and the node's log after [`DEADLINE`].
+async fn eventually<F, Fut>(what: &str, check: F, node: &Node)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<(), String>>,
 {
-    let start = Instant::now();
-    loop {
-        match check().await {
-            Ok(()) => return,
-            Err(why) if start.elapsed() > DEADLINE => {
-                panic!(
-                    "timed out waiting for {what}: {why}\n--- node log ---\n{}",
-                    node.log_text()
-                )
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
-        }
-    }
+    sessionmesh_harness::eventually_or(what, DEADLINE, check, || {
+        format!("\n--- node log ---\n{}", node.log_text())
+    })
+    .await
 }
 
 /// Writes `prefix:<writer>:<n>` keys from [`WRITERS`] connections, kills the node with SIGKILL

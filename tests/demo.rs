@@ -26,9 +26,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
-#[path = "common/ports.rs"]
-mod ports;
-use ports::Ports;
+use sessionmesh_harness::ports::Ports;
 
 /// How long any wait for something that should happen may take: generous, since two cores
 /// are shared with other builds; a healthy run needs well under a second for each.
@@ -215,29 +213,37 @@ impl Drop for Demo {
     }
 }
 
-/// Polls `check` until it is `Ok`; panics with what was awaited, its last reason and the
-/// demo's output after [`DEADLINE`].
+/// Polls `check` until it is `Ok` (the harness's `eventually_or`); panics with what was
+/// awaited, its last reason and the demo's output after [`DEADLINE`], or at once if the demo
+/// exited.
 async fn eventually<F, Fut>(what: &str, mut check: F, demo: &Demo)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<(), String>>,
 {
-    let start = Instant::now();
-    loop {
-        match check().await {
-            Ok(()) => return,
-            Err(why) if start.elapsed() > DEADLINE => panic!(
-                "timed out after {DEADLINE:?} waiting for {what}: {why}\n{}",
-                demo.diagnostics()
-            ),
-            Err(why) if demo.exited().is_some() => panic!(
-                "the demo exited ({}) while waiting for {what}: {why}\n{}",
-                demo.exited().unwrap(),
-                demo.diagnostics()
-            ),
-            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
-        }
-    }
+    let check = &mut check;
+    sessionmesh_harness::eventually_or(
+        what,
+        DEADLINE,
+        move || {
+            let fut = check();
+            async move {
+                let why = match fut.await {
+                    Ok(()) => return Ok(()),
+                    Err(why) => why,
+                };
+                if let Some(code) = demo.exited() {
+                    panic!(
+                        "the demo exited ({code}) while waiting for {what}: {why}\n{}",
+                        demo.diagnostics()
+                    );
+                }
+                Err(why)
+            }
+        },
+        || format!("\n{}", demo.diagnostics()),
+    )
+    .await
 }
 
 async fn set(c: &MultiplexedConnection, key: &str, value: &str) -> Result<(), String> {

@@ -20,9 +20,6 @@
 // Test code: a failed unwrap is a failed test, and nothing here is reachable from outside.
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
-#[path = "../common/ports.rs"]
-mod ports;
-
 mod clients;
 mod history;
 mod mesh;

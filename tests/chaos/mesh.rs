@@ -6,11 +6,11 @@
 //! (the higher ids) the relay's address, so every datagram between two regions crosses a relay
 //! this process controls.
 
-use super::ports::Ports;
 use redis::aio::MultiplexedConnection;
 use sessionmesh::certs;
 use sessionmesh::config::Config;
-use sessionmesh::relay::Relay;
+use sessionmesh_harness::ports::Ports;
+use sessionmesh_harness::Relay;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::SocketAddr;

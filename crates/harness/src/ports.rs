@@ -1,10 +1,13 @@
 //! Free loopback ports for nodes started as child processes (`tests/demo.rs`,
-//! `tests/crash_recovery.rs`).
+//! `tests/crash_recovery.rs`, the chaos test).
 
 /// Three free loopback ports of one region (redis, gossip, http).
 pub struct Ports {
+    /// The Redis (TCP) port.
     pub redis: u16,
+    /// The gossip (UDP) port.
     pub gossip: u16,
+    /// The HTTP (TCP) port.
     pub http: u16,
 }
 

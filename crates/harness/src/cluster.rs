@@ -9,13 +9,13 @@
 //! Waiting is done by polling with a deadline ([`eventually`]), never by sleeping for a
 //! guessed time.
 
-use super::relay::Relay;
+pub use crate::eventually;
+use crate::Relay;
 use sessionmesh::certs;
 use sessionmesh::config::{Config, RegionSpec};
 use sessionmesh::node::Node;
 use sessionmesh::server::{Listeners, Server};
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -176,6 +176,7 @@ impl Cluster {
     }
 
     /// Number of regions.
+    #[allow(clippy::len_without_is_empty, reason = "a cluster has at least one region")]
     pub fn len(&self) -> usize {
         self.configs.len()
     }
@@ -398,25 +399,6 @@ fn copy_dir(from: &Path, to: &Path) {
         let e = e.expect("entry");
         if e.file_type().expect("type").is_file() {
             std::fs::copy(e.path(), to.join(e.file_name())).expect("copy");
-        }
-    }
-}
-
-/// Polls `check` until it returns `Ok`, or panics after `deadline` with what `what` is and
-/// the last reason `check` gave.
-pub async fn eventually<F, Fut>(what: &str, deadline: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<(), String>>,
-{
-    let start = Instant::now();
-    loop {
-        match check().await {
-            Ok(()) => return,
-            Err(why) if start.elapsed() > deadline => {
-                panic!("timed out after {deadline:?} waiting for {what}: {why}")
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
         }
     }
 }
