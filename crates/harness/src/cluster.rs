@@ -176,7 +176,10 @@ impl Cluster {
     }
 
     /// Number of regions.
-    #[allow(clippy::len_without_is_empty, reason = "a cluster has at least one region")]
+    #[allow(
+        clippy::len_without_is_empty,
+        reason = "a cluster has at least one region"
+    )]
     pub fn len(&self) -> usize {
         self.configs.len()
     }
