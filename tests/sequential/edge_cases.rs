@@ -1,0 +1,542 @@
+//! Edge cases, each reply as real Redis 7 gives it.
+
+use super::*;
+
+fn ok() -> Reply {
+    Reply::OK
+}
+
+fn int(n: i64) -> Reply {
+    Reply::Int(n)
+}
+
+fn bulk(s: &str) -> Reply {
+    Reply::Bulk(Bytes::from(s.to_owned()))
+}
+
+fn nil() -> Reply {
+    Reply::Nil
+}
+
+fn err(text: &str) -> Reply {
+    Reply::Error(text.into())
+}
+
+fn array(items: &[&str]) -> Reply {
+    Reply::Array(items.iter().map(|s| bulk(s)).collect())
+}
+
+fn wrongtype() -> Reply {
+    err("WRONGTYPE Operation against a key holding the wrong kind of value")
+}
+
+fn syntax() -> Reply {
+    err("ERR syntax error")
+}
+
+fn not_integer() -> Reply {
+    err("ERR value is not an integer or out of range")
+}
+
+fn arity(cmd: &str) -> Reply {
+    Reply::Error(format!("ERR wrong number of arguments for '{cmd}' command"))
+}
+
+fn invalid_expire(cmd: &str) -> Reply {
+    Reply::Error(format!("ERR invalid expire time in '{cmd}' command"))
+}
+
+/// `now + offset` in Unix milliseconds, as a command argument.
+fn at_ms(p: &Pair, offset: i64) -> String {
+    (p.now as i64 + offset).to_string()
+}
+
+#[test]
+fn set_with_get_on_a_hash_key() {
+    let mut p = Pair::new();
+    p.expect("HSET h f v", int(1));
+    p.expect("SET h v GET", wrongtype());
+    p.expect("TYPE h", Reply::Simple("hash"));
+    // The expire time is checked before GET looks at the key.
+    p.expect("SET h v GET EX 0", invalid_expire("set"));
+    // Without GET, SET replaces a hash like anything else.
+    p.expect("SET h v", ok());
+    p.expect("TYPE h", Reply::Simple("string"));
+    p.expect("SET h v2 GET", bulk("v"));
+    p.expect("SET missing v GET", nil());
+    p.expect("GET missing", bulk("v"));
+}
+
+#[test]
+fn set_nx_xx_with_get() {
+    let mut p = Pair::new();
+    p.expect("SET k v NX GET", nil());
+    p.expect("SET k v2 NX GET", bulk("v"));
+    p.expect("GET k", bulk("v"));
+    p.expect("SET k v3 XX GET", bulk("v"));
+    p.expect("GET k", bulk("v3"));
+    p.expect("SET nope v XX GET", nil());
+    p.expect("EXISTS nope", int(0));
+    p.expect("SET nope v XX", nil());
+    p.expect("SET k v NX", nil());
+    p.expect("SET k v NX XX", syntax());
+    p.expect("SET k v XX NX", syntax());
+    p.expect("SET k v NX NX GET GET", bulk("v3"));
+}
+
+#[test]
+fn set_expire_options_and_errors() {
+    let mut p = Pair::new();
+    p.expect("SET k v EX 0", invalid_expire("set"));
+    p.expect("SET k v EX -5", invalid_expire("set"));
+    p.expect("SET k v PX 0", invalid_expire("set"));
+    p.expect("SET k v EXAT 0", invalid_expire("set"));
+    p.expect("SET k v PXAT 0", invalid_expire("set"));
+    p.expect("SET k v EX abc", not_integer());
+    p.expect("SET k v EX 01", not_integer());
+    p.expect("SET k v EX +1", not_integer());
+    p.expect("SET k v EX 1.5", not_integer());
+    p.expect("SET k v EX 9223372036854775", invalid_expire("set"));
+    p.expect("SET k v PX 9223372036854775807", invalid_expire("set"));
+    p.expect("SET k v EX", syntax());
+    p.expect("SET k v EX 10 PX 100", syntax());
+    p.expect("SET k v FOO", syntax());
+    p.expect("SET k v PERSIST", syntax());
+    p.expect("EXISTS k", int(0));
+    // A repeated option is allowed; the last one wins.
+    p.expect("SET k v EX 10 EX 20", ok());
+    p.expect("TTL k", int(20));
+    p.expect("SETEX k 0 v", invalid_expire("setex"));
+    p.expect("SETEX k -1 v", invalid_expire("setex"));
+    p.expect("SETEX k abc v", not_integer());
+    p.expect("PSETEX k 0 v", invalid_expire("psetex"));
+    p.expect("SETEX k 100 v", ok());
+    p.expect("TTL k", int(100));
+    // An absolute time in the past is accepted, and the key is gone.
+    p.expect("SET k v EXAT 1 GET", bulk("v"));
+    p.expect("EXISTS k", int(0));
+}
+
+#[test]
+fn set_keepttl() {
+    let mut p = Pair::new();
+    p.expect("SET k v EX 100", ok());
+    p.wait(10_000);
+    p.expect("SET k v2 KEEPTTL", ok());
+    p.expect("TTL k", int(90));
+    p.expect("SET k v3", ok());
+    p.expect("TTL k", int(-1));
+    p.expect("SET k v KEEPTTL EX 10", syntax());
+    p.expect("SET k v EX 10 KEEPTTL", syntax());
+    p.expect("SET n v KEEPTTL", ok());
+    p.expect("TTL n", int(-1));
+    // KEEPTTL on a key that expired keeps nothing: the key was gone.
+    p.expect("SET e v PX 100", ok());
+    p.wait(101);
+    p.expect("SET e v KEEPTTL", ok());
+    p.expect("TTL e", int(-1));
+}
+
+#[test]
+fn getex_options() {
+    let mut p = Pair::new();
+    p.expect("GETEX k", nil());
+    // A missing key answers nil before the expire time is even looked at.
+    p.expect("GETEX k EX 0", nil());
+    p.expect("GETEX k EX abc", nil());
+    p.expect("GETEX k FOO", syntax());
+    p.expect("SET k v EX 100", ok());
+    p.expect("GETEX k PERSIST", bulk("v"));
+    p.expect("TTL k", int(-1));
+    p.expect("GETEX k PERSIST EX 10", syntax());
+    p.expect("GETEX k EX 10 PERSIST", syntax());
+    p.expect("GETEX k KEEPTTL", syntax());
+    p.expect("GETEX k NX", syntax());
+    p.expect("GETEX k EX 0", invalid_expire("getex"));
+    p.expect("GETEX k PX 9223372036854775807", invalid_expire("getex"));
+    p.expect("GETEX k EX abc", not_integer());
+    p.expect("GETEX k EX 10", bulk("v"));
+    p.expect("TTL k", int(10));
+    p.expect("GETEX k", bulk("v"));
+    p.expect("TTL k", int(10));
+    p.expect("GETEX k PX 1500", bulk("v"));
+    p.expect("PTTL k", int(1500));
+    // An absolute time that has come deletes the key, after returning its value.
+    let now = at_ms(&p, 0);
+    p.expect(&format!("GETEX k PXAT {now}"), bulk("v"));
+    p.expect("EXISTS k", int(0));
+    p.expect("HSET h f v", int(1));
+    p.expect("GETEX h EX 0", wrongtype());
+    p.expect("GETEX h PERSIST", wrongtype());
+}
+
+#[test]
+fn getdel() {
+    let mut p = Pair::new();
+    p.expect("SET k v EX 100", ok());
+    p.expect("GETDEL k", bulk("v"));
+    p.expect("GETDEL k", nil());
+    p.expect("HSET h f v", int(1));
+    p.expect("GETDEL h", wrongtype());
+    p.expect("EXISTS h", int(1));
+}
+
+#[test]
+fn expire_non_positive_deletes_the_key() {
+    let mut p = Pair::new();
+    for cmd in [
+        "EXPIRE k 0",
+        "EXPIRE k -10",
+        "PEXPIRE k 0",
+        "PEXPIRE k -1",
+        "EXPIREAT k 1",
+    ] {
+        p.expect("SET k v", ok());
+        p.expect(cmd, int(1));
+        p.expect("EXISTS k", int(0));
+        p.expect(cmd, int(0));
+    }
+    // PEXPIREAT at exactly now deletes at once (`when <= now`) ...
+    p.expect("SET k v", ok());
+    let now = at_ms(&p, 0);
+    p.expect(&format!("PEXPIREAT k {now}"), int(1));
+    p.expect("EXISTS k", int(0));
+    // ... one millisecond later does not, and the key lives through that millisecond.
+    p.expect("SET k v", ok());
+    let next = at_ms(&p, 1);
+    p.expect(&format!("PEXPIREAT k {next}"), int(1));
+    p.wait(1);
+    p.expect("PTTL k", int(0));
+    p.expect("GET k", bulk("v"));
+    p.wait(1);
+    p.expect("GET k", nil());
+}
+
+#[test]
+fn expire_nx_xx_gt_lt() {
+    let mut p = Pair::new();
+    p.expect("EXPIRE nope 10", int(0));
+    p.expect("SET k v", ok());
+    p.expect(
+        "EXPIRE k 10 NX XX",
+        err("ERR NX and XX, GT or LT options at the same time are not compatible"),
+    );
+    p.expect(
+        "EXPIRE k 10 NX LT",
+        err("ERR NX and XX, GT or LT options at the same time are not compatible"),
+    );
+    p.expect(
+        "EXPIRE k 10 GT LT",
+        err("ERR GT and LT options at the same time are not compatible"),
+    );
+    p.expect("EXPIRE k 10 FOO", err("ERR Unsupported option FOO"));
+    // Options are parsed before the number.
+    p.expect("EXPIRE k abc FOO", err("ERR Unsupported option FOO"));
+    p.expect("EXPIRE k abc", not_integer());
+    // No TTL counts as infinite: GT and XX refuse, LT and NX accept.
+    p.expect("EXPIRE k 10 xx", int(0));
+    p.expect("EXPIRE k 10 gt", int(0));
+    p.expect("EXPIRE k 10 LT", int(1));
+    p.expect("TTL k", int(10));
+    p.expect("EXPIRE k 20 LT", int(0));
+    p.expect("EXPIRE k 10 LT", int(0));
+    p.expect("EXPIRE k 5 LT", int(1));
+    p.expect("EXPIRE k 5 GT", int(0));
+    p.expect("EXPIRE k 30 GT", int(1));
+    p.expect("EXPIRE k 40 NX", int(0));
+    p.expect("EXPIRE k 40 XX", int(1));
+    p.expect("EXPIRE k 40 XX GT", int(0));
+    p.expect("EXPIRE k 50 XX GT", int(1));
+    p.expect("TTL k", int(50));
+    p.expect("PERSIST k", int(1));
+    p.expect("PERSIST k", int(0));
+    p.expect("EXPIRE k 40 NX", int(1));
+    p.expect("EXPIRE k -1 GT", int(0));
+    p.expect("EXPIRE k -1 LT", int(1));
+    p.expect("EXISTS k", int(0));
+}
+
+#[test]
+fn expire_overflow() {
+    let mut p = Pair::new();
+    // Overflow is checked before the key is looked up.
+    p.expect("EXPIRE nope 9223372036854775807", invalid_expire("expire"));
+    p.expect("SET k v", ok());
+    p.expect("EXPIRE k 9223372036854775", invalid_expire("expire"));
+    p.expect("EXPIRE k -9223372036854776", invalid_expire("expire"));
+    p.expect("PEXPIRE k 9223372036854775807", invalid_expire("pexpire"));
+    p.expect("EXPIREAT k 9223372036854776", invalid_expire("expireat"));
+    p.expect("EXPIREAT k 92233720368547758070", not_integer());
+    p.expect("EXPIREAT k 9223372036854775", int(1));
+    p.expect("PEXPIREAT k 9223372036854775807", int(1));
+    p.expect("TTL k", int((i64::MAX - p.now as i64 + 500) / 1000));
+    p.expect("PEXPIRE k -9223372036854775808", int(1));
+    p.expect("EXISTS k", int(0));
+}
+
+#[test]
+fn rename_keeps_the_ttl() {
+    let mut p = Pair::new();
+    p.expect("SET a 1 EX 100", ok());
+    p.expect("SET b 2", ok());
+    p.expect("RENAME a b", ok());
+    p.expect("TTL b", int(100));
+    p.expect("GET b", bulk("1"));
+    p.expect("EXISTS a", int(0));
+    // The destination's own TTL goes with its old value.
+    p.expect("SET c 3 EX 50", ok());
+    p.expect("SET d 4", ok());
+    p.expect("RENAME d c", ok());
+    p.expect("TTL c", int(-1));
+    p.expect("HSET h f v", int(1));
+    p.expect("RENAME h s", ok());
+    p.expect("HGET s f", bulk("v"));
+    p.expect("RENAME s s", ok());
+    p.expect("HGET s f", bulk("v"));
+}
+
+#[test]
+fn rename_of_a_missing_key() {
+    let mut p = Pair::new();
+    p.expect("RENAME nope x", err("ERR no such key"));
+    p.expect("RENAME nope nope", err("ERR no such key"));
+    p.expect("SET e v PX 10", ok());
+    p.wait(11);
+    p.expect("RENAME e x", err("ERR no such key"));
+}
+
+#[test]
+fn hset_odd_arguments() {
+    let mut p = Pair::new();
+    p.expect("HSET h f", arity("hset"));
+    p.expect("HSET h f1 v1 f2", arity("hset"));
+    p.expect("HMSET h f1 v1 f2", arity("hmset"));
+    // Arity is checked before the type.
+    p.expect("SET s v", ok());
+    p.expect("HSET s f1 v1 f2", arity("hset"));
+    p.expect("HSET s f v", wrongtype());
+    p.expect("HSET h f1 x f1 y", int(1));
+    p.expect("HGET h f1", bulk("y"));
+    p.expect("HMSET h f1 z f2 w", ok());
+    p.expect("HSET h f2 a f3 b", int(1));
+    p.expect("HSETNX h f3 c", int(0));
+    p.expect("HSETNX h f4 c", int(1));
+    p.expect(
+        "HGETALL h",
+        Reply::Map(
+            [("f1", "z"), ("f2", "a"), ("f3", "b"), ("f4", "c")]
+                .iter()
+                .map(|(f, v)| (bulk(f), bulk(v)))
+                .collect(),
+        ),
+    );
+    p.expect(
+        "HMGET h f1 nope f4",
+        Reply::Array(vec![bulk("z"), nil(), bulk("c")]),
+    );
+    p.expect("HMGET nope a b", Reply::Array(vec![nil(), nil()]));
+    p.expect("HGETALL nope", Reply::Map(vec![]));
+    p.expect("HKEYS nope", Reply::Array(vec![]));
+    p.expect("HMGET s f", wrongtype());
+}
+
+#[test]
+fn hdel_of_the_last_field_removes_the_key() {
+    let mut p = Pair::new();
+    p.expect("HSET h f v g w", int(2));
+    p.expect("EXPIRE h 100", int(1));
+    p.expect("HDEL h nope", int(0));
+    p.expect("HDEL h f f", int(1));
+    p.expect("HDEL h g x", int(1));
+    p.expect("EXISTS h", int(0));
+    p.expect("TTL h", int(-2));
+    p.expect("HDEL h g", int(0));
+    // A new hash under the same name starts without the old TTL.
+    p.expect("HSET h f v", int(1));
+    p.expect("TTL h", int(-1));
+    p.expect("SET s v", ok());
+    p.expect("HDEL s f", wrongtype());
+}
+
+#[test]
+fn append_and_strlen() {
+    let mut p = Pair::new();
+    p.expect("STRLEN k", int(0));
+    p.expect("APPEND k ab", int(2));
+    p.expect("APPEND k cd", int(4));
+    p.expect("GET k", bulk("abcd"));
+    p.expect("STRLEN k", int(4));
+    p.expect("APPEND e \"\"", int(0));
+    p.expect("EXISTS e", int(1));
+    p.expect("SET t v EX 100", ok());
+    p.expect("APPEND t w", int(2));
+    p.expect("TTL t", int(100));
+    p.expect("HSET h f v", int(1));
+    p.expect("APPEND h x", wrongtype());
+    p.expect("STRLEN h", wrongtype());
+}
+
+#[test]
+fn mset_and_mget() {
+    let mut p = Pair::new();
+    p.expect("MSET a 1 b", arity("mset"));
+    p.expect("MSET a", arity("mset"));
+    p.expect("MGET a", Reply::Array(vec![nil()]));
+    p.expect("MSET a 1 b 2 a 3", ok());
+    p.expect("GET a", bulk("3"));
+    // The last write of a repeated key wins, whichever value is larger.
+    p.expect("MSET a 3 a 1", ok());
+    p.expect("GET a", bulk("1"));
+    p.expect("HSET h f v", int(1));
+    p.expect(
+        "MGET a h b nope",
+        Reply::Array(vec![bulk("1"), nil(), bulk("2"), nil()]),
+    );
+    p.expect("SET t v EX 100", ok());
+    p.expect("MSET t x h y", ok());
+    p.expect("TTL t", int(-1));
+    p.expect("GET h", bulk("y"));
+}
+
+#[test]
+fn del_exists_type_and_duplicates() {
+    let mut p = Pair::new();
+    p.expect("MSET a 1 b 2", ok());
+    p.expect("EXISTS a a b c", int(3));
+    p.expect("DEL a a b c", int(2));
+    p.expect("UNLINK a", int(0));
+    p.expect("TYPE a", Reply::Simple("none"));
+    p.expect("SET s v", ok());
+    p.expect("TYPE s", Reply::Simple("string"));
+    p.expect("HSET h f v", int(1));
+    p.expect("TYPE h", Reply::Simple("hash"));
+    p.expect("DBSIZE", int(2));
+    p.expect("UNLINK s h", int(2));
+    p.expect("DBSIZE", int(0));
+}
+
+#[test]
+fn ttl_and_pttl_of_missing_and_persistent_keys() {
+    let mut p = Pair::new();
+    p.expect("TTL nope", int(-2));
+    p.expect("PTTL nope", int(-2));
+    p.expect("PERSIST nope", int(0));
+    p.expect("SET k v", ok());
+    p.expect("TTL k", int(-1));
+    p.expect("PTTL k", int(-1));
+    p.expect("PERSIST k", int(0));
+}
+
+#[test]
+fn ttl_rounds_to_the_nearest_second() {
+    let mut p = Pair::new();
+    for (ms, secs) in [(1500, 2), (1499, 1), (501, 1), (500, 1), (499, 0), (1, 0)] {
+        p.expect(&format!("PSETEX k {ms} v"), ok());
+        p.expect("TTL k", int(secs));
+        p.expect("PTTL k", int(ms));
+    }
+    // A key lives while now <= its expiry, with a TTL of 0 in its last millisecond.
+    p.expect("PSETEX k 2000 v", ok());
+    p.wait(1500);
+    p.expect("TTL k", int(1));
+    p.wait(1);
+    p.expect("PTTL k", int(499));
+    p.expect("TTL k", int(0));
+    p.wait(499);
+    p.expect("PTTL k", int(0));
+    p.expect("TTL k", int(0));
+    p.expect("EXISTS k", int(1));
+    p.wait(1);
+    p.expect("TTL k", int(-2));
+    p.expect("EXISTS k", int(0));
+}
+
+#[test]
+fn set_with_an_absolute_time_of_now_lives_through_this_millisecond() {
+    // SET stores a PXAT as is, and a key expires only once now > expiry (`keyIsExpired`),
+    // unlike EXPIREAT/PEXPIREAT and GETEX PXAT, which delete at once when the time is <= now.
+    let mut p = Pair::new();
+    let now = at_ms(&p, 0);
+    p.expect(&format!("SET k v PXAT {now}"), ok());
+    p.expect("GET k", bulk("v"));
+    p.expect("PTTL k", int(0));
+    p.wait(1);
+    p.expect("GET k", nil());
+}
+
+#[test]
+fn keys_glob_patterns() {
+    let mut p = Pair::new();
+    p.expect("MSET k0 a k1 b k2 c k3 d", ok());
+    p.expect("HSET k[ f v", int(1));
+    p.expect("HSET a\\b f v", int(1));
+    p.expect("KEYS *", array(&["a\\b", "k0", "k1", "k2", "k3", "k["]));
+    p.expect("KEYS k?", array(&["k0", "k1", "k2", "k3", "k["]));
+    p.expect("KEYS k[0-1]", array(&["k0", "k1"]));
+    p.expect("KEYS k[1-0]", array(&["k0", "k1"]));
+    p.expect("KEYS k[^0]", array(&["k1", "k2", "k3", "k["]));
+    p.expect("KEYS k\\1", array(&["k1"]));
+    p.expect("KEYS k\\[", array(&["k["]));
+    p.expect("KEYS a\\\\b", array(&["a\\b"]));
+    p.expect("KEYS *1", array(&["k1"]));
+    p.expect("KEYS x*", array(&[]));
+    // Unterminated classes, as Redis's matcher reads them.
+    p.expect("KEYS k[", array(&[]));
+    p.expect("KEYS k[0", array(&["k0"]));
+    p.expect("KEYS k[^", array(&["k0", "k1", "k2", "k3", "k["]));
+    p.expect("KEYS k[1-]", array(&["k1", "k2", "k3", "k["]));
+    p.expect("KEYS [", array(&[]));
+    // Expired keys are not listed.
+    p.expect("PEXPIRE k0 5", int(1));
+    p.wait(6);
+    p.expect("KEYS k[0-1]", array(&["k1"]));
+}
+
+#[test]
+fn wrong_types_are_refused() {
+    let mut p = Pair::new();
+    p.expect("SET s v", ok());
+    p.expect("HSET h f v", int(1));
+    for cmd in [
+        "HGET s f",
+        "HGETALL s",
+        "HKEYS s",
+        "HVALS s",
+        "HLEN s",
+        "HEXISTS s f",
+    ] {
+        p.expect(cmd, wrongtype());
+    }
+    p.expect("HSETNX s f v", wrongtype());
+    for cmd in [
+        "GET h",
+        "GETDEL h",
+        "GETEX h",
+        "STRLEN h",
+        "APPEND h v",
+        "SET h v GET",
+    ] {
+        p.expect(cmd, wrongtype());
+    }
+    // Commands that do not care about the type.
+    p.expect("SETNX h v", int(0));
+    p.expect("EXPIRE h 100", int(1));
+    p.expect("TTL h", int(100));
+}
+
+#[test]
+fn arity_case_and_unknown_commands() {
+    let mut p = Pair::new();
+    p.expect("GET", arity("get"));
+    p.expect("get a b", arity("get"));
+    p.expect("SeT k", arity("set"));
+    p.expect("DBSIZE x", arity("dbsize"));
+    p.expect("HGET h", arity("hget"));
+    p.expect("EXPIRE k", arity("expire"));
+    p.expect("sEt k v", ok());
+    p.expect("gEt k", bulk("v"));
+    p.expect(
+        "FOO a b",
+        err("ERR unknown command 'FOO', with args beginning with: 'a' 'b' "),
+    );
+}

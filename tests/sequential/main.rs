@@ -1,0 +1,194 @@
+//! Sequential equivalence with Redis 7 in one region (SPEC §2): the core answers every command
+//! sequence, with time passing between commands, exactly as Redis 7 would.
+//!
+//! Each command runs on a [`Replica`] and on the reference model in `redis_model.rs`
+//! (itself checked against a real `redis-server`); replies must be equal step by step and the
+//! live key space (values and absolute expiries) equal after every step. A property test drives
+//! random sequences over a small key space, so keys collide, change type and expire; plain tests
+//! pin the edge cases where implementations usually slip, with the reply real Redis 7 gives
+//! (`random.rs` and `edge_cases.rs`).
+//!
+//! A failure prints the whole transcript up to the failing step; proptest prints the shrunk case
+//! and stores its seed in `random.proptest-regressions`, which replays it first next time.
+
+// Test code: a failed unwrap is a failed test, and nothing here is reachable from outside.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
+mod edge_cases;
+mod random;
+mod redis_model;
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use bytes::Bytes;
+use proptest::prelude::*;
+use proptest::sample::select;
+use redis_model::{Model, ModelValue};
+use sessionmesh_core::{Config, Now, Replica, Reply, Value};
+
+/// Wall-clock milliseconds at the start of every run (late 2023).
+const T0: u64 = 1_700_000_000_000;
+
+/// The core and the model side by side, at the same `now`, with a transcript for failures.
+struct Pair {
+    core: Replica,
+    model: Model,
+    now: u64,
+    transcript: Vec<String>,
+}
+
+impl Pair {
+    fn new() -> Pair {
+        Pair {
+            core: Replica::new(Config::single()),
+            model: Model::new(),
+            now: T0,
+            transcript: Vec::new(),
+        }
+    }
+
+    fn advance(&mut self, ms: u64) {
+        self.now += ms;
+        self.transcript.push(format!("  (time +{ms} ms)"));
+    }
+
+    /// Runs one command on both sides; `Err` describes a mismatch in reply or in state.
+    fn exec(&mut self, args: &[Vec<u8>]) -> Result<Reply, String> {
+        let step = self.transcript.len();
+        let line = format!("[{step}] t0+{}ms  {}", self.now - T0, show(args));
+        let core_args: Vec<Bytes> = args.iter().map(|a| Bytes::from(a.clone())).collect();
+        let core = normalize(args, self.core.execute(&core_args, Now::at(self.now)));
+        let model = normalize(args, self.model.execute(args, self.now));
+        if core != model {
+            return Err(format!(
+                "{}\n{line}\nreplies differ:\n  core:  {core:?}\n  model: {model:?}",
+                self.transcript.join("\n")
+            ));
+        }
+        self.transcript.push(format!("{line}  -> {core:?}"));
+        self.check_state()?;
+        Ok(model)
+    }
+
+    /// The live key spaces must match: values and absolute expiries.
+    fn check_state(&self) -> Result<(), String> {
+        let core = core_state(&self.core, self.now);
+        let model = self.model.dump(self.now);
+        if core == model {
+            return Ok(());
+        }
+        Err(format!(
+            "{}\nlive state differs at t0+{}ms:\n  core:  {}\n  model: {}",
+            self.transcript.join("\n"),
+            self.now - T0,
+            show_state(&core),
+            show_state(&model)
+        ))
+    }
+
+    /// For plain tests: runs a whitespace-separated command (`""` is an empty argument),
+    /// checks the two sides agree, and that the reply is `want` (what real Redis 7 answers).
+    fn expect(&mut self, cmd: &str, want: Reply) {
+        let args: Vec<Vec<u8>> = cmd
+            .split_whitespace()
+            .map(|a| if a == "\"\"" { vec![] } else { a.into() })
+            .collect();
+        match self.exec(&args) {
+            Ok(got) => assert_eq!(
+                got,
+                normalize(&args, want),
+                "{}\nthe model's reply to `{cmd}` is not Redis's",
+                self.transcript.join("\n")
+            ),
+            Err(mismatch) => panic!("{mismatch}"),
+        }
+    }
+
+    /// For plain tests: advances time and checks the live states still agree.
+    fn wait(&mut self, ms: u64) {
+        self.advance(ms);
+        if let Err(mismatch) = self.check_state() {
+            panic!("{mismatch}");
+        }
+    }
+}
+
+/// The core's live keys in the model's shape.
+fn core_state(core: &Replica, now: u64) -> BTreeMap<Vec<u8>, (ModelValue, Option<u64>)> {
+    core.live(Now::at(now))
+        .into_iter()
+        .map(|(key, (value, expire))| {
+            let value = match value {
+                Value::String(s) => ModelValue::String(s.to_vec()),
+                Value::Hash(h) => ModelValue::Hash(
+                    h.into_iter()
+                        .map(|(f, v)| (f.to_vec(), v.to_vec()))
+                        .collect(),
+                ),
+            };
+            (key.to_vec(), (value, expire))
+        })
+        .collect()
+}
+
+/// Puts replies whose order Redis leaves to its hash tables (KEYS, HKEYS, HVALS, HGETALL) in a
+/// canonical order, so the comparison is about content.
+fn normalize(args: &[Vec<u8>], reply: Reply) -> Reply {
+    let name = args
+        .first()
+        .map(|n| n.to_ascii_lowercase())
+        .unwrap_or_default();
+    match (name.as_slice(), reply) {
+        (b"keys" | b"hkeys" | b"hvals", Reply::Array(mut items)) => {
+            items.sort_by_key(|r| format!("{r:?}"));
+            Reply::Array(items)
+        }
+        (b"hgetall", Reply::Map(mut pairs)) => {
+            pairs.sort_by_key(|p| format!("{p:?}"));
+            Reply::Map(pairs)
+        }
+        (_, reply) => reply,
+    }
+}
+
+fn show(args: &[Vec<u8>]) -> String {
+    args.iter()
+        .map(|a| show_bytes(a))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn show_bytes(b: &[u8]) -> String {
+    match std::str::from_utf8(b) {
+        Ok(s) if !s.is_empty() && !s.contains(|c: char| c.is_whitespace() || c == '"') => s.into(),
+        _ => format!("{:?}", String::from_utf8_lossy(b)),
+    }
+}
+
+fn show_state(state: &BTreeMap<Vec<u8>, (ModelValue, Option<u64>)>) -> String {
+    let keys: Vec<String> = state
+        .iter()
+        .map(|(k, (v, e))| {
+            let v = match v {
+                ModelValue::String(s) => show_bytes(s),
+                ModelValue::Hash(h) => {
+                    let fields: Vec<String> = h
+                        .iter()
+                        .map(|(f, v)| format!("{}={}", show_bytes(f), show_bytes(v)))
+                        .collect();
+                    format!("{{{}}}", fields.join(", "))
+                }
+            };
+            match e {
+                Some(at) => format!(
+                    "{}: {v} (expires t0+{}ms)",
+                    show_bytes(k),
+                    *at as i64 - T0 as i64
+                ),
+                None => format!("{}: {v}", show_bytes(k)),
+            }
+        })
+        .collect();
+    format!("{{{}}}", keys.join("; "))
+}

@@ -1,0 +1,345 @@
+//! Random command sequences over a small key space: keys collide, change type and expire.
+
+use super::*;
+
+/// One argument of a generated command. Absolute times are kept relative to the moment the
+/// command runs, so a shrunk case keeps its meaning.
+#[derive(Clone)]
+enum Arg {
+    Lit(String),
+    /// Unix seconds: `now / 1000 + offset`.
+    AtSecs(i64),
+    /// Unix milliseconds: `now + offset`.
+    AtMs(i64),
+}
+
+impl Arg {
+    fn resolve(&self, now: u64) -> Vec<u8> {
+        let now = now as i64;
+        match self {
+            Arg::Lit(s) => s.clone().into_bytes(),
+            Arg::AtSecs(d) => (now / 1000 + d).to_string().into_bytes(),
+            Arg::AtMs(d) => (now + d).to_string().into_bytes(),
+        }
+    }
+}
+
+impl fmt::Debug for Arg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Arg::Lit(s) => write!(f, "{}", show_bytes(s.as_bytes())),
+            Arg::AtSecs(d) => write!(f, "<now_s{d:+}>"),
+            Arg::AtMs(d) => write!(f, "<now_ms{d:+}>"),
+        }
+    }
+}
+
+#[derive(Clone)]
+enum Step {
+    Advance(u64),
+    Cmd(Vec<Arg>),
+}
+
+impl fmt::Debug for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Step::Advance(ms) => write!(f, "+{ms}ms"),
+            Step::Cmd(args) => {
+                let args: Vec<String> = args.iter().map(|a| format!("{a:?}")).collect();
+                write!(f, "{}", args.join(" "))
+            }
+        }
+    }
+}
+
+fn lit(s: &str) -> Arg {
+    Arg::Lit(s.into())
+}
+
+fn one_of(items: &'static [&'static str]) -> impl Strategy<Value = Arg> + Clone {
+    select(items).prop_map(lit)
+}
+
+fn key() -> impl Strategy<Value = Arg> + Clone {
+    one_of(&["k0", "k1", "k2", "k3"])
+}
+
+fn field() -> impl Strategy<Value = Arg> + Clone {
+    one_of(&["f0", "f1", "f2", "f3"])
+}
+
+fn value() -> impl Strategy<Value = Arg> + Clone {
+    one_of(&["", "a", "b", "xy", "hello", "0", "12"])
+}
+
+/// Numbers Redis must refuse or treat carefully: not integers, overflows, zero, negatives.
+const ODD_NUMBERS: &[&str] = &[
+    "abc",
+    "",
+    "01",
+    "-0",
+    "+1",
+    "1.5",
+    " 1",
+    "0",
+    "-1",
+    "9223372036854775807",
+    "-9223372036854775808",
+    "9223372036854775",
+    "9223372036854776",
+    "-9223372036854775",
+    "-9223372036854776",
+    "92233720368547758070",
+];
+
+fn secs() -> impl Strategy<Value = Arg> + Clone {
+    prop_oneof![
+        6 => (-2i64..8).prop_map(|n| Arg::Lit(n.to_string())),
+        1 => one_of(ODD_NUMBERS),
+    ]
+}
+
+fn millis() -> impl Strategy<Value = Arg> + Clone {
+    prop_oneof![
+        4 => (-100i64..4000).prop_map(|n| Arg::Lit(n.to_string())),
+        2 => one_of(&["1", "499", "500", "501", "999", "1000", "1001", "1500", "2000"]),
+        1 => one_of(ODD_NUMBERS),
+    ]
+}
+
+fn at_secs() -> impl Strategy<Value = Arg> + Clone {
+    prop_oneof![
+        6 => (-3i64..8).prop_map(Arg::AtSecs),
+        1 => one_of(ODD_NUMBERS),
+        1 => one_of(&["1", "4102444800"]),
+    ]
+}
+
+fn at_millis() -> impl Strategy<Value = Arg> + Clone {
+    prop_oneof![
+        4 => (-3000i64..8000).prop_map(Arg::AtMs),
+        2 => (-1i64..=1).prop_map(Arg::AtMs),
+        1 => one_of(ODD_NUMBERS),
+        1 => one_of(&["1", "4102444800000"]),
+    ]
+}
+
+/// One option of SET (`for_set`) or GETEX, including ones that clash or do not belong.
+fn string_option(for_set: bool) -> impl Strategy<Value = Vec<Arg>> {
+    let common = prop_oneof![
+        (Just("EX"), secs()).prop_map(|(o, n)| vec![lit(o), n]),
+        (Just("PX"), millis()).prop_map(|(o, n)| vec![lit(o), n]),
+        (Just("EXAT"), at_secs()).prop_map(|(o, n)| vec![lit(o), n]),
+        (Just("PXAT"), at_millis()).prop_map(|(o, n)| vec![lit(o), n]),
+    ];
+    let own = if for_set {
+        one_of(&["NX", "XX", "GET", "KEEPTTL", "GET", "KEEPTTL"]).boxed()
+    } else {
+        one_of(&["PERSIST"]).boxed()
+    };
+    prop_oneof![
+        6 => common,
+        4 => own.prop_map(|o| vec![o]),
+        1 => one_of(&["ex", "nx", "PERSIST", "KEEPTTL", "GET", "FOO"]).prop_map(|o| vec![o]),
+    ]
+}
+
+fn expire_options() -> impl Strategy<Value = Vec<Arg>> {
+    prop_oneof![
+        3 => Just(vec![]),
+        3 => one_of(&["NX", "XX", "GT", "LT", "gt"]).prop_map(|o| vec![o]),
+        1 => prop::collection::vec(one_of(&["NX", "XX", "GT", "LT", "bogus"]), 2..=3),
+    ]
+}
+
+/// `name` followed by the arguments; `rest` is already a list.
+fn cmd(
+    name: &'static str,
+    rest: impl Strategy<Value = Vec<Arg>>,
+) -> impl Strategy<Value = Vec<Arg>> {
+    rest.prop_map(move |mut args| {
+        args.insert(0, lit(name));
+        args
+    })
+}
+
+fn flat(parts: Vec<Vec<Arg>>) -> Vec<Arg> {
+    parts.into_iter().flatten().collect()
+}
+
+fn pairs(
+    a: impl Strategy<Value = Arg>,
+    b: impl Strategy<Value = Arg>,
+    n: std::ops::Range<usize>,
+) -> impl Strategy<Value = Vec<Arg>> {
+    (
+        prop::collection::vec((a, b), n),
+        prop::option::weighted(0.15, field()),
+    )
+        .prop_map(|(ps, odd)| {
+            let mut out: Vec<Arg> = ps.into_iter().flat_map(|(x, y)| [x, y]).collect();
+            out.extend(odd);
+            out
+        })
+}
+
+fn command() -> impl Strategy<Value = Vec<Arg>> {
+    let keys = || prop::collection::vec(key(), 1..=4);
+    prop_oneof![
+        3 => cmd("GET", key().prop_map(|k| vec![k])),
+        6 => cmd("SET", (key(), value(), prop::collection::vec(string_option(true), 0..=3))
+            .prop_map(|(k, v, opts)| flat(vec![vec![k, v], flat(opts)]))),
+        2 => cmd("SETEX", (key(), secs(), value()).prop_map(|(k, n, v)| vec![k, n, v])),
+        2 => cmd("PSETEX", (key(), millis(), value()).prop_map(|(k, n, v)| vec![k, n, v])),
+        1 => cmd("SETNX", (key(), value()).prop_map(|(k, v)| vec![k, v])),
+        3 => cmd("GETEX", (key(), prop::collection::vec(string_option(false), 0..=2))
+            .prop_map(|(k, opts)| flat(vec![vec![k], flat(opts)]))),
+        1 => cmd("GETDEL", key().prop_map(|k| vec![k])),
+        1 => cmd("MGET", keys()),
+        2 => cmd("MSET", pairs(key(), value(), 1..4)),
+        2 => cmd("APPEND", (key(), value()).prop_map(|(k, v)| vec![k, v])),
+        1 => cmd("STRLEN", key().prop_map(|k| vec![k])),
+        2 => cmd("DEL", keys()),
+        1 => cmd("UNLINK", keys()),
+        2 => cmd("EXISTS", keys()),
+        1 => cmd("TYPE", key().prop_map(|k| vec![k])),
+        2 => cmd("RENAME", (key(), key()).prop_map(|(a, b)| vec![a, b])),
+        3 => cmd("EXPIRE", (key(), secs(), expire_options()).prop_map(|(k, n, o)| flat(vec![vec![k, n], o]))),
+        3 => cmd("PEXPIRE", (key(), millis(), expire_options()).prop_map(|(k, n, o)| flat(vec![vec![k, n], o]))),
+        2 => cmd("EXPIREAT", (key(), at_secs(), expire_options()).prop_map(|(k, n, o)| flat(vec![vec![k, n], o]))),
+        2 => cmd("PEXPIREAT", (key(), at_millis(), expire_options()).prop_map(|(k, n, o)| flat(vec![vec![k, n], o]))),
+        3 => cmd("TTL", key().prop_map(|k| vec![k])),
+        3 => cmd("PTTL", key().prop_map(|k| vec![k])),
+        2 => cmd("PERSIST", key().prop_map(|k| vec![k])),
+        5 => cmd("HSET", (key(), pairs(field(), value(), 1..4)).prop_map(|(k, p)| flat(vec![vec![k], p]))),
+        1 => cmd("HMSET", (key(), pairs(field(), value(), 1..3)).prop_map(|(k, p)| flat(vec![vec![k], p]))),
+        1 => cmd("HSETNX", (key(), field(), value()).prop_map(|(k, f, v)| vec![k, f, v])),
+        2 => cmd("HGET", (key(), field()).prop_map(|(k, f)| vec![k, f])),
+        1 => cmd("HMGET", (key(), prop::collection::vec(field(), 1..=3)).prop_map(|(k, f)| flat(vec![vec![k], f]))),
+        2 => cmd("HGETALL", key().prop_map(|k| vec![k])),
+        2 => cmd("HDEL", (key(), prop::collection::vec(field(), 1..=3)).prop_map(|(k, f)| flat(vec![vec![k], f]))),
+        1 => cmd("HEXISTS", (key(), field()).prop_map(|(k, f)| vec![k, f])),
+        1 => cmd("HLEN", key().prop_map(|k| vec![k])),
+        1 => cmd("HKEYS", key().prop_map(|k| vec![k])),
+        1 => cmd("HVALS", key().prop_map(|k| vec![k])),
+        1 => cmd("DBSIZE", Just(vec![])),
+        2 => cmd("KEYS", glob().prop_map(|p| vec![p])),
+        1 => wrong_arity(),
+    ]
+}
+
+/// KEYS patterns: mostly sensible ones, sometimes random strings of glob metacharacters.
+fn glob() -> impl Strategy<Value = Arg> {
+    let alphabet = select(&["k", "0", "1", "2", "*", "?", "[", "]", "^", "-", "\\"][..]);
+    prop_oneof![
+        2 => one_of(&["*", "k?", "k[0-1]", "k[^0]", "k[1-0]", "*1", "k\\2", "[k]*", "k*", "x*"]),
+        1 => prop::collection::vec(alphabet, 0..6).prop_map(|parts| Arg::Lit(parts.concat())),
+    ]
+}
+
+/// Any modelled command with 0 to 4 arguments: mostly wrong arity, sometimes accidentally right.
+fn wrong_arity() -> impl Strategy<Value = Vec<Arg>> {
+    const NAMES: &[&str] = &[
+        "GET",
+        "SET",
+        "SETEX",
+        "PSETEX",
+        "SETNX",
+        "GETEX",
+        "GETDEL",
+        "MGET",
+        "MSET",
+        "APPEND",
+        "STRLEN",
+        "DEL",
+        "UNLINK",
+        "EXISTS",
+        "TYPE",
+        "RENAME",
+        "EXPIRE",
+        "PEXPIRE",
+        "EXPIREAT",
+        "PEXPIREAT",
+        "TTL",
+        "PTTL",
+        "PERSIST",
+        "HSET",
+        "HMSET",
+        "HSETNX",
+        "HGET",
+        "HMGET",
+        "HGETALL",
+        "HDEL",
+        "HEXISTS",
+        "HLEN",
+        "HKEYS",
+        "HVALS",
+        "DBSIZE",
+        "KEYS",
+    ];
+    (
+        one_of(NAMES),
+        prop::collection::vec(one_of(&["k0", "k1", "f0", "a", "1"]), 0..=4),
+    )
+        .prop_map(|(name, rest)| flat(vec![vec![name], rest]))
+}
+
+/// Command names are case-insensitive: sometimes send them lower or mixed case.
+fn cased(args: Vec<Arg>, case: u8) -> Vec<Arg> {
+    let mut args = args;
+    if let Some(Arg::Lit(name)) = args.first_mut() {
+        *name = match case {
+            0 => name.to_ascii_lowercase(),
+            1 => name
+                .chars()
+                .enumerate()
+                .map(|(i, c)| {
+                    if i % 2 == 0 {
+                        c
+                    } else {
+                        c.to_ascii_lowercase()
+                    }
+                })
+                .collect(),
+            _ => name.clone(),
+        };
+    }
+    args
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        1 => prop_oneof![
+            Just(0u64),
+            select(&[1u64, 499, 500, 501, 999, 1000, 1001][..]),
+            0u64..3000,
+        ]
+        .prop_map(Step::Advance),
+        6 => (command(), 0u8..6).prop_map(|(args, case)| Step::Cmd(cased(args, case))),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn random_sequences_match_redis(steps in prop::collection::vec(step(), 1..60)) {
+        let mut pair = Pair::new();
+        for step in &steps {
+            match step {
+                Step::Advance(ms) => {
+                    pair.advance(*ms);
+                    if let Err(mismatch) = pair.check_state() {
+                        prop_assert!(false, "{}", mismatch);
+                    }
+                }
+                Step::Cmd(args) => {
+                    let args: Vec<Vec<u8>> = args.iter().map(|a| a.resolve(pair.now)).collect();
+                    if let Err(mismatch) = pair.exec(&args) {
+                        prop_assert!(false, "{}", mismatch);
+                    }
+                }
+            }
+        }
+    }
+}
