@@ -28,9 +28,9 @@ use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::BTreeMap;
 
-/// A large hash's table: seeded at random per process, as the key table is, so that clients
-/// cannot choose colliding field names.
-type Table = hashbrown::HashMap<Bytes, FieldReg, foldhash::fast::RandomState>;
+/// A large hash's table: seeded as the key table is ([`crate::seed`]), so that clients cannot
+/// choose colliding field names.
+type Table = hashbrown::HashMap<Bytes, FieldReg, crate::seed::Seeded>;
 use std::fmt;
 
 /// One field's register: `None` is a deleted field (`HDEL`).

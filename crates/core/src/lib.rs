@@ -25,6 +25,7 @@ pub mod origin_index;
 mod reg;
 pub mod replica;
 pub mod reply;
+pub mod seed;
 pub mod stamp;
 pub mod store;
 pub mod wire;

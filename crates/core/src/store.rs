@@ -40,9 +40,10 @@ use std::fmt;
 use std::ops::Deref;
 use std::sync::Arc;
 
-/// The key table's hasher: seeded at random per process, so clients cannot choose keys that
-/// collide (a seedless hash such as [`key_hash`] would let them), and fast on short keys.
-type KeyHasher = foldhash::fast::RandomState;
+/// The key table's hasher: seeded with the config's secret seed ([`crate::seed`]), so clients
+/// cannot choose keys that collide (a seedless hash such as [`key_hash`] would let them), and
+/// fast on short keys.
+type KeyHasher = crate::seed::Seeded;
 
 /// A stable, seedless 64-bit hash of a key (FNV-1a), never 0 so that cursor 0 means "start".
 pub fn key_hash(key: &[u8]) -> u64 {

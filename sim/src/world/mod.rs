@@ -177,6 +177,8 @@ struct Node {
 struct World<'a> {
     cfg: &'a SimConfig,
     n: usize,
+    /// The replicas' hash table seed, from the run's seed (see `sessionmesh_core::seed`).
+    hash_seed: u64,
     rng: ChaCha8Rng,
     now: u64,
     seq: u64,
@@ -236,6 +238,7 @@ impl<'a> World<'a> {
         let mut w = World {
             cfg,
             n,
+            hash_seed: seed ^ 0x5eed_0f7a_b1e5,
             rng,
             now: 0,
             seq: 0,
@@ -293,6 +296,7 @@ impl<'a> World<'a> {
         c.faults = self.cfg.faults;
         c.record_writes = true;
         c.journal = true;
+        c.hash_seed = self.hash_seed;
         let t = &self.cfg.tuning;
         if let Some(v) = t.max_clock_drift_ms {
             c.max_clock_drift_ms = v;

@@ -68,8 +68,8 @@ enum Touched {
 
 /// The table of keys to push: a hash table (a B-tree's insert was a few key comparisons and
 /// cache misses per write); the push sorts what it takes, so the order never depends on the
-/// table's random seed.
-type Dirty = hashbrown::HashMap<Bytes, Touched, foldhash::fast::RandomState>;
+/// table's seed.
+type Dirty = hashbrown::HashMap<Bytes, Touched, crate::seed::Seeded>;
 
 /// How many catch-up intervals a catch-up request may go without any part of its answer
 /// arriving before it is asked again (a large answer keeps it alive as long as parts arrive).
@@ -177,6 +177,7 @@ pub struct Replica {
 impl Replica {
     /// A replica with an empty store.
     pub fn new(cfg: Config) -> Replica {
+        crate::seed::set(cfg.hash_seed);
         let clock = Clock::new(cfg.max_clock_drift_ms);
         let peers = cfg
             .regions

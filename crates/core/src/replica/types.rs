@@ -76,6 +76,9 @@ pub struct Config {
     pub max_hash_fields: usize,
     /// Keep a journal of every change for the durable log ([`Replica::take_records`]).
     pub journal: bool,
+    /// The hash tables' seed (see [`crate::seed`]): secret to clients, so they cannot choose
+    /// colliding keys. The node draws it at random per process; the simulator from its seed.
+    pub hash_seed: u64,
 }
 
 impl Config {
@@ -96,6 +99,7 @@ impl Config {
             record_writes: false,
             max_hash_fields: 1_000_000,
             journal: false,
+            hash_seed: 0,
         }
     }
 
