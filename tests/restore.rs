@@ -16,6 +16,27 @@ mod common;
 use common::cluster::{eventually, Cluster, DEADLINE};
 use std::time::{Duration, Instant};
 
+/// The shipped defaults of the timers that decide how fast a bad link is noticed (the test
+/// cluster's own are faster).
+const SHIPPED_TIMEOUTS: &[(&str, &str)] = &[
+    ("replication.catchup_interval_ms", "1000"),
+    ("transport.keep_alive_ms", "500"),
+    ("transport.idle_timeout_ms", "3000"),
+];
+
+/// How long `key`, just written elsewhere, takes to show up in region `i` (polled).
+async fn time_to_reach(c: &Cluster, i: usize, key: &str) -> Duration {
+    let started = Instant::now();
+    eventually(&format!("{key} reaches region {i}"), DEADLINE, || async {
+        match c.get(i, key).await {
+            Some(_) => Ok(()),
+            None => Err("not yet".to_string()),
+        }
+    })
+    .await;
+    started.elapsed()
+}
+
 /// Polls until every running region shows `key`'s hash as `want` (field, value pairs).
 async fn converge_hash(c: &Cluster, key: &str, want: &[(&str, &str)]) {
     let mut want: Vec<(String, String)> = want
@@ -281,26 +302,13 @@ async fn a_region_rolled_back_to_an_older_copy_ends_identical_to_its_peers() {
 /// decided routing. Prints each round's time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_crosses_a_cut_link_through_the_third_region() {
-    let defaults = [
-        ("replication.catchup_interval_ms", "1000"),
-        ("transport.keep_alive_ms", "500"),
-        ("transport.idle_timeout_ms", "3000"),
-    ];
-    let c = Cluster::start_tuned(&[0, 0, 0], &defaults).await;
+    let c = Cluster::start_tuned(&[0, 0, 0], SHIPPED_TIMEOUTS).await;
     let mut times = Vec::new();
     for round in 0..3 {
         c.relay(0, 1).partition();
         let key = format!("cut:{round}");
         let _: String = c.cmd(0, &["SET", &key, "v"]).await;
-        let started = Instant::now();
-        eventually(&format!("{key} reaches region 1"), DEADLINE, || async {
-            match c.get(1, &key).await {
-                Some(_) => Ok(()),
-                None => Err("not yet".to_string()),
-            }
-        })
-        .await;
-        times.push(started.elapsed());
+        times.push(time_to_reach(&c, 1, &key).await);
         c.relay(0, 1).heal();
         c.wait_connected().await;
     }
@@ -365,26 +373,13 @@ async fn a_long_single_link_cut_evicts_nobody() {
 /// allows. Prints the lags; the shipped timeouts, as above.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lossy_link_costs_no_more_lag_than_the_healthy_route() {
-    let defaults = [
-        ("replication.catchup_interval_ms", "1000"),
-        ("transport.keep_alive_ms", "500"),
-        ("transport.idle_timeout_ms", "3000"),
-    ];
-    let c = Cluster::start_tuned(&[0, 0, 0], &defaults).await;
+    let c = Cluster::start_tuned(&[0, 0, 0], SHIPPED_TIMEOUTS).await;
     c.relay(0, 1).set_loss(0.6, 0.6);
     let mut lags = Vec::new();
     for n in 0..30 {
         let key = format!("lossy:{n}");
         let _: String = c.cmd(0, &["SET", &key, "v"]).await;
-        let started = Instant::now();
-        eventually(&format!("{key} reaches region 1"), DEADLINE, || async {
-            match c.get(1, &key).await {
-                Some(_) => Ok(()),
-                None => Err("not yet".to_string()),
-            }
-        })
-        .await;
-        lags.push(started.elapsed());
+        lags.push(time_to_reach(&c, 1, &key).await);
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     lags.sort();
