@@ -403,3 +403,70 @@ async fn a_lossy_link_costs_no_more_lag_than_the_healthy_route() {
     );
     c.shutdown().await;
 }
+
+/// A region restarted with an empty disk gets back 100 000 keys over links whose catch-up
+/// queue holds 256 KiB and 8 frames: an answer about twenty times the queue. The answer leaves
+/// part by part as the queue drains (`Replica::poll_catchup`); when it was pushed whole, its
+/// tail was dropped at the full queue on every attempt and the region never restored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_catch_up_many_times_the_transport_queue_completes() {
+    const KEYS: usize = 100_000;
+    let queue = 256 * 1024;
+    let mut c = Cluster::start_tuned(
+        &[0, 0],
+        &[
+            ("transport.queue_bytes", "262144"),
+            ("transport.queue_frames", "8"),
+        ],
+    )
+    .await;
+    let mut conn = c.redis(1).await;
+    let value = "v".repeat(40);
+    for chunk in 0..KEYS / 1000 {
+        let mut p = redis::pipe();
+        for n in chunk * 1000..(chunk + 1) * 1000 {
+            p.cmd("SET").arg(format!("key:{n:06}")).arg(&value).ignore();
+        }
+        let () = p.query_async(&mut conn).await.unwrap();
+    }
+    eventually("region 0 holds every key", DEADLINE, || async {
+        let n: usize = c.cmd(0, &["DBSIZE"]).await;
+        (n == KEYS).then_some(()).ok_or(format!("{n} keys"))
+    })
+    .await;
+
+    c.stop(0).await;
+    c.replace_data(0, None);
+    let started = Instant::now();
+    c.restart(0).await;
+    eventually("region 0 restored", DEADLINE, || async {
+        let (code, body) = c.http_get(0, "/ready").await;
+        (code == 200)
+            .then_some(())
+            .ok_or(format!("/ready {code}: {body}"))
+    })
+    .await;
+    let n: usize = c.cmd(0, &["DBSIZE"]).await;
+    // What the restarted region received since it started: the answer, and little else.
+    let (_, metrics) = c.http_get(0, "/metrics").await;
+    let received: usize = metrics
+        .lines()
+        .find(|l| l.starts_with("sessionmesh_transport_received_bytes_total"))
+        .and_then(|l| l.split_whitespace().last()?.parse().ok())
+        .unwrap_or(0);
+    println!(
+        "restored {n} keys in {} ms, {received} bytes received",
+        started.elapsed().as_millis()
+    );
+    assert_eq!(n, KEYS, "every key back at the restarted region");
+    assert!(
+        received > 10 * queue,
+        "the catch-up ({received} bytes) was not well past the queue ({queue} bytes)"
+    );
+    assert_eq!(
+        c.get(0, "key:099999").await.as_deref(),
+        Some(value.as_str())
+    );
+    assert_eq!(c.node(0).stats().restored, 1, "one restoration completed");
+    c.shutdown().await;
+}

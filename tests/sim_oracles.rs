@@ -265,3 +265,73 @@ fn calm_world_is_clean() {
         assert!(o.summary.converge_ms.is_some());
     }
 }
+
+/// Region 1 loses its disk and must get back, from peers whose links carry 1 MB/s into
+/// 16 KiB queues, a state many times larger than a queue: the answers go out part by part as
+/// the queues drain (`Replica::poll_catchup`), never dropped for want of room. Before they did,
+/// an answer larger than the queue lost its tail on every attempt, and the region never
+/// restored.
+#[test]
+fn catchup_larger_than_the_queue_completes() {
+    let queue = 16 * 1024;
+    let schedule = Schedule {
+        crashes: vec![Crash {
+            region: 1,
+            at_ms: 25_000,
+            down_ms: 2_000,
+            disk: Disk::Lost,
+        }],
+        ..Schedule::default()
+    };
+    let mut cfg = SimConfig {
+        duration_ms: 40_000,
+        ops_per_sec: 400.0,
+        sessions: 3_000,
+        string_keys: 500,
+        zipf_s: 0.3,
+        home_affinity: 0.5,
+        link_bytes_per_ms: 1_000,
+        queue_bytes: queue,
+        schedule: Some(schedule),
+        ..SimConfig::standard(3)
+    };
+    cfg.tuning.max_frame_bytes = Some(queue);
+    for seed in 0..2 {
+        let o = run(seed, &cfg);
+        let s = &o.summary;
+        println!(
+            "seed {seed}: {} restorations carrying up to {} bytes; {} frames dropped at full \
+             queues\n{s}",
+            s.restorations, s.max_restore_bytes, s.dropped_queue_full
+        );
+        assert!(
+            o.is_clean(),
+            "seed {seed} (replay: cargo test --test sim_oracles \
+             catchup_larger_than_the_queue_completes -- --nocapture): {:?}",
+            o.violations
+        );
+        assert!(s.restorations >= 1, "seed {seed}: region 1 never restored");
+        assert!(
+            s.max_restore_bytes > 10 * queue as u64,
+            "seed {seed}: the restoration carried {} bytes, not more than 10 queues",
+            s.max_restore_bytes
+        );
+        assert!(s.converge_ms.is_some(), "seed {seed}: did not converge");
+    }
+    // The scenario has teeth: answers that do not wait for room lose their tails at the full
+    // queues, and the region never finishes restoring.
+    let planted = SimConfig {
+        faults: Faults {
+            catchup_ignores_room: true,
+            ..Faults::default()
+        },
+        ..cfg
+    };
+    let o = run(0, &planted);
+    println!("with the fault: {}", o.summary);
+    assert!(o.summary.dropped_queue_full > 0);
+    assert_eq!(
+        o.summary.restorations, 0,
+        "an answer larger than the queue completed although its parts ignored the room"
+    );
+}

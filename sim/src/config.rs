@@ -42,6 +42,12 @@ pub struct SimConfig {
     pub latency: LatencyMatrix,
     /// Extra delay per frame, uniform in `0..=jitter × latency` (this is what reorders frames).
     pub jitter: f64,
+    /// Bandwidth of each directed link, in bytes per simulated ms (0: unlimited); see
+    /// [`crate::net::Capacity`]. The default is 100 Mbit/s.
+    pub link_bytes_per_ms: u64,
+    /// Bytes queued per link and stream before frames are dropped: the transport's
+    /// `transport.queue_bytes`. At least the replicas' largest frame.
+    pub queue_bytes: usize,
     /// QUIC idle timeout: how long a cut link stays "connected" before both ends are told.
     pub idle_timeout_ms: u64,
     /// Upper bound of the random back-off before a healed link reconnects.
@@ -87,6 +93,8 @@ impl Default for SimConfig {
             home_affinity: 0.8,
             latency: LatencyMatrix::builtin(3),
             jitter: 0.3,
+            link_bytes_per_ms: 12_500,
+            queue_bytes: sessionmesh_config::TransportSettings::default().queue_bytes,
             idle_timeout_ms: 3_000,
             restore_hold_ms: 5_000,
             reconnect_ms: 1_000,
@@ -136,7 +144,7 @@ impl SimConfig {
     /// Takes from a `regions.toml` what the simulator can use, read through the node's own
     /// parser and validation (`sessionmesh-config`), so a file the node would refuse is refused
     /// here too: the `[latency_ms]` matrix (see [`crate::latency`]),
-    /// `transport.idle_timeout_ms`, `transport.reconnect_max_ms`, the replica timings of
+    /// `transport.idle_timeout_ms`, `transport.reconnect_max_ms`, `transport.queue_bytes`, the replica timings of
     /// `[replication]` and `replication.restore_hold_ms`. Settings the file leaves out take the
     /// one set of defaults the node uses (the core's).
     pub fn apply_regions_toml(&mut self, text: &str) -> Result<(), String> {
@@ -146,6 +154,7 @@ impl SimConfig {
         let tr = config.transport();
         self.idle_timeout_ms = tr.idle_timeout_ms;
         self.reconnect_ms = tr.reconnect_max_ms;
+        self.queue_bytes = tr.queue_bytes;
         let rep = config.replication();
         self.restore_hold_ms = rep.restore_hold_ms;
         let t = &mut self.tuning;
@@ -156,6 +165,7 @@ impl SimConfig {
         t.tombstone_grace_ms = Some(rep.tombstone_grace_ms);
         t.progress_interval_ms = Some(rep.progress_interval_ms);
         t.reroute_after_ms = Some(rep.reroute_after_ms);
+        t.max_frame_bytes = Some(rep.max_frame_bytes);
         Ok(())
     }
 }
@@ -262,6 +272,8 @@ pub struct Tuning {
     pub progress_interval_ms: Option<u64>,
     /// `reroute_after_ms`.
     pub reroute_after_ms: Option<u64>,
+    /// `max_frame_bytes` (at most the run's `queue_bytes`, as the node's config requires).
+    pub max_frame_bytes: Option<usize>,
 }
 
 /// Which links a partition cuts.

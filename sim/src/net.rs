@@ -12,11 +12,19 @@
 //!   on the old one are lost). Each change bumps the pair's generation so that timers scheduled
 //!   for an outdated situation are ignored.
 //!
+//! - [`Capacity`] gives each directed link a bandwidth and each of its streams a bounded send
+//!   queue, as the node's transport has (`transport.queue_bytes`): a frame is on the wire only
+//!   after the frames queued before it, and a frame offered to a full queue is dropped, exactly
+//!   where the transport drops it. The catch-up answers ask for room before they send, and
+//!   their stream delivers in order ([`Capacity::in_order`]).
+//!
 //! Nothing here talks to a replica; the world turns the decisions into `handle_*` calls.
 
 use crate::latency::LatencyMatrix;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
+use sessionmesh_core::Channel;
+use std::collections::VecDeque;
 
 /// Why a frame was not delivered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,6 +35,8 @@ pub enum DropReason {
     Partition,
     /// Random loss.
     Loss,
+    /// The sender's queue for that stream was full (see [`Capacity`]).
+    QueueFull,
 }
 
 /// What happens to one frame.
@@ -112,6 +122,124 @@ impl Network {
             rng.gen_range(0..=spread)
         } else {
             0
+        }
+    }
+}
+
+/// Bandwidth of every directed link and the send queue of each of its streams.
+///
+/// A sender's frames leave one after the other at `bytes_per_ms`; a frame waits in its
+/// stream's queue until the frames before it (on either stream: they share the connection) are
+/// out, then crosses the network ([`Network::verdict`]'s delays start when it is out). A queue
+/// holds at most `queue_bytes`; the transport drops a frame that does not fit, and so does this.
+/// A simplification: a partitioned link still drains its queue (frames are then lost on the
+/// wire), where QUIC would stop sending and fill it; both lose the frames.
+#[derive(Clone, Debug)]
+pub struct Capacity {
+    n: usize,
+    bytes_per_ms: u64,
+    queue_bytes: usize,
+    /// Per directed link: when the frames queued so far are all out.
+    busy_until: Vec<u64>,
+    /// Per directed link and stream: the frames still queued, as (out at, length).
+    queued: Vec<VecDeque<(u64, usize)>>,
+    /// Per directed link: when its latest catch-up frame arrives.
+    catchup_arrives: Vec<u64>,
+}
+
+impl Capacity {
+    /// Links of `bytes_per_ms` (0: unlimited, frames leave at once) with queues of
+    /// `queue_bytes` per stream.
+    pub fn new(n: usize, bytes_per_ms: u64, queue_bytes: usize) -> Capacity {
+        Capacity {
+            n,
+            bytes_per_ms,
+            queue_bytes,
+            busy_until: vec![0; n * n],
+            queued: vec![VecDeque::new(); n * n * 2],
+            catchup_arrives: vec![0; n * n],
+        }
+    }
+
+    fn slot(&self, from: usize, to: usize, ch: Channel) -> usize {
+        (from * self.n + to) * 2 + usize::from(ch == Channel::CatchUp)
+    }
+
+    /// Forgets the frames that are out by `now`.
+    fn prune(&mut self, slot: usize, now: u64) {
+        let q = &mut self.queued[slot];
+        while q.front().is_some_and(|(out, _)| *out <= now) {
+            q.pop_front();
+        }
+    }
+
+    /// Bytes the `ch` queue of `from → to` accepts now.
+    pub fn room(&mut self, from: usize, to: usize, ch: Channel, now: u64) -> usize {
+        let slot = self.slot(from, to, ch);
+        self.prune(slot, now);
+        let held: usize = self.queued[slot].iter().map(|(_, len)| len).sum();
+        self.queue_bytes.saturating_sub(held)
+    }
+
+    /// Queues a frame of `len` bytes sent at `now`: when it is out on the wire, or `None` when
+    /// its queue is full (the frame is dropped).
+    pub fn send(
+        &mut self,
+        from: usize,
+        to: usize,
+        ch: Channel,
+        len: usize,
+        now: u64,
+    ) -> Option<u64> {
+        if self.room(from, to, ch, now) < len {
+            return None;
+        }
+        if self.bytes_per_ms == 0 {
+            return Some(now);
+        }
+        let link = from * self.n + to;
+        let start = self.busy_until[link].max(now);
+        let out = start + (len as u64).div_ceil(self.bytes_per_ms);
+        self.busy_until[link] = out;
+        let slot = self.slot(from, to, ch);
+        self.queued[slot].push_back((out, len));
+        Some(out)
+    }
+
+    /// When a catch-up frame that would arrive at `at` from `from` to `to` does arrive: not
+    /// before the catch-up frames sent before it on that connection. The catch-up stream is
+    /// modelled as the ordered QUIC stream it is, because an answer is a numbered sequence whose
+    /// receiver discards it on a gap; the delta stream keeps the network's reordering and
+    /// duplication, which the merge must (and does) not care about.
+    pub fn in_order(&mut self, from: usize, to: usize, at: u64) -> u64 {
+        let last = &mut self.catchup_arrives[from * self.n + to];
+        *last = (*last).max(at);
+        *last
+    }
+
+    /// The earliest time one of `from`'s `ch` queues gets room back (a queued frame goes out),
+    /// if any frame is queued after `now`.
+    pub fn next_out(&self, from: usize, ch: Channel, now: u64) -> Option<u64> {
+        (0..self.n)
+            .filter_map(|to| {
+                self.queued[self.slot(from, to, ch)]
+                    .iter()
+                    .map(|(out, _)| *out)
+                    .find(|out| *out > now)
+            })
+            .min()
+    }
+
+    /// The connection between `a` and `b` is gone or replaced: so are its queues (their frames
+    /// are lost, as the world's epoch check says at delivery).
+    pub fn drop_link(&mut self, a: usize, b: usize) {
+        for (from, to) in [(a, b), (b, a)] {
+            self.busy_until[from * self.n + to] = 0;
+            self.catchup_arrives[from * self.n + to] = 0;
+            for ch in [Channel::Delta, Channel::CatchUp] {
+                let slot = self.slot(from, to, ch);
+                self.queued[slot].clear();
+            }
         }
     }
 }
@@ -248,6 +376,25 @@ mod tests {
         assert!(!net.clear(0, 1));
         net.block(0, 1, false);
         assert!(net.clear(0, 1));
+    }
+
+    #[test]
+    fn queues_fill_and_drain_at_the_link_rate() {
+        // 10 bytes per ms, 100-byte queues.
+        let mut c = Capacity::new(2, 10, 100);
+        assert_eq!(c.send(0, 1, Channel::CatchUp, 60, 0), Some(6));
+        assert_eq!(c.room(0, 1, Channel::CatchUp, 0), 40);
+        // Full: dropped, and the other stream still has its own queue (but shares the wire).
+        assert_eq!(c.send(0, 1, Channel::CatchUp, 60, 0), None);
+        assert_eq!(c.send(0, 1, Channel::Delta, 20, 0), Some(8));
+        assert_eq!(c.next_out(0, Channel::CatchUp, 0), Some(6));
+        assert_eq!(c.room(0, 1, Channel::CatchUp, 6), 100);
+        assert_eq!(c.send(0, 1, Channel::CatchUp, 60, 6), Some(14));
+        // The other direction is idle.
+        assert_eq!(c.send(1, 0, Channel::CatchUp, 10, 0), Some(1));
+        c.drop_link(1, 0);
+        assert_eq!(c.room(0, 1, Channel::CatchUp, 6), 100);
+        assert_eq!(c.send(0, 1, Channel::Delta, 10, 6), Some(7));
     }
 
     #[test]

@@ -93,6 +93,10 @@ pub struct Summary {
     pub dropped_loss: u64,
     /// Frames dropped because the receiver crashed or the connection was replaced.
     pub dropped_stale: u64,
+    /// Frames dropped because the sender's queue for their stream was full.
+    pub dropped_queue_full: u64,
+    /// Bytes sent on the catch-up streams (requests, answers, resynchronisations).
+    pub catchup_bytes: u64,
     /// Frames duplicated.
     pub duplicated: u64,
     /// Partitions started.
@@ -119,6 +123,8 @@ pub struct Summary {
     pub restorations: u64,
     /// The longest restoration, ms.
     pub max_restore_ms: u64,
+    /// The most catch-up bytes a restarted region received before it was restored.
+    pub max_restore_bytes: u64,
     /// Acknowledged writes that no other region held when their region lost them (legitimately
     /// gone: the model leaves them out).
     pub writes_lost_with_disk: u64,
@@ -178,7 +184,7 @@ impl fmt::Display for Summary {
         writeln!(
             f,
             "  messages  {} frames / {} bytes sent, {} delivered; dropped: {} partition, {} loss, \
-             {} no connection, {} stale; {} duplicated",
+             {} no connection, {} stale, {} queue full; {} duplicated; {} bytes on catch-up streams",
             self.frames_sent,
             self.bytes_sent,
             self.frames_delivered,
@@ -186,7 +192,9 @@ impl fmt::Display for Summary {
             self.dropped_loss,
             self.dropped_no_conn,
             self.dropped_stale,
-            self.duplicated
+            self.dropped_queue_full,
+            self.duplicated,
+            self.catchup_bytes
         )?;
         writeln!(
             f,
@@ -203,12 +211,13 @@ impl fmt::Display for Summary {
         )?;
         writeln!(
             f,
-            "  disks     {} lost, {} rolled back; {} restorations (longest {} ms); {} writes \
-             lost with their disk",
+            "  disks     {} lost, {} rolled back; {} restorations (longest {} ms, largest {} \
+             bytes); {} writes lost with their disk",
             self.disks_lost,
             self.rollbacks,
             self.restorations,
             self.max_restore_ms,
+            self.max_restore_bytes,
             self.writes_lost_with_disk
         )?;
         writeln!(

@@ -60,6 +60,11 @@ impl transport::Handler for Node {
         }
     }
 
+    fn drained(&self, _peer: u16, _stream: Stream) {
+        // A catch-up answer may be waiting for this room (see `drive`).
+        self.wake.notify_one();
+    }
+
     fn disconnected(&self, peer: u16) {
         let id = RegionId(peer);
         {
@@ -90,6 +95,21 @@ pub async fn drive(node: Arc<Node>, transport: Arc<Transport>, shutdown: Cancell
                 node.note_writable_locked(&r);
             }
             while let Some(t) = r.poll_transmit() {
+                out.push(t);
+            }
+            // Catch-up parts only as the peer's catch-up queue has room for them, counting
+            // what this round already takes; the rest wait in the core until a frame drains
+            // (`Handler::drained` wakes this loop).
+            let mut taken: BTreeMap<RegionId, usize> = BTreeMap::new();
+            for t in out.iter().filter(|t| t.channel == Channel::CatchUp) {
+                *taken.entry(t.to).or_default() += t.bytes.len();
+            }
+            while let Some(t) = r.poll_catchup(|p| {
+                transport
+                    .room(p.0, Stream::CatchUp)
+                    .saturating_sub(taken.get(&p).copied().unwrap_or(0))
+            }) {
+                *taken.entry(t.to).or_default() += t.bytes.len();
                 out.push(t);
             }
             while let Some(e) = r.poll_event() {

@@ -686,6 +686,7 @@ fn core_config(config: &Config, region: &RegionSpec) -> CoreConfig {
     core.progress_interval_ms = rep.progress_interval_ms;
     core.reroute_after_ms = rep.reroute_after_ms;
     core.max_frame_bytes = rep.max_frame_bytes;
+    core.fit_catchup_parts(config.transport().queue_bytes);
     // Secret to clients, so they cannot choose colliding keys (see `sessionmesh_core::seed`).
     core.hash_seed = rand::random();
     if let Some(n) = config.redis().max_hash_fields {

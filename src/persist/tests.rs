@@ -42,7 +42,10 @@ fn settle(rs: &mut [Replica; 2], p: &Persist, t: u64) {
         let mut moved = false;
         for i in 0..2 {
             rs[i].handle_timeout(Now::at(t));
-            while let Some(tx) = rs[i].poll_transmit() {
+            while let Some(tx) = rs[i]
+                .poll_transmit()
+                .or_else(|| rs[i].poll_catchup(|_| usize::MAX))
+            {
                 moved = true;
                 let j = 1 - i;
                 rs[j]

@@ -62,10 +62,10 @@ impl Transport {
         self.handler.connected(peer.id);
 
         let mut tasks = JoinSet::new();
-        for (send, (rx, bytes)) in sends.into_iter().zip(receivers) {
+        for ((send, (rx, bytes)), stream) in sends.into_iter().zip(receivers).zip(Stream::ALL) {
             tasks.spawn(
                 self.clone()
-                    .write_stream(send, rx, bytes)
+                    .write_stream(peer.id, stream, send, rx, bytes)
                     .instrument(tracing::Span::current()),
             );
         }
@@ -101,6 +101,8 @@ impl Transport {
 
     async fn write_stream(
         self: Arc<Self>,
+        peer: u16,
+        stream: Stream,
         mut send: quinn::SendStream,
         mut rx: mpsc::Receiver<Vec<u8>>,
         queued: Arc<AtomicUsize>,
@@ -112,6 +114,9 @@ impl Transport {
             }
             bump(&self.counters.frames_sent, 1);
             bump(&self.counters.bytes_sent, frame.len() as u64);
+            if stream == Stream::CatchUp {
+                self.handler.drained(peer, stream);
+            }
         }
     }
 

@@ -104,6 +104,9 @@ pub trait Handler: Send + Sync + 'static {
     fn frame(&self, peer: u16, frame: &[u8]) -> Result<(), Rejected>;
     /// The connection to `peer` is gone (only after a matching `connected`).
     fn disconnected(&self, peer: u16);
+    /// A frame to `peer` on `stream` has been written out: its queue has that much more room
+    /// ([`Transport::room`]). Called by the stream's writer task; must not block.
+    fn drained(&self, _peer: u16, _stream: Stream) {}
     /// A future to await before reading more from any peer, when the handler cannot keep up
     /// (its log is behind): reading stops, and QUIC's flow control slows the sender.
     fn backpressure(
@@ -317,6 +320,25 @@ impl Transport {
                 false
             }
         }
+    }
+
+    /// Bytes that [`Transport::send`] would accept for `peer` on `stream` now (0 without a
+    /// link, or with the queue's frame bound reached). Only the queue's writer takes from it,
+    /// so a frame of at most this size, sent next by the only sender on that stream, is not
+    /// dropped for want of room (the catch-up answers rely on it: see
+    /// `sessionmesh_core::Replica::poll_catchup`).
+    pub fn room(&self, peer: u16, stream: Stream) -> usize {
+        let links = self.links();
+        let Some(link) = links.get(&peer) else {
+            return 0;
+        };
+        let q = &link.queues[stream.index()];
+        if q.tx.capacity() == 0 {
+            return 0;
+        }
+        self.settings
+            .queue_bytes
+            .saturating_sub(q.bytes.load(Ordering::Relaxed))
     }
 
     /// Ids of the peers with a live connection.

@@ -325,6 +325,18 @@ impl RawConfig {
             ));
         }
 
+        // Any frame must fit an empty queue, or a catch-up part carrying one large session
+        // could never be sent (the catch-up waits for room rather than dropping a part).
+        if transport.queue_bytes < replication.max_frame_bytes {
+            return Err(invalid(
+                "transport.queue_bytes",
+                format!(
+                    "{} is below replication.max_frame_bytes ({}): a queue must hold the largest frame",
+                    transport.queue_bytes, replication.max_frame_bytes
+                ),
+            ));
+        }
+
         let rr = self.redis;
         let bound = |key: &str, v: Option<u64>| -> Result<Option<usize>, ConfigError> {
             match v {

@@ -205,3 +205,16 @@ fn a_gossip_port_may_share_its_number_with_a_tcp_port() {
         "{e}"
     );
 }
+
+#[test]
+fn a_queue_must_hold_the_largest_frame() {
+    let e = err(&format!(
+        "{GOOD}\n[replication]\nmax_frame_bytes = 1048576\n[transport]\nqueue_bytes = 65536\n"
+    ));
+    assert!(e.starts_with("transport.queue_bytes: "), "{e}");
+    assert!(e.contains("replication.max_frame_bytes"), "{e}");
+    let ok = format!(
+        "{GOOD}\n[replication]\nmax_frame_bytes = 65536\n[transport]\nqueue_bytes = 65536\n"
+    );
+    assert!(Config::from_toml(&ok, Path::new("/etc/sm")).is_ok());
+}

@@ -56,7 +56,7 @@ fn main() {
             if i % 200 == 199 {
                 t += 2;
                 a.handle_timeout(Now::at(T0 + t));
-                while let Some(tx) = a.poll_transmit() {
+                while let Some(tx) = a.poll_transmit().or_else(|| a.poll_catchup(|_| usize::MAX)) {
                     if tx.to != ids[1] {
                         continue;
                     }
@@ -72,7 +72,7 @@ fn main() {
                     journal += start.elapsed();
                 }
                 // Acks back to `a`, so its push history stays short.
-                while let Some(tx) = b.poll_transmit() {
+                while let Some(tx) = b.poll_transmit().or_else(|| b.poll_catchup(|_| usize::MAX)) {
                     a.handle_frame(ids[1], &tx.bytes, Now::at(T0 + t)).unwrap();
                 }
                 a.take_records();

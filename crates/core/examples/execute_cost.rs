@@ -47,7 +47,11 @@ fn main() {
             if i % 500 == 0 {
                 // A flush every few hundred commands, as the 2 ms timer would under load.
                 r.handle_timeout(Now::at(T0 + i / 1000 + 10));
-                while r.poll_transmit().is_some() {}
+                while r
+                    .poll_transmit()
+                    .or_else(|| r.poll_catchup(|_| usize::MAX))
+                    .is_some()
+                {}
             }
         }
         let took = start.elapsed();

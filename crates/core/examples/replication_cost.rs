@@ -41,13 +41,13 @@ fn pump(a: &mut Replica, b: &mut Replica, t: u64) -> (u64, u64) {
     let (mut ab, mut ba) = (0, 0);
     loop {
         let mut moved = false;
-        while let Some(tx) = a.poll_transmit() {
+        while let Some(tx) = a.poll_transmit().or_else(|| a.poll_catchup(|_| usize::MAX)) {
             moved = true;
             ab += tx.bytes.len() as u64;
             b.handle_frame(RegionId(1), &tx.bytes, Now::at(T0 + t))
                 .unwrap();
         }
-        while let Some(tx) = b.poll_transmit() {
+        while let Some(tx) = b.poll_transmit().or_else(|| b.poll_catchup(|_| usize::MAX)) {
             moved = true;
             ba += tx.bytes.len() as u64;
             a.handle_frame(RegionId(2), &tx.bytes, Now::at(T0 + t))
@@ -138,7 +138,11 @@ fn main() {
             mono_ms: T0 + t,
             wall_ms: t,
         });
-        while a.poll_transmit().is_some() {}
+        while a
+            .poll_transmit()
+            .or_else(|| a.poll_catchup(|_| usize::MAX))
+            .is_some()
+        {}
     }
     // The current state of the changed keys, encoded as our wire entries.
     let state_bytes: usize = (0..keys)

@@ -2,7 +2,8 @@
 //!
 //! Everything that decides what a region stores and what it tells its peers lives here, and
 //! nothing here performs IO: no sockets, no tasks, no clock reads, no OS entropy. Time is an
-//! argument ([`Now`]), outputs are polled ([`Replica::poll_transmit`], [`Replica::poll_event`]).
+//! argument ([`Now`]), outputs are polled ([`Replica::poll_transmit`], [`Replica::poll_catchup`],
+//! [`Replica::poll_event`]).
 //! The node (`sessionmesh`) drives this with tokio and quinn; the simulator (`sessionmesh-sim`)
 //! drives the very same code with a virtual clock and a lossy virtual network.
 //!

@@ -104,6 +104,8 @@ pub struct Store {
     expiring: BTreeSet<(u64, Bytes)>,
     /// Keys a client would see if no TTL had passed (see [`Store::count_visible`]).
     visible: usize,
+    /// Keys removed so far ([`Store::removals`]).
+    removals: u64,
 }
 
 /// A hint to the processor that the cache line at `p` will be read soon; never faults.
@@ -260,6 +262,7 @@ impl Store {
     /// Removes `key` and its index entries (garbage collection and resynchronisation).
     pub fn remove(&mut self, key: &Bytes) -> Option<KeyState> {
         let e = self.keys.remove(key.as_ref())?;
+        self.removals += 1;
         self.visible -= usize::from(visible_untimed(&e.state));
         self.order.remove(&SlotKey::new(key.clone()));
         if let Some(x) = e.expiry {
@@ -267,6 +270,21 @@ impl Store {
         }
         self.tombstones.remove(key);
         Some(Arc::unwrap_or_clone(e).state)
+    }
+
+    /// How many keys [`Store::remove`] has removed, ever: a catch-up answer built from an
+    /// earlier snapshot may be given to a later request only while this has not moved (see
+    /// `replica::answer`).
+    pub fn removals(&self) -> u64 {
+        self.removals
+    }
+
+    /// `key` and its state as they are now, shared rather than copied (see [`SharedState`]):
+    /// the table's copy of the key, and an entry the store copies before it next changes it.
+    pub fn share(&self, key: &[u8]) -> Option<(Bytes, SharedState)> {
+        self.keys
+            .get_key_value(key)
+            .map(|(k, e)| (k.clone(), SharedState(Arc::clone(e))))
     }
 
     /// True when the origin index still holds every write of `origin` stamped after `after`,

@@ -257,6 +257,56 @@ pub fn encode(msg: &Message) -> Vec<u8> {
     out
 }
 
+/// Encodes the entries of one catch-up part on their own, as they appear inside a
+/// [`Message::CatchUpPart`]: [`encode_part`] wraps them in a frame without encoding them again,
+/// so one answer's parts are encoded once whichever peers they go to.
+#[allow(
+    clippy::expect_used,
+    reason = "encoding plain data into a Vec cannot fail"
+)]
+pub fn encode_entries(entries: &[Entry]) -> Vec<u8> {
+    let mut out = Vec::new();
+    rmp_serde::encode::write(&mut out, entries).expect("encoding to a Vec cannot fail");
+    out
+}
+
+/// The frame of `Message::CatchUpPart { id, seq, entries, done }` around entries already
+/// encoded by [`encode_entries`]: byte for byte what [`encode`] gives for that message (the
+/// tests check it), so the receiver decodes it as any other frame.
+///
+/// The part's fields before and after the entries are taken from encodings of the same message
+/// with no entries (MessagePack writes a struct as an array of its fields in order, and an
+/// empty array as one byte), so this depends on nothing but the field order.
+pub fn encode_part(id: u64, seq: u32, entries: &[u8], done: Option<&Done>) -> Vec<u8> {
+    // `[..][0x90][nil]` without `done`: the bytes before the entries are all but the last two.
+    let bare = encode(&Message::CatchUpPart {
+        id,
+        seq,
+        entries: Vec::new(),
+        done: None,
+    });
+    let head = &bare[..bare.len() - 2];
+    let tail = match done {
+        None => vec![0xc0],
+        Some(d) => {
+            let with = encode(&Message::CatchUpPart {
+                id,
+                seq,
+                entries: Vec::new(),
+                done: Some(d.clone()),
+            });
+            with[head.len() + 1..].to_vec()
+        }
+    };
+    let mut out = Vec::with_capacity(head.len() + entries.len() + tail.len());
+    out.extend_from_slice(head);
+    out.extend_from_slice(entries);
+    out.extend_from_slice(&tail);
+    let len = (out.len() - 4) as u32;
+    out[..4].copy_from_slice(&len.to_be_bytes());
+    out
+}
+
 /// Decodes exactly one complete frame.
 pub fn decode(frame: &[u8], max: usize) -> Result<Message, WireError> {
     let n = frame_len_max(frame, max)?.ok_or(WireError::BadLength(frame.len()))?;
@@ -295,6 +345,45 @@ pub fn approx_size(key: &[u8], st: &KeyState) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A part framed around entries encoded once is the same frame, byte for byte, as the
+    /// message encoded whole, for ids and sequence numbers of every MessagePack width, with and
+    /// without `done`.
+    #[test]
+    fn part_around_encoded_entries_is_the_plain_encoding() {
+        use crate::crdt::Kind;
+        use crate::stamp::Stamp;
+        let entries: Vec<Entry> = (0..5u64)
+            .map(|i| {
+                let s = Stamp::new(Hlc::new(1_000 + i, 0), RegionId(2));
+                let mut st = KeyState::incarnation(1, s);
+                st.body.kind = Some(Reg::new(s, Kind::String));
+                st.body.string = Some(Reg::new(s, Bytes::from(vec![b'v'; i as usize * 40])));
+                (Bytes::from(format!("key:{i}")), st)
+            })
+            .collect();
+        let done = Done {
+            wm: vec![(RegionId(1), Hlc::new(5, 1)), (RegionId(2), Hlc::new(7, 0))],
+            yours: Hlc::new(3, 0),
+            your_report: Some(vec![(RegionId(1), Hlc::new(2, 0))]),
+        };
+        for id in [0u64, 1, 127, 128, 144, 70_000, u64::MAX] {
+            for seq in [0u32, 1, 144, 65_536] {
+                for n in [0, 1, 5] {
+                    for d in [None, Some(&done)] {
+                        let whole = encode(&Message::CatchUpPart {
+                            id,
+                            seq,
+                            entries: entries[..n].to_vec(),
+                            done: d.cloned(),
+                        });
+                        let framed = encode_part(id, seq, &encode_entries(&entries[..n]), d);
+                        assert_eq!(framed, whole, "id {id} seq {seq} entries {n}");
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn need_more_vs_invalid() {

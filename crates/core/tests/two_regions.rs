@@ -57,7 +57,10 @@ impl Mesh {
             let mut moved = false;
             for i in 0..self.rs.len() {
                 self.rs[i].handle_timeout(Now::at(t));
-                while let Some(tx) = self.rs[i].poll_transmit() {
+                while let Some(tx) = self.rs[i]
+                    .poll_transmit()
+                    .or_else(|| self.rs[i].poll_catchup(|_| usize::MAX))
+                {
                     moved = true;
                     let j = tx.to.0 as usize - 1;
                     let recs = self.rs[i].take_records();
@@ -271,4 +274,85 @@ fn hash_field_limit_is_an_error_and_changes_nothing() {
         )
     );
     assert_eq!(cmd(&mut r, "HLEN h", 14), Reply::Int(3));
+}
+
+/// Two regions catching up from nothing at once share one answer, which leaves part by part
+/// only as each requester's link has room: with no room nothing leaves and nothing is lost;
+/// with a little room per round the whole answer arrives, in parts no larger than the room.
+#[test]
+fn catchup_answers_wait_for_room_and_are_shared() {
+    let ids = [RegionId(1), RegionId(2), RegionId(3)];
+    let mut rs: Vec<Replica> = ids
+        .iter()
+        .map(|r| {
+            let mut c = Config::new(*r, &ids);
+            c.catchup_part_bytes = 4096;
+            Replica::new(c)
+        })
+        .collect();
+    let value = "v".repeat(60);
+    for i in 0..2000 {
+        cmd(
+            &mut rs[0],
+            &format!("SET key:{i:05} {value}"),
+            1000 + i / 100,
+        );
+    }
+    rs[0].take_records();
+    while rs[0].poll_transmit().is_some() {}
+    // Regions 2 and 3 connect to region 1 (only), and ask it for everything.
+    let t = 2000;
+    for j in 1..3 {
+        rs[0].handle_connected(ids[j], Now::at(t));
+        rs[j].handle_connected(ids[0], Now::at(t));
+    }
+    for j in 1..3 {
+        rs[j].handle_timeout(Now::at(t + 5000));
+        while let Some(tx) = rs[j].poll_transmit() {
+            if tx.to == ids[0] {
+                rs[0]
+                    .handle_frame(ids[j], &tx.bytes, Now::at(t + 5000))
+                    .unwrap();
+            }
+        }
+    }
+    assert!(rs[0].answering());
+    assert!(
+        rs[0].stats().catchup_answers_shared >= 1,
+        "one answer for both"
+    );
+    // No room: nothing leaves, and the answer waits.
+    assert!(rs[0].poll_catchup(|_| 0).is_none());
+    assert!(rs[0].answering());
+    // 6 KiB of room per peer per round.
+    let room = 6 * 1024;
+    let mut parts = [0usize; 3];
+    let mut rounds = 0;
+    while rs[0].answering() {
+        rounds += 1;
+        assert!(rounds < 1000, "the answer never completes");
+        let mut taken = [0usize; 3];
+        while let Some(tx) = rs[0].poll_catchup(|p| room - taken[p.0 as usize - 1]) {
+            let j = tx.to.0 as usize - 1;
+            assert!(
+                tx.bytes.len() <= room - taken[j],
+                "a part larger than the room"
+            );
+            taken[j] += tx.bytes.len();
+            parts[j] += 1;
+            rs[j]
+                .handle_frame(ids[0], &tx.bytes, Now::at(t + 5000))
+                .unwrap();
+        }
+        while rs[0].poll_transmit().is_some() {}
+    }
+    println!("parts sent: {parts:?} in {rounds} rounds");
+    assert!(parts[1] > 20 && parts[1] == parts[2], "{parts:?}");
+    for r in &mut rs[1..] {
+        assert_eq!(r.live(Now::at(t + 5000)).len(), 2000);
+    }
+    assert_eq!(
+        rs[0].digest(Now::at(t + 5000)),
+        rs[1].digest(Now::at(t + 5000))
+    );
 }

@@ -151,6 +151,9 @@ impl World<'_> {
         self.summary.crashes += 1;
         self.trace.words(&[self.now, 7, i as u64, 0]);
         self.links.forget(i);
+        for b in 0..self.n {
+            self.cap.drop_link(i, b);
+        }
         self.reassess_region(i);
         let at = (self.now + down_ms).min(self.cfg.duration_ms);
         self.push(at, Ev::Restart { region: i, crash });
@@ -179,6 +182,7 @@ impl World<'_> {
                 .check_restart(i, r.clock_last(), issued, self.now);
         }
         self.nodes[i].replica = Some(r);
+        self.nodes[i].restore_bytes = Some(0);
         self.trace.words(&[self.now, 7, i as u64, 1]);
         self.drain(i, false);
         self.reassess_region(i);

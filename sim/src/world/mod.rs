@@ -4,8 +4,10 @@
 //! [`run`] builds the world for a seed, draws (or takes) the fault [`Schedule`], and processes
 //! events in order until the regions have converged after the heal (or a deadline passed).
 //! Time jumps from event to event; nothing steps per millisecond. Each replica is driven as the
-//! core's docs ask: after every `execute` / `handle_*` call the world drains `poll_transmit` and
-//! `poll_event` and re-arms the replica's single timer from `poll_timeout`.
+//! core's docs ask: after every `execute` / `handle_*` call the world drains `poll_transmit`,
+//! `poll_catchup` (as far as the links' queues have room: `route.rs`) and `poll_event`, and
+//! re-arms the replica's single timer from `poll_timeout`; a catch-up part waiting for room is
+//! taken when a queued frame is out (`Ev::Pump`).
 //!
 //! The phases of a run:
 //!
@@ -19,16 +21,18 @@
 //! Determinism: all randomness comes from the one RNG, all collections that reach output are
 //! ordered, and the trace hash folds in every processed event.
 //!
-//! Files: this one holds the queue, the replicas' driving (`drain`, timers), client traffic and
-//! frame routing; `faults.rs` partitions, crashes and link notifications; `quiesce.rs` sampling,
-//! the heal, convergence probes and the final oracles.
+//! Files: this one holds the queue, the replicas' driving (`drain`, timers) and client traffic;
+//! `route.rs` frames through the links' queues and their delivery; `faults.rs` partitions,
+//! crashes and link notifications; `quiesce.rs` sampling, the heal, convergence probes and the
+//! final oracles.
 
 mod faults;
 mod quiesce;
+mod route;
 
 use crate::clock::WallClock;
 use crate::config::{Disk, Schedule, SimConfig};
-use crate::net::{DropReason, Links, Network, Verdict};
+use crate::net::{Capacity, Links, Network};
 use crate::oracle::{rid, Oracles};
 use crate::outcome::{Oracle, Outcome, Summary};
 use crate::trace::TraceHash;
@@ -41,7 +45,8 @@ use std::collections::BinaryHeap;
 
 /// Runs one seed under `cfg` and reports what happened.
 ///
-/// Panics if `cfg.schedule` is invalid for `cfg.regions` (see [`Schedule::validate`]).
+/// Panics if `cfg.schedule` is invalid for `cfg.regions` (see [`Schedule::validate`]), or
+/// `cfg.queue_bytes` cannot hold the replicas' largest frame (the node refuses that too).
 pub fn run(seed: u64, cfg: &SimConfig) -> Outcome {
     World::new(seed, cfg).run()
 }
@@ -122,6 +127,11 @@ enum Ev {
         b: usize,
         gen: u64,
     },
+    /// A catch-up frame of `region`'s is out: there is room for the next part.
+    Pump {
+        region: usize,
+        at: u64,
+    },
     Sample,
     Heal,
     Probe,
@@ -171,6 +181,10 @@ struct Node {
     crashes: u64,
     timer_gen: u64,
     timer_at: Option<u64>,
+    /// When the next [`Ev::Pump`] for it is due (catch-up parts waiting for room).
+    pump_at: Option<u64>,
+    /// From a restart until restored: the catch-up bytes it received.
+    restore_bytes: Option<u64>,
     clock: WallClock,
 }
 
@@ -185,6 +199,7 @@ struct World<'a> {
     queue: BinaryHeap<Queued>,
     nodes: Vec<Node>,
     net: Network,
+    cap: Capacity,
     links: Links,
     schedule: Schedule,
     active: Vec<bool>,
@@ -220,6 +235,16 @@ impl<'a> World<'a> {
                 cfg.idle_timeout_ms,
             ),
         };
+        let frame = cfg
+            .tuning
+            .max_frame_bytes
+            .unwrap_or(Config::single().max_frame_bytes);
+        if cfg.queue_bytes < frame {
+            panic!(
+                "invalid config: queue_bytes {} is below max_frame_bytes {frame}",
+                cfg.queue_bytes
+            );
+        }
         let workload = Workload::new(
             &mut rng,
             n,
@@ -245,6 +270,7 @@ impl<'a> World<'a> {
             queue: BinaryHeap::new(),
             nodes: Vec::with_capacity(n),
             net,
+            cap: Capacity::new(n, cfg.link_bytes_per_ms, cfg.queue_bytes),
             links: Links::new(n),
             active: vec![false; schedule.partitions.len()],
             schedule,
@@ -279,6 +305,8 @@ impl<'a> World<'a> {
                 crashes: 0,
                 timer_gen: 0,
                 timer_at: None,
+                pump_at: None,
+                restore_bytes: None,
                 clock: WallClock::new(spec),
             });
         }
@@ -319,6 +347,11 @@ impl<'a> World<'a> {
         if let Some(v) = t.reroute_after_ms {
             c.reroute_after_ms = v;
         }
+        if let Some(v) = t.max_frame_bytes {
+            c.max_frame_bytes = v;
+        }
+        // As the node sizes them for its transport's queues.
+        c.fit_catchup_parts(self.cfg.queue_bytes);
         c
     }
 
@@ -473,6 +506,7 @@ impl<'a> World<'a> {
             }
             Ev::LinkIdle { a, b, gen } => {
                 if self.links.current(a, b, gen) {
+                    self.cap.drop_link(a, b);
                     for (x, y) in self.links.idle(a, b) {
                         self.tell_link(x, y, false);
                     }
@@ -480,12 +514,19 @@ impl<'a> World<'a> {
             }
             Ev::LinkConnect { a, b, gen } => {
                 if self.links.current(a, b, gen) {
+                    self.cap.drop_link(a, b);
                     for (x, y) in self.links.connect(a, b) {
                         self.tell_link(x, y, false);
                     }
                     self.summary.connects += 1;
                     self.tell_link(a, b, true);
                     self.tell_link(b, a, true);
+                }
+            }
+            Ev::Pump { region, at } => {
+                if self.nodes[region].pump_at == Some(at) {
+                    self.nodes[region].pump_at = None;
+                    self.drain(region, false);
                 }
             }
             Ev::Sample => self.sample(),
@@ -600,6 +641,7 @@ impl<'a> World<'a> {
             (r.clock_last(), first.map(|b| (issued, b)))
         };
         let (clock, first) = clock;
+        self.take_catchup(i, &mut transmits);
         if let Some((issued, before)) = first {
             self.oracles.check_first_stamp(i, issued, before, self.now);
         }
@@ -614,6 +656,7 @@ impl<'a> World<'a> {
         self.transmits = transmits;
         self.events = events;
         self.arm_timer(i, after_timeout);
+        self.schedule_pump(i);
     }
 
     fn arm_timer(&mut self, i: usize, after_timeout: bool) {
@@ -679,6 +722,8 @@ impl<'a> World<'a> {
             Event::Restored { after_ms, keys } => {
                 self.summary.restorations += 1;
                 self.summary.max_restore_ms = self.summary.max_restore_ms.max(after_ms);
+                let bytes = self.nodes[i].restore_bytes.take().unwrap_or(0);
+                self.summary.max_restore_bytes = self.summary.max_restore_bytes.max(bytes);
                 self.trace.words(&[self.now, 56, i as u64, keys]);
             }
             Event::BadFrame { peer } => {
@@ -688,100 +733,6 @@ impl<'a> World<'a> {
                 self.oracles.report(Oracle::Wire, i, self.now, detail);
             }
         }
-    }
-
-    fn route(&mut self, from: usize, t: sessionmesh_core::Transmit) {
-        let to = usize::from(t.to.0).wrapping_sub(1);
-        self.summary.frames_sent += 1;
-        self.summary.bytes_sent += t.bytes.len() as u64;
-        let ch = channel_code(t.channel);
-        self.trace.words(&[self.now, 2, from as u64, to as u64, ch]);
-        self.trace.bytes(&t.bytes);
-        if to >= self.n || to == from {
-            let detail = format!("{} sent a frame to unknown region {}", rid(from), t.to);
-            self.oracles.report(Oracle::Wire, from, self.now, detail);
-            return;
-        }
-        let verdict = if self.links.sees(from, to) {
-            self.net.verdict(&mut self.rng, from, to)
-        } else {
-            Verdict::Drop(DropReason::NoConnection)
-        };
-        match verdict {
-            Verdict::Drop(DropReason::NoConnection) => self.summary.dropped_no_conn += 1,
-            Verdict::Drop(DropReason::Partition) => self.summary.dropped_partition += 1,
-            Verdict::Drop(DropReason::Loss) => self.summary.dropped_loss += 1,
-            Verdict::Deliver(delays) => {
-                let epoch = self.links.epoch(from, to);
-                self.summary.duplicated += delays.len() as u64 - 1;
-                let last = delays.len() - 1;
-                let mut bytes = Some(t.bytes);
-                for (k, d) in delays.into_iter().enumerate() {
-                    let b = if k == last {
-                        bytes.take().unwrap_or_default()
-                    } else {
-                        bytes.clone().unwrap_or_default()
-                    };
-                    let ev = Ev::Deliver {
-                        from,
-                        to,
-                        channel: t.channel,
-                        bytes: b,
-                        epoch,
-                    };
-                    self.push(self.now + d, ev);
-                }
-            }
-        }
-    }
-
-    fn deliver(&mut self, from: usize, to: usize, channel: Channel, bytes: Vec<u8>, epoch: u64) {
-        let ch = channel_code(channel);
-        let current =
-            self.alive(to) && self.links.sees(to, from) && self.links.epoch(from, to) == epoch;
-        if !current {
-            self.summary.dropped_stale += 1;
-            self.trace
-                .words(&[self.now, 3, from as u64, to as u64, ch, 1]);
-            return;
-        }
-        if !self.net.clear(from, to) {
-            self.summary.dropped_partition += 1;
-            self.trace
-                .words(&[self.now, 3, from as u64, to as u64, ch, 2]);
-            return;
-        }
-        self.summary.frames_delivered += 1;
-        let now = self.now_of(to);
-        let res = match self.nodes[to].replica.as_mut() {
-            Some(r) => r.handle_frame(rid(from), &bytes, now),
-            None => return,
-        };
-        self.trace.words(&[
-            self.now,
-            3,
-            from as u64,
-            to as u64,
-            ch,
-            u64::from(res.is_err()),
-        ]);
-        if let Err(e) = res {
-            let detail = format!(
-                "{} rejected an intact {}-byte frame from {} on {channel:?}: {e:?}",
-                rid(to),
-                bytes.len(),
-                rid(from)
-            );
-            self.oracles.report(Oracle::Wire, to, self.now, detail);
-        }
-        self.drain(to, false);
-    }
-}
-
-fn channel_code(c: Channel) -> u64 {
-    match c {
-        Channel::Delta => 0,
-        Channel::CatchUp => 1,
     }
 }
 

@@ -1,10 +1,12 @@
-//! Catch-up (scuttlebutt): answering "send me what I miss", receiving the answer, and the
-//! catch-up from nothing that follows an eviction.
+//! Catch-up (scuttlebutt): answering "send me what I miss" (the parts themselves leave from
+//! [`super::answer`]), receiving the answer, and the catch-up from nothing that follows an
+//! eviction.
 
 use super::*;
 
-/// Catch-up and push parts aim at this size: large enough to amortise framing, small enough
-/// that a part never approaches a receiver's frame limit.
+/// Push parts aim at this size: large enough to amortise framing, small enough that a part
+/// never approaches a receiver's frame limit. (Catch-up parts take
+/// [`Config::catchup_part_bytes`], which the node fits to its transport's queues.)
 const PART_TARGET: usize = 64 * 1024;
 
 impl Replica {
@@ -26,27 +28,6 @@ impl Replica {
             }
         }
         let theirs: BTreeMap<RegionId, Hlc> = wm.iter().copied().collect();
-        let since = |r: RegionId| theirs.get(&r).copied().unwrap_or(Hlc::ZERO);
-        let mut keys: BTreeSet<Bytes> = BTreeSet::new();
-        for r in &self.cfg.regions {
-            if !self.store.history_reaches(*r, since(*r)) {
-                self.stats.catchup_full_scans += 1;
-            }
-            keys.extend(self.store.changed_since(*r, since(*r)).cloned());
-        }
-        let mut entries: Vec<Entry> = keys
-            .into_iter()
-            .filter_map(|k| {
-                let st = self.store.get(&k)?;
-                st.delta(|s| s.hlc > since(s.region)).map(|d| (k, d))
-            })
-            .collect();
-        // Deltas we hold back for clock skew are news to it too: a restarted origin may have
-        // lost them, and must not claim its writes back without them.
-        entries.extend(self.held.iter().filter_map(|(k, (st, _, _))| {
-            st.delta(|s| s.hlc > since(s.region))
-                .map(|d| (k.clone(), d))
-        }));
         let held_max = self
             .held
             .values()
@@ -71,8 +52,7 @@ impl Replica {
                 .max(held_max)
                 .max(self.wm.get(&peer).copied().unwrap_or(Hlc::ZERO)),
         };
-        let parts = self.cut(entries);
-        self.send_parts(peer, id, parts, done);
+        self.start_answer(peer, id, theirs, done);
     }
 
     /// Cuts entries into parts that fit the frame limit with a wide margin: the size estimate
@@ -95,50 +75,6 @@ impl Replica {
             parts.last_mut().expect("non-empty").push((k, st));
         }
         parts
-    }
-
-    pub(super) fn send_parts(&mut self, peer: RegionId, id: u64, parts: Vec<Vec<Entry>>, wm: Done) {
-        // Parts still to send, front first; one that encodes over the frame limit despite the
-        // margin in `cut` is split in two and retried, so no frame ever exceeds it (a single
-        // key larger than the limit is sent anyway; `max_frame_bytes` must exceed it).
-        let mut todo: std::collections::VecDeque<Vec<Entry>> = parts.into();
-        let mut seq = 0u32;
-        while let Some(entries) = todo.pop_front() {
-            let done = todo.is_empty().then(|| wm.clone());
-            let msg = Message::CatchUpPart {
-                id,
-                seq,
-                entries,
-                done,
-            };
-            let bytes = wire::encode(&msg);
-            if bytes.len() > self.cfg.max_frame_bytes {
-                if let Message::CatchUpPart { mut entries, .. } = msg {
-                    if entries.len() > 1 {
-                        let back = entries.split_off(entries.len() / 2);
-                        todo.push_front(back);
-                        todo.push_front(entries);
-                        continue;
-                    }
-                    let msg = Message::CatchUpPart {
-                        id,
-                        seq,
-                        entries,
-                        done: todo.is_empty().then(|| wm.clone()),
-                    };
-                    self.send(peer, Channel::CatchUp, &msg);
-                    seq += 1;
-                    continue;
-                }
-            }
-            self.count_sent(peer, bytes.len());
-            self.outbox.push_back(Transmit {
-                to: peer,
-                channel: Channel::CatchUp,
-                bytes,
-            });
-            seq += 1;
-        }
     }
 
     #[allow(

@@ -12,13 +12,15 @@
 //!    (it is cheap to call early);
 //!
 //! and after each of those drains [`Replica::poll_transmit`] (frames to send, each to one peer on
-//! one [`Channel`]) and [`Replica::poll_event`] (things operators want to know).
+//! one [`Channel`]), [`Replica::poll_catchup`] (catch-up parts, handed out only as the driver
+//! says the peer's catch-up stream has room; call it again when such a stream drains, while
+//! [`Replica::answering`]) and [`Replica::poll_event`] (things operators want to know).
 //!
 //! After a restart ([`Replica::recover`]) a driver also waits for [`Replica::stamps_ready`]
 //! before executing writes (at most `max_clock_drift_ms`; see `restore`).
 //!
 //! Submodules: `types` (what a driver passes in and drains), `inbound` (frames from peers),
-//! `catchup`, `timers` (push, GC), `journal`, `restore` (restarting from less than
+//! `catchup` (requests and received parts), `answer` (answers cut part by part), `timers` (push, GC), `journal`, `restore` (restarting from less than
 //! everything), `routing` (progress notes, relayed reports).
 //!
 //! `Now` carries two clocks: `mono_ms` schedules timers and never goes backwards; `wall_ms` feeds
@@ -35,6 +37,7 @@ use crate::wire::{self, Done, Entry, Message, Report, Watermarks, WireError};
 use bytes::Bytes;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
+mod answer;
 mod catchup;
 mod inbound;
 mod journal;
@@ -154,6 +157,8 @@ pub struct Replica {
     /// Pushes start above this: set when a restart's stamp barrier lifts (see `restore`).
     push_floor: Hlc,
     outbox: VecDeque<Transmit>,
+    /// Catch-up answers being sent part by part ([`Replica::poll_catchup`]).
+    answers: answer::Answers,
     events: VecDeque<Event>,
     stats: Stats,
     next_flush: Option<u64>,
@@ -203,6 +208,7 @@ impl Replica {
             next_route: 0,
             push_floor: Hlc::ZERO,
             outbox: VecDeque::new(),
+            answers: answer::Answers::default(),
             events: VecDeque::new(),
             stats: Stats::default(),
             next_flush: None,
@@ -509,6 +515,8 @@ impl Replica {
             p.connected = false;
             p.catchup = None;
         }
+        // Whatever it asked for, it asks again on the next connection.
+        self.answers.cancel(peer);
     }
 
     fn send(&mut self, to: RegionId, channel: Channel, msg: &Message) {

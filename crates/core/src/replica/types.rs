@@ -40,6 +40,9 @@ pub struct Faults {
     /// A restoring region skips the census, so keys collected elsewhere while its persisted
     /// state was behind stay alive in it.
     pub no_census: bool,
+    /// Catch-up parts leave whether or not the link has room for them (the behaviour before
+    /// answers waited for room): on a queue smaller than an answer, its tail is dropped.
+    pub catchup_ignores_room: bool,
 }
 
 /// Settings of one replica.
@@ -62,6 +65,10 @@ pub struct Config {
     pub tombstone_grace_ms: u64,
     /// Upper bound on the encoded size of one frame.
     pub max_frame_bytes: usize,
+    /// Deltas per catch-up part, in bytes (about): the work done per [`Replica::poll_catchup`]
+    /// call, and the room a link must have before the part leaves, so a driver keeps it well
+    /// under its queue to a peer ([`Config::fit_catchup_parts`]).
+    pub catchup_part_bytes: usize,
     /// How often connected peers are told our watermarks while they move (progress notes),
     /// and stalled origins are looked for.
     pub progress_interval_ms: u64,
@@ -93,6 +100,7 @@ impl Config {
             gc_interval_ms: 1_000,
             tombstone_grace_ms: 60_000,
             max_frame_bytes: 256 * 1024,
+            catchup_part_bytes: 64 * 1024,
             progress_interval_ms: 100,
             reroute_after_ms: 300,
             faults: Faults::default(),
@@ -106,6 +114,18 @@ impl Config {
     /// A lone region (single-region tests and the reference-model comparison).
     pub fn single() -> Config {
         Config::new(RegionId(1), &[RegionId(1)])
+    }
+
+    /// Sizes [`Config::catchup_part_bytes`] for a driver whose catch-up stream to a peer
+    /// queues at most `queue_bytes`: a quarter of it, half a frame, at most the default and at
+    /// least 1 KiB, so several parts fit the queue and a part always fits a frame. The node
+    /// and the simulator both call this with the transport's `queue_bytes`.
+    pub fn fit_catchup_parts(&mut self, queue_bytes: usize) {
+        self.catchup_part_bytes = self
+            .catchup_part_bytes
+            .min(self.max_frame_bytes / 2)
+            .min(queue_bytes / 4)
+            .max(1024);
     }
 }
 
@@ -191,6 +211,9 @@ pub struct Stats {
     /// Catch-up queries (one per origin asked about) from further back than the origin
     /// index's history, answered by a pass over every key.
     pub catchup_full_scans: u64,
+    /// Catch-up requests answered with an answer already in progress for the same watermarks
+    /// (one snapshot and one encoding for several requesters).
+    pub catchup_answers_shared: u64,
     /// Registers that lost to a concurrent write with a greater stamp, or to a delete.
     pub conflicts: u64,
     /// Key deltas currently held back because of clock skew.
