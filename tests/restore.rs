@@ -84,7 +84,7 @@ async fn a_region_restarted_empty_gets_back_every_session_its_own_included() {
     let _: i64 = c.cmd(0, &["DEL", "own:0"]).await;
     c.converge_get("theirs:39", Some("v")).await;
     converge_hash(&c, "own:39", &[("user", "u39"), ("csrf", "t39")]).await;
-    c.converge_get("own:0", None).await;
+    c.converge_gone("own:0").await;
 
     c.stop(0).await;
     c.replace_data(0, None);
@@ -162,7 +162,7 @@ async fn a_region_restarted_empty_gets_back_every_session_its_own_included() {
         &[("user", "u1"), ("csrf", "t1"), ("last", "during")],
     )
     .await;
-    c.converge_get("own:0", None).await;
+    c.converge_gone("own:0").await;
     c.converge_get("during", Some("d")).await;
     c.converge_get("fresh", Some("f")).await;
     c.converge_get("theirs:0", Some("v")).await;
@@ -254,7 +254,7 @@ async fn a_region_rolled_back_to_an_older_copy_ends_identical_to_its_peers() {
     let _: i64 = c.cmd(0, &["HSET", "old:1", "last", "after"]).await;
     converge_hash(&c, "new", &[("user", "n")]).await;
     converge_hash(&c, "old:1", &[("user", "u"), ("last", "after")]).await;
-    c.converge_get("old:0", None).await;
+    c.converge_gone("old:0").await;
     eventually(
         "the logout's tombstone collected everywhere",
         DEADLINE,
@@ -285,7 +285,7 @@ async fn a_region_rolled_back_to_an_older_copy_ends_identical_to_its_peers() {
     converge_hash(&c, "new", &[("user", "n")]).await;
     converge_hash(&c, "old:1", &[("user", "u"), ("last", "after")]).await;
     converge_hash(&c, "old:2", &[("user", "u"), ("by", "ap-south")]).await;
-    c.converge_get("old:0", None).await;
+    c.converge_gone("old:0").await;
     assert!(
         c.node(0).stats().census_dropped >= 1,
         "the logged-out session was dropped by the census"

@@ -115,8 +115,10 @@ pub async fn drive(node: Arc<Node>, transport: Arc<Transport>, shutdown: Cancell
             while let Some(e) = r.poll_event() {
                 events.push(e);
             }
-            let ticket = if out.is_empty() { None } else { r.commit() };
-            (r.poll_timeout(), ticket)
+            let (ready, ticket) = r.step();
+            // Frames wait for the records of this step and every earlier one (the core's
+            // durability rule); with nothing to send there is nothing to hold back.
+            (ready.deadline, if out.is_empty() { None } else { ticket })
         };
         // An `Ack` or a push must not claim what a crash could take back (peers use acks for
         // WAIT and to decide when tombstones may go).

@@ -9,11 +9,14 @@
 //! the driver and the snapshot task): each complete frame is handed to the replica under the
 //! same lock, so a command and a merge never interleave.
 //!
-//! With persistence ([`Node::with_persistence`]), every lock of the replica ends by handing the
-//! journal records of that step to the log ([`Persist::enqueue`]), in lock order. The step's
-//! [`Ticket`] travels with its outputs: the Redis server waits for it before writing replies,
-//! and the driver before sending frames to peers — nothing leaves the node that a crash could
-//! take back (fsynced under `durability = "always"`, written to the OS under `"everysec"`).
+//! Every hold of the replica lock is one step of the core's step contract
+//! (`sessionmesh_core::Ready`, whose module states the durability rule): the step's journal
+//! records go to the log ([`Persist::enqueue`]) before the lock is released, in lock order, and
+//! the step's [`Ticket`] travels with its outputs: the Redis server waits for it before writing
+//! replies, and the driver before sending frames to peers (fsynced under
+//! `durability = "always"`, written to the OS under `"everysec"`). What the step wrote (for
+//! `WAIT`) and whether it moved the deadline earlier (to wake the driver) come from the same
+//! [`Ready`], not from readings taken before and after.
 //! [`checkpoints`] cuts snapshots.
 //!
 //! This module decides nothing about data or replication (the core does) and performs no
@@ -26,7 +29,7 @@ use crate::transport::{self, Rejected, Stream, Transport, TransportStats};
 use bytes::Bytes;
 use sessionmesh_core::replica::{PeerStatus, RestoreStatus, Snapshot};
 use sessionmesh_core::{
-    Channel, Config as CoreConfig, Event, Hlc, Now, RegionId, Replica, Reply, Stamp, Stats,
+    Channel, Config as CoreConfig, Event, Hlc, Now, Ready, RegionId, Replica, Reply, Stamp, Stats,
 };
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -92,23 +95,35 @@ pub struct Node {
     skew_warned: Mutex<BTreeMap<RegionId, u64>>,
 }
 
-/// The replica, locked; dropping it queues the step's journal records to the log, so no
-/// change can be made under the lock without being logged in lock order.
+/// The replica, locked. Every hold is one step of the core's step contract
+/// (`sessionmesh_core::replica::step`): [`Locked::step`] ends it explicitly and returns what it
+/// did; dropping the guard ends it otherwise. Either way the step's journal records are queued
+/// to the log before the lock is released, so the log holds them in lock order, and a
+/// deadline moved earlier wakes the driver.
 struct Locked<'a> {
     replica: MutexGuard<'a, Replica>,
     persist: Option<&'a Persist>,
+    wake: &'a Notify,
+    /// [`Locked::step`] ended the step and nothing ran since.
+    ended: bool,
 }
 
 impl Locked<'_> {
-    /// Queues the records made so far; returns what an output of this step waits for (its own
-    /// records, or earlier ones it may have seen that are not durable yet).
-    fn commit(&mut self) -> Option<Ticket> {
-        let p = self.persist?;
-        if self.replica.has_records() {
-            p.enqueue(self.replica.take_records())
-        } else {
-            p.pending()
-        }
+    /// Ends the step: queues its records to the log and returns what it did with the ticket
+    /// its outputs wait for — its own records, or earlier ones it may have seen that are not
+    /// durable yet; `None` without persistence or when nothing is pending. The caller wakes
+    /// the driver on [`Ready::sooner`].
+    fn step(&mut self) -> (Ready, Option<Ticket>) {
+        let mut ready = self.replica.ready();
+        self.ended = true;
+        let ticket = self.persist.and_then(|p| {
+            if ready.records.is_empty() {
+                p.pending()
+            } else {
+                p.enqueue(std::mem::take(&mut ready.records))
+            }
+        });
+        (ready, ticket)
     }
 }
 
@@ -121,14 +136,22 @@ impl Deref for Locked<'_> {
 
 impl DerefMut for Locked<'_> {
     fn deref_mut(&mut self) -> &mut Replica {
+        self.ended = false;
         &mut self.replica
     }
 }
 
 impl Drop for Locked<'_> {
     fn drop(&mut self) {
-        if self.replica.has_records() {
-            self.commit();
+        if self.ended {
+            return;
+        }
+        let ready = self.replica.ready();
+        if let Some(p) = self.persist.filter(|_| !ready.records.is_empty()) {
+            p.enqueue(ready.records);
+        }
+        if ready.sooner {
+            self.wake.notify_one();
         }
     }
 }
@@ -241,25 +264,16 @@ impl Node {
     /// other connections do meanwhile.
     pub fn execute_stamped(&self, args: &[Bytes]) -> (Reply, Option<Stamp>, Option<Ticket>) {
         let now = self.now();
-        let (reply, wrote, ticket, sooner) = {
+        let (reply, ready, ticket) = {
             let mut r = self.lock();
-            let deadline = r.poll_timeout();
-            let before = r.last_write();
             let reply = r.execute(args, now);
-            let after = r.last_write();
-            let ticket = r.commit();
-            let sooner = r.poll_timeout() < deadline;
-            (
-                reply,
-                if after != before { after } else { None },
-                ticket,
-                sooner,
-            )
+            let (ready, ticket) = r.step();
+            (reply, ready, ticket)
         };
-        if sooner {
+        if ready.sooner {
             self.wake.notify_one();
         }
-        (reply, wrote, ticket)
+        (reply, ready.wrote, ticket)
     }
 
     /// Executes several data commands as one atomic step (`MULTI`/`EXEC`, or a pipelined run
@@ -270,36 +284,24 @@ impl Node {
         cmds: &[Vec<Bytes>],
     ) -> (Vec<Reply>, Option<Stamp>, Option<Ticket>) {
         let now = self.now();
-        let mut wrote = None;
-        let (replies, ticket, sooner) = {
+        let (replies, ready, ticket) = {
             let mut r = self.lock();
-            let deadline = r.poll_timeout();
             if cmds.len() > 1 {
                 // The whole pipeline's lookups first, so that their cache misses overlap.
                 for args in cmds {
                     r.prefetch(args);
                 }
             }
-            let replies = cmds
-                .iter()
-                .map(|args| {
-                    let before = r.last_write();
-                    let reply = r.execute(args, now);
-                    let after = r.last_write();
-                    if after != before {
-                        wrote = after;
-                    }
-                    reply
-                })
-                .collect();
-            // One frame for the whole batch: a transaction is never half-recovered.
-            let ticket = r.commit();
-            (replies, ticket, r.poll_timeout() < deadline)
+            let replies = cmds.iter().map(|args| r.execute(args, now)).collect();
+            // One step, so one frame in the log for the whole batch: a transaction is never
+            // half-recovered.
+            let (ready, ticket) = r.step();
+            (replies, ready, ticket)
         };
-        if sooner {
+        if ready.sooner {
             self.wake.notify_one();
         }
-        (replies, wrote, ticket)
+        (replies, ready.wrote, ticket)
     }
 
     /// Waits until `ticket` is durable. `false`: persistence failed, the node is stopping, and
@@ -426,7 +428,8 @@ impl Node {
         let started = Instant::now();
         let (id, snap) = {
             let mut r = self.lock();
-            r.commit();
+            // The snapshot must follow every record already in the log.
+            let _ = r.step();
             let id = p.begin_snapshot();
             (id, r.snapshot_unsorted(room))
         };
@@ -660,6 +663,8 @@ impl Node {
         Locked {
             replica: self.replica.lock().unwrap_or_else(|p| p.into_inner()),
             persist: self.persist.as_ref(),
+            wake: &self.wake,
+            ended: false,
         }
     }
 

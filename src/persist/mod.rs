@@ -7,10 +7,10 @@
 //! - `recover`: snapshot + later segments back into a [`Recovered`].
 //! - `cipher`: optional AES-256-GCM encryption at rest of every frame and snapshot body.
 //!
-//! How the node uses it: under the replica lock it hands every batch of
-//! [`Record`]s from `Replica::take_records` to [`Persist::enqueue`] and gets a [`Ticket`];
-//! nothing produced by that step (a client's reply, a frame to a peer) leaves the node before
-//! [`Persist::wait`] says the ticket is durable — fsynced under `durability = "always"`,
+//! How the node uses it: under the replica lock it hands each step's [`Record`]s
+//! (`sessionmesh_core::Ready::records`) to [`Persist::enqueue`] and gets a [`Ticket`]; as the
+//! core's step contract requires, nothing produced by that step (a client's reply, a frame to a
+//! peer) leaves the node before [`Persist::wait`] says the ticket is durable — fsynced under `durability = "always"`,
 //! written to the OS under `"everysec"` (a killed process then loses nothing; a power failure
 //! loses at most about a second, as with Redis's `appendfsync everysec`). Snapshots are
 //! cut under the lock with [`Persist::begin_snapshot`] (which starts a new segment at exactly

@@ -32,7 +32,7 @@ fn run(r: &mut Replica, p: &Persist, line: &str, t: u64) {
         .map(|s| Bytes::copy_from_slice(s.as_bytes()))
         .collect();
     r.execute(&args, Now::at(t));
-    p.enqueue(r.take_records());
+    p.enqueue(r.ready().records);
 }
 
 /// Delivers every frame between two replicas (and runs their timers at `t`), persisting
@@ -52,7 +52,7 @@ fn settle(rs: &mut [Replica; 2], p: &Persist, t: u64) {
                     .handle_frame(RegionId(i as u16 + 1), &tx.bytes, Now::at(t))
                     .unwrap();
             }
-            let recs = rs[i].take_records();
+            let recs = rs[i].ready().records;
             if i == 0 {
                 p.enqueue(recs);
             }
@@ -426,7 +426,7 @@ async fn only_key_changes_make_a_snapshot_due_by_time() {
     r.handle_connected(RegionId(2), Now::at(1));
     for t in [1_000, 2_000, 3_000] {
         r.handle_timeout(Now::at(t));
-        let recs = r.take_records();
+        let recs = r.ready().records;
         assert!(!recs.is_empty(), "the periodic push is logged");
         assert!(recs.iter().all(|x| !changes_a_key(x)), "{recs:?}");
         p.enqueue(recs);

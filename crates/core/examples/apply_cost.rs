@@ -64,7 +64,7 @@ fn main() {
                     b.handle_frame(ids[0], &tx.bytes, Now::at(T0 + t)).unwrap();
                     decode_apply += start.elapsed();
                     let start = Instant::now();
-                    let recs = b.take_records();
+                    let recs = b.ready().records;
                     records += recs.len();
                     body.clear();
                     rmp_serde::encode::write(&mut body, &recs).unwrap();
@@ -75,7 +75,7 @@ fn main() {
                 while let Some(tx) = b.poll_transmit().or_else(|| b.poll_catchup(|_| usize::MAX)) {
                     a.handle_frame(ids[1], &tx.bytes, Now::at(T0 + t)).unwrap();
                 }
-                a.take_records();
+                let _ = a.ready();
             }
         }
         println!(

@@ -34,7 +34,7 @@ pub mod wire;
 pub use crdt::{Body, KeyState, Kind, Reg};
 pub use fields::Fields;
 pub use hlc::{Clock, Hlc};
-pub use replica::{Channel, Config, Event, Faults, Now, Replica, Stats, Transmit};
+pub use replica::{Channel, Config, Event, Faults, Now, Ready, Replica, Stats, Timer, Transmit};
 pub use reply::Reply;
 pub use stamp::{RegionId, Stamp};
 pub use store::Value;

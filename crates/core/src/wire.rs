@@ -143,7 +143,7 @@ pub enum Message {
 }
 
 /// One change of a replica's durable state, in the order it happened (see
-/// [`crate::Replica::take_records`]). The node appends these to its log; replaying them over the
+/// [`crate::Ready::records`]). The node appends these to its log; replaying them over the
 /// last snapshot with [`crate::Replica::recover`] gives back the state.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Record {

@@ -63,7 +63,7 @@ impl Mesh {
                 {
                     moved = true;
                     let j = tx.to.0 as usize - 1;
-                    let recs = self.rs[i].take_records();
+                    let recs = self.rs[i].ready().records;
                     self.logs[i].extend(recs);
                     if !self.cut[i][j] {
                         let from = RegionId(i as u16 + 1);
@@ -75,7 +75,7 @@ impl Mesh {
             }
             if !moved {
                 for (i, r) in self.rs.iter_mut().enumerate() {
-                    self.logs[i].extend(r.take_records());
+                    self.logs[i].extend(r.ready().records);
                 }
                 return;
             }
@@ -210,7 +210,7 @@ fn expiry_is_local_and_collected() {
 /// Replaying a replica's journal from nothing rebuilds the state it had.
 fn assert_journal_rebuilds(m: &mut Mesh, t: u64) {
     for (i, r) in m.rs.iter_mut().enumerate() {
-        m.logs[i].extend(r.take_records());
+        m.logs[i].extend(r.ready().records);
         let cfg = r.config().clone();
         let back = Replica::recover(cfg, Snapshot::default(), m.logs[i].clone(), Now::at(t));
         let (a, b) = (r.snapshot(), back.snapshot());
@@ -298,7 +298,7 @@ fn catchup_answers_wait_for_room_and_are_shared() {
             1000 + i / 100,
         );
     }
-    rs[0].take_records();
+    let _ = rs[0].ready();
     while rs[0].poll_transmit().is_some() {}
     // Regions 2 and 3 connect to region 1 (only), and ask it for everything.
     let t = 2000;

@@ -358,6 +358,21 @@ impl Cluster {
         .await;
     }
 
+    /// Polls until `key` exists on no running region (`EXISTS`, which answers for a key of
+    /// any type: a `GET` would fail with `WRONGTYPE` on a hash not yet deleted).
+    pub async fn converge_gone(&self, key: &str) {
+        eventually(&format!("{key} gone everywhere"), DEADLINE, || async {
+            for i in self.running() {
+                let n: i64 = self.cmd(i, &["EXISTS", key]).await;
+                if n != 0 {
+                    return Err(format!("{} still has it", NAMES[i]));
+                }
+            }
+            Ok(())
+        })
+        .await;
+    }
+
     /// Indices of the running regions.
     pub fn running(&self) -> Vec<usize> {
         (0..self.len())

@@ -99,7 +99,7 @@ impl World<'_> {
         let issued = r.last_issued().max(self.nodes[i].issued_before_crash);
         let node = &mut self.nodes[i];
         node.issued_before_crash = issued;
-        node.durable.log.extend(r.take_records());
+        node.durable.log.extend(r.ready().records);
         drop(r);
         let mut durable = std::mem::take(&mut node.durable);
         // What the disk holds at the restart.

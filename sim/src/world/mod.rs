@@ -617,8 +617,10 @@ impl<'a> World<'a> {
             while let Some(e) = r.poll_event() {
                 events.push(e);
             }
+            // The step ends here: its records reach the simulated disk before any of its
+            // frames is routed below (the core's durability rule, `sessionmesh_core::Ready`).
             let d = &mut node.durable;
-            d.log.extend(r.take_records());
+            d.log.extend(r.ready().records);
             if d.log.len() >= CHECKPOINT_RECORDS {
                 // A checkpoint, as the node's snapshot + log rotation.
                 d.snapshot = r.snapshot();

@@ -7,9 +7,10 @@
 //! `CLIENT`, `INFO`, `COMMAND`, `CONFIG GET`, `SELECT`, `QUIT`, `RESET`, `MULTI`/`EXEC`/
 //! `DISCARD`, `WAIT`) are handled here; every other command goes to the node.
 //!
-//! With persistence, each executed batch comes with a ticket; replies are written only once the
-//! highest ticket since the last write is durable (one wait per pipelined batch, shared with
-//! every client through the log's group commit).
+//! With persistence, each executed batch is one step of the core and comes with its ticket; as
+//! the core's durability rule says (`sessionmesh_core::Ready`), replies are written only once
+//! the highest ticket since the last write is durable (one wait per pipelined batch, shared
+//! with every client through the log's group commit).
 //!
 //! Bounds ([`Limits`]): the decoder refuses oversized headers before reading what they
 //! announce; input waiting for execution and the MULTI queue are capped; and replies are

@@ -239,8 +239,10 @@ impl Replica {
         }
         if max_ahead > 0 {
             self.refresh_held_floor();
-            self.next_release
-                .get_or_insert(now.mono_ms + HELD_RECHECK_MS);
+            if !self.timers.armed(Timer::Release) {
+                self.timers
+                    .set(Timer::Release, now.mono_ms + HELD_RECHECK_MS);
+            }
             self.events.push_back(Event::ClockSkew {
                 peer,
                 ahead_ms: max_ahead,

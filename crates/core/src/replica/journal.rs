@@ -11,17 +11,6 @@ impl Replica {
         }
     }
 
-    /// Takes the changes made since the last call, in order. Appending them to a log and
-    /// replaying them with [`Replica::recover`] rebuilds this replica's state.
-    pub fn take_records(&mut self) -> Vec<Record> {
-        std::mem::take(&mut self.records)
-    }
-
-    /// True when changes wait in the journal.
-    pub fn has_records(&self) -> bool {
-        !self.records.is_empty()
-    }
-
     pub(super) fn remove_key(&mut self, k: &Bytes) {
         self.store.remove(k);
         self.dirty.remove(k);
@@ -108,7 +97,7 @@ impl Replica {
         r.dirty
             .extend(dirty.into_iter().map(|k| (k, Touched::Whole)));
         if !r.dirty.is_empty() {
-            r.next_flush = Some(now.mono_ms);
+            r.timers.set(Timer::Flush, now.mono_ms);
         }
         // Every write of ours stamped up to the clock as the persisted state last saw it is
         // in that state (stamps only grow, and a write is journalled in the step that
@@ -125,7 +114,7 @@ impl Replica {
             .seed(r.store.max_hlc().max(r.last_push_to).max(wm_max).max(seen));
         r.refresh_held_floor();
         if !r.held.is_empty() {
-            r.next_release = Some(now.mono_ms);
+            r.timers.set(Timer::Release, now.mono_ms);
         }
         r.cfg.journal = journal;
         if !r.cfg.faults.no_restore {

@@ -43,10 +43,12 @@ mod inbound;
 mod journal;
 mod restore;
 mod routing;
+mod step;
 mod timers;
 mod types;
 
 pub use restore::RestoreStatus;
+pub use step::{Ready, Timer};
 pub use types::{
     Channel, Config, Event, Faults, Now, PeerStatus, Snapshot, Stats, Traffic, Transmit,
 };
@@ -152,8 +154,6 @@ pub struct Replica {
     restoring: Option<restore::Restoring>,
     /// After a restart: no stamp until the clock is past every stamp issued before.
     barrier: Option<restore::StampBarrier>,
-    /// When the progress timer runs next.
-    next_route: u64,
     /// Pushes start above this: set when a restart's stamp barrier lifts (see `restore`).
     push_floor: Hlc,
     outbox: VecDeque<Transmit>,
@@ -161,14 +161,13 @@ pub struct Replica {
     answers: answer::Answers,
     events: VecDeque<Event>,
     stats: Stats,
-    next_flush: Option<u64>,
+    /// When each timer fires next.
+    timers: step::Timers,
+    /// What the previous [`Replica::ready`] reported, and the step's write so far.
+    step: step::StepState,
     /// Monotonic time of the last push ([`Replica::flush`]): the flush interval is a minimum
     /// spacing between pushes, not a delay — see [`Replica::flush_due`].
     last_flush: Option<u64>,
-    next_catchup: u64,
-    next_gc: u64,
-    /// When to look at held deltas again (while any are held).
-    next_release: Option<u64>,
     /// Recent pushes: (`to`, local write commands so far), to turn acks into write counts.
     push_history: VecDeque<(Hlc, u64)>,
     last_write: Option<Stamp>,
@@ -205,17 +204,15 @@ impl Replica {
             claims: BTreeMap::new(),
             restoring: None,
             barrier: None,
-            next_route: 0,
             push_floor: Hlc::ZERO,
             outbox: VecDeque::new(),
             answers: answer::Answers::default(),
             events: VecDeque::new(),
             stats: Stats::default(),
-            next_flush: None,
+            // Routing, catch-up and GC run from the start; the others are armed by events.
+            timers: step::Timers::starting(),
+            step: step::StepState::default(),
             last_flush: None,
-            next_catchup: 0,
-            next_gc: 0,
-            next_release: None,
             push_history: VecDeque::new(),
             last_write: None,
             next_id: 1,
@@ -246,16 +243,16 @@ impl Replica {
             .collect();
         r.refresh_held_floor();
         if !r.held.is_empty() {
-            r.next_release = Some(now.mono_ms);
+            r.timers.set(Timer::Release, now.mono_ms);
         }
         for p in r.peers.values_mut() {
             p.last_heard = now.mono_ms;
         }
         if !r.dirty.is_empty() {
-            r.next_flush = Some(now.mono_ms);
+            r.timers.set(Timer::Flush, now.mono_ms);
         }
-        r.next_catchup = now.mono_ms;
-        r.next_gc = now.mono_ms + r.cfg.gc_interval_ms;
+        r.timers.set(Timer::CatchUp, now.mono_ms);
+        r.timers.set(Timer::Gc, now.mono_ms + r.cfg.gc_interval_ms);
         r
     }
 
@@ -477,8 +474,9 @@ impl Replica {
         if !writes.is_empty() {
             self.stats.local_writes += 1;
             self.last_write = stamp;
-            if self.dirty.is_empty() && self.next_flush.is_none() {
-                self.next_flush = Some(self.flush_due(now));
+            self.step.wrote = stamp.or(self.step.wrote);
+            if self.dirty.is_empty() && !self.timers.armed(Timer::Flush) {
+                self.timers.set(Timer::Flush, self.flush_due(now));
             }
             for (key, delta) in writes {
                 self.touch(&key, &delta);

@@ -70,8 +70,6 @@ pub(super) struct Census {
 pub(super) struct StampBarrier {
     /// Past this wall-clock time the wall clock alone is beyond every stamp issued before.
     pub(super) until_wall: u64,
-    /// The monotonic time that corresponds to, for [`Replica::poll_timeout`].
-    pub(super) until_mono: u64,
     /// Peers that have not yet told us the greatest stamp of ours they hold.
     pub(super) unanswered: BTreeSet<RegionId>,
 }
@@ -101,9 +99,13 @@ impl Replica {
         let drift = self.cfg.max_clock_drift_ms;
         self.barrier = Some(StampBarrier {
             until_wall: now.wall_ms.saturating_add(drift),
-            until_mono: now.mono_ms.saturating_add(drift).saturating_add(1),
             unanswered: peers.clone(),
         });
+        // The monotonic time that corresponds to `until_wall`.
+        self.timers.set(
+            Timer::Barrier,
+            now.mono_ms.saturating_add(drift).saturating_add(1),
+        );
         let mut marks0 = self.marks();
         marks0.insert(self.cfg.region, floor);
         self.restoring = Some(Restoring {
@@ -158,6 +160,7 @@ impl Replica {
         if self.barrier.is_some() {
             self.check_barrier(now);
             if let Some(b) = self.barrier.take() {
+                self.timers.set(Timer::Barrier, None);
                 // A write before the barrier lifted: the clock first moves past its bound.
                 let past = Hlc::new(b.until_wall.saturating_add(1), 0);
                 self.clock.seed(past);
@@ -187,6 +190,7 @@ impl Replica {
                 Hlc::ZERO
             };
             self.barrier = None;
+            self.timers.set(Timer::Barrier, None);
             self.push_floor = self.push_floor.max(bound).max(self.clock.last());
         }
     }
@@ -267,7 +271,7 @@ impl Replica {
         });
         // Peers learn from our next push that we vouch for our writes again, and ask us for
         // what they lack of them: make that push now rather than at the next interval.
-        self.next_catchup = now.mono_ms;
+        self.timers.set(Timer::CatchUp, now.mono_ms);
     }
 }
 

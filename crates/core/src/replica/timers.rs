@@ -8,15 +8,7 @@ impl Replica {
 
     /// The next monotonic time at which [`Replica::handle_timeout`] has work.
     pub fn poll_timeout(&self) -> Option<u64> {
-        let mut t = self.next_catchup.min(self.next_gc).min(self.next_route);
-        let barrier = self.barrier.as_ref().map(|b| b.until_mono);
-        for f in [self.next_flush, self.next_release, barrier]
-            .into_iter()
-            .flatten()
-        {
-            t = t.min(f);
-        }
-        Some(t)
+        self.timers.next().map(|(_, at)| at)
     }
 
     /// Runs whatever timers are due: push local writes, ask peers for what we missed, release
@@ -24,43 +16,48 @@ impl Replica {
     pub fn handle_timeout(&mut self, now: Now) {
         if self.barrier.is_some() {
             self.check_barrier(now);
-            if let Some(b) = self.barrier.as_mut() {
-                if b.until_mono <= now.mono_ms {
-                    // The wall clock runs slower than the monotonic one: look again shortly.
-                    b.until_mono = now.mono_ms + 1;
-                }
+            if self.barrier.is_some() && self.timers.due(Timer::Barrier, now) {
+                // The wall clock runs slower than the monotonic one: look again shortly.
+                self.timers.set(Timer::Barrier, now.mono_ms + 1);
             }
         }
-        if self.next_route <= now.mono_ms {
-            self.next_route = now.mono_ms + self.cfg.progress_interval_ms.max(1);
+        if self.timers.due(Timer::Route, now) {
+            self.timers.set(
+                Timer::Route,
+                now.mono_ms + self.cfg.progress_interval_ms.max(1),
+            );
             self.route(now);
         }
         if self.barrier.is_some() {
             // No stamp may be issued yet: pushes (each stamps its range), burials and
             // reports wait; catch-up requests, which stamp nothing, go out.
-            if self.next_catchup <= now.mono_ms {
-                self.next_catchup = now.mono_ms + self.cfg.catchup_interval_ms;
+            if self.timers.due(Timer::CatchUp, now) {
+                self.timers
+                    .set(Timer::CatchUp, now.mono_ms + self.cfg.catchup_interval_ms);
                 for peer in self.connected_peers() {
                     self.request_catchup(peer, now, false);
                 }
             }
-            if self.next_flush.is_some_and(|t| t <= now.mono_ms) {
-                self.next_flush = None;
+            if self.timers.due(Timer::Flush, now) {
+                self.timers.set(Timer::Flush, None);
             }
-            if self.next_gc <= now.mono_ms {
-                self.next_gc = now.mono_ms + self.cfg.gc_interval_ms;
+            if self.timers.due(Timer::Gc, now) {
+                self.timers
+                    .set(Timer::Gc, now.mono_ms + self.cfg.gc_interval_ms);
             }
             return;
         }
-        if self.next_release.is_some_and(|t| t <= now.mono_ms) {
+        if self.timers.due(Timer::Release, now) {
             self.release_held(now);
-            self.next_release = (!self.held.is_empty()).then_some(now.mono_ms + HELD_RECHECK_MS);
+            let again = (!self.held.is_empty()).then_some(now.mono_ms + HELD_RECHECK_MS);
+            self.timers.set(Timer::Release, again);
         }
-        if self.next_flush.is_some_and(|t| t <= now.mono_ms) {
+        if self.timers.due(Timer::Flush, now) {
             self.flush(now, false);
         }
-        if self.next_catchup <= now.mono_ms {
-            self.next_catchup = now.mono_ms + self.cfg.catchup_interval_ms;
+        if self.timers.due(Timer::CatchUp, now) {
+            self.timers
+                .set(Timer::CatchUp, now.mono_ms + self.cfg.catchup_interval_ms);
             // The periodic push carries our report (and is sent even with nothing to push),
             // which is what lets peers collect garbage and answer WAIT.
             self.flush(now, true);
@@ -68,8 +65,9 @@ impl Replica {
                 self.request_catchup(peer, now, false);
             }
         }
-        if self.next_gc <= now.mono_ms {
-            self.next_gc = now.mono_ms + self.cfg.gc_interval_ms;
+        if self.timers.due(Timer::Gc, now) {
+            self.timers
+                .set(Timer::Gc, now.mono_ms + self.cfg.gc_interval_ms);
             self.check_evictions(now);
             self.collect(now);
         }
@@ -77,7 +75,7 @@ impl Replica {
 
     /// Pushes our writes since the last push to every connected peer.
     pub(super) fn flush(&mut self, now: Now, with_report: bool) {
-        self.next_flush = None;
+        self.timers.set(Timer::Flush, None);
         self.last_flush = Some(now.mono_ms);
         let me = self.cfg.region;
         let since = self.last_push_to;
@@ -312,8 +310,8 @@ impl Replica {
         };
         self.stats.conflicts += self.store.apply(key, &delta);
         self.dirty.insert(key.clone(), Touched::Whole);
-        if self.next_flush.is_none() {
-            self.next_flush = Some(self.flush_due(now));
+        if !self.timers.armed(Timer::Flush) {
+            self.timers.set(Timer::Flush, self.flush_due(now));
         }
         if self.record_writes {
             self.events.push_back(Event::Wrote {

@@ -81,7 +81,7 @@ pub struct Config {
     pub record_writes: bool,
     /// Fields one hash may hold; a command that would exceed it is refused, changing nothing.
     pub max_hash_fields: usize,
-    /// Keep a journal of every change for the durable log ([`Replica::take_records`]).
+    /// Keep a journal of every change for the durable log ([`Ready::records`]).
     pub journal: bool,
     /// The hash tables' seed (see [`crate::seed`]): secret to clients, so they cannot choose
     /// colliding keys. The node draws it at random per process; the simulator from its seed.
