@@ -17,6 +17,7 @@
 //! - [`cmd`]: Redis data commands parsed into types and applied to the store.
 //! - [`replica`]: the sans-IO replication protocol.
 //! - [`wire`]: the versioned MessagePack frame format.
+//! - [`slot`]: Redis Cluster's hash slot of a key (CRC16, hash tags).
 
 pub mod cmd;
 pub mod crdt;
@@ -27,6 +28,7 @@ mod reg;
 pub mod replica;
 pub mod reply;
 pub mod seed;
+pub mod slot;
 pub mod stamp;
 pub mod store;
 pub mod wire;
