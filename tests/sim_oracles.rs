@@ -335,3 +335,52 @@ fn catchup_larger_than_the_queue_completes() {
         "an answer larger than the queue completed although its parts ignored the room"
     );
 }
+
+/// Region 1 restarts from a copy of its disk 10 s old, with thousands of keys: its census
+/// (every key it holds, listed to each peer) and the answers are many times the 16 KiB queues;
+/// both leave as the queues drain, and the region finishes restoring.
+#[test]
+fn census_larger_than_the_queue_completes() {
+    let queue = 16 * 1024;
+    let schedule = Schedule {
+        crashes: vec![Crash {
+            region: 1,
+            at_ms: 25_000,
+            down_ms: 2_000,
+            disk: Disk::RolledBack { age_ms: 10_000 },
+        }],
+        ..Schedule::default()
+    };
+    let mut cfg = SimConfig {
+        duration_ms: 40_000,
+        ops_per_sec: 400.0,
+        sessions: 3_000,
+        string_keys: 500,
+        zipf_s: 0.3,
+        home_affinity: 0.5,
+        link_bytes_per_ms: 1_000,
+        queue_bytes: queue,
+        schedule: Some(schedule),
+        ..SimConfig::standard(3)
+    };
+    cfg.tuning.max_frame_bytes = Some(queue);
+    for seed in 0..2 {
+        let o = run(seed, &cfg);
+        let s = &o.summary;
+        println!("seed {seed}:\n{s}");
+        assert!(
+            o.is_clean(),
+            "seed {seed} (replay: cargo test --test sim_oracles \
+             census_larger_than_the_queue_completes -- --nocapture): {:?}",
+            o.violations
+        );
+        assert_eq!(s.rollbacks, 1);
+        assert!(s.restorations >= 1, "seed {seed}: region 1 never restored");
+        assert!(
+            s.census_bytes > 4 * queue as u64,
+            "seed {seed}: the census ({} bytes) is not several queues",
+            s.census_bytes
+        );
+        assert!(s.converge_ms.is_some(), "seed {seed}: did not converge");
+    }
+}

@@ -125,6 +125,8 @@ pub struct Summary {
     pub max_restore_ms: u64,
     /// The most catch-up bytes a restarted region received before it was restored.
     pub max_restore_bytes: u64,
+    /// Bytes of census parts the regions sent (counted at the end: since their last restart).
+    pub census_bytes: u64,
     /// Acknowledged writes that no other region held when their region lost them (legitimately
     /// gone: the model leaves them out).
     pub writes_lost_with_disk: u64,

@@ -160,6 +160,7 @@ impl World<'_> {
             let s = r.stats();
             self.summary.collected += s.collected;
             self.summary.catchup_full_scans += s.catchup_full_scans;
+            self.summary.census_bytes += s.census_bytes;
             let wms: Vec<String> = (0..self.n)
                 .map(|o| format!("{}:{}", rid(o), r.watermark(rid(o))))
                 .collect();

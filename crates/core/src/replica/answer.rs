@@ -20,6 +20,10 @@
 //! of queue space, the work done per lock hold is bounded by a part, and an answer of any size
 //! completes on a link of any speed.
 //!
+//! A restored region's census (see `restore`) lists its keys in parts that are made whole;
+//! they too leave through [`Replica::poll_catchup`] as the link has room ([`Answers::pace`]), so
+//! a census larger than the queue is not cut short and retried for ever either.
+//!
 //! # Sharing
 //!
 //! Parts are encoded once ([`wire::encode_entries`]) and framed per requester around those
@@ -80,6 +84,9 @@ pub(super) struct Answers {
     by_id: BTreeMap<u64, Answer>,
     next_id: u64,
     cursors: BTreeMap<RegionId, Cursor>,
+    /// Encoded catch-up-stream frames that must not be dropped either and are made whole (a
+    /// restored region's census parts): handed out, in order, as the peer's stream has room.
+    paced: BTreeMap<RegionId, VecDeque<Vec<u8>>>,
     /// The peer served last, so that parts go round the requesters in turn.
     last_served: Option<RegionId>,
 }
@@ -92,9 +99,25 @@ impl Answers {
         }
     }
 
-    /// Whether any answer is waiting for room on some link.
+    /// Stops answering `peer` and forgets the paced frames for it (its link went down).
+    pub(super) fn forget(&mut self, peer: RegionId) {
+        self.cancel(peer);
+        self.paced.remove(&peer);
+    }
+
+    /// Queues `frame` for `peer` behind the paced frames already queued for it; `fresh`
+    /// drops those first (they belong to an exchange this one replaces).
+    pub(super) fn pace(&mut self, peer: RegionId, frame: Vec<u8>, fresh: bool) {
+        let q = self.paced.entry(peer).or_default();
+        if fresh {
+            q.clear();
+        }
+        q.push_back(frame);
+    }
+
+    /// Whether any answer or paced frame is waiting for room on some link.
     pub(super) fn any(&self) -> bool {
-        !self.cursors.is_empty()
+        !self.cursors.is_empty() || !self.paced.is_empty()
     }
 
     /// Drops the parts every cursor of `answer` has sent, and the answer once no cursor reads
@@ -263,15 +286,40 @@ impl Replica {
         // Round robin: the peers after the one served last, then the rest.
         let order: Vec<RegionId> = {
             let after = self.answers.last_served;
-            let (mut late, early): (Vec<RegionId>, Vec<RegionId>) = self
+            let peers: BTreeSet<RegionId> = self
                 .answers
                 .cursors
                 .keys()
-                .partition(|p| after.is_some_and(|a| **p > a));
+                .chain(self.answers.paced.keys())
+                .copied()
+                .collect();
+            let (mut late, early): (Vec<RegionId>, Vec<RegionId>) = peers
+                .into_iter()
+                .partition(|p| after.is_some_and(|a| *p > a));
             late.extend(early);
             late
         };
         for peer in order {
+            // Paced frames first: they were made before the part in progress.
+            if let Some(q) = self.answers.paced.get_mut(&peer) {
+                let fits = q
+                    .front()
+                    .is_some_and(|f| self.cfg.faults.catchup_ignores_room || f.len() <= room(peer));
+                if fits {
+                    let bytes = q.pop_front().unwrap_or_default();
+                    if q.is_empty() {
+                        self.answers.paced.remove(&peer);
+                    }
+                    self.answers.last_served = Some(peer);
+                    self.count_sent(peer, bytes.len());
+                    return Some(Transmit {
+                        to: peer,
+                        channel: Channel::CatchUp,
+                        bytes,
+                    });
+                }
+                continue;
+            }
             let Some(c) = self.answers.cursors.get_mut(&peer) else {
                 continue;
             };
@@ -321,8 +369,8 @@ impl Replica {
         None
     }
 
-    /// Whether some catch-up answer still has parts to send (the driver then asks
-    /// [`Replica::poll_catchup`] again when a catch-up stream drains).
+    /// Whether some catch-up answer (or census part) still has frames to send (the driver then
+    /// asks [`Replica::poll_catchup`] again when a catch-up stream drains).
     pub fn answering(&self) -> bool {
         self.answers.any()
     }

@@ -514,7 +514,7 @@ impl Replica {
             p.catchup = None;
         }
         // Whatever it asked for, it asks again on the next connection.
-        self.answers.cancel(peer);
+        self.answers.forget(peer);
     }
 
     fn send(&mut self, to: RegionId, channel: Channel, msg: &Message) {

@@ -341,11 +341,11 @@ impl Replica {
         let n = parts.len() as u32;
         for (seq, keys) in parts.into_iter().enumerate() {
             let seq = seq as u32;
-            self.send(
-                peer,
-                Channel::CatchUp,
-                &Message::CensusPart { id, seq, keys },
-            );
+            // Paced: handed out as the link has room, never dropped at a full queue (a
+            // retry replaces what is still waiting of an earlier census).
+            let frame = wire::encode(&Message::CensusPart { id, seq, keys });
+            self.stats.census_bytes += frame.len() as u64;
+            self.answers.pace(peer, frame, seq == 0);
         }
         if let Some(r) = self.restoring.as_mut() {
             r.census.insert(

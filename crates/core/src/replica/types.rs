@@ -244,6 +244,8 @@ pub struct Stats {
     /// Keys dropped after a restart because a peer's census answer showed them collected
     /// everywhere (see `restore`).
     pub census_dropped: u64,
+    /// Bytes of census parts this region sent after restarts (see `restore`).
+    pub census_bytes: u64,
 }
 
 /// The state a replica persists and restarts from (everything it applied, under
