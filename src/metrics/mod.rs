@@ -31,7 +31,7 @@
 //!
 //! `region` on every sample (a constant label of the per-scrape registry), so regions stay
 //! apart even when one Prometheus job scrapes a whole demo. `command` is a lower-case name from
-//! the fixed command table ([`commands::TABLE`]); anything else is `other`. `kind` comes from
+//! the core's command table (`sessionmesh_core::cmd::TABLE`); anything else is `other`. `kind` comes from
 //! the fixed list of [`ErrorKind`] and the peer-side kinds below. `peer` is a region name from
 //! `regions.toml`. Never a key, a client address or a client name.
 //!
@@ -42,7 +42,6 @@
 //! Memory is the process's resident set (`VmRSS` of `/proc/self/status`, Linux only): regions
 //! sharing a process report the same figure.
 
-use crate::resp::commands;
 use crate::transport::TransportStats;
 use crate::view::{NodeCounters, PeerView};
 use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
@@ -50,6 +49,7 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
+use sessionmesh_core::cmd::CommandId;
 use sessionmesh_core::Stats;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -97,31 +97,36 @@ const LATENCY_BOUNDS_NS: [u64; 18] = [
     1_000_000_000,
 ];
 
-/// A command as the latency histogram knows it: an index into [`commands::TABLE`], or
-/// [`CommandId::OTHER`] for anything the table does not list.
+/// A command as the latency histogram knows it: its [`CommandId`] in the core's command table,
+/// or [`MetricId::OTHER`] for a name the table does not list.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct CommandId(u8);
+pub struct MetricId(u8);
 
 // One byte holds every table index plus `OTHER`.
-const _: () = assert!(commands::TABLE.len() < u8::MAX as usize);
+const _: () = assert!(CommandId::COUNT < u8::MAX as usize);
 
-impl CommandId {
-    /// Commands outside the table (data commands only the core knows).
-    pub const OTHER: CommandId = CommandId(commands::TABLE.len() as u8);
+impl MetricId {
+    /// Names outside the table.
+    pub const OTHER: MetricId = MetricId(CommandId::COUNT as u8);
 
-    /// The id of `commands::TABLE[index]`; `None` (or an index past the table) is `OTHER`.
-    pub fn from_table(index: Option<usize>) -> CommandId {
-        match index {
-            Some(i) if i < commands::TABLE.len() => CommandId(i as u8),
-            _ => CommandId::OTHER,
-        }
+    /// The series of `id` (`None`: [`MetricId::OTHER`]).
+    pub fn of(id: Option<CommandId>) -> MetricId {
+        id.map_or(MetricId::OTHER, |id| MetricId(id.index() as u8))
+    }
+
+    /// The series of table index `i` (past the table: [`MetricId::OTHER`]).
+    pub fn at(i: usize) -> MetricId {
+        MetricId::of(CommandId::from_index(i))
+    }
+
+    /// Its position among the series.
+    pub fn index(self) -> usize {
+        usize::from(self.0)
     }
 
     /// The `command` label value.
     pub fn name(self) -> &'static str {
-        commands::TABLE
-            .get(usize::from(self.0))
-            .map_or("other", |s| s.name)
+        CommandId::from_index(self.index()).map_or("other", CommandId::name)
     }
 }
 
@@ -233,7 +238,7 @@ impl ErrorKind {
 /// [`render`]. Plain atomics; recording never blocks.
 #[derive(Debug)]
 pub struct Metrics {
-    /// One histogram per [`CommandId`].
+    /// One histogram per [`MetricId`].
     latency: Box<[Latency]>,
     /// One counter per [`ErrorKind`], in [`ErrorKind::ALL`] order.
     errors: [AtomicU64; ErrorKind::ALL.len()],
@@ -249,9 +254,7 @@ impl Metrics {
     /// Empty metrics.
     pub fn new() -> Metrics {
         Metrics {
-            latency: (0..=commands::TABLE.len())
-                .map(|_| Latency::default())
-                .collect(),
+            latency: (0..=CommandId::COUNT).map(|_| Latency::default()).collect(),
             errors: Default::default(),
         }
     }
@@ -259,12 +262,12 @@ impl Metrics {
     /// Records that `cmds` were executed together in `elapsed` (one batch under one lock of
     /// the node: each of them waited for all of it, so each is observed with the whole time).
     /// Runs of the same command are observed once, with their count.
-    pub fn commands_executed(&self, cmds: &[CommandId], elapsed: Duration) {
+    pub fn commands_executed(&self, cmds: &[MetricId], elapsed: Duration) {
         let ns = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
         let mut rest = cmds;
         while let Some(first) = rest.first() {
             let run = rest.iter().take_while(|c| *c == first).count();
-            self.latency[usize::from(first.0)].observe(ns, run as u64);
+            self.latency[first.index()].observe(ns, run as u64);
             rest = &rest[run..];
         }
     }
@@ -379,21 +382,19 @@ mod tests {
     #[test]
     fn latency_buckets_are_cumulative_and_runs_count_each_command() {
         let m = Metrics::new();
-        let set = CommandId::from_table(commands::TABLE.iter().position(|s| s.name == "set"));
-        let get = CommandId::from_table(commands::TABLE.iter().position(|s| s.name == "get"));
+        let set = MetricId::of(CommandId::lookup(b"set"));
+        let get = MetricId::of(CommandId::lookup(b"get"));
         assert_eq!((set.name(), get.name()), ("set", "get"));
-        assert_eq!(CommandId::from_table(None).name(), "other");
+        assert_eq!(MetricId::of(None).name(), "other");
         m.commands_executed(&[set, set, get, set], Duration::from_micros(3));
-        let h = m.latency[usize::from(set.0)].snapshot().unwrap();
+        let h = m.latency[set.index()].snapshot().unwrap();
         assert_eq!(h.count, 3);
         // 3 µs is above the 2.5 µs bound and within the 5 µs one.
         assert_eq!(h.buckets[1], (2.5e-6, 0));
         assert_eq!(h.buckets[2], (5e-6, 3));
         assert_eq!(h.buckets.last(), Some(&(f64::INFINITY, 3)));
         assert!((h.sum - 9e-6).abs() < 1e-12);
-        assert_eq!(m.latency[usize::from(get.0)].snapshot().unwrap().count, 1);
-        assert!(m.latency[usize::from(CommandId::OTHER.0)]
-            .snapshot()
-            .is_none());
+        assert_eq!(m.latency[get.index()].snapshot().unwrap().count, 1);
+        assert!(m.latency[MetricId::OTHER.index()].snapshot().is_none());
     }
 }

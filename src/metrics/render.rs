@@ -36,10 +36,10 @@ pub fn render(s: &Scrape<'_>) -> String {
     let peers = &s.peers;
 
     // Requests.
-    let latency: Vec<_> = (0..=commands::TABLE.len())
+    let latency: Vec<_> = (0..=CommandId::COUNT)
         .filter_map(|i| {
-            let id = CommandId::from_table(Some(i));
-            let h = live.latency[usize::from(id.0)].snapshot()?;
+            let id = MetricId::at(i);
+            let h = live.latency[id.index()].snapshot()?;
             Some((vec![(LABEL_COMMAND, id.name().to_string())], h))
         })
         .collect();

@@ -27,6 +27,7 @@ use crate::metrics::{Metrics, Scrape};
 use crate::persist::{Persist, Recovered, Ticket};
 use crate::transport::{self, Rejected, Stream, Transport, TransportStats};
 use bytes::Bytes;
+use sessionmesh_core::cmd::Command;
 use sessionmesh_core::replica::{PeerStatus, RestoreStatus, Snapshot};
 use sessionmesh_core::{
     Channel, Config as CoreConfig, Event, Hlc, Now, Ready, RegionId, Replica, Reply, Stamp, Stats,
@@ -254,7 +255,10 @@ impl Node {
     /// while a flush is already scheduled do not (a cross-thread wake per write costs more than
     /// the write).
     pub fn execute(&self, args: &[Bytes]) -> Reply {
-        self.execute_stamped(args).0
+        match Command::parse(args.to_vec()) {
+            Ok(c) => self.execute_stamped(&c).0,
+            Err(e) => e,
+        }
     }
 
     /// Like [`Node::execute`], and also returns the stamp of the write this command made, if
@@ -262,11 +266,11 @@ impl Node {
     /// [`Node::durable`]; `None` without persistence or when nothing is pending). Taken under the same lock as the
     /// command, so a connection can remember exactly its own last write for `WAIT`, whatever
     /// other connections do meanwhile.
-    pub fn execute_stamped(&self, args: &[Bytes]) -> (Reply, Option<Stamp>, Option<Ticket>) {
+    pub fn execute_stamped(&self, cmd: &Command) -> (Reply, Option<Stamp>, Option<Ticket>) {
         let now = self.now();
         let (reply, ready, ticket) = {
             let mut r = self.lock();
-            let reply = r.execute(args, now);
+            let reply = r.run(cmd, now);
             let (ready, ticket) = r.step();
             (reply, ready, ticket)
         };
@@ -281,18 +285,18 @@ impl Node {
     /// reply per command and the stamp of the last write among them, if any.
     pub fn execute_batch_stamped(
         &self,
-        cmds: &[Vec<Bytes>],
+        cmds: &[Command],
     ) -> (Vec<Reply>, Option<Stamp>, Option<Ticket>) {
         let now = self.now();
         let (replies, ready, ticket) = {
             let mut r = self.lock();
             if cmds.len() > 1 {
                 // The whole pipeline's lookups first, so that their cache misses overlap.
-                for args in cmds {
-                    r.prefetch(args);
+                for c in cmds {
+                    r.prefetch(c);
                 }
             }
-            let replies = cmds.iter().map(|args| r.execute(args, now)).collect();
+            let replies = cmds.iter().map(|c| r.run(c, now)).collect();
             // One step, so one frame in the log for the whole batch: a transaction is never
             // half-recovered.
             let (ready, ticket) = r.step();

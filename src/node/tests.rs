@@ -9,10 +9,13 @@ fn node() -> Node {
     Node::new(&config, &region)
 }
 
-fn args(a: &[&str]) -> Vec<Bytes> {
-    a.iter()
+/// A command line, looked up and checked as the Redis server does.
+fn args(a: &[&str]) -> Command {
+    let line = a
+        .iter()
         .map(|s| Bytes::copy_from_slice(s.as_bytes()))
-        .collect()
+        .collect();
+    Command::parse(line).unwrap()
 }
 
 #[test]

@@ -9,7 +9,7 @@
 use crate::metrics::Metrics;
 use crate::node::Node;
 use crate::persist::Ticket;
-use bytes::Bytes;
+use sessionmesh_core::cmd::Command;
 use sessionmesh_core::{Reply, Stamp};
 use std::future::Future;
 
@@ -17,12 +17,12 @@ use std::future::Future;
 pub trait Backend: Send + Sync + 'static {
     /// Executes one data command atomically; returns its reply, the stamp of the write it
     /// made, if any, and the ticket its reply must wait for ([`Backend::durable`]), if any.
-    fn execute(&self, args: &[Bytes]) -> (Reply, Option<Stamp>, Option<Ticket>);
+    fn execute(&self, cmd: &Command) -> (Reply, Option<Stamp>, Option<Ticket>);
 
     /// Executes several data commands as one atomic step (`MULTI`/`EXEC`, and pipelined runs
     /// of data commands); returns one reply per command, the stamp of the last write made and
     /// the ticket the replies must wait for.
-    fn execute_batch(&self, cmds: &[Vec<Bytes>]) -> (Vec<Reply>, Option<Stamp>, Option<Ticket>);
+    fn execute_batch(&self, cmds: &[Command]) -> (Vec<Reply>, Option<Stamp>, Option<Ticket>);
 
     /// Waits until `ticket` is durable; `false` if it never will be (persistence failed: the
     /// replies waiting for it must not be sent).
@@ -74,11 +74,11 @@ pub trait Backend: Send + Sync + 'static {
 }
 
 impl Backend for Node {
-    fn execute(&self, args: &[Bytes]) -> (Reply, Option<Stamp>, Option<Ticket>) {
-        self.execute_stamped(args)
+    fn execute(&self, cmd: &Command) -> (Reply, Option<Stamp>, Option<Ticket>) {
+        self.execute_stamped(cmd)
     }
 
-    fn execute_batch(&self, cmds: &[Vec<Bytes>]) -> (Vec<Reply>, Option<Stamp>, Option<Ticket>) {
+    fn execute_batch(&self, cmds: &[Command]) -> (Vec<Reply>, Option<Stamp>, Option<Ticket>) {
         Node::execute_batch_stamped(self, cmds)
     }
 

@@ -5,8 +5,9 @@ use super::*;
 
 impl<B: Backend> Conn<B> {
     /// The connection commands that need no IO, inside or outside a transaction.
-    pub(super) fn connection_command(&mut self, spec: &Spec, args: &[Bytes]) -> Reply {
-        match spec.name {
+    pub(super) fn connection_command(&mut self, cmd: &Command) -> Reply {
+        let args = cmd.args();
+        match cmd.id().name() {
             "ping" => commands::ping(args),
             "echo" => Reply::Bulk(args[1].clone()),
             "select" => commands::select(args),
@@ -216,7 +217,10 @@ impl<B: Backend> Conn<B> {
                 self.shared.opts.limits.max_clients,
             ),
             "keyspace" => {
-                let (r, _, _) = self.backend.execute(&[Bytes::from_static(b"DBSIZE")]);
+                let r = match Command::parse(vec![Bytes::from_static(b"DBSIZE")]) {
+                    Ok(dbsize) => self.backend.execute(&dbsize).0,
+                    Err(e) => e,
+                };
                 match r {
                     Reply::Int(n) if n > 0 => {
                         format!("# Keyspace\r\ndb0:keys={n},expires=0,avg_ttl=0\r\n")

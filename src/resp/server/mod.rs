@@ -21,14 +21,15 @@
 //! `WATCH` or blocking commands other than `WAIT`. The connection commands that need no IO
 //! (`HELLO`, `AUTH`, `CLIENT`, `INFO`, `CONFIG GET`) are in `connection.rs`.
 
-use super::commands::{self, ClientState, Spec, REDIS_VERSION};
+use super::commands::{self, ClientState, REDIS_VERSION};
 use super::decode::{Decoder, ProtocolError};
 use super::encode::{encode, encode_error, Proto};
 use super::{Backend, Limits};
-use crate::metrics::{CommandId, ErrorKind};
+use crate::metrics::{ErrorKind, MetricId};
 use crate::node::Node;
 use crate::persist::Ticket;
 use bytes::{Bytes, BytesMut};
+use sessionmesh_core::cmd::{Command, CommandId, Flags};
 use sessionmesh_core::{Reply, Stamp};
 use std::io;
 use std::net::SocketAddr;
@@ -221,7 +222,7 @@ enum Step {
 /// A transaction being queued.
 #[derive(Default)]
 struct Multi {
-    queue: Vec<Vec<Bytes>>,
+    queue: Vec<Command>,
     /// A command was refused while queueing: `EXEC` aborts.
     dirty: bool,
 }
@@ -244,9 +245,9 @@ struct Conn<B> {
     rbuf: BytesMut,
     wbuf: BytesMut,
     /// Data commands decoded but not yet executed.
-    batch: Vec<Vec<Bytes>>,
+    batch: Vec<Command>,
     /// Which command each entry of `batch` is, for the latency histogram.
-    batch_ids: Vec<CommandId>,
+    batch_ids: Vec<MetricId>,
     /// Emptied argument vectors, reused.
     spare: Vec<Vec<Bytes>>,
 }
@@ -326,8 +327,10 @@ impl<B: Backend> Conn<B> {
                 // and until it may stamp writes they wait; connection commands (AUTH, HELLO,
                 // CLIENT, PING, INFO, ...) are answered, as Redis answers them while it loads.
                 // Two atomic loads once that is over.
+                // The one lookup of this command's name.
+                let id = CommandId::lookup(&args[0]);
                 if !(self.backend.is_serving() && self.backend.is_writable())
-                    && commands::held_while_restoring(&args[0])
+                    && commands::held_while_restoring(id)
                 {
                     if !self.backend.is_serving() {
                         self.refuse(Reply::Error(LOADING.into()));
@@ -339,7 +342,7 @@ impl<B: Backend> Conn<B> {
                     }
                     self.backend.writable().await;
                 }
-                match self.dispatch(&mut args) {
+                match self.dispatch(id, &mut args) {
                     Step::Next => {}
                     Step::Close => {
                         self.flush_batch();
@@ -356,7 +359,7 @@ impl<B: Backend> Conn<B> {
                         }
                         let started = Instant::now();
                         let go_on = self.wait(stream, regions, timeout_ms).await?;
-                        self.executed(&[CommandId::from_table(commands::index(b"wait"))], started);
+                        self.executed(&[MetricId::of(CommandId::lookup(b"wait"))], started);
                         if !go_on {
                             return Ok(());
                         }
@@ -466,7 +469,7 @@ impl<B: Backend> Conn<B> {
     }
 
     /// Records that `cmds` ran from `started` until now.
-    fn executed(&self, cmds: &[CommandId], started: Instant) {
+    fn executed(&self, cmds: &[MetricId], started: Instant) {
         if let Some(m) = self.backend.metrics() {
             m.commands_executed(cmds, started.elapsed());
         }
@@ -501,7 +504,8 @@ impl<B: Backend> Conn<B> {
             }
         }
         self.batch_ids.clear();
-        for mut v in self.batch.drain(..) {
+        for c in self.batch.drain(..) {
+            let mut v = c.into_args();
             if v.capacity() <= KEEP_ARGS {
                 v.clear();
                 self.spare.push(v);
@@ -509,45 +513,45 @@ impl<B: Backend> Conn<B> {
         }
     }
 
-    /// Routes one command: batches data commands, queues inside `MULTI`, runs the rest.
-    fn dispatch(&mut self, args: &mut Vec<Bytes>) -> Step {
-        let name = &args[0];
-        let index = commands::index(name);
-        let spec = index.map(|i| &commands::TABLE[i]);
-        // A data command the core knows and the table does not (yet): the core decides.
-        let core_only = spec.is_none() && sessionmesh_core::cmd::is_data_command(name);
-        let allowed_unauthed =
-            spec.is_some_and(|s| matches!(s.name, "auth" | "hello" | "quit" | "reset"));
+    /// Routes one command (`id`: its table entry, looked up once by the caller): batches data
+    /// commands, queues inside `MULTI`, runs the rest.
+    fn dispatch(&mut self, id: Option<CommandId>, args: &mut Vec<Bytes>) -> Step {
+        let spec = id.map(CommandId::spec);
+        let allowed_unauthed = spec.is_some_and(|s| s.flags.contains(Flags::NO_AUTH));
         if !self.authed && !allowed_unauthed {
             self.refuse(Reply::Error("NOAUTH Authentication required.".into()));
             return Step::Next;
         }
-        if spec.is_none() && !core_only {
+        let Some(id) = id else {
             self.refuse(sessionmesh_core::cmd::unknown_command(args));
             return Step::Next;
-        }
-        if let Some(s) = spec.filter(|s| !s.arity_ok(args.len())) {
-            self.refuse(s.arity_error());
-            return Step::Next;
-        }
-        let control =
-            spec.is_some_and(|s| matches!(s.name, "multi" | "exec" | "discard" | "quit" | "reset"));
+        };
+        let spare = self.spare.pop().unwrap_or_default();
+        let cmd = match Command::new(id, std::mem::replace(args, spare)) {
+            Ok(cmd) => cmd,
+            Err(back) => {
+                self.spare.push(std::mem::replace(args, back));
+                self.refuse(Reply::wrong_arity(id.name()));
+                return Step::Next;
+            }
+        };
+        let control = matches!(id.name(), "multi" | "exec" | "discard" | "quit" | "reset");
         if let Some(m) = &mut self.multi {
             if !control {
                 if m.queue.len() >= self.shared.opts.limits.max_multi_queue {
                     m.dirty = true;
                     self.reply(Reply::err("too many commands queued in MULTI"));
                 } else {
-                    m.queue.push(std::mem::take(args));
+                    m.queue.push(cmd);
                     self.reply(Reply::Simple("QUEUED"));
                 }
                 return Step::Next;
             }
         }
-        let Some(spec) = spec.filter(|s| !s.data) else {
-            return self.data(args, CommandId::from_table(index));
-        };
-        match spec.name {
+        if cmd.spec().is_data() {
+            return self.data(cmd);
+        }
+        match id.name() {
             "quit" => {
                 self.reply(Reply::OK);
                 Step::Close
@@ -582,7 +586,7 @@ impl<B: Backend> Conn<B> {
                 self.flush_batch();
                 let started = Instant::now();
                 let r = self.exec();
-                self.executed(&[CommandId::from_table(index)], started);
+                self.executed(&[MetricId::of(Some(id))], started);
                 if let Reply::Array(rs) = &r {
                     // Errors inside the transaction count as any other reply's would.
                     rs.iter().for_each(|r| self.note_error(r));
@@ -590,7 +594,7 @@ impl<B: Backend> Conn<B> {
                 self.reply(r);
                 Step::Next
             }
-            "wait" => match wait_args(args) {
+            "wait" => match wait_args(cmd.args()) {
                 Ok((regions, timeout_ms)) => Step::Wait {
                     regions,
                     timeout_ms,
@@ -601,7 +605,7 @@ impl<B: Backend> Conn<B> {
                 }
             },
             _ => {
-                let r = self.connection_command(spec, args);
+                let r = self.connection_command(&cmd);
                 self.reply(r);
                 Step::Next
             }
@@ -609,10 +613,9 @@ impl<B: Backend> Conn<B> {
     }
 
     /// Batches a data command.
-    fn data(&mut self, args: &mut Vec<Bytes>, id: CommandId) -> Step {
-        let spare = self.spare.pop().unwrap_or_default();
-        self.batch.push(std::mem::replace(args, spare));
-        self.batch_ids.push(id);
+    fn data(&mut self, cmd: Command) -> Step {
+        self.batch_ids.push(MetricId::of(Some(cmd.id())));
+        self.batch.push(cmd);
         if self.batch.len() >= MAX_BATCH {
             self.flush_batch();
         }
@@ -628,10 +631,6 @@ impl<B: Backend> Conn<B> {
     }
 
     /// `EXEC`: runs the queue, data commands as one atomic batch.
-    #[allow(
-        clippy::expect_used,
-        reason = "only commands found in the table are queued"
-    )]
     fn exec(&mut self) -> Reply {
         let Some(m) = self.multi.take() else {
             return Reply::err("EXEC without MULTI");
@@ -641,8 +640,12 @@ impl<B: Backend> Conn<B> {
                 "EXECABORT Transaction discarded because of previous errors.".into(),
             );
         }
-        let is_data = |c: &Vec<Bytes>| commands::lookup(&c[0]).is_none_or(|s| s.data);
-        let data: Vec<Vec<Bytes>> = m.queue.iter().filter(|c| is_data(c)).cloned().collect();
+        let data: Vec<Command> = m
+            .queue
+            .iter()
+            .filter(|c| c.spec().is_data())
+            .cloned()
+            .collect();
         let (replies, stamp, ticket) = if data.is_empty() {
             (Vec::new(), None, None)
         } else {
@@ -653,18 +656,17 @@ impl<B: Backend> Conn<B> {
         let mut replies = replies.into_iter();
         let mut out = Vec::with_capacity(m.queue.len());
         for cmd in &m.queue {
-            if is_data(cmd) {
+            if cmd.spec().is_data() {
                 out.push(replies.next().unwrap_or(Reply::Nil));
                 continue;
             }
-            let spec = commands::lookup(&cmd[0]).expect("queued commands are known");
-            out.push(match spec.name {
+            out.push(match cmd.id().name() {
                 // Inside a transaction WAIT cannot block; it reports the count now.
-                "wait" => match wait_args(cmd) {
+                "wait" => match wait_args(cmd.args()) {
                     Ok(_) => Reply::Int(self.held_now() as i64),
                     Err(e) => e,
                 },
-                _ => self.connection_command(spec, cmd),
+                _ => self.connection_command(cmd),
             });
         }
         Reply::Array(out)

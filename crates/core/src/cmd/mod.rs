@@ -4,8 +4,11 @@
 //! stamp — merged into the store exactly as a delta from a peer would be. That is what makes a
 //! local write and its replication the same operation, and what the push path later ships.
 //!
-//! One file per family: [`strings`], [`hashes`], [`keys`] (generic keyspace, TTL, `SCAN`).
-//! Connection-level commands (`PING`, `HELLO`, `MULTI`, ...) belong to the node, not here.
+//! Every command, connection commands included, is described once in [`table`]; a command line
+//! becomes a [`Command`] (looked up and arity-checked) once, by the Redis server, and runs here
+//! by its handler. One file per family: [`strings`], [`hashes`], [`keys`] (generic keyspace,
+//! TTL, `SCAN`). Connection-level commands (`PING`, `HELLO`, `MULTI`, ...) run in the node's
+//! Redis server, not here.
 //!
 //! Reply shapes and error strings follow Redis 7; `tests/sequential.rs` compares every command
 //! against a reference model of Redis over random sequences.
@@ -14,6 +17,9 @@ pub mod glob;
 pub mod hashes;
 pub mod keys;
 pub mod strings;
+pub mod table;
+
+pub use table::{CommandId, Exec, Flags, Group, KeySpec, Spec, TABLE};
 
 use crate::crdt::{Body, KeyState, Kind, Reg};
 use crate::reply::Reply;
@@ -113,343 +119,59 @@ impl<'a> Ctx<'a> {
     }
 }
 
-/// What the table knows of a data command.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct CommandInfo {
-    /// The lower-case name, as Redis prints it in errors.
-    pub name: &'static str,
-    /// Redis's arity: positive = exactly, negative = at least (the name included).
-    pub arity: i32,
-    /// Whether it may write (write commands are stamped before they run).
-    pub write: bool,
+/// A command line whose name was looked up in the [`TABLE`] and whose arity was checked, once:
+/// the only way to run a command ([`Replica::run`](crate::Replica::run)) is through one, so
+/// a handler may index its arguments up to the arity without checking again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Command {
+    id: CommandId,
+    args: Vec<Bytes>,
 }
 
-/// Looks a data command up by name (any case).
-pub fn lookup(name: &[u8]) -> Option<CommandInfo> {
-    table(name).map(|(info, _)| info)
-}
-
-/// True for the data commands this module executes.
-pub fn is_data_command(name: &[u8]) -> bool {
-    table(name).is_some()
-}
-
-/// Whether a command may write; write commands get a fresh stamp before they run.
-pub fn is_write(name: &[u8]) -> bool {
-    lookup(name).is_some_and(|i| i.write)
-}
-
-type Handler = fn(&mut Ctx<'_>, &[Bytes]) -> Reply;
-
-/// Name, Redis arity (negative = at least), handler.
-fn table(name: &[u8]) -> Option<(CommandInfo, Handler)> {
-    let mut upper = [0u8; 16];
-    if name.len() > upper.len() {
-        return None;
+impl Command {
+    /// `args` (`args[0]` the name) as command `id`; `Err` gives `args` back when their number
+    /// does not fit the command's arity (answer [`Reply::wrong_arity`]).
+    pub fn new(id: CommandId, args: Vec<Bytes>) -> Result<Command, Vec<Bytes>> {
+        if id.spec().arity_ok(args.len()) {
+            Ok(Command { id, args })
+        } else {
+            Err(args)
+        }
     }
-    for (u, c) in upper.iter_mut().zip(name) {
-        *u = c.to_ascii_uppercase();
+
+    /// Looks `args[0]` up and checks the arity: Redis's unknown-command or wrong-arity reply
+    /// otherwise.
+    pub fn parse(args: Vec<Bytes>) -> Result<Command, Reply> {
+        let Some(id) = args.first().and_then(|n| CommandId::lookup(n)) else {
+            return Err(unknown_command(&args));
+        };
+        Command::new(id, args).map_err(|_| Reply::wrong_arity(id.name()))
     }
-    let entry: (CommandInfo, Handler) = match &upper[..name.len()] {
-        b"GET" => (
-            CommandInfo {
-                name: "get",
-                arity: 2,
-                write: false,
-            },
-            strings::get,
-        ),
-        b"SET" => (
-            CommandInfo {
-                name: "set",
-                arity: -3,
-                write: true,
-            },
-            strings::set,
-        ),
-        b"SETEX" => (
-            CommandInfo {
-                name: "setex",
-                arity: 4,
-                write: true,
-            },
-            strings::setex,
-        ),
-        b"PSETEX" => (
-            CommandInfo {
-                name: "psetex",
-                arity: 4,
-                write: true,
-            },
-            strings::psetex,
-        ),
-        b"SETNX" => (
-            CommandInfo {
-                name: "setnx",
-                arity: 3,
-                write: true,
-            },
-            strings::setnx,
-        ),
-        b"GETEX" => (
-            CommandInfo {
-                name: "getex",
-                arity: -2,
-                write: true,
-            },
-            strings::getex,
-        ),
-        b"GETDEL" => (
-            CommandInfo {
-                name: "getdel",
-                arity: 2,
-                write: true,
-            },
-            strings::getdel,
-        ),
-        b"MGET" => (
-            CommandInfo {
-                name: "mget",
-                arity: -2,
-                write: false,
-            },
-            strings::mget,
-        ),
-        b"MSET" => (
-            CommandInfo {
-                name: "mset",
-                arity: -3,
-                write: true,
-            },
-            strings::mset,
-        ),
-        b"APPEND" => (
-            CommandInfo {
-                name: "append",
-                arity: 3,
-                write: true,
-            },
-            strings::append,
-        ),
-        b"STRLEN" => (
-            CommandInfo {
-                name: "strlen",
-                arity: 2,
-                write: false,
-            },
-            strings::strlen,
-        ),
-        b"DEL" => (
-            CommandInfo {
-                name: "del",
-                arity: -2,
-                write: true,
-            },
-            keys::del,
-        ),
-        b"UNLINK" => (
-            CommandInfo {
-                name: "unlink",
-                arity: -2,
-                write: true,
-            },
-            keys::del,
-        ),
-        b"EXISTS" => (
-            CommandInfo {
-                name: "exists",
-                arity: -2,
-                write: false,
-            },
-            keys::exists,
-        ),
-        b"TYPE" => (
-            CommandInfo {
-                name: "type",
-                arity: 2,
-                write: false,
-            },
-            keys::type_,
-        ),
-        b"RENAME" => (
-            CommandInfo {
-                name: "rename",
-                arity: 3,
-                write: true,
-            },
-            keys::rename,
-        ),
-        b"EXPIRE" => (
-            CommandInfo {
-                name: "expire",
-                arity: -3,
-                write: true,
-            },
-            keys::expire,
-        ),
-        b"PEXPIRE" => (
-            CommandInfo {
-                name: "pexpire",
-                arity: -3,
-                write: true,
-            },
-            keys::expire,
-        ),
-        b"EXPIREAT" => (
-            CommandInfo {
-                name: "expireat",
-                arity: -3,
-                write: true,
-            },
-            keys::expire,
-        ),
-        b"PEXPIREAT" => (
-            CommandInfo {
-                name: "pexpireat",
-                arity: -3,
-                write: true,
-            },
-            keys::expire,
-        ),
-        b"TTL" => (
-            CommandInfo {
-                name: "ttl",
-                arity: 2,
-                write: false,
-            },
-            keys::ttl,
-        ),
-        b"PTTL" => (
-            CommandInfo {
-                name: "pttl",
-                arity: 2,
-                write: false,
-            },
-            keys::ttl,
-        ),
-        b"PERSIST" => (
-            CommandInfo {
-                name: "persist",
-                arity: 2,
-                write: true,
-            },
-            keys::persist,
-        ),
-        b"DBSIZE" => (
-            CommandInfo {
-                name: "dbsize",
-                arity: 1,
-                write: false,
-            },
-            keys::dbsize,
-        ),
-        b"KEYS" => (
-            CommandInfo {
-                name: "keys",
-                arity: 2,
-                write: false,
-            },
-            keys::keys,
-        ),
-        b"SCAN" => (
-            CommandInfo {
-                name: "scan",
-                arity: -2,
-                write: false,
-            },
-            keys::scan,
-        ),
-        b"HSET" => (
-            CommandInfo {
-                name: "hset",
-                arity: -4,
-                write: true,
-            },
-            hashes::hset,
-        ),
-        b"HMSET" => (
-            CommandInfo {
-                name: "hmset",
-                arity: -4,
-                write: true,
-            },
-            hashes::hset,
-        ),
-        b"HSETNX" => (
-            CommandInfo {
-                name: "hsetnx",
-                arity: 4,
-                write: true,
-            },
-            hashes::hsetnx,
-        ),
-        b"HGET" => (
-            CommandInfo {
-                name: "hget",
-                arity: 3,
-                write: false,
-            },
-            hashes::hget,
-        ),
-        b"HMGET" => (
-            CommandInfo {
-                name: "hmget",
-                arity: -3,
-                write: false,
-            },
-            hashes::hmget,
-        ),
-        b"HGETALL" => (
-            CommandInfo {
-                name: "hgetall",
-                arity: 2,
-                write: false,
-            },
-            hashes::hgetall,
-        ),
-        b"HDEL" => (
-            CommandInfo {
-                name: "hdel",
-                arity: -3,
-                write: true,
-            },
-            hashes::hdel,
-        ),
-        b"HEXISTS" => (
-            CommandInfo {
-                name: "hexists",
-                arity: 3,
-                write: false,
-            },
-            hashes::hexists,
-        ),
-        b"HLEN" => (
-            CommandInfo {
-                name: "hlen",
-                arity: 2,
-                write: false,
-            },
-            hashes::hlen,
-        ),
-        b"HKEYS" => (
-            CommandInfo {
-                name: "hkeys",
-                arity: 2,
-                write: false,
-            },
-            hashes::hkeys,
-        ),
-        b"HVALS" => (
-            CommandInfo {
-                name: "hvals",
-                arity: 2,
-                write: false,
-            },
-            hashes::hvals,
-        ),
-        _ => return None,
-    };
-    Some(entry)
+
+    /// Which command it is.
+    pub fn id(&self) -> CommandId {
+        self.id
+    }
+
+    /// Its description.
+    pub fn spec(&self) -> &'static Spec {
+        self.id.spec()
+    }
+
+    /// The whole line, name first.
+    pub fn args(&self) -> &[Bytes] {
+        &self.args
+    }
+
+    /// The line back, to reuse its allocation.
+    pub fn into_args(self) -> Vec<Bytes> {
+        self.args
+    }
+
+    /// Its first key, by the table's key spec.
+    pub fn first_key(&self) -> Option<&Bytes> {
+        self.spec().keys.keys(&self.args).next()
+    }
 }
 
 /// Redis's reply to a command it does not know.
@@ -475,20 +197,13 @@ fn truncate(s: &str) -> &str {
     }
 }
 
-/// Runs one data command. `args[0]` is the command name; the caller has checked it with
-/// [`is_data_command`] (anything else gets the unknown-command reply).
-pub fn execute(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    let Some(name) = args.first() else {
-        return unknown_command(args);
-    };
-    let Some((info, handler)) = table(name) else {
-        return unknown_command(args);
-    };
-    let n = args.len() as i32;
-    if (info.arity > 0 && n != info.arity) || (info.arity < 0 && n < -info.arity) {
-        return Reply::wrong_arity(info.name);
+/// Runs a data command against `ctx`; a connection command (which the Redis server runs
+/// itself) gets the unknown-command reply.
+pub fn execute(ctx: &mut Ctx<'_>, cmd: &Command) -> Reply {
+    match cmd.spec().exec {
+        Exec::Data(run) => run(ctx, cmd.args()),
+        Exec::Connection => unknown_command(cmd.args()),
     }
-    handler(ctx, args)
 }
 
 /// Parses a signed 64-bit integer argument the way Redis does (no spaces, no `+`).

@@ -430,24 +430,26 @@ impl Replica {
 
     // ----- clients -------------------------------------------------------------------------
 
-    /// Starts loading the key `args` names (its second word, where every keyed command has
-    /// one) into the cache: see [`Store::prefetch`].
-    pub fn prefetch(&self, args: &[Bytes]) {
-        if let Some(k) = args.get(1) {
+    /// Starts loading the first key of `cmd` into the cache: see [`Store::prefetch`].
+    pub fn prefetch(&self, cmd: &cmd::Command) {
+        if let Some(k) = cmd.first_key() {
             self.store.prefetch(k);
         }
     }
 
-    /// Executes one data command and returns its reply. Writes are applied locally at once and
-    /// shipped to peers at the next flush.
+    /// Looks a command line up, checks it and runs it ([`Replica::run`]): what the simulator and
+    /// tests call; the node's Redis server makes the [`cmd::Command`] itself, once.
     pub fn execute(&mut self, args: &[Bytes], now: Now) -> Reply {
-        let Some(name) = args.first() else {
-            return cmd::unknown_command(args);
-        };
-        let Some(info) = cmd::lookup(name) else {
-            return cmd::unknown_command(args);
-        };
-        let (stamp, now_ms) = if info.write {
+        match cmd::Command::parse(args.to_vec()) {
+            Ok(c) => self.run(&c, now),
+            Err(e) => e,
+        }
+    }
+
+    /// Runs one data command and returns its reply. Writes are applied locally at once and
+    /// shipped to peers at the next flush.
+    pub fn run(&mut self, command: &cmd::Command, now: Now) -> Reply {
+        let (stamp, now_ms) = if command.spec().is_write() {
             let h = self.issue(now);
             (Some(Stamp::new(h, self.cfg.region)), h.ms())
         } else {
@@ -461,7 +463,7 @@ impl Replica {
             conflicts: 0,
             max_hash_fields: self.cfg.max_hash_fields,
         };
-        let reply = cmd::execute(&mut ctx, args);
+        let reply = cmd::execute(&mut ctx, command);
         let (writes, conflicts) = (ctx.writes, ctx.conflicts);
         if writes.is_empty() {
             if let Some(s) = stamp {

@@ -1,0 +1,852 @@
+//! The command table: every command a client may send, described once.
+//!
+//! Each [`Spec`] gives a command's name, Redis arity, flags ([`Flags`], in the order and with
+//! the names `COMMAND INFO` prints), key positions ([`KeySpec`]: first, last, step, as Redis
+//! reports them — what a later issue routes keys to shards and cluster slots by), group and
+//! summary for `COMMAND DOCS`, and who runs it ([`Exec`]: the core's handler for a data
+//! command, the connection for the rest). Everything else is derived from it: the lookup from
+//! a name to a [`CommandId`] (done once per command, by the Redis server), the arity check,
+//! whether a command writes (it is stamped before it runs), whether it waits while a restarted
+//! region restores (no `loading` flag), whether it may run before `AUTH` (`no_auth`), the
+//! metrics' per-command series, and `COMMAND`'s replies.
+//!
+//! Adding a command: one row here (and its handler in the family's file for a data command).
+
+use super::{hashes, keys, strings, Ctx};
+use crate::reply::Reply;
+use bytes::Bytes;
+
+/// A data command's implementation: runs it against the key space. It may index `args` up to
+/// the command's arity (checked before it is called).
+pub type Handler = fn(&mut Ctx<'_>, &[Bytes]) -> Reply;
+
+/// Redis command flags, as a set. Rendered by [`Flags::names`] in Redis's own order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Flags(u32);
+
+impl Flags {
+    /// May modify the key space (stamped before it runs).
+    pub const WRITE: Flags = Flags(1);
+    /// Only reads the key space.
+    pub const READONLY: Flags = Flags(1 << 1);
+    /// May grow memory use.
+    pub const DENYOOM: Flags = Flags(1 << 2);
+    /// Administrative.
+    pub const ADMIN: Flags = Flags(1 << 3);
+    /// Publish/subscribe.
+    pub const PUBSUB: Flags = Flags(1 << 4);
+    /// Not allowed in scripts.
+    pub const NOSCRIPT: Flags = Flags(1 << 5);
+    /// May block the connection.
+    pub const BLOCKING: Flags = Flags(1 << 6);
+    /// Allowed while the server loads (here: while a restarted region restores).
+    pub const LOADING: Flags = Flags(1 << 7);
+    /// Allowed on a stale replica.
+    pub const STALE: Flags = Flags(1 << 8);
+    /// Not logged in the slow log.
+    pub const SKIP_SLOWLOG: Flags = Flags(1 << 9);
+    /// Constant or logarithmic time.
+    pub const FAST: Flags = Flags(1 << 10);
+    /// Allowed before `AUTH`.
+    pub const NO_AUTH: Flags = Flags(1 << 11);
+    /// Allowed while a script is busy.
+    pub const ALLOW_BUSY: Flags = Flags(1 << 12);
+
+    /// Every flag with its `COMMAND INFO` name, in the order Redis prints them.
+    const NAMES: [(Flags, &'static str); 13] = [
+        (Flags::WRITE, "write"),
+        (Flags::READONLY, "readonly"),
+        (Flags::DENYOOM, "denyoom"),
+        (Flags::ADMIN, "admin"),
+        (Flags::PUBSUB, "pubsub"),
+        (Flags::NOSCRIPT, "noscript"),
+        (Flags::BLOCKING, "blocking"),
+        (Flags::LOADING, "loading"),
+        (Flags::STALE, "stale"),
+        (Flags::SKIP_SLOWLOG, "skip_slowlog"),
+        (Flags::FAST, "fast"),
+        (Flags::NO_AUTH, "no_auth"),
+        (Flags::ALLOW_BUSY, "allow_busy"),
+    ];
+
+    /// No flag.
+    pub const NONE: Flags = Flags(0);
+
+    /// Both sets.
+    pub const fn or(self, other: Flags) -> Flags {
+        Flags(self.0 | other.0)
+    }
+
+    /// Whether every flag of `other` is set.
+    pub const fn contains(self, other: Flags) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// The set flags' names, in Redis's order.
+    pub fn names(self) -> impl Iterator<Item = &'static str> {
+        Flags::NAMES
+            .into_iter()
+            .filter(move |(f, _)| self.contains(*f))
+            .map(|(_, n)| n)
+    }
+}
+
+/// Where a command's keys are among its arguments, as `COMMAND INFO` gives them: the first
+/// key's position, the last's (negative: counted from the end, `-1` the last argument), and the
+/// step between keys. All zero: no keys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeySpec {
+    /// Position of the first key (0: none).
+    pub first: i64,
+    /// Position of the last key; negative counts from the end.
+    pub last: i64,
+    /// Distance between keys.
+    pub step: i64,
+}
+
+impl KeySpec {
+    /// A key spec.
+    pub const fn new(first: i64, last: i64, step: i64) -> KeySpec {
+        KeySpec { first, last, step }
+    }
+
+    /// The keys of a command line `args` (name included) under this spec.
+    pub fn keys<'a>(&self, args: &'a [Bytes]) -> impl Iterator<Item = &'a Bytes> + 'a {
+        let n = args.len() as i64;
+        let last = if self.last < 0 {
+            n + self.last
+        } else {
+            self.last
+        };
+        let (first, step) = (self.first, self.step.max(1));
+        let count = if first == 0 || last < first {
+            0
+        } else {
+            ((last - first) / step + 1) as usize
+        };
+        args.iter()
+            .skip(first.max(0) as usize)
+            .step_by(step as usize)
+            .take(count)
+    }
+}
+
+/// A command's group in `COMMAND DOCS` (and its ACL category in `COMMAND INFO`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Group {
+    /// Strings.
+    String,
+    /// Hashes.
+    Hash,
+    /// The key space.
+    Generic,
+    /// Server.
+    Server,
+    /// Connection.
+    Connection,
+    /// `MULTI`/`EXEC`.
+    Transactions,
+}
+
+impl Group {
+    /// The name `COMMAND DOCS` gives.
+    pub fn name(self) -> &'static str {
+        match self {
+            Group::String => "string",
+            Group::Hash => "hash",
+            Group::Generic => "generic",
+            Group::Server => "server",
+            Group::Connection => "connection",
+            Group::Transactions => "transactions",
+        }
+    }
+
+    /// The ACL category `COMMAND INFO` lists first.
+    pub fn acl(self) -> &'static str {
+        match self {
+            Group::String => "@string",
+            Group::Hash => "@hash",
+            Group::Generic => "@keyspace",
+            Group::Connection => "@connection",
+            Group::Transactions => "@transaction",
+            Group::Server => "@admin",
+        }
+    }
+}
+
+/// Who runs a command.
+#[derive(Clone, Copy)]
+pub enum Exec {
+    /// The core, against the key space (through the node, under its lock).
+    Data(Handler),
+    /// The connection (the Redis server), without the key space.
+    Connection,
+}
+
+impl std::fmt::Debug for Exec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Exec::Data(_) => "Data",
+            Exec::Connection => "Connection",
+        })
+    }
+}
+
+/// One command, described once.
+#[derive(Clone, Copy, Debug)]
+pub struct Spec {
+    /// Lower-case name.
+    pub name: &'static str,
+    /// Redis arity: the exact argument count including the name, or `-n` for at least `n`.
+    pub arity: i32,
+    /// Its flags.
+    pub flags: Flags,
+    /// Where its keys are.
+    pub keys: KeySpec,
+    /// Its group.
+    pub group: Group,
+    /// One line for `COMMAND DOCS`.
+    pub summary: &'static str,
+    /// Who runs it.
+    pub exec: Exec,
+}
+
+impl Spec {
+    /// Whether `argc` arguments (including the name) fit this command's arity.
+    pub fn arity_ok(&self, argc: usize) -> bool {
+        let argc = argc as i64;
+        let a = i64::from(self.arity);
+        if a >= 0 {
+            argc == a
+        } else {
+            argc >= -a
+        }
+    }
+
+    /// Whether the core runs it.
+    pub fn is_data(&self) -> bool {
+        matches!(self.exec, Exec::Data(_))
+    }
+
+    /// Whether it may write (stamped before it runs).
+    pub fn is_write(&self) -> bool {
+        self.flags.contains(Flags::WRITE)
+    }
+}
+
+use Flags as F;
+
+const W: Flags = F::WRITE.or(F::DENYOOM);
+const WF: Flags = W.or(F::FAST);
+const WR: Flags = F::WRITE;
+const WRF: Flags = F::WRITE.or(F::FAST);
+const RO: Flags = F::READONLY;
+const ROF: Flags = F::READONLY.or(F::FAST);
+const CONN: Flags = F::NOSCRIPT.or(F::LOADING).or(F::STALE).or(F::FAST);
+const TX: Flags = CONN.or(F::ALLOW_BUSY);
+const K1: KeySpec = KeySpec::new(1, 1, 1);
+const KALL: KeySpec = KeySpec::new(1, -1, 1);
+const NOKEYS: KeySpec = KeySpec::new(0, 0, 0);
+
+const fn data(
+    name: &'static str,
+    arity: i32,
+    flags: Flags,
+    keys: KeySpec,
+    group: Group,
+    run: Handler,
+    summary: &'static str,
+) -> Spec {
+    Spec {
+        name,
+        arity,
+        flags,
+        keys,
+        group,
+        summary,
+        exec: Exec::Data(run),
+    }
+}
+
+const fn conn(
+    name: &'static str,
+    arity: i32,
+    flags: Flags,
+    group: Group,
+    summary: &'static str,
+) -> Spec {
+    Spec {
+        name,
+        arity,
+        flags,
+        keys: NOKEYS,
+        group,
+        summary,
+        exec: Exec::Connection,
+    }
+}
+
+const SPECS: [Spec; 52] = [
+    data(
+        "get",
+        2,
+        ROF,
+        K1,
+        Group::String,
+        strings::get,
+        "Returns the string value of a key.",
+    ),
+    data(
+        "set",
+        -3,
+        W,
+        K1,
+        Group::String,
+        strings::set,
+        "Sets the string value of a key, optionally with expiry and conditions.",
+    ),
+    data(
+        "setex",
+        4,
+        W,
+        K1,
+        Group::String,
+        strings::setex,
+        "Sets the string value and expiration time in seconds of a key.",
+    ),
+    data(
+        "psetex",
+        4,
+        W,
+        K1,
+        Group::String,
+        strings::psetex,
+        "Sets the string value and expiration time in milliseconds of a key.",
+    ),
+    data(
+        "setnx",
+        3,
+        WF,
+        K1,
+        Group::String,
+        strings::setnx,
+        "Sets the string value of a key only when the key doesn't exist.",
+    ),
+    data(
+        "getex",
+        -2,
+        WRF,
+        K1,
+        Group::String,
+        strings::getex,
+        "Returns the string value of a key after setting its expiration time.",
+    ),
+    data(
+        "getdel",
+        2,
+        WRF,
+        K1,
+        Group::String,
+        strings::getdel,
+        "Returns the string value of a key after deleting the key.",
+    ),
+    data(
+        "mget",
+        -2,
+        ROF,
+        KALL,
+        Group::String,
+        strings::mget,
+        "Atomically returns the string values of one or more keys.",
+    ),
+    data(
+        "mset",
+        -3,
+        W,
+        KeySpec::new(1, -1, 2),
+        Group::String,
+        strings::mset,
+        "Atomically creates or modifies the string values of one or more keys.",
+    ),
+    data(
+        "append",
+        3,
+        W,
+        K1,
+        Group::String,
+        strings::append,
+        "Appends a string to the value of a key.",
+    ),
+    data(
+        "strlen",
+        2,
+        ROF,
+        K1,
+        Group::String,
+        strings::strlen,
+        "Returns the length of a string value.",
+    ),
+    data(
+        "del",
+        -2,
+        WR,
+        KALL,
+        Group::Generic,
+        keys::del,
+        "Deletes one or more keys.",
+    ),
+    data(
+        "unlink",
+        -2,
+        WRF,
+        KALL,
+        Group::Generic,
+        keys::del,
+        "Deletes one or more keys.",
+    ),
+    data(
+        "exists",
+        -2,
+        ROF,
+        KALL,
+        Group::Generic,
+        keys::exists,
+        "Determines whether one or more keys exist.",
+    ),
+    data(
+        "type",
+        2,
+        ROF,
+        K1,
+        Group::Generic,
+        keys::type_,
+        "Determines the type of value stored at a key.",
+    ),
+    data(
+        "rename",
+        3,
+        WR,
+        KeySpec::new(1, 2, 1),
+        Group::Generic,
+        keys::rename,
+        "Renames a key and overwrites the destination.",
+    ),
+    data(
+        "expire",
+        -3,
+        WRF,
+        K1,
+        Group::Generic,
+        keys::expire,
+        "Sets the expiration time of a key in seconds.",
+    ),
+    data(
+        "pexpire",
+        -3,
+        WRF,
+        K1,
+        Group::Generic,
+        keys::expire,
+        "Sets the expiration time of a key in milliseconds.",
+    ),
+    data(
+        "expireat",
+        -3,
+        WRF,
+        K1,
+        Group::Generic,
+        keys::expire,
+        "Sets the expiration time of a key to a Unix timestamp.",
+    ),
+    data(
+        "pexpireat",
+        -3,
+        WRF,
+        K1,
+        Group::Generic,
+        keys::expire,
+        "Sets the expiration time of a key to a Unix milliseconds timestamp.",
+    ),
+    data(
+        "ttl",
+        2,
+        ROF,
+        K1,
+        Group::Generic,
+        keys::ttl,
+        "Returns the expiration time in seconds of a key.",
+    ),
+    data(
+        "pttl",
+        2,
+        ROF,
+        K1,
+        Group::Generic,
+        keys::ttl,
+        "Returns the expiration time in milliseconds of a key.",
+    ),
+    data(
+        "persist",
+        2,
+        WRF,
+        K1,
+        Group::Generic,
+        keys::persist,
+        "Removes the expiration time of a key.",
+    ),
+    data(
+        "hset",
+        -4,
+        WF,
+        K1,
+        Group::Hash,
+        hashes::hset,
+        "Creates or modifies the value of a field in a hash.",
+    ),
+    data(
+        "hmset",
+        -4,
+        WF,
+        K1,
+        Group::Hash,
+        hashes::hset,
+        "Sets the values of multiple fields.",
+    ),
+    data(
+        "hsetnx",
+        4,
+        WF,
+        K1,
+        Group::Hash,
+        hashes::hsetnx,
+        "Sets the value of a field in a hash only when the field doesn't exist.",
+    ),
+    data(
+        "hget",
+        3,
+        ROF,
+        K1,
+        Group::Hash,
+        hashes::hget,
+        "Returns the value of a field in a hash.",
+    ),
+    data(
+        "hmget",
+        -3,
+        ROF,
+        K1,
+        Group::Hash,
+        hashes::hmget,
+        "Returns the values of all fields in a hash.",
+    ),
+    data(
+        "hgetall",
+        2,
+        RO,
+        K1,
+        Group::Hash,
+        hashes::hgetall,
+        "Returns all fields and values in a hash.",
+    ),
+    data(
+        "hdel",
+        -3,
+        WRF,
+        K1,
+        Group::Hash,
+        hashes::hdel,
+        "Deletes one or more fields and their values from a hash.",
+    ),
+    data(
+        "hexists",
+        3,
+        ROF,
+        K1,
+        Group::Hash,
+        hashes::hexists,
+        "Determines whether a field exists in a hash.",
+    ),
+    data(
+        "hlen",
+        2,
+        ROF,
+        K1,
+        Group::Hash,
+        hashes::hlen,
+        "Returns the number of fields in a hash.",
+    ),
+    data(
+        "hkeys",
+        2,
+        RO,
+        K1,
+        Group::Hash,
+        hashes::hkeys,
+        "Returns all fields in a hash.",
+    ),
+    data(
+        "hvals",
+        2,
+        RO,
+        K1,
+        Group::Hash,
+        hashes::hvals,
+        "Returns all values in a hash.",
+    ),
+    data(
+        "scan",
+        -2,
+        RO,
+        NOKEYS,
+        Group::Generic,
+        keys::scan,
+        "Iterates over the key names in the database.",
+    ),
+    data(
+        "keys",
+        2,
+        RO,
+        NOKEYS,
+        Group::Generic,
+        keys::keys,
+        "Returns all key names that match a pattern.",
+    ),
+    data(
+        "dbsize",
+        1,
+        ROF,
+        NOKEYS,
+        Group::Server,
+        keys::dbsize,
+        "Returns the number of keys in the database.",
+    ),
+    conn(
+        "ping",
+        -1,
+        CONN,
+        Group::Connection,
+        "Returns the server's liveliness response.",
+    ),
+    conn(
+        "echo",
+        2,
+        CONN,
+        Group::Connection,
+        "Returns the given string.",
+    ),
+    conn(
+        "hello",
+        -1,
+        CONN.or(F::NO_AUTH),
+        Group::Connection,
+        "Handshakes with the server: protocol version, authentication, name.",
+    ),
+    conn(
+        "auth",
+        -2,
+        CONN.or(F::NO_AUTH),
+        Group::Connection,
+        "Authenticates the connection.",
+    ),
+    conn(
+        "select",
+        2,
+        CONN,
+        Group::Connection,
+        "Changes the selected database (only 0 exists).",
+    ),
+    conn(
+        "client",
+        -2,
+        CONN,
+        Group::Connection,
+        "A container for client connection commands.",
+    ),
+    conn(
+        "info",
+        -1,
+        F::LOADING.or(F::STALE),
+        Group::Server,
+        "Returns information and statistics about the server.",
+    ),
+    conn(
+        "command",
+        -1,
+        F::LOADING.or(F::STALE),
+        Group::Server,
+        "Returns detailed information about all commands.",
+    ),
+    conn(
+        "config",
+        -2,
+        F::LOADING.or(F::STALE),
+        Group::Server,
+        "A container for server configuration commands.",
+    ),
+    conn(
+        "quit",
+        -1,
+        CONN.or(F::NO_AUTH),
+        Group::Connection,
+        "Closes the connection.",
+    ),
+    conn(
+        "reset",
+        1,
+        CONN.or(F::NO_AUTH),
+        Group::Connection,
+        "Resets the connection.",
+    ),
+    conn("multi", 1, TX, Group::Transactions, "Starts a transaction."),
+    conn(
+        "exec",
+        1,
+        F::NOSCRIPT.or(F::LOADING).or(F::STALE).or(F::SKIP_SLOWLOG),
+        Group::Transactions,
+        "Executes all commands in a transaction.",
+    ),
+    conn(
+        "discard",
+        1,
+        TX,
+        Group::Transactions,
+        "Discards a transaction.",
+    ),
+    conn(
+        "wait",
+        3,
+        F::NOSCRIPT,
+        Group::Generic,
+        "Blocks until this connection's last write is held by N other regions, or the timeout.",
+    ),
+];
+
+/// Every command this server accepts, in `COMMAND`'s order.
+pub static TABLE: [Spec; SPECS.len()] = SPECS;
+
+/// A command, as its position in [`TABLE`]: what the server looks up once per command and
+/// passes on, and what metrics key their per-command series by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct CommandId(u8);
+
+// One byte holds every index.
+const _: () = assert!(SPECS.len() < u8::MAX as usize);
+
+/// Candidate table indexes by the name's first letter (`u8::MAX`: none), built from the table
+/// at compile time: a lookup compares the name with a handful of entries at most.
+const BUCKETS: [[u8; 16]; 26] = {
+    let mut b = [[u8::MAX; 16]; 26];
+    let mut i = 0;
+    while i < SPECS.len() {
+        let c = (SPECS[i].name.as_bytes()[0] - b'a') as usize;
+        let mut j = 0;
+        while b[c][j] != u8::MAX {
+            j += 1;
+        }
+        b[c][j] = i as u8;
+        i += 1;
+    }
+    b
+};
+
+impl CommandId {
+    /// Number of commands.
+    pub const COUNT: usize = SPECS.len();
+
+    /// The command named `name`, in any case.
+    pub fn lookup(name: &[u8]) -> Option<CommandId> {
+        let first = name.first()?.to_ascii_lowercase();
+        if !first.is_ascii_lowercase() {
+            return None;
+        }
+        BUCKETS[usize::from(first - b'a')]
+            .iter()
+            .take_while(|i| **i != u8::MAX)
+            .find(|i| {
+                TABLE[usize::from(**i)]
+                    .name
+                    .as_bytes()
+                    .eq_ignore_ascii_case(name)
+            })
+            .map(|i| CommandId(*i))
+    }
+
+    /// The id of `TABLE[index]`, if there is one.
+    pub fn from_index(index: usize) -> Option<CommandId> {
+        (index < SPECS.len()).then_some(CommandId(index as u8))
+    }
+
+    /// Its position in [`TABLE`].
+    pub fn index(self) -> usize {
+        usize::from(self.0)
+    }
+
+    /// Its description.
+    pub fn spec(self) -> &'static Spec {
+        &TABLE[self.index()]
+    }
+
+    /// Its lower-case name.
+    pub fn name(self) -> &'static str {
+        self.spec().name
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_name_is_found_in_any_case_and_nothing_else() {
+        for (i, s) in TABLE.iter().enumerate() {
+            assert_eq!(
+                CommandId::lookup(s.name.as_bytes()).map(CommandId::index),
+                Some(i)
+            );
+            let upper = s.name.to_ascii_uppercase();
+            assert_eq!(
+                CommandId::lookup(upper.as_bytes()).map(CommandId::index),
+                Some(i)
+            );
+        }
+        for nope in ["", "nope", "gets", "ge", "1get", "{", "h"] {
+            assert_eq!(CommandId::lookup(nope.as_bytes()), None, "{nope:?}");
+        }
+        let mut names: Vec<&str> = TABLE.iter().map(|s| s.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), TABLE.len(), "names are unique");
+    }
+
+    #[test]
+    fn flags_render_in_redis_order() {
+        let auth = CommandId::lookup(b"auth").unwrap().spec();
+        let names: Vec<&str> = auth.flags.names().collect();
+        assert_eq!(names, ["noscript", "loading", "stale", "fast", "no_auth"]);
+        assert!(CommandId::lookup(b"set").unwrap().spec().is_write());
+        assert!(!CommandId::lookup(b"get").unwrap().spec().is_write());
+    }
+
+    #[test]
+    fn key_specs_find_the_keys() {
+        let args: Vec<Bytes> = ["MSET", "a", "1", "b", "2"].map(Bytes::from).to_vec();
+        let mset = CommandId::lookup(b"mset").unwrap().spec();
+        let keys: Vec<&Bytes> = mset.keys.keys(&args).collect();
+        assert_eq!(keys, [&args[1], &args[3]]);
+        let del: Vec<Bytes> = ["DEL", "a", "b", "c"].map(Bytes::from).to_vec();
+        let spec = CommandId::lookup(b"del").unwrap().spec();
+        assert_eq!(spec.keys.keys(&del).count(), 3);
+        let ping = CommandId::lookup(b"ping").unwrap().spec();
+        assert_eq!(ping.keys.keys(&del).count(), 0);
+        let rename = CommandId::lookup(b"rename").unwrap().spec();
+        assert_eq!(rename.keys.keys(&del[..3]).count(), 2);
+    }
+
+    #[test]
+    fn arity() {
+        let get = CommandId::lookup(b"GeT").unwrap().spec();
+        assert!(get.arity_ok(2) && !get.arity_ok(3));
+        let set = CommandId::lookup(b"set").unwrap().spec();
+        assert!(set.arity_ok(3) && set.arity_ok(9) && !set.arity_ok(2));
+    }
+}
