@@ -130,109 +130,10 @@ impl MetricId {
     }
 }
 
-/// What kind of error a client was answered with, by the error's code and text. The kinds that
-/// come from peers (`bad_frame`, `peer_refused`, `handshake`) are read from the transport at
-/// scrape time instead.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ErrorKind {
-    /// A malformed request; the connection was closed.
-    Protocol,
-    /// `WRONGTYPE`.
-    WrongType,
-    /// `ERR syntax error` and option errors.
-    Syntax,
-    /// Wrong number of arguments.
-    Arity,
-    /// Unknown command or subcommand.
-    UnknownCommand,
-    /// `NOAUTH`, `WRONGPASS`, and `AUTH` without a password configured.
-    Auth,
-    /// A bound of [`crate::resp::Limits`]: max clients, query buffer, `MULTI` queue.
-    Limit,
-    /// A number or expiry that does not parse or is out of range.
-    Value,
-    /// `EXECABORT` and misplaced `MULTI`/`EXEC`/`DISCARD`.
-    Transaction,
-    /// Anything else.
-    Other,
-}
-
-impl ErrorKind {
-    /// Every kind, in the order they are rendered.
-    pub const ALL: [ErrorKind; 10] = [
-        ErrorKind::Protocol,
-        ErrorKind::WrongType,
-        ErrorKind::Syntax,
-        ErrorKind::Arity,
-        ErrorKind::UnknownCommand,
-        ErrorKind::Auth,
-        ErrorKind::Limit,
-        ErrorKind::Value,
-        ErrorKind::Transaction,
-        ErrorKind::Other,
-    ];
-
-    /// The `kind` label value.
-    pub fn label(self) -> &'static str {
-        match self {
-            ErrorKind::Protocol => "protocol",
-            ErrorKind::WrongType => "wrongtype",
-            ErrorKind::Syntax => "syntax",
-            ErrorKind::Arity => "arity",
-            ErrorKind::UnknownCommand => "unknown_command",
-            ErrorKind::Auth => "auth",
-            ErrorKind::Limit => "limit",
-            ErrorKind::Value => "value",
-            ErrorKind::Transaction => "transaction",
-            ErrorKind::Other => "other",
-        }
-    }
-
-    /// Classifies an error reply by its text (a few prefix comparisons; the texts are Redis's
-    /// and ours, see `sessionmesh_core::Reply`).
-    pub fn classify(text: &str) -> ErrorKind {
-        let Some(msg) = text.strip_prefix("ERR ") else {
-            let code = text.split(' ').next().unwrap_or("");
-            return match code {
-                "WRONGTYPE" => ErrorKind::WrongType,
-                "NOAUTH" | "WRONGPASS" => ErrorKind::Auth,
-                "EXECABORT" => ErrorKind::Transaction,
-                _ => ErrorKind::Other,
-            };
-        };
-        let has = |p: &str| msg.starts_with(p);
-        if has("Protocol error: query buffer limit")
-            || has("max number of clients")
-            || has("too many commands queued")
-        {
-            ErrorKind::Limit
-        } else if has("Protocol error") {
-            ErrorKind::Protocol
-        } else if has("wrong number of arguments") {
-            ErrorKind::Arity
-        } else if has("unknown command") || has("unknown subcommand") {
-            ErrorKind::UnknownCommand
-        } else if has("syntax error")
-            || has("Syntax error")
-            || has("Unsupported option")
-            || msg.contains("not compatible")
-        {
-            ErrorKind::Syntax
-        } else if has("value is not")
-            || has("invalid expire time")
-            || has("timeout is")
-            || msg.contains("out of range")
-        {
-            ErrorKind::Value
-        } else if has("AUTH") {
-            ErrorKind::Auth
-        } else if msg.contains("MULTI") {
-            ErrorKind::Transaction
-        } else {
-            ErrorKind::Other
-        }
-    }
-}
+/// What kind of error a client was answered with: the core's [`ErrorKind`], which every error
+/// reply carries from where it was made. The kinds that come from peers (`bad_frame`,
+/// `peer_refused`, `handshake`) are read from the transport at scrape time instead.
+pub use sessionmesh_core::ErrorKind;
 
 /// The live metrics of one node: recorded by the Redis server as commands run, rendered by
 /// [`render`]. Plain atomics; recording never blocks.
@@ -272,9 +173,9 @@ impl Metrics {
         }
     }
 
-    /// Counts an error reply sent to a client, classified by its text.
-    pub fn error_reply(&self, text: &str) {
-        self.client_error(ErrorKind::classify(text));
+    /// Counts an error reply sent to a client, by the kind it carries.
+    pub fn error_reply(&self, e: &sessionmesh_core::Error) {
+        self.client_error(e.kind());
     }
 
     /// Counts an error of a known kind.
@@ -342,11 +243,13 @@ fn secs(ns: u64) -> f64 {
 mod tests {
     use super::*;
 
+    /// Error replies carry the kind they are counted under (the labels are those the texts
+    /// were classified into before kinds were typed).
     #[test]
-    fn errors_are_classified_by_their_text() {
+    fn errors_carry_their_kind() {
         use sessionmesh_core::Reply;
         let kind = |r: Reply| match r {
-            Reply::Error(e) => ErrorKind::classify(&e),
+            Reply::Error(e) => e.kind(),
             _ => unreachable!(),
         };
         assert_eq!(kind(Reply::wrong_type()), ErrorKind::WrongType);
@@ -355,28 +258,27 @@ mod tests {
         assert_eq!(kind(Reply::not_integer()), ErrorKind::Value);
         let unknown = sessionmesh_core::cmd::unknown_command(&[bytes::Bytes::from("NOPE")]);
         assert_eq!(kind(unknown), ErrorKind::UnknownCommand);
-        let c = ErrorKind::classify;
-        assert_eq!(c("NOAUTH Authentication required."), ErrorKind::Auth);
         assert_eq!(
-            c("WRONGPASS invalid username-password pair"),
-            ErrorKind::Auth
+            kind(crate::resp::commands::unknown_subcommand(b"x", "CLIENT")),
+            ErrorKind::UnknownCommand
         );
+        assert_eq!(kind(Reply::err("no such key")), ErrorKind::Other);
+        let labels: Vec<&str> = ErrorKind::ALL.iter().map(|k| k.label()).collect();
         assert_eq!(
-            c("ERR Protocol error: invalid bulk length"),
-            ErrorKind::Protocol
+            labels,
+            [
+                "protocol",
+                "wrongtype",
+                "syntax",
+                "arity",
+                "unknown_command",
+                "auth",
+                "limit",
+                "value",
+                "transaction",
+                "other"
+            ]
         );
-        assert_eq!(
-            c("ERR Protocol error: query buffer limit exceeded"),
-            ErrorKind::Limit
-        );
-        assert_eq!(c("ERR max number of clients reached"), ErrorKind::Limit);
-        assert_eq!(c("EXECABORT Transaction discarded"), ErrorKind::Transaction);
-        assert_eq!(
-            c("ERR MULTI calls can not be nested"),
-            ErrorKind::Transaction
-        );
-        assert_eq!(c("ERR no such key"), ErrorKind::Other);
-        assert_eq!(c("NOPROTO unsupported protocol version"), ErrorKind::Other);
     }
 
     #[test]

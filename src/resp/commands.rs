@@ -12,7 +12,7 @@
 
 use bytes::Bytes;
 use sessionmesh_core::cmd::{CommandId, Flags, Spec, TABLE};
-use sessionmesh_core::Reply;
+use sessionmesh_core::{ErrorKind, Reply};
 
 /// The Redis version clients are told they speak to: the command set and reply shapes follow
 /// Redis 7.2, and some drivers pick features by this number.
@@ -95,7 +95,7 @@ pub fn ping(args: &[Bytes]) -> Reply {
 pub fn select(args: &[Bytes]) -> Reply {
     match sessionmesh_core::cmd::parse_i64(&args[1]) {
         Some(0) => Reply::OK,
-        Some(_) => Reply::err("DB index is out of range"),
+        Some(_) => Reply::err_of(ErrorKind::Value, "DB index is out of range"),
         None => Reply::not_integer(),
     }
 }
@@ -176,7 +176,10 @@ pub fn client(
 pub fn unknown_subcommand(sub: &[u8], container: &str) -> Reply {
     let s = String::from_utf8_lossy(sub);
     let s: String = s.chars().take(128).collect();
-    Reply::err(format!("unknown subcommand '{s}'. Try {container} HELP."))
+    Reply::err_of(
+        ErrorKind::UnknownCommand,
+        format!("unknown subcommand '{s}'. Try {container} HELP."),
+    )
 }
 
 /// `COMMAND [COUNT | LIST | INFO name... | DOCS [name...]]`.

@@ -35,7 +35,7 @@ impl Proto {
 pub fn encode(reply: &Reply, proto: Proto, out: &mut BytesMut) {
     match reply {
         Reply::Simple(s) => line(out, b'+', s.as_bytes()),
-        Reply::Error(e) => line(out, b'-', e.as_bytes()),
+        Reply::Error(e) => line(out, b'-', e.text().as_bytes()),
         Reply::Int(n) => header(out, b':', *n),
         Reply::Bulk(b) => {
             header(out, b'$', b.len() as i64);
@@ -142,7 +142,7 @@ mod tests {
         let leaf = prop_oneof![
             Just(Reply::OK),
             Just(Reply::Simple("PONG")),
-            "[A-Z]{1,8} [!-~][ -~]{0,20}".prop_map(Reply::Error),
+            "[A-Z]{1,8} [!-~][ -~]{0,20}".prop_map(|e| Reply::Error(e.into())),
             any::<i64>().prop_map(Reply::Int),
             proptest::collection::vec(any::<u8>(), 0..40).prop_map(|v| Reply::Bulk(v.into())),
             Just(Reply::Nil),
@@ -162,6 +162,7 @@ mod tests {
             (Reply::Simple("OK"), V::Okay) => true,
             (Reply::Simple(s), V::SimpleString(t)) => s == t,
             (Reply::Error(msg), V::ServerError(e)) => {
+                let msg = msg.text();
                 let (code, detail) = msg.split_once(' ').unwrap_or((msg, ""));
                 e.code() == code && e.details().unwrap_or("") == detail
             }

@@ -19,7 +19,7 @@ fn nil() -> Reply {
 }
 
 fn err(text: &str) -> Reply {
-    Reply::Error(text.into())
+    Reply::Error(text.to_string().into())
 }
 
 fn array(items: &[&str]) -> Reply {
@@ -39,11 +39,11 @@ fn not_integer() -> Reply {
 }
 
 fn arity(cmd: &str) -> Reply {
-    Reply::Error(format!("ERR wrong number of arguments for '{cmd}' command"))
+    Reply::Error(format!("ERR wrong number of arguments for '{cmd}' command").into())
 }
 
 fn invalid_expire(cmd: &str) -> Reply {
-    Reply::Error(format!("ERR invalid expire time in '{cmd}' command"))
+    Reply::Error(format!("ERR invalid expire time in '{cmd}' command").into())
 }
 
 /// `now + offset` in Unix milliseconds, as a command argument.

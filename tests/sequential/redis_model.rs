@@ -676,7 +676,7 @@ fn unknown_command(args: &[Vec<u8>]) -> Reply {
         String::from_utf8_lossy(name),
         String::from_utf8_lossy(&rest)
     );
-    Reply::Error(text.replace(['\r', '\n'], " "))
+    Reply::Error(text.replace(['\r', '\n'], " ").into())
 }
 
 fn invalid_expire(cmd: &str) -> Reply {

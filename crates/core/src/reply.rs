@@ -4,14 +4,125 @@
 //! replies as data lets the simulator and the reference-model tests compare them directly.
 
 use bytes::Bytes;
+use std::borrow::Cow;
+
+/// What kind of client error a reply is: its metric label (`sessionmesh_errors_total{kind}`),
+/// decided where the error is made, never read back from its text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// A malformed request; the connection is closed.
+    Protocol,
+    /// `WRONGTYPE`.
+    WrongType,
+    /// `syntax error` and incompatible or unsupported options.
+    Syntax,
+    /// Wrong number of arguments.
+    Arity,
+    /// Unknown command or subcommand.
+    UnknownCommand,
+    /// `NOAUTH`, `WRONGPASS`, and `AUTH` without a password configured.
+    Auth,
+    /// A configured bound: max clients, query buffer, `MULTI` queue.
+    Limit,
+    /// A number or expiry that does not parse or is out of range.
+    Value,
+    /// `EXECABORT` and misplaced `MULTI`/`EXEC`/`DISCARD`.
+    Transaction,
+    /// Anything else.
+    Other,
+}
+
+impl ErrorKind {
+    /// Every kind, in the order metrics render them.
+    pub const ALL: [ErrorKind; 10] = [
+        ErrorKind::Protocol,
+        ErrorKind::WrongType,
+        ErrorKind::Syntax,
+        ErrorKind::Arity,
+        ErrorKind::UnknownCommand,
+        ErrorKind::Auth,
+        ErrorKind::Limit,
+        ErrorKind::Value,
+        ErrorKind::Transaction,
+        ErrorKind::Other,
+    ];
+
+    /// The `kind` label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            ErrorKind::Protocol => "protocol",
+            ErrorKind::WrongType => "wrongtype",
+            ErrorKind::Syntax => "syntax",
+            ErrorKind::Arity => "arity",
+            ErrorKind::UnknownCommand => "unknown_command",
+            ErrorKind::Auth => "auth",
+            ErrorKind::Limit => "limit",
+            ErrorKind::Value => "value",
+            ErrorKind::Transaction => "transaction",
+            ErrorKind::Other => "other",
+        }
+    }
+}
+
+/// An error reply: its [`ErrorKind`] and Redis's exact text (the code included: `ERR ...`,
+/// `WRONGTYPE ...`). Two errors are equal when their texts are: the text is what a client
+/// sees, the kind is how we count it.
+#[derive(Clone, Debug)]
+pub struct Error {
+    kind: ErrorKind,
+    text: Cow<'static, str>,
+}
+
+impl Error {
+    /// An error of `kind` with the whole `text`, code included.
+    pub fn new(kind: ErrorKind, text: impl Into<Cow<'static, str>>) -> Error {
+        Error {
+            kind,
+            text: text.into(),
+        }
+    }
+
+    /// Its kind.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// Its text, as sent (without the leading `-`).
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+}
+
+impl PartialEq for Error {
+    fn eq(&self, other: &Error) -> bool {
+        self.text == other.text
+    }
+}
+
+impl Eq for Error {}
+
+/// An error whose kind is not counted apart ([`ErrorKind::Other`]): tests and reference models
+/// write the expected text this way.
+impl From<String> for Error {
+    fn from(text: String) -> Error {
+        Error::new(ErrorKind::Other, text)
+    }
+}
+
+/// See `From<String>`.
+impl From<&'static str> for Error {
+    fn from(text: &'static str) -> Error {
+        Error::new(ErrorKind::Other, text)
+    }
+}
 
 /// The answer to one command, shaped like Redis's.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Reply {
     /// `+OK` and friends.
     Simple(&'static str),
-    /// `-ERR ...`; the string includes the error prefix (`ERR`, `WRONGTYPE`, ...).
-    Error(String),
+    /// `-ERR ...`: an [`Error`], its text including the code (`ERR`, `WRONGTYPE`, ...).
+    Error(Error),
     /// `:n`
     Int(i64),
     /// `$n` bulk string.
@@ -28,32 +139,51 @@ impl Reply {
     /// `+OK`.
     pub const OK: Reply = Reply::Simple("OK");
 
-    /// An error reply with the `ERR` prefix.
+    /// An error reply of `kind` with the `ERR` prefix.
+    pub fn err_of(kind: ErrorKind, msg: impl std::fmt::Display) -> Reply {
+        Reply::Error(Error::new(kind, format!("ERR {msg}")))
+    }
+
+    /// An error reply of `kind` with its whole text (a code other than `ERR`).
+    pub fn error(kind: ErrorKind, text: impl Into<Cow<'static, str>>) -> Reply {
+        Reply::Error(Error::new(kind, text))
+    }
+
+    /// An `ERR` reply of no particular kind ([`ErrorKind::Other`]).
     pub fn err(msg: impl std::fmt::Display) -> Reply {
-        Reply::Error(format!("ERR {msg}"))
+        Reply::err_of(ErrorKind::Other, msg)
     }
 
     /// Redis's reply to a command with the wrong number of arguments.
     pub fn wrong_arity(cmd: &str) -> Reply {
-        Reply::Error(format!(
-            "ERR wrong number of arguments for '{}' command",
-            cmd.to_ascii_lowercase()
-        ))
+        Reply::err_of(
+            ErrorKind::Arity,
+            format_args!(
+                "wrong number of arguments for '{}' command",
+                cmd.to_ascii_lowercase()
+            ),
+        )
     }
 
     /// `ERR syntax error`.
     pub fn syntax() -> Reply {
-        Reply::err("syntax error")
+        Reply::error(ErrorKind::Syntax, "ERR syntax error")
     }
 
     /// The `WRONGTYPE` error.
     pub fn wrong_type() -> Reply {
-        Reply::Error("WRONGTYPE Operation against a key holding the wrong kind of value".into())
+        Reply::error(
+            ErrorKind::WrongType,
+            "WRONGTYPE Operation against a key holding the wrong kind of value",
+        )
     }
 
     /// `ERR value is not an integer or out of range`.
     pub fn not_integer() -> Reply {
-        Reply::err("value is not an integer or out of range")
+        Reply::error(
+            ErrorKind::Value,
+            "ERR value is not an integer or out of range",
+        )
     }
 
     /// A bulk reply from anything byte-like.

@@ -262,7 +262,7 @@ fn hash_field_limit_is_an_error_and_changes_nothing() {
     let before = r.digest(Now::at(10));
     let e = cmd(&mut r, "HSET h c 3 d 4", 11);
     assert!(
-        matches!(&e, Reply::Error(m) if m.starts_with("ERR hash would exceed the maximum of 3 fields")),
+        matches!(&e, Reply::Error(m) if m.text().starts_with("ERR hash would exceed the maximum of 3 fields")),
         "{e:?}"
     );
     assert_eq!(r.digest(Now::at(11)), before);

@@ -742,7 +742,7 @@ impl<'a> World<'a> {
 fn reply_code(r: &Reply) -> u64 {
     match r {
         Reply::Simple(s) => 1 << 32 | s.len() as u64,
-        Reply::Error(s) => 2 << 32 | s.len() as u64,
+        Reply::Error(s) => 2 << 32 | s.text().len() as u64,
         Reply::Int(i) => 3 << 32 ^ *i as u64,
         Reply::Bulk(b) => 4 << 32 | b.len() as u64,
         Reply::Nil => 5 << 32,

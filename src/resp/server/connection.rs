@@ -33,10 +33,17 @@ impl<B: Backend> Conn<B> {
         let mut i = 1;
         if let Some(v) = args.get(1) {
             proto = match sessionmesh_core::cmd::parse_i64(v) {
-                None => return Reply::err("Protocol version is not an integer or out of range"),
+                None => {
+                    return Reply::err_of(
+                        ErrorKind::Value,
+                        "Protocol version is not an integer or out of range",
+                    )
+                }
                 Some(2) => Proto::Resp2,
                 Some(3) => Proto::Resp3,
-                Some(_) => return Reply::Error("NOPROTO unsupported protocol version".into()),
+                Some(_) => {
+                    return Reply::error(ErrorKind::Other, "NOPROTO unsupported protocol version")
+                }
             };
             i = 2;
         }
@@ -50,10 +57,13 @@ impl<B: Backend> Conn<B> {
                 name = Some(&args[i + 1]);
                 i += 2;
             } else {
-                return Reply::err(format!(
-                    "Syntax error in HELLO option '{}'",
-                    String::from_utf8_lossy(&args[i])
-                ));
+                return Reply::err_of(
+                    ErrorKind::Syntax,
+                    format!(
+                        "Syntax error in HELLO option '{}'",
+                        String::from_utf8_lossy(&args[i])
+                    ),
+                );
             }
         }
         if let Some((user, pass)) = auth {
@@ -63,11 +73,11 @@ impl<B: Backend> Conn<B> {
             self.authed = true;
             self.apply_auth_limits();
         } else if !self.authed {
-            return Reply::Error(
+            return Reply::error(
+                ErrorKind::Auth,
                 "NOAUTH HELLO must be called with the client already authenticated, otherwise the \
                  HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client \
-                 and select the RESP protocol version at the same time"
-                    .into(),
+                 and select the RESP protocol version at the same time",
             );
         }
         if let Some(n) = name {
@@ -114,8 +124,12 @@ impl<B: Backend> Conn<B> {
         reason = "the default user is handled before this point"
     )]
     pub(super) fn check_auth(&self, user: Option<&Bytes>, pass: &[u8]) -> Result<(), Reply> {
-        let wrong =
-            || Reply::Error("WRONGPASS invalid username-password pair or user is disabled.".into());
+        let wrong = || {
+            Reply::error(
+                ErrorKind::Auth,
+                "WRONGPASS invalid username-password pair or user is disabled.",
+            )
+        };
         let default_user = user.is_none_or(|u| &u[..] == b"default");
         let opts = &self.shared.opts;
         if !default_user {
@@ -130,7 +144,8 @@ impl<B: Backend> Conn<B> {
             return Err(wrong());
         }
         match &opts.requirepass {
-            None if user.is_none() => Err(Reply::err(
+            None if user.is_none() => Err(Reply::err_of(
+                ErrorKind::Auth,
                 "AUTH <password> called without any password configured for the default user. \
                  Are you sure your configuration is correct?",
             )),

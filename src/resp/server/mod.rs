@@ -333,7 +333,7 @@ impl<B: Backend> Conn<B> {
                     && commands::held_while_restoring(id)
                 {
                     if !self.backend.is_serving() {
-                        self.refuse(Reply::Error(LOADING.into()));
+                        self.refuse(Reply::error(ErrorKind::Other, LOADING));
                         continue;
                     }
                     self.flush_batch();
@@ -519,7 +519,10 @@ impl<B: Backend> Conn<B> {
         let spec = id.map(CommandId::spec);
         let allowed_unauthed = spec.is_some_and(|s| s.flags.contains(Flags::NO_AUTH));
         if !self.authed && !allowed_unauthed {
-            self.refuse(Reply::Error("NOAUTH Authentication required.".into()));
+            self.refuse(Reply::error(
+                ErrorKind::Auth,
+                "NOAUTH Authentication required.",
+            ));
             return Step::Next;
         }
         let Some(id) = id else {
@@ -540,7 +543,10 @@ impl<B: Backend> Conn<B> {
             if !control {
                 if m.queue.len() >= self.shared.opts.limits.max_multi_queue {
                     m.dirty = true;
-                    self.reply(Reply::err("too many commands queued in MULTI"));
+                    self.reply(Reply::err_of(
+                        ErrorKind::Limit,
+                        "too many commands queued in MULTI",
+                    ));
                 } else {
                     m.queue.push(cmd);
                     self.reply(Reply::Simple("QUEUED"));
@@ -567,7 +573,10 @@ impl<B: Backend> Conn<B> {
             }
             "multi" => {
                 if self.multi.is_some() {
-                    self.reply(Reply::err("MULTI calls can not be nested"));
+                    self.reply(Reply::err_of(
+                        ErrorKind::Transaction,
+                        "MULTI calls can not be nested",
+                    ));
                 } else {
                     self.multi = Some(Multi::default());
                     self.reply(Reply::OK);
@@ -577,7 +586,7 @@ impl<B: Backend> Conn<B> {
             "discard" => {
                 let r = match self.multi.take() {
                     Some(_) => Reply::OK,
-                    None => Reply::err("DISCARD without MULTI"),
+                    None => Reply::err_of(ErrorKind::Transaction, "DISCARD without MULTI"),
                 };
                 self.reply(r);
                 Step::Next
@@ -633,11 +642,12 @@ impl<B: Backend> Conn<B> {
     /// `EXEC`: runs the queue, data commands as one atomic batch.
     fn exec(&mut self) -> Reply {
         let Some(m) = self.multi.take() else {
-            return Reply::err("EXEC without MULTI");
+            return Reply::err_of(ErrorKind::Transaction, "EXEC without MULTI");
         };
         if m.dirty {
-            return Reply::Error(
-                "EXECABORT Transaction discarded because of previous errors.".into(),
+            return Reply::error(
+                ErrorKind::Transaction,
+                "EXECABORT Transaction discarded because of previous errors.",
             );
         }
         let data: Vec<Command> = m
@@ -721,10 +731,14 @@ impl<B: Backend> Conn<B> {
 /// Parses `WAIT numregions timeout`.
 fn wait_args(args: &[Bytes]) -> Result<(usize, u64), Reply> {
     let n = sessionmesh_core::cmd::parse_i64(&args[1]).ok_or_else(Reply::not_integer)?;
-    let t = sessionmesh_core::cmd::parse_i64(&args[2])
-        .ok_or_else(|| Reply::err("timeout is not an integer or out of range"))?;
+    let t = sessionmesh_core::cmd::parse_i64(&args[2]).ok_or_else(|| {
+        Reply::err_of(
+            ErrorKind::Value,
+            "timeout is not an integer or out of range",
+        )
+    })?;
     if t < 0 {
-        return Err(Reply::err("timeout is negative"));
+        return Err(Reply::err_of(ErrorKind::Value, "timeout is negative"));
     }
     Ok((n.max(0) as usize, t as u64))
 }

@@ -7,7 +7,7 @@
 
 use super::{glob, is_opt, parse_i64, parse_u64, Ctx};
 use crate::crdt::{Body, Kind, Reg};
-use crate::reply::Reply;
+use crate::reply::{ErrorKind, Reply};
 use bytes::Bytes;
 
 pub(super) fn del(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Reply {
@@ -88,19 +88,33 @@ pub(super) fn expire(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Reply {
         } else if is_opt(o, "LT") {
             lt = true;
         } else {
-            return Reply::err(format!("Unsupported option {}", String::from_utf8_lossy(o)));
+            return Reply::err_of(
+                ErrorKind::Syntax,
+                format!("Unsupported option {}", String::from_utf8_lossy(o)),
+            );
         }
     }
     if nx && (xx || gt || lt) {
-        return Reply::err("NX and XX, GT or LT options at the same time are not compatible");
+        return Reply::err_of(
+            ErrorKind::Syntax,
+            "NX and XX, GT or LT options at the same time are not compatible",
+        );
     }
     if gt && lt {
-        return Reply::err("GT and LT options at the same time are not compatible");
+        return Reply::err_of(
+            ErrorKind::Syntax,
+            "GT and LT options at the same time are not compatible",
+        );
     }
     let Some(n) = parse_i64(&a[2]) else {
         return Reply::not_integer();
     };
-    let invalid = || Reply::err(format!("invalid expire time in '{name}' command"));
+    let invalid = || {
+        Reply::err_of(
+            ErrorKind::Value,
+            format!("invalid expire time in '{name}' command"),
+        )
+    };
     let seconds = name == "expire" || name == "expireat";
     let relative = name == "expire" || name == "pexpire";
     let mut when = n;

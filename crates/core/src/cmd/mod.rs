@@ -22,7 +22,7 @@ pub mod table;
 pub use table::{CommandId, Exec, Flags, Group, KeySpec, Spec, TABLE};
 
 use crate::crdt::{Body, KeyState, Kind, Reg};
-use crate::reply::Reply;
+use crate::reply::{ErrorKind, Reply};
 use crate::stamp::Stamp;
 use crate::store::Store;
 use bytes::Bytes;
@@ -187,7 +187,7 @@ pub fn unknown_command(args: &[Bytes]) -> Reply {
     for a in args.iter().skip(1) {
         msg.push_str(&format!("'{}' ", truncate(&String::from_utf8_lossy(a))));
     }
-    Reply::Error(msg)
+    Reply::error(ErrorKind::UnknownCommand, msg)
 }
 
 fn truncate(s: &str) -> &str {

@@ -2,7 +2,7 @@
 
 use super::{is_opt, parse_i64, Ctx};
 use crate::crdt::{Body, Kind, Reg};
-use crate::reply::Reply;
+use crate::reply::{ErrorKind, Reply};
 use bytes::{Bytes, BytesMut};
 
 /// The string value of a visible string key; `Err` for a hash.
@@ -32,7 +32,12 @@ enum Expiry {
 /// Turns an `EX/PX/EXAT/PXAT` argument into an absolute time, with Redis's checks.
 fn expiry_from(ctx: &Ctx<'_>, unit: &[u8], arg: &[u8], cmd: &str) -> Result<i64, Reply> {
     let n = parse_i64(arg).ok_or_else(Reply::not_integer)?;
-    let invalid = || Reply::err(format!("invalid expire time in '{cmd}' command"));
+    let invalid = || {
+        Reply::err_of(
+            ErrorKind::Value,
+            format!("invalid expire time in '{cmd}' command"),
+        )
+    };
     if n <= 0 {
         return Err(invalid());
     }
