@@ -509,7 +509,7 @@ const SPECS: [Spec; 52] = [
         WF,
         K1,
         Group::Hash,
-        hashes::hset,
+        hashes::hmset,
         "Sets the values of multiple fields.",
     ),
     data(
