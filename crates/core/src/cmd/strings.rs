@@ -1,4 +1,8 @@
 //! String commands: GET SET SETEX PSETEX SETNX GETEX GETDEL MGET MSET APPEND STRLEN.
+//!
+//! A command line is parsed once into a [`StringOp`] by its command's parser (options and all;
+//! the numbers of time options are read when the command runs, in Redis's order of checks),
+//! then [`run`]: nothing after parsing reads an argument by position.
 
 use super::{is_opt, parse_i64, Ctx};
 use crate::crdt::{Body, Kind, Reg};
@@ -92,46 +96,338 @@ fn time_unit(o: &[u8]) -> Option<&'static str> {
         .find(|u| is_opt(o, u))
 }
 
-pub(super) fn get(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Reply {
-    match string_of(ctx, &a[1]) {
-        Ok(v) => Reply::opt(v),
-        Err(e) => e,
+/// A time option as given (`EX 10`): its unit and its still unparsed number, which Redis checks
+/// after the option syntax (and, for `GETEX`, after the key).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimeArg<'a> {
+    /// `EX`, `PX`, `EXAT` or `PXAT`.
+    pub unit: &'static str,
+    /// The number.
+    pub arg: &'a Bytes,
+}
+
+/// What `SET` does with the key's time to live.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SetTtl<'a> {
+    /// Remove it (no option).
+    Persist,
+    /// `KEEPTTL`.
+    Keep,
+    /// `EX`/`PX`/`EXAT`/`PXAT`.
+    At(TimeArg<'a>),
+}
+
+/// A string command, parsed: keys and values borrowed from the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StringOp<'a> {
+    /// `GET key`.
+    Get {
+        /// The key.
+        key: &'a Bytes,
+    },
+    /// `SET key value [NX|XX] [GET] [EX|PX|EXAT|PXAT n|KEEPTTL]`.
+    Set {
+        /// The key.
+        key: &'a Bytes,
+        /// The value.
+        value: &'a Bytes,
+        /// `NX`.
+        nx: bool,
+        /// `XX`.
+        xx: bool,
+        /// `GET`.
+        get: bool,
+        /// The time to live.
+        ttl: SetTtl<'a>,
+    },
+    /// `SETEX key seconds value`, `PSETEX key ms value`.
+    SetEx {
+        /// The key.
+        key: &'a Bytes,
+        /// The time, `EX` or `PX`.
+        ttl: TimeArg<'a>,
+        /// The value.
+        value: &'a Bytes,
+        /// The command's name, for its error.
+        cmd: &'static str,
+    },
+    /// `SETNX key value`.
+    SetNx {
+        /// The key.
+        key: &'a Bytes,
+        /// The value.
+        value: &'a Bytes,
+    },
+    /// `GETEX key [EX|PX|EXAT|PXAT n|PERSIST]`: `ttl` `None` keeps it.
+    GetEx {
+        /// The key.
+        key: &'a Bytes,
+        /// `PERSIST` ([`SetTtl::Persist`]), a time, or nothing ([`SetTtl::Keep`]).
+        ttl: SetTtl<'a>,
+    },
+    /// `GETDEL key`.
+    GetDel {
+        /// The key.
+        key: &'a Bytes,
+    },
+    /// `MGET key [key ...]`.
+    MGet {
+        /// The keys.
+        keys: &'a [Bytes],
+    },
+    /// `MSET key value [key value ...]`.
+    MSet {
+        /// Key-value pairs.
+        pairs: super::hashes::Pairs<'a>,
+    },
+    /// `APPEND key value`.
+    Append {
+        /// The key.
+        key: &'a Bytes,
+        /// What to append.
+        value: &'a Bytes,
+    },
+    /// `STRLEN key`.
+    StrLen {
+        /// The key.
+        key: &'a Bytes,
+    },
+}
+
+/// Argument `i` of a line whose arity the table checked (a syntax error, never a panic, if a
+/// caller skipped the check).
+fn arg(args: &[Bytes], i: usize) -> Result<&Bytes, Reply> {
+    args.get(i).ok_or_else(Reply::syntax)
+}
+
+/// The parsers, one per command: the only place that reads a string command's arguments by
+/// position. `args[0]` is the name.
+mod parse {
+    use super::*;
+
+    pub(super) fn set(a: &[Bytes]) -> Result<StringOp<'_>, Reply> {
+        let (key, value) = (arg(a, 1)?, arg(a, 2)?);
+        let (mut nx, mut xx, mut get, mut keepttl) = (false, false, false, false);
+        let mut expiry: Option<TimeArg<'_>> = None;
+        let mut i = 3;
+        while let Some(o) = a.get(i) {
+            let next = a.get(i + 1);
+            if is_opt(o, "NX") && !xx {
+                nx = true;
+            } else if is_opt(o, "XX") && !nx {
+                xx = true;
+            } else if is_opt(o, "GET") {
+                get = true;
+            } else if is_opt(o, "KEEPTTL") && expiry.is_none() {
+                keepttl = true;
+            } else if let (Some(unit), Some(n)) = (
+                time_unit(o).filter(|u| !keepttl && expiry.is_none_or(|prev| prev.unit == *u)),
+                next,
+            ) {
+                expiry = Some(TimeArg { unit, arg: n });
+                i += 1;
+            } else {
+                return Err(Reply::syntax());
+            }
+            i += 1;
+        }
+        let ttl = match expiry {
+            Some(t) => SetTtl::At(t),
+            None if keepttl => SetTtl::Keep,
+            None => SetTtl::Persist,
+        };
+        Ok(StringOp::Set {
+            key,
+            value,
+            nx,
+            xx,
+            get,
+            ttl,
+        })
+    }
+
+    pub(super) fn setex<'a>(
+        a: &'a [Bytes],
+        unit: &'static str,
+        cmd: &'static str,
+    ) -> Result<StringOp<'a>, Reply> {
+        Ok(StringOp::SetEx {
+            key: arg(a, 1)?,
+            ttl: TimeArg {
+                unit,
+                arg: arg(a, 2)?,
+            },
+            value: arg(a, 3)?,
+            cmd,
+        })
+    }
+
+    pub(super) fn getex(a: &[Bytes]) -> Result<StringOp<'_>, Reply> {
+        let key = arg(a, 1)?;
+        let mut persist = false;
+        let mut expiry: Option<TimeArg<'_>> = None;
+        let mut i = 2;
+        while let Some(o) = a.get(i) {
+            if is_opt(o, "PERSIST") && expiry.is_none() {
+                persist = true;
+            } else if let (Some(unit), Some(n)) = (
+                time_unit(o).filter(|u| !persist && expiry.is_none_or(|prev| prev.unit == *u)),
+                a.get(i + 1),
+            ) {
+                expiry = Some(TimeArg { unit, arg: n });
+                i += 1;
+            } else {
+                return Err(Reply::syntax());
+            }
+            i += 1;
+        }
+        let ttl = match expiry {
+            Some(t) => SetTtl::At(t),
+            None if persist => SetTtl::Persist,
+            None => SetTtl::Keep,
+        };
+        Ok(StringOp::GetEx { key, ttl })
+    }
+
+    pub(super) fn mget(a: &[Bytes]) -> Result<StringOp<'_>, Reply> {
+        Ok(StringOp::MGet {
+            keys: a.get(1..).unwrap_or_default(),
+        })
+    }
+
+    pub(super) fn mset(a: &[Bytes]) -> Result<StringOp<'_>, Reply> {
+        let pairs = super::super::hashes::Pairs::new(a.get(1..).unwrap_or_default())
+            .ok_or_else(|| Reply::wrong_arity("mset"))?;
+        Ok(StringOp::MSet { pairs })
+    }
+
+    pub(super) fn key(
+        a: &[Bytes],
+        op: for<'a> fn(&'a Bytes) -> StringOp<'a>,
+    ) -> Result<StringOp<'_>, Reply> {
+        Ok(op(arg(a, 1)?))
+    }
+
+    pub(super) fn key_value(
+        a: &[Bytes],
+        op: for<'a> fn(&'a Bytes, &'a Bytes) -> StringOp<'a>,
+    ) -> Result<StringOp<'_>, Reply> {
+        Ok(op(arg(a, 1)?, arg(a, 2)?))
     }
 }
 
-pub(super) fn set(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Reply {
-    let (key, value) = (&a[1], a[2].clone());
-    let (mut nx, mut xx, mut get, mut keepttl) = (false, false, false, false);
-    let mut expiry: Option<(&'static str, &Bytes)> = None;
-    let mut i = 3;
-    while i < a.len() {
-        let o = &a[i];
-        let has_next = i + 1 < a.len();
-        if is_opt(o, "NX") && !xx {
-            nx = true;
-        } else if is_opt(o, "XX") && !nx {
-            xx = true;
-        } else if is_opt(o, "GET") {
-            get = true;
-        } else if is_opt(o, "KEEPTTL") && expiry.is_none() {
-            keepttl = true;
-        } else if let Some(u) = time_unit(o)
-            .filter(|u| !keepttl && has_next && expiry.is_none_or(|(prev, _)| prev == *u))
-        {
-            expiry = Some((u, &a[i + 1]));
-            i += 1;
-        } else {
-            return Reply::syntax();
+/// The table's entry point of each string command: parse, then run.
+macro_rules! entries {
+    ($($name:ident => $parse:expr;)*) => {
+        $(
+            pub(super) fn $name(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+                let parsed: Result<StringOp<'_>, Reply> = $parse(args);
+                match parsed {
+                    Ok(op) => run(ctx, op),
+                    Err(e) => e,
+                }
+            }
+        )*
+    };
+}
+
+entries! {
+    get => |a| parse::key(a, |key| StringOp::Get { key });
+    set => parse::set;
+    setex => |a| parse::setex(a, "EX", "setex");
+    psetex => |a| parse::setex(a, "PX", "psetex");
+    setnx => |a| parse::key_value(a, |key, value| StringOp::SetNx { key, value });
+    getex => parse::getex;
+    getdel => |a| parse::key(a, |key| StringOp::GetDel { key });
+    mget => parse::mget;
+    mset => parse::mset;
+    append => |a| parse::key_value(a, |key, value| StringOp::Append { key, value });
+    strlen => |a| parse::key(a, |key| StringOp::StrLen { key });
+}
+
+/// Runs a parsed string command.
+pub fn run(ctx: &mut Ctx<'_>, op: StringOp<'_>) -> Reply {
+    match op {
+        StringOp::Get { key } => match string_of(ctx, key) {
+            Ok(v) => Reply::opt(v),
+            Err(e) => e,
+        },
+        StringOp::Set {
+            key,
+            value,
+            nx,
+            xx,
+            get,
+            ttl,
+        } => run_set(ctx, key, value, (nx, xx, get), ttl),
+        StringOp::SetEx {
+            key,
+            ttl,
+            value,
+            cmd,
+        } => match expiry_from(ctx, ttl.unit.as_bytes(), ttl.arg, cmd) {
+            Ok(t) => {
+                set_value(ctx, key, value.clone(), Expiry::At(t));
+                Reply::OK
+            }
+            Err(r) => r,
+        },
+        StringOp::SetNx { key, value } => {
+            if ctx.live(key).is_some() {
+                return Reply::Int(0);
+            }
+            set_value(ctx, key, value.clone(), Expiry::Persist);
+            Reply::Int(1)
         }
-        i += 1;
+        StringOp::GetEx { key, ttl } => run_getex(ctx, key, ttl),
+        StringOp::GetDel { key } => match string_of(ctx, key) {
+            Ok(Some(v)) => {
+                let del = ctx.delete(key);
+                ctx.write(key, del);
+                Reply::Bulk(v)
+            }
+            Ok(None) => Reply::Nil,
+            Err(r) => r,
+        },
+        StringOp::MGet { keys } => Reply::Array(
+            keys.iter()
+                .map(|k| Reply::opt(string_of(ctx, k).ok().flatten()))
+                .collect(),
+        ),
+        StringOp::MSet { pairs } => {
+            // One stamp covers the whole command, so a key given twice must be written once,
+            // with its last value (as Redis's sequential assignment ends up).
+            let all: Vec<(&Bytes, &Bytes)> = pairs.iter().collect();
+            for (i, (k, v)) in all.iter().enumerate() {
+                if all[i + 1..].iter().any(|(later, _)| later == k) {
+                    continue;
+                }
+                set_value(ctx, k, (*v).clone(), Expiry::Persist);
+            }
+            Reply::OK
+        }
+        StringOp::Append { key, value } => run_append(ctx, key, value),
+        StringOp::StrLen { key } => match string_of(ctx, key) {
+            Ok(v) => Reply::Int(v.map_or(0, |v| v.len() as i64)),
+            Err(r) => r,
+        },
     }
-    let e = match expiry {
-        Some((unit, arg)) => match expiry_from(ctx, unit.as_bytes(), arg, "set") {
+}
+
+fn run_set(
+    ctx: &mut Ctx<'_>,
+    key: &Bytes,
+    value: &Bytes,
+    (nx, xx, get): (bool, bool, bool),
+    ttl: SetTtl<'_>,
+) -> Reply {
+    let e = match ttl {
+        SetTtl::At(t) => match expiry_from(ctx, t.unit.as_bytes(), t.arg, "set") {
             Ok(t) => Expiry::At(t),
             Err(r) => return r,
         },
-        None if keepttl => Expiry::Keep,
-        None => Expiry::Persist,
+        SetTtl::Keep => Expiry::Keep,
+        SetTtl::Persist => Expiry::Persist,
     };
     let old = if get {
         match string_of(ctx, key) {
@@ -148,71 +444,28 @@ pub(super) fn set(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Reply {
             None => Reply::Nil,
         };
     }
-    set_value(ctx, key, value, e);
+    set_value(ctx, key, value.clone(), e);
     match old {
         Some(v) => Reply::opt(v),
         None => Reply::OK,
     }
 }
 
-fn setex_generic(ctx: &mut Ctx<'_>, a: &[Bytes], unit: &str, cmd: &str) -> Reply {
-    match expiry_from(ctx, unit.as_bytes(), &a[2], cmd) {
-        Ok(t) => {
-            set_value(ctx, &a[1], a[3].clone(), Expiry::At(t));
-            Reply::OK
-        }
-        Err(r) => r,
-    }
-}
-
-pub(super) fn setex(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Reply {
-    setex_generic(ctx, a, "EX", "setex")
-}
-
-pub(super) fn psetex(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Reply {
-    setex_generic(ctx, a, "PX", "psetex")
-}
-
-pub(super) fn setnx(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Reply {
-    if ctx.live(&a[1]).is_some() {
-        return Reply::Int(0);
-    }
-    set_value(ctx, &a[1], a[2].clone(), Expiry::Persist);
-    Reply::Int(1)
-}
-
-pub(super) fn getex(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Reply {
-    let key = &a[1];
-    // Redis's order: the option syntax, then the key (missing: nil), its type, then the value.
-    let mut persist = false;
-    let mut expiry: Option<(&'static str, &Bytes)> = None;
-    let mut i = 2;
-    while i < a.len() {
-        let o = &a[i];
-        if is_opt(o, "PERSIST") && expiry.is_none() {
-            persist = true;
-        } else if let Some(u) = time_unit(o)
-            .filter(|u| !persist && i + 1 < a.len() && expiry.is_none_or(|(prev, _)| prev == *u))
-        {
-            expiry = Some((u, &a[i + 1]));
-            i += 1;
-        } else {
-            return Reply::syntax();
-        }
-        i += 1;
-    }
+fn run_getex(ctx: &mut Ctx<'_>, key: &Bytes, ttl: SetTtl<'_>) -> Reply {
+    // Redis's order: the option syntax (parsed), then the key (missing: nil), its type, then
+    // the value.
     let v = match string_of(ctx, key) {
         Ok(Some(v)) => v,
         Ok(None) => return Reply::Nil,
         Err(r) => return r,
     };
-    let e = match expiry {
-        Some((unit, arg)) => match expiry_from(ctx, unit.as_bytes(), arg, "getex") {
+    let e = match ttl {
+        SetTtl::At(t) => match expiry_from(ctx, t.unit.as_bytes(), t.arg, "getex") {
             Ok(t) => Expiry::At(t),
             Err(r) => return r,
         },
-        None if persist => Expiry::Persist,
-        None => Expiry::Keep,
+        SetTtl::Persist => Expiry::Persist,
+        SetTtl::Keep => Expiry::Keep,
     };
     match e {
         Expiry::Keep => {}
@@ -233,56 +486,18 @@ pub(super) fn getex(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Reply {
     Reply::Bulk(v)
 }
 
-pub(super) fn getdel(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Reply {
-    match string_of(ctx, &a[1]) {
-        Ok(Some(v)) => {
-            let del = ctx.delete(&a[1]);
-            ctx.write(&a[1], del);
-            Reply::Bulk(v)
-        }
-        Ok(None) => Reply::Nil,
-        Err(r) => r,
-    }
-}
-
-pub(super) fn mget(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Reply {
-    Reply::Array(
-        a[1..]
-            .iter()
-            .map(|k| Reply::opt(string_of(ctx, k).ok().flatten()))
-            .collect(),
-    )
-}
-
-pub(super) fn mset(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Reply {
-    if a.len().is_multiple_of(2) {
-        return Reply::wrong_arity("mset");
-    }
-    // One stamp covers the whole command, so a key given twice must be written once, with
-    // its last value (as Redis's sequential assignment ends up).
-    let pairs: Vec<&[Bytes]> = a[1..].chunks(2).collect();
-    for (i, kv) in pairs.iter().enumerate() {
-        if pairs[i + 1..].iter().any(|later| later[0] == kv[0]) {
-            continue;
-        }
-        set_value(ctx, &kv[0], kv[1].clone(), Expiry::Persist);
-    }
-    Reply::OK
-}
-
-pub(super) fn append(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Reply {
-    let key = &a[1];
+fn run_append(ctx: &mut Ctx<'_>, key: &Bytes, value: &Bytes) -> Reply {
     match string_of(ctx, key) {
         Err(r) => r,
         Ok(None) => {
-            let len = a[2].len();
-            set_value(ctx, key, a[2].clone(), Expiry::Persist);
+            let len = value.len();
+            set_value(ctx, key, value.clone(), Expiry::Persist);
             Reply::Int(len as i64)
         }
         Ok(Some(old)) => {
-            let mut v = BytesMut::with_capacity(old.len() + a[2].len());
+            let mut v = BytesMut::with_capacity(old.len() + value.len());
             v.extend_from_slice(&old);
-            v.extend_from_slice(&a[2]);
+            v.extend_from_slice(value);
             let len = v.len();
             let s = ctx.stamp();
             let body = Body {
@@ -293,12 +508,5 @@ pub(super) fn append(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Reply {
             ctx.write(key, delta);
             Reply::Int(len as i64)
         }
-    }
-}
-
-pub(super) fn strlen(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Reply {
-    match string_of(ctx, &a[1]) {
-        Ok(v) => Reply::Int(v.map_or(0, |v| v.len() as i64)),
-        Err(r) => r,
     }
 }
