@@ -4,42 +4,340 @@
 //! A `DEL` bumps the key's causal length to even, which is what makes it win over writes made
 //! concurrently in other regions. An expiry computed in the past deletes the key the same way,
 //! as Redis does.
+//!
+//! A command line is parsed once into a [`KeyOp`] by its command's parser (options, numbers
+//! and the cursor), then [`run`]: nothing after parsing reads an argument by position.
 
 use super::{glob, is_opt, parse_i64, parse_u64, Ctx};
 use crate::crdt::{Body, Kind, Reg};
 use crate::reply::{ErrorKind, Reply};
 use bytes::Bytes;
 
-pub(super) fn del(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Reply {
-    let mut n = 0;
-    for key in &a[1..] {
-        if ctx.live(key).is_some() {
-            let d = ctx.delete(key);
-            ctx.write(key, d);
-            n += 1;
+/// Which `EXPIRE` variant, and what its name says about the number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExpireKind {
+    /// The command's name, for its error.
+    pub name: &'static str,
+    /// The number is in seconds (`EXPIRE`, `EXPIREAT`).
+    pub seconds: bool,
+    /// The number is relative to now (`EXPIRE`, `PEXPIRE`).
+    pub relative: bool,
+}
+
+/// A `SCAN`'s options.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScanOpts<'a> {
+    /// `MATCH` pattern.
+    pub pattern: Option<&'a Bytes>,
+    /// `COUNT` (at least 1).
+    pub count: usize,
+    /// `TYPE` string or hash.
+    pub kind: Option<Kind>,
+    /// Some `TYPE` named a type this store never holds: nothing matches.
+    pub unknown_type: bool,
+}
+
+/// A keyspace command, parsed: keys and options borrowed from the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyOp<'a> {
+    /// `DEL`/`UNLINK key [key ...]`.
+    Del {
+        /// The keys.
+        keys: &'a [Bytes],
+    },
+    /// `EXISTS key [key ...]`.
+    Exists {
+        /// The keys.
+        keys: &'a [Bytes],
+    },
+    /// `TYPE key`.
+    Type {
+        /// The key.
+        key: &'a Bytes,
+    },
+    /// `RENAME key newkey`.
+    Rename {
+        /// The key.
+        src: &'a Bytes,
+        /// Its new name.
+        dst: &'a Bytes,
+    },
+    /// The `EXPIRE` family, with `NX XX GT LT`.
+    Expire {
+        /// The key.
+        key: &'a Bytes,
+        /// The time in ms (absolute, or relative to now when `kind.relative`).
+        ms: i64,
+        /// Which variant.
+        kind: ExpireKind,
+        /// `NX`.
+        nx: bool,
+        /// `XX`.
+        xx: bool,
+        /// `GT`.
+        gt: bool,
+        /// `LT`.
+        lt: bool,
+    },
+    /// `TTL key` (`ms`: `PTTL`).
+    Ttl {
+        /// The key.
+        key: &'a Bytes,
+        /// Milliseconds (`PTTL`).
+        ms: bool,
+    },
+    /// `PERSIST key`.
+    Persist {
+        /// The key.
+        key: &'a Bytes,
+    },
+    /// `DBSIZE`.
+    DbSize,
+    /// `KEYS pattern`.
+    Keys {
+        /// The pattern.
+        pattern: &'a Bytes,
+    },
+    /// `SCAN cursor [MATCH p] [COUNT n] [TYPE t]`.
+    Scan {
+        /// The cursor.
+        cursor: u64,
+        /// The options.
+        opts: ScanOpts<'a>,
+    },
+}
+
+/// Argument `i` of a line whose arity the table checked (a syntax error, never a panic, if a
+/// caller skipped the check).
+fn arg(args: &[Bytes], i: usize) -> Result<&Bytes, Reply> {
+    args.get(i).ok_or_else(Reply::syntax)
+}
+
+/// The parsers, one per command: the only place that reads a keyspace command's arguments by
+/// position. `args[0]` is the name.
+mod parse {
+    use super::*;
+
+    pub(super) fn expire(a: &[Bytes], kind: ExpireKind) -> Result<KeyOp<'_>, Reply> {
+        let key = arg(a, 1)?;
+        let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
+        for o in a.get(3..).unwrap_or_default() {
+            if is_opt(o, "NX") {
+                nx = true;
+            } else if is_opt(o, "XX") {
+                xx = true;
+            } else if is_opt(o, "GT") {
+                gt = true;
+            } else if is_opt(o, "LT") {
+                lt = true;
+            } else {
+                return Err(Reply::err_of(
+                    ErrorKind::Syntax,
+                    format!("Unsupported option {}", String::from_utf8_lossy(o)),
+                ));
+            }
         }
+        if nx && (xx || gt || lt) {
+            return Err(Reply::err_of(
+                ErrorKind::Syntax,
+                "NX and XX, GT or LT options at the same time are not compatible",
+            ));
+        }
+        if gt && lt {
+            return Err(Reply::err_of(
+                ErrorKind::Syntax,
+                "GT and LT options at the same time are not compatible",
+            ));
+        }
+        let n = parse_i64(arg(a, 2)?).ok_or_else(Reply::not_integer)?;
+        let ms = if kind.seconds {
+            n.checked_mul(1000).ok_or_else(|| invalid_expire(kind))?
+        } else {
+            n
+        };
+        Ok(KeyOp::Expire {
+            key,
+            ms,
+            kind,
+            nx,
+            xx,
+            gt,
+            lt,
+        })
     }
-    Reply::Int(n)
+
+    pub(super) fn scan(a: &[Bytes]) -> Result<KeyOp<'_>, Reply> {
+        let cursor = parse_u64(arg(a, 1)?).ok_or_else(|| Reply::err("invalid cursor"))?;
+        let mut opts = ScanOpts {
+            pattern: None,
+            count: 10,
+            kind: None,
+            unknown_type: false,
+        };
+        let mut rest = a.get(2..).unwrap_or_default().chunks(2);
+        for pair in rest.by_ref() {
+            let [o, v] = pair else {
+                return Err(Reply::syntax());
+            };
+            if is_opt(o, "MATCH") {
+                opts.pattern = Some(v);
+            } else if is_opt(o, "COUNT") {
+                match parse_i64(v) {
+                    Some(c) if c >= 1 => opts.count = c as usize,
+                    Some(_) => return Err(Reply::syntax()),
+                    None => return Err(Reply::not_integer()),
+                }
+            } else if is_opt(o, "TYPE") {
+                if is_opt(v, "STRING") {
+                    opts.kind = Some(Kind::String);
+                } else if is_opt(v, "HASH") {
+                    opts.kind = Some(Kind::Hash);
+                } else {
+                    // A type this store never holds (list, set, ...): nothing matches.
+                    opts.unknown_type = true;
+                }
+            } else {
+                return Err(Reply::syntax());
+            }
+        }
+        Ok(KeyOp::Scan { cursor, opts })
+    }
+
+    pub(super) fn keys(
+        a: &[Bytes],
+        op: for<'a> fn(&'a [Bytes]) -> KeyOp<'a>,
+    ) -> Result<KeyOp<'_>, Reply> {
+        Ok(op(a.get(1..).unwrap_or_default()))
+    }
+
+    pub(super) fn key(
+        a: &[Bytes],
+        op: for<'a> fn(&'a Bytes) -> KeyOp<'a>,
+    ) -> Result<KeyOp<'_>, Reply> {
+        Ok(op(arg(a, 1)?))
+    }
+
+    pub(super) fn rename(a: &[Bytes]) -> Result<KeyOp<'_>, Reply> {
+        Ok(KeyOp::Rename {
+            src: arg(a, 1)?,
+            dst: arg(a, 2)?,
+        })
+    }
 }
 
-pub(super) fn exists(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Reply {
-    Reply::Int(a[1..].iter().filter(|k| ctx.live(k).is_some()).count() as i64)
+fn invalid_expire(kind: ExpireKind) -> Reply {
+    Reply::err_of(
+        ErrorKind::Value,
+        format!("invalid expire time in '{}' command", kind.name),
+    )
 }
 
-pub(super) fn type_(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Reply {
-    Reply::Simple(match ctx.kind(&a[1]) {
-        None => "none",
-        Some(Kind::String) => "string",
-        Some(Kind::Hash) => "hash",
-    })
+const fn expire_kind(name: &'static str, seconds: bool, relative: bool) -> ExpireKind {
+    ExpireKind {
+        name,
+        seconds,
+        relative,
+    }
+}
+
+/// The table's entry point of each keyspace command: parse, then run.
+macro_rules! entries {
+    ($($name:ident => $parse:expr;)*) => {
+        $(
+            pub(super) fn $name(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+                let parsed: Result<KeyOp<'_>, Reply> = $parse(args);
+                match parsed {
+                    Ok(op) => run(ctx, op),
+                    Err(e) => e,
+                }
+            }
+        )*
+    };
+}
+
+entries! {
+    del => |a| parse::keys(a, |keys| KeyOp::Del { keys });
+    exists => |a| parse::keys(a, |keys| KeyOp::Exists { keys });
+    type_ => |a| parse::key(a, |key| KeyOp::Type { key });
+    rename => parse::rename;
+    expire => |a| parse::expire(a, expire_kind("expire", true, true));
+    pexpire => |a| parse::expire(a, expire_kind("pexpire", false, true));
+    expireat => |a| parse::expire(a, expire_kind("expireat", true, false));
+    pexpireat => |a| parse::expire(a, expire_kind("pexpireat", false, false));
+    ttl => |a| parse::key(a, |key| KeyOp::Ttl { key, ms: false });
+    pttl => |a| parse::key(a, |key| KeyOp::Ttl { key, ms: true });
+    persist => |a| parse::key(a, |key| KeyOp::Persist { key });
+    dbsize => |_| Ok::<_, Reply>(KeyOp::DbSize);
+    keys => |a| parse::key(a, |pattern| KeyOp::Keys { pattern });
+    scan => parse::scan;
+}
+
+/// Runs a parsed keyspace command.
+pub fn run(ctx: &mut Ctx<'_>, op: KeyOp<'_>) -> Reply {
+    match op {
+        KeyOp::Del { keys } => {
+            let mut n = 0;
+            for key in keys {
+                if ctx.live(key).is_some() {
+                    let d = ctx.delete(key);
+                    ctx.write(key, d);
+                    n += 1;
+                }
+            }
+            Reply::Int(n)
+        }
+        KeyOp::Exists { keys } => {
+            Reply::Int(keys.iter().filter(|k| ctx.live(k).is_some()).count() as i64)
+        }
+        KeyOp::Type { key } => Reply::Simple(match ctx.kind(key) {
+            None => "none",
+            Some(Kind::String) => "string",
+            Some(Kind::Hash) => "hash",
+        }),
+        KeyOp::Rename { src, dst } => run_rename(ctx, src, dst),
+        KeyOp::Expire {
+            key,
+            ms,
+            kind,
+            nx,
+            xx,
+            gt,
+            lt,
+        } => run_expire(ctx, key, ms, kind, (nx, xx, gt, lt)),
+        KeyOp::Ttl { key, ms } => {
+            let Some(state) = ctx.live(key) else {
+                return Reply::Int(-2);
+            };
+            match state.body.expiry() {
+                None => Reply::Int(-1),
+                Some(e) => {
+                    let left = e.saturating_sub(ctx.now_ms) as i64;
+                    Reply::Int(if ms { left } else { (left + 500) / 1000 })
+                }
+            }
+        }
+        KeyOp::Persist { key } => run_persist(ctx, key),
+        KeyOp::DbSize => Reply::Int(ctx.store.count_visible(ctx.now_ms) as i64),
+        KeyOp::Keys { pattern } => {
+            let now = ctx.now_ms;
+            let mut out: Vec<&Bytes> = ctx
+                .store
+                .iter()
+                .filter(|(k, s)| glob::matches(pattern, k) && s.is_visible(now))
+                .map(|(k, _)| k)
+                .collect();
+            out.sort();
+            Reply::Array(out.into_iter().map(|k| Reply::Bulk(k.clone())).collect())
+        }
+        KeyOp::Scan { cursor, opts } => run_scan(ctx, cursor, opts),
+    }
 }
 
 #[allow(
     clippy::expect_used,
     reason = "a key the command found visible has a kind"
 )]
-pub(super) fn rename(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Reply {
-    let (src, dst) = (&a[1], &a[2]);
+fn run_rename(ctx: &mut Ctx<'_>, src: &Bytes, dst: &Bytes) -> Reply {
     let Some(state) = ctx.live(src) else {
         return Reply::err("no such key");
     };
@@ -74,60 +372,18 @@ pub(super) fn rename(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Reply {
     Reply::OK
 }
 
-pub(super) fn expire(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Reply {
-    let name = String::from_utf8_lossy(&a[0]).to_ascii_lowercase();
-    let key = &a[1];
-    let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
-    for o in &a[3..] {
-        if is_opt(o, "NX") {
-            nx = true;
-        } else if is_opt(o, "XX") {
-            xx = true;
-        } else if is_opt(o, "GT") {
-            gt = true;
-        } else if is_opt(o, "LT") {
-            lt = true;
-        } else {
-            return Reply::err_of(
-                ErrorKind::Syntax,
-                format!("Unsupported option {}", String::from_utf8_lossy(o)),
-            );
-        }
-    }
-    if nx && (xx || gt || lt) {
-        return Reply::err_of(
-            ErrorKind::Syntax,
-            "NX and XX, GT or LT options at the same time are not compatible",
-        );
-    }
-    if gt && lt {
-        return Reply::err_of(
-            ErrorKind::Syntax,
-            "GT and LT options at the same time are not compatible",
-        );
-    }
-    let Some(n) = parse_i64(&a[2]) else {
-        return Reply::not_integer();
-    };
-    let invalid = || {
-        Reply::err_of(
-            ErrorKind::Value,
-            format!("invalid expire time in '{name}' command"),
-        )
-    };
-    let seconds = name == "expire" || name == "expireat";
-    let relative = name == "expire" || name == "pexpire";
-    let mut when = n;
-    if seconds {
-        match when.checked_mul(1000) {
-            Some(w) => when = w,
-            None => return invalid(),
-        }
-    }
-    if relative {
+fn run_expire(
+    ctx: &mut Ctx<'_>,
+    key: &Bytes,
+    ms: i64,
+    kind: ExpireKind,
+    (nx, xx, gt, lt): (bool, bool, bool, bool),
+) -> Reply {
+    let mut when = ms;
+    if kind.relative {
         match when.checked_add(ctx.now_ms as i64) {
             Some(w) => when = w,
-            None => return invalid(),
+            None => return invalid_expire(kind),
         }
     }
     let Some(state) = ctx.live(key) else {
@@ -158,22 +414,7 @@ pub(super) fn expire(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Reply {
     Reply::Int(1)
 }
 
-pub(super) fn ttl(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Reply {
-    let ms = a[0].eq_ignore_ascii_case(b"PTTL");
-    let Some(state) = ctx.live(&a[1]) else {
-        return Reply::Int(-2);
-    };
-    match state.body.expiry() {
-        None => Reply::Int(-1),
-        Some(e) => {
-            let left = e.saturating_sub(ctx.now_ms) as i64;
-            Reply::Int(if ms { left } else { (left + 500) / 1000 })
-        }
-    }
-}
-
-pub(super) fn persist(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Reply {
-    let key = &a[1];
+fn run_persist(ctx: &mut Ctx<'_>, key: &Bytes) -> Reply {
     match ctx.live(key).map(|k| k.body.expiry()) {
         Some(Some(_)) => {
             let s = ctx.stamp();
@@ -191,57 +432,13 @@ pub(super) fn persist(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Reply {
     }
 }
 
-pub(super) fn dbsize(ctx: &mut Ctx<'_>, _a: &[Bytes]) -> Reply {
-    Reply::Int(ctx.store.count_visible(ctx.now_ms) as i64)
-}
-
-pub(super) fn keys(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Reply {
-    let now = ctx.now_ms;
-    let mut out: Vec<&Bytes> = ctx
-        .store
-        .iter()
-        .filter(|(k, s)| glob::matches(&a[1], k) && s.is_visible(now))
-        .map(|(k, _)| k)
-        .collect();
-    out.sort();
-    Reply::Array(out.into_iter().map(|k| Reply::Bulk(k.clone())).collect())
-}
-
-pub(super) fn scan(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Reply {
-    let Some(cursor) = parse_u64(&a[1]) else {
-        return Reply::err("invalid cursor");
-    };
-    let (mut pattern, mut count, mut kind): (Option<&Bytes>, usize, Option<Kind>) =
-        (None, 10, None);
-    let mut type_filter_unknown = false;
-    let mut i = 2;
-    while i < a.len() {
-        if i + 1 >= a.len() {
-            return Reply::syntax();
-        }
-        let (o, v) = (&a[i], &a[i + 1]);
-        if is_opt(o, "MATCH") {
-            pattern = Some(v);
-        } else if is_opt(o, "COUNT") {
-            match parse_i64(v) {
-                Some(c) if c >= 1 => count = c as usize,
-                Some(_) => return Reply::syntax(),
-                None => return Reply::not_integer(),
-            }
-        } else if is_opt(o, "TYPE") {
-            if is_opt(v, "STRING") {
-                kind = Some(Kind::String);
-            } else if is_opt(v, "HASH") {
-                kind = Some(Kind::Hash);
-            } else {
-                // A type this store never holds (list, set, ...): nothing matches.
-                type_filter_unknown = true;
-            }
-        } else {
-            return Reply::syntax();
-        }
-        i += 2;
-    }
+fn run_scan(ctx: &mut Ctx<'_>, cursor: u64, opts: ScanOpts<'_>) -> Reply {
+    let ScanOpts {
+        pattern,
+        count,
+        kind,
+        unknown_type: type_filter_unknown,
+    } = opts;
     let now = ctx.now_ms;
     let mut keys = Vec::new();
     let mut next = 0;

@@ -446,7 +446,7 @@ const SPECS: [Spec; 52] = [
         WRF,
         K1,
         Group::Generic,
-        keys::expire,
+        keys::pexpire,
         "Sets the expiration time of a key in milliseconds.",
     ),
     data(
@@ -455,7 +455,7 @@ const SPECS: [Spec; 52] = [
         WRF,
         K1,
         Group::Generic,
-        keys::expire,
+        keys::expireat,
         "Sets the expiration time of a key to a Unix timestamp.",
     ),
     data(
@@ -464,7 +464,7 @@ const SPECS: [Spec; 52] = [
         WRF,
         K1,
         Group::Generic,
-        keys::expire,
+        keys::pexpireat,
         "Sets the expiration time of a key to a Unix milliseconds timestamp.",
     ),
     data(
@@ -482,7 +482,7 @@ const SPECS: [Spec; 52] = [
         ROF,
         K1,
         Group::Generic,
-        keys::ttl,
+        keys::pttl,
         "Returns the expiration time in milliseconds of a key.",
     ),
     data(
