@@ -1,0 +1,112 @@
+//! The command table against a real `redis-server`: for every command we serve, `COMMAND INFO`
+//! must give Redis's arity and key positions (first, last, step) — what clients, cluster-aware
+//! drivers and, next, our own shard routing read from it.
+//!
+//! Needs `redis-server` on the PATH (`.ci/run` installs it and sets
+//! `SESSIONMESH_REQUIRE_REDIS=1`, which turns its absence into a failure; elsewhere the test
+//! says loudly that it did not run).
+
+// Test code: a failed unwrap is a failed test, and nothing here is reachable from outside.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
+mod common;
+
+use common::cluster::{eventually, Cluster, DEADLINE};
+use redis::Value as V;
+use sessionmesh_core::cmd::TABLE;
+use std::process::{Child, Command, Stdio};
+
+/// A `redis-server` child on a free port, stopped on drop.
+struct RedisServer {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_redis() -> Option<RedisServer> {
+    let port = sessionmesh_harness::ports::Ports::free(1)[0].redis;
+    let child = Command::new("redis-server")
+        .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--save", "", "--appendonly", "no"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+    match child {
+        Ok(child) => Some(RedisServer { child, port }),
+        Err(e) => {
+            assert!(
+                std::env::var_os("SESSIONMESH_REQUIRE_REDIS").is_none(),
+                "redis-server is required here and could not start: {e}"
+            );
+            eprintln!("NOTE: redis-server not found ({e}); the command table was not compared");
+            None
+        }
+    }
+}
+
+/// `(arity, first, last, step)` from one `COMMAND INFO` entry.
+fn shape(v: &V) -> Option<(i64, i64, i64, i64)> {
+    let V::Array(f) = v else { return None };
+    let int = |i: usize| match f.get(i) {
+        Some(V::Int(n)) => Some(*n),
+        _ => None,
+    };
+    Some((int(1)?, int(3)?, int(4)?, int(5)?))
+}
+
+async fn info(con: &mut redis::aio::MultiplexedConnection, name: &str) -> V {
+    let r: V = redis::cmd("COMMAND")
+        .arg("INFO")
+        .arg(name)
+        .query_async(con)
+        .await
+        .unwrap();
+    match r {
+        V::Array(mut a) if a.len() == 1 => a.remove(0),
+        other => panic!("COMMAND INFO {name}: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn arity_and_key_positions_match_redis() {
+    let Some(server) = start_redis() else {
+        return;
+    };
+    let url = format!("redis://127.0.0.1:{}/", server.port);
+    let client = redis::Client::open(url).unwrap();
+    eventually("redis-server answers", DEADLINE, || async {
+        match client.get_multiplexed_async_connection().await {
+            Ok(_) => Ok(()),
+            Err(e) => Err(e.to_string()),
+        }
+    })
+    .await;
+    let mut theirs = client.get_multiplexed_async_connection().await.unwrap();
+    let c = Cluster::start(1).await;
+    let mut ours = c.redis(0).await;
+    let mut differ = Vec::new();
+    for spec in TABLE.iter() {
+        let (a, b) = (
+            info(&mut ours, spec.name).await,
+            info(&mut theirs, spec.name).await,
+        );
+        let (a, b) = (shape(&a), shape(&b));
+        assert!(a.is_some(), "{}: our COMMAND INFO has no shape", spec.name);
+        if a != b {
+            differ.push(format!("{}: ours {a:?}, redis {b:?}", spec.name));
+        }
+    }
+    println!("compared {} commands with redis-server", TABLE.len());
+    assert!(
+        differ.is_empty(),
+        "(arity, first, last, step) differ:\n{}",
+        differ.join("\n")
+    );
+    c.shutdown().await;
+}
