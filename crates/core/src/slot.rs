@@ -6,8 +6,8 @@
 //! between the first `{` and the first `}` after it. Keys sharing a tag share a slot, which is
 //! how a client keeps keys that a multi-key command or a script touches together.
 //!
-//! Shards of a region own ranges of slots; a later issue speaks Redis Cluster's protocol from
-//! the same numbers, so they must match Redis bit for bit (the tests hold values a real
+//! Shards of a region own contiguous ranges of slots ([`shard_of`], [`slots_of`]); a later
+//! issue speaks Redis Cluster's protocol from the same numbers, so they must match Redis bit for bit (the tests hold values a real
 //! `redis-server --cluster-enabled yes` answered to `CLUSTER KEYSLOT`).
 
 /// Number of hash slots, as in Redis Cluster.
@@ -58,6 +58,24 @@ pub fn key_slot(key: &[u8]) -> u16 {
     crc16(hashed_part(key)) & (SLOTS - 1)
 }
 
+/// The shard that owns `slot` when the slots are split into `shards` (at least 1) contiguous
+/// ranges of nearly equal size, the way Redis Cluster hands ranges to its masters: shard `i`
+/// owns [`slots_of`]`(i, shards)`. Every region splits the same way, so shard `i` of one
+/// region replicates with shard `i` of another.
+pub fn shard_of(slot: u16, shards: u16) -> u16 {
+    let shards = u32::from(shards.max(1));
+    ((u32::from(slot % SLOTS) * shards) / u32::from(SLOTS)) as u16
+}
+
+/// The slots shard `shard` of `shards` owns (see [`shard_of`]).
+pub fn slots_of(shard: u16, shards: u16) -> std::ops::Range<u16> {
+    let shards = u32::from(shards.max(1));
+    // The first slot s with s * shards / SLOTS >= shard, i.e. ceil(shard * SLOTS / shards).
+    let start = |i: u32| (i * u32::from(SLOTS)).div_ceil(shards) as u16;
+    let i = u32::from(shard).min(shards);
+    start(i)..start((i + 1).min(shards))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -90,6 +108,31 @@ mod tests {
         for (key, slot) in cases {
             assert_eq!(key_slot(key.as_bytes()), *slot, "{key:?}");
         }
+    }
+
+    #[test]
+    fn shards_partition_the_slots_into_ranges() {
+        for shards in [1u16, 2, 3, 4, 7, 16, 100] {
+            let mut next = 0u16;
+            for i in 0..shards {
+                let r = slots_of(i, shards);
+                assert_eq!(
+                    r.start,
+                    next,
+                    "{shards} shards: shard {i} starts where {} ends",
+                    i.wrapping_sub(1)
+                );
+                assert!(!r.is_empty());
+                for s in r.clone() {
+                    assert_eq!(shard_of(s, shards), i, "slot {s} of {shards} shards");
+                }
+                next = r.end;
+            }
+            assert_eq!(next, SLOTS, "{shards} shards cover every slot");
+        }
+        assert_eq!(shard_of(16383, 1), 0);
+        assert_eq!(slots_of(0, 4), 0..4096);
+        assert_eq!(slots_of(3, 4), 12288..16384);
     }
 
     #[test]

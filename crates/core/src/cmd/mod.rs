@@ -172,6 +172,15 @@ impl Command {
     pub fn first_key(&self) -> Option<&Bytes> {
         self.spec().keys.keys(&self.args).next()
     }
+
+    /// The hash slots of its keys ([`crate::slot::key_slot`]), in argument order: what routes
+    /// it to a shard.
+    pub fn slots(&self) -> impl Iterator<Item = u16> + '_ {
+        self.spec()
+            .keys
+            .keys(&self.args)
+            .map(|k| crate::slot::key_slot(k))
+    }
 }
 
 /// Redis's reply to a command it does not know.

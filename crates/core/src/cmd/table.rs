@@ -464,6 +464,23 @@ mod tests {
     }
 
     #[test]
+    fn a_command_knows_its_slots() {
+        let line = |s: &[&str]| {
+            s.iter()
+                .map(|a| Bytes::copy_from_slice(a.as_bytes()))
+                .collect()
+        };
+        let mset =
+            super::super::Command::parse(line(&["MSET", "{u1}a", "1", "{u1}b", "2", "foo", "3"]))
+                .unwrap();
+        let slots: Vec<u16> = mset.slots().collect();
+        let u1 = crate::slot::key_slot(b"u1");
+        assert_eq!(slots, [u1, u1, 12182]);
+        let ping = super::super::Command::parse(line(&["PING"])).unwrap();
+        assert_eq!(ping.slots().count(), 0);
+    }
+
+    #[test]
     fn arity() {
         let get = CommandId::lookup(b"GeT").unwrap().spec();
         assert!(get.arity_ok(2) && !get.arity_ok(3));
