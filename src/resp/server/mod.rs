@@ -557,6 +557,18 @@ impl<B: Backend> Conn<B> {
         if cmd.spec().is_data() {
             return self.data(cmd);
         }
+        let step = self.connection(id, &cmd);
+        // The line's vector serves the next command (a PING-heavy client allocates nothing).
+        let mut v = cmd.into_args();
+        if v.capacity() <= KEEP_ARGS {
+            v.clear();
+            self.spare.push(v);
+        }
+        step
+    }
+
+    /// Runs a connection command (`cmd` is command `id`).
+    fn connection(&mut self, id: CommandId, cmd: &Command) -> Step {
         match id.name() {
             "quit" => {
                 self.reply(Reply::OK);
@@ -614,7 +626,7 @@ impl<B: Backend> Conn<B> {
                 }
             },
             _ => {
-                let r = self.connection_command(&cmd);
+                let r = self.connection_command(cmd);
                 self.reply(r);
                 Step::Next
             }
