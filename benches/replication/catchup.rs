@@ -127,12 +127,15 @@ pub(crate) async fn catchup_on(two: &dyn Two, label: &str, rows: &mut Vec<Row>) 
         })
         .collect();
     let frame = |entries| {
-        wire::encode(&wire::Message::CatchUpPart {
-            id: 0,
-            seq: 0,
-            entries,
-            done: None,
-        })
+        wire::encode(
+            0,
+            &wire::Message::CatchUpPart {
+                id: 0,
+                seq: 0,
+                entries,
+                done: None,
+            },
+        )
         .len() as u64
     };
     let approx: u64 = entries

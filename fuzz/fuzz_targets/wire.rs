@@ -7,8 +7,8 @@ use sessionmesh_core::wire;
 
 fuzz_target!(|data: &[u8]| {
     let _ = wire::frame_len(data);
-    if let Ok(msg) = wire::decode(data, 1 << 20) {
-        let again = wire::encode(&msg);
-        assert_eq!(wire::decode(&again, usize::MAX).as_ref(), Ok(&msg));
+    if let Ok(msg) = wire::decode(0, data, 1 << 20) {
+        let again = wire::encode(0, &msg);
+        assert_eq!(wire::decode(0, &again, usize::MAX).as_ref(), Ok(&msg));
     }
 });

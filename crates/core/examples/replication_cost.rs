@@ -149,12 +149,15 @@ fn main() {
         .map(|i| {
             let k = Bytes::from(format!("session:{i}"));
             let st = a.key_state(&k).unwrap().clone();
-            wire::encode(&wire::Message::CatchUpPart {
-                id: 0,
-                seq: 0,
-                entries: vec![(k, st)],
-                done: None,
-            })
+            wire::encode(
+                0,
+                &wire::Message::CatchUpPart {
+                    id: 0,
+                    seq: 0,
+                    entries: vec![(k, st)],
+                    done: None,
+                },
+            )
             .len()
                 - 12
         })

@@ -28,6 +28,7 @@ mod reg;
 pub mod replica;
 pub mod reply;
 pub mod seed;
+pub mod shard;
 pub mod slot;
 pub mod stamp;
 pub mod store;

@@ -45,14 +45,16 @@ use std::sync::Arc;
 /// fast on short keys.
 type KeyHasher = crate::seed::Seeded;
 
-/// A stable, seedless 64-bit hash of a key (FNV-1a), never 0 so that cursor 0 means "start".
+/// A stable, seedless hash of a key (FNV-1a's top 56 bits), never 0 so that cursor 0 means
+/// "start". 56 bits, not 64: a region's `SCAN` cursor keeps the shard it is in in the top 8
+/// bits ([`crate::shard::MAX_SHARDS`]).
 pub fn key_hash(key: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in key {
         h ^= u64::from(*b);
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
-    h | 1
+    (h >> 8) | 1
 }
 
 /// A key as the store orders it: by hash, then by bytes.

@@ -1,8 +1,12 @@
 //! The gossip wire format: versioned, length-prefixed MessagePack frames.
 //!
-//! A frame is `len: u32 (big endian) | version: u8 | body`, where `len` counts the version byte
-//! and the body, and the body is one [`Message`] encoded with `rmp-serde` (structs as arrays,
-//! byte strings as MessagePack `bin`).
+//! A frame is `len: u32 (big endian) | version: u8 | shard: u16 (big endian) | body`, where
+//! `len` counts everything after itself, `shard` names the shard of the region's key space the
+//! message belongs to (shard `i` of one region talks only to shard `i` of another: each is an
+//! independent replica, see [`crate::shard`]), and the body is one [`Message`] encoded with
+//! `rmp-serde` (structs as arrays, byte strings as MessagePack `bin`). The shard sits in the
+//! header, not the body, so a node routes a frame to its shard ([`frame_shard`]) without
+//! decoding it, and the shard that built it never copies it to add one.
 //!
 //! [`frame_len`] tells "need more bytes" from "invalid" before anything is parsed, so a stream
 //! reader can cut frames without trusting them; [`decode`] parses a whole frame or rejects it
@@ -14,8 +18,11 @@ use crate::stamp::RegionId;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-/// The only version this code speaks.
-pub const VERSION: u8 = 1;
+/// The only version this code speaks (2: the shard id joined the header).
+pub const VERSION: u8 = 2;
+
+/// Bytes before the body: length, version, shard.
+const HEADER: usize = 7;
 
 /// Frames larger than this are refused outright, whatever the configured limit.
 pub const HARD_MAX_FRAME: usize = 64 * 1024 * 1024;
@@ -220,6 +227,14 @@ pub enum WireError {
     /// A frame with bytes after the message.
     #[error("{0} trailing bytes after message")]
     Trailing(usize),
+    /// A frame for another shard than the one decoding it.
+    #[error("frame for shard {got}, expected shard {want}")]
+    Shard {
+        /// The shard the frame names.
+        got: u16,
+        /// The shard that received it.
+        want: u16,
+    },
 }
 
 /// The length of the first frame in `buf`: `Ok(None)` when more bytes are needed, `Err` when
@@ -238,19 +253,27 @@ pub fn frame_len_max(buf: &[u8], max: usize) -> Result<Option<usize>, WireError>
         return Ok(None);
     };
     let len = u32::from_be_bytes(prefix.try_into().expect("4 bytes")) as usize;
-    if len == 0 || len > max.min(HARD_MAX_FRAME) {
+    if len < HEADER - 4 || len > max.min(HARD_MAX_FRAME) {
         return Err(WireError::BadLength(len));
     }
     Ok((buf.len() >= 4 + len).then_some(4 + len))
 }
 
-/// Encodes one message as a complete frame.
+/// The shard a complete frame (as [`frame_len`] cut it) is for; `None` if it is too short to
+/// say.
+pub fn frame_shard(frame: &[u8]) -> Option<u16> {
+    let b = frame.get(5..HEADER)?;
+    Some(u16::from_be_bytes([b[0], b[1]]))
+}
+
+/// Encodes one message of `shard` as a complete frame.
 #[allow(
     clippy::expect_used,
     reason = "encoding plain data into a Vec cannot fail"
 )]
-pub fn encode(msg: &Message) -> Vec<u8> {
-    let mut out = vec![0, 0, 0, 0, VERSION];
+pub fn encode(shard: u16, msg: &Message) -> Vec<u8> {
+    let [hi, lo] = shard.to_be_bytes();
+    let mut out = vec![0, 0, 0, 0, VERSION, hi, lo];
     rmp_serde::encode::write(&mut out, msg).expect("encoding to a Vec cannot fail");
     let len = (out.len() - 4) as u32;
     out[..4].copy_from_slice(&len.to_be_bytes());
@@ -277,24 +300,30 @@ pub fn encode_entries(entries: &[Entry]) -> Vec<u8> {
 /// The part's fields before and after the entries are taken from encodings of the same message
 /// with no entries (MessagePack writes a struct as an array of its fields in order, and an
 /// empty array as one byte), so this depends on nothing but the field order.
-pub fn encode_part(id: u64, seq: u32, entries: &[u8], done: Option<&Done>) -> Vec<u8> {
+pub fn encode_part(shard: u16, id: u64, seq: u32, entries: &[u8], done: Option<&Done>) -> Vec<u8> {
     // `[..][0x90][nil]` without `done`: the bytes before the entries are all but the last two.
-    let bare = encode(&Message::CatchUpPart {
-        id,
-        seq,
-        entries: Vec::new(),
-        done: None,
-    });
+    let bare = encode(
+        shard,
+        &Message::CatchUpPart {
+            id,
+            seq,
+            entries: Vec::new(),
+            done: None,
+        },
+    );
     let head = &bare[..bare.len() - 2];
     let tail = match done {
         None => vec![0xc0],
         Some(d) => {
-            let with = encode(&Message::CatchUpPart {
-                id,
-                seq,
-                entries: Vec::new(),
-                done: Some(d.clone()),
-            });
+            let with = encode(
+                shard,
+                &Message::CatchUpPart {
+                    id,
+                    seq,
+                    entries: Vec::new(),
+                    done: Some(d.clone()),
+                },
+            );
             with[head.len() + 1..].to_vec()
         }
     };
@@ -307,8 +336,8 @@ pub fn encode_part(id: u64, seq: u32, entries: &[u8], done: Option<&Done>) -> Ve
     out
 }
 
-/// Decodes exactly one complete frame.
-pub fn decode(frame: &[u8], max: usize) -> Result<Message, WireError> {
+/// Decodes exactly one complete frame, which must be for `shard`.
+pub fn decode(shard: u16, frame: &[u8], max: usize) -> Result<Message, WireError> {
     let n = frame_len_max(frame, max)?.ok_or(WireError::BadLength(frame.len()))?;
     if n != frame.len() {
         return Err(WireError::Trailing(frame.len() - n));
@@ -317,7 +346,11 @@ pub fn decode(frame: &[u8], max: usize) -> Result<Message, WireError> {
     if version != VERSION {
         return Err(WireError::Version(version));
     }
-    let body = &frame[5..];
+    let got = frame_shard(frame).ok_or(WireError::BadLength(frame.len()))?;
+    if got != shard {
+        return Err(WireError::Shard { got, want: shard });
+    }
+    let body = &frame[HEADER..];
     let mut de = rmp_serde::Deserializer::new(body);
     let msg = Message::deserialize(&mut de).map_err(|e| WireError::Malformed(e.to_string()))?;
     let rest = de.get_ref().len();
@@ -371,13 +404,16 @@ mod tests {
             for seq in [0u32, 1, 144, 65_536] {
                 for n in [0, 1, 5] {
                     for d in [None, Some(&done)] {
-                        let whole = encode(&Message::CatchUpPart {
-                            id,
-                            seq,
-                            entries: entries[..n].to_vec(),
-                            done: d.cloned(),
-                        });
-                        let framed = encode_part(id, seq, &encode_entries(&entries[..n]), d);
+                        let whole = encode(
+                            3,
+                            &Message::CatchUpPart {
+                                id,
+                                seq,
+                                entries: entries[..n].to_vec(),
+                                done: d.cloned(),
+                            },
+                        );
+                        let framed = encode_part(3, id, seq, &encode_entries(&entries[..n]), d);
                         assert_eq!(framed, whole, "id {id} seq {seq} entries {n}");
                     }
                 }
@@ -389,22 +425,28 @@ mod tests {
     fn need_more_vs_invalid() {
         assert_eq!(frame_len(&[0, 0]), Ok(None));
         assert_eq!(frame_len(&[0, 0, 0, 0]), Err(WireError::BadLength(0)));
-        assert_eq!(frame_len(&[0, 0, 0, 3, 1]), Ok(None));
+        assert_eq!(frame_len(&[0, 0, 0, 2]), Err(WireError::BadLength(2)));
+        assert_eq!(frame_len(&[0, 0, 0, 3, 2]), Ok(None));
         assert_eq!(
             frame_len(&[0xff, 0xff, 0xff, 0xff]),
             Err(WireError::BadLength(u32::MAX as usize))
         );
-        let f = encode(&Message::Evicted);
+        let f = encode(7, &Message::Evicted);
         assert_eq!(frame_len(&f), Ok(Some(f.len())));
-        assert_eq!(decode(&f, 1024), Ok(Message::Evicted));
+        assert_eq!(frame_shard(&f), Some(7));
+        assert_eq!(decode(7, &f, 1024), Ok(Message::Evicted));
+        assert_eq!(
+            decode(6, &f, 1024),
+            Err(WireError::Shard { got: 7, want: 6 })
+        );
     }
 
     #[test]
     fn rejects_bad_version_and_garbage() {
-        let mut f = encode(&Message::Evicted);
+        let mut f = encode(0, &Message::Evicted);
         f[4] = 9;
-        assert_eq!(decode(&f, 1024), Err(WireError::Version(9)));
-        let g = [0, 0, 0, 3, VERSION, 0xc1, 0xc1];
-        assert!(matches!(decode(&g, 1024), Err(WireError::Malformed(_))));
+        assert_eq!(decode(0, &f, 1024), Err(WireError::Version(9)));
+        let g = [0, 0, 0, 5, VERSION, 0, 0, 0xc1, 0xc1];
+        assert!(matches!(decode(0, &g, 1024), Err(WireError::Malformed(_))));
     }
 }

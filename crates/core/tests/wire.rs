@@ -99,9 +99,9 @@ fn message() -> impl Strategy<Value = Message> {
 proptest! {
     #[test]
     fn round_trip(m in message()) {
-        let f = wire::encode(&m);
+        let f = wire::encode(0, &m);
         prop_assert_eq!(wire::frame_len(&f), Ok(Some(f.len())));
-        prop_assert_eq!(wire::decode(&f, usize::MAX), Ok(m));
+        prop_assert_eq!(wire::decode(0, &f, usize::MAX), Ok(m));
         // Any strict prefix is "need more bytes", never an error or a panic.
         for cut in [0, 1, 3, 4, f.len() / 2, f.len() - 1] {
             prop_assert_eq!(wire::frame_len(&f[..cut]), Ok(None));
@@ -111,14 +111,14 @@ proptest! {
     #[test]
     fn garbage_never_panics(b in proptest::collection::vec(any::<u8>(), 0..300)) {
         let _ = wire::frame_len(&b);
-        let _ = wire::decode(&b, 1 << 20);
+        let _ = wire::decode(0, &b, 1 << 20);
     }
 
     /// Flip bytes of a valid push: either it still decodes (and is applied whole) or it is
     /// rejected and the replica is exactly as before.
     #[test]
     fn corrupt_frame_applies_nothing(m in message(), flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4)) {
-        let mut f = wire::encode(&m);
+        let mut f = wire::encode(0, &m);
         for (i, x) in flips {
             let i = 4 + i.index(f.len() - 4);
             f[i] ^= x | 1;

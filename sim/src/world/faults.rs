@@ -215,7 +215,7 @@ impl World<'_> {
                 if *to == i || !live {
                     continue;
                 }
-                match wire::decode(bytes, usize::MAX) {
+                match wire::decode(wire::frame_shard(bytes).unwrap_or(0), bytes, usize::MAX) {
                     Ok(Message::Push { entries, .. })
                     | Ok(Message::CatchUpPart { entries, .. }) => flying.extend(entries),
                     _ => {}

@@ -333,43 +333,80 @@ pub fn run(ctx: &mut Ctx<'_>, op: KeyOp<'_>) -> Reply {
     }
 }
 
-#[allow(
-    clippy::expect_used,
-    reason = "a key the command found visible has a kind"
-)]
 fn run_rename(ctx: &mut Ctx<'_>, src: &Bytes, dst: &Bytes) -> Reply {
-    let Some(state) = ctx.live(src) else {
+    let Some(moved) = export(ctx, src) else {
         return Reply::err("no such key");
     };
     if src == dst {
         return Reply::OK;
     }
-    let s = ctx.stamp();
+    remove(ctx, src);
+    import(ctx, dst, moved);
+    Reply::OK
+}
+
+/// What `RENAME` carries from one key to another: the visible value and expiry, without the
+/// stamps (the destination's write stamps them afresh).
+#[derive(Clone, Debug)]
+pub struct Moved {
+    kind: Kind,
+    expiry: Option<u64>,
+    string: Option<Bytes>,
+    fields: Vec<(Bytes, Bytes)>,
+}
+
+/// The visible value of `key`, to be moved; `None` if it is not visible.
+#[allow(
+    clippy::expect_used,
+    reason = "a key the command found visible has a kind"
+)]
+pub fn export(ctx: &Ctx<'_>, key: &Bytes) -> Option<Moved> {
+    let state = ctx.live(key)?;
     let kind = state.body.kind().expect("a visible key has a kind");
-    let mut body = Body {
-        kind: Some(Reg::new(s, kind)),
-        ttl: Some(Reg::new(s, state.body.expiry())),
-        ..Body::default()
+    let mut m = Moved {
+        kind,
+        expiry: state.body.expiry(),
+        string: None,
+        fields: Vec::new(),
     };
     match kind {
-        Kind::String => {
-            let v = state.body.string.as_ref().map(|r| r.value.clone());
-            body.string = v.map(|v| Reg::new(s, v));
-        }
+        Kind::String => m.string = state.body.string.as_ref().map(|r| r.value.clone()),
         Kind::Hash => {
-            body.fields = state
+            m.fields = state
                 .body
                 .fields
                 .iter_unordered()
-                .filter_map(|(f, r)| r.value.clone().map(|v| (f.clone(), Reg::new(s, Some(v)))))
+                .filter_map(|(f, r)| r.value.clone().map(|v| (f.clone(), v)))
                 .collect();
         }
     }
-    let del = ctx.delete(src);
-    ctx.write(src, del);
-    let put = ctx.replace(dst, body);
-    ctx.write(dst, put);
-    Reply::OK
+    Some(m)
+}
+
+/// Deletes `key` if it is visible (a write command's step).
+pub fn remove(ctx: &mut Ctx<'_>, key: &Bytes) {
+    if ctx.live(key).is_some() {
+        let del = ctx.delete(key);
+        ctx.write(key, del);
+    }
+}
+
+/// Writes `moved` as the whole new value of `key` (a write command's step).
+pub fn import(ctx: &mut Ctx<'_>, key: &Bytes, moved: Moved) {
+    let s = ctx.stamp();
+    let body = Body {
+        kind: Some(Reg::new(s, moved.kind)),
+        ttl: Some(Reg::new(s, moved.expiry)),
+        string: moved.string.map(|v| Reg::new(s, v)),
+        fields: moved
+            .fields
+            .into_iter()
+            .map(|(f, v)| (f, Reg::new(s, Some(v))))
+            .collect(),
+        ..Body::default()
+    };
+    let put = ctx.replace(key, body);
+    ctx.write(key, put);
 }
 
 fn run_expire(
@@ -442,11 +479,15 @@ fn run_scan(ctx: &mut Ctx<'_>, cursor: u64, opts: ScanOpts<'_>) -> Reply {
     let now = ctx.now_ms;
     let mut keys = Vec::new();
     let mut next = 0;
+    let mut last = None;
     for (visited, (hash, key, state)) in ctx.store.iter_from(cursor).enumerate() {
-        if visited >= count {
+        // Keys sharing a hash are returned together: a cursor names a hash, and one that
+        // stopped inside a run of equal hashes could come back to the same spot forever.
+        if visited >= count && last != Some(hash) {
             next = hash;
             break;
         }
+        last = Some(hash);
         let Some(k) = state.visible_kind(now) else {
             continue;
         };

@@ -283,6 +283,7 @@ impl Replica {
     pub fn poll_catchup(&mut self, mut room: impl FnMut(RegionId) -> usize) -> Option<Transmit> {
         let budget = self.cfg.catchup_part_bytes.max(1024);
         let max_frame = self.cfg.max_frame_bytes;
+        let shard = self.cfg.shard;
         // Round robin: the peers after the one served last, then the rest.
         let order: Vec<RegionId> = {
             let after = self.answers.last_served;
@@ -335,6 +336,7 @@ impl Replica {
                 };
                 let last = a.complete && c.next + 1 == a.first + a.parts.len();
                 c.ready = Some(wire::encode_part(
+                    shard,
                     c.id,
                     c.next as u32,
                     part,

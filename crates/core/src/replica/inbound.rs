@@ -23,7 +23,7 @@ impl Replica {
                 "frame from unknown region {peer}"
             )));
         }
-        let msg = match wire::decode(frame, self.cfg.max_frame_bytes) {
+        let msg = match wire::decode(self.cfg.shard, frame, self.cfg.max_frame_bytes) {
             Ok(m) => m,
             Err(e) => {
                 self.stats.bad_frames += 1;

@@ -449,7 +449,21 @@ impl Replica {
     /// Runs one data command and returns its reply. Writes are applied locally at once and
     /// shipped to peers at the next flush.
     pub fn run(&mut self, command: &cmd::Command, now: Now) -> Reply {
-        let (stamp, now_ms) = if command.spec().is_write() {
+        self.run_with(command.spec().is_write(), now, |ctx| {
+            cmd::execute(ctx, command)
+        })
+    }
+
+    /// Runs `f` as one command would run: stamped if `write`, its writes applied, journaled
+    /// and made ready for the push exactly as [`Replica::run`]'s. What a command spanning
+    /// shards does on each of them ([`crate::shard`]).
+    pub(crate) fn run_with<R>(
+        &mut self,
+        write: bool,
+        now: Now,
+        f: impl FnOnce(&mut cmd::Ctx<'_>) -> R,
+    ) -> R {
+        let (stamp, now_ms) = if write {
             let h = self.issue(now);
             (Some(Stamp::new(h, self.cfg.region)), h.ms())
         } else {
@@ -463,7 +477,7 @@ impl Replica {
             conflicts: 0,
             max_hash_fields: self.cfg.max_hash_fields,
         };
-        let reply = cmd::execute(&mut ctx, command);
+        let reply = f(&mut ctx);
         let (writes, conflicts) = (ctx.writes, ctx.conflicts);
         if writes.is_empty() {
             if let Some(s) = stamp {
@@ -520,7 +534,7 @@ impl Replica {
     }
 
     fn send(&mut self, to: RegionId, channel: Channel, msg: &Message) {
-        let bytes = wire::encode(msg);
+        let bytes = wire::encode(self.cfg.shard, msg);
         self.count_sent(to, bytes.len());
         self.outbox.push_back(Transmit { to, channel, bytes });
     }

@@ -343,7 +343,7 @@ impl Replica {
             let seq = seq as u32;
             // Paced: handed out as the link has room, never dropped at a full queue (a
             // retry replaces what is still waiting of an earlier census).
-            let frame = wire::encode(&Message::CensusPart { id, seq, keys });
+            let frame = wire::encode(self.cfg.shard, &Message::CensusPart { id, seq, keys });
             self.stats.census_bytes += frame.len() as u64;
             self.answers.pace(peer, frame, seq == 0);
         }

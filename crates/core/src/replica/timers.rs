@@ -152,7 +152,7 @@ impl Replica {
                 relayed: if last { relayed.clone() } else { Vec::new() },
                 restoring,
             };
-            let bytes = wire::encode(&msg);
+            let bytes = wire::encode(self.cfg.shard, &msg);
             for p in &peers {
                 self.count_sent(*p, bytes.len());
                 self.outbox.push_back(Transmit {

@@ -52,6 +52,9 @@ pub struct Config {
     pub region: RegionId,
     /// Every region of the cluster, this one included.
     pub regions: Vec<RegionId>,
+    /// Which shard of the region's key space this replica is ([`crate::shard`]): written in
+    /// the header of every frame it sends, and required of every frame it accepts.
+    pub shard: u16,
     /// Remote stamps further ahead of our wall clock than this are held back.
     pub max_clock_drift_ms: u64,
     /// How often local writes are pushed to peers (coalesced per key in between).
@@ -94,6 +97,7 @@ impl Config {
         Config {
             region,
             regions: regions.to_vec(),
+            shard: 0,
             max_clock_drift_ms: 500,
             flush_interval_ms: 2,
             catchup_interval_ms: 1_000,

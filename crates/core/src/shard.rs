@@ -1,0 +1,317 @@
+//! A region's key space in shards: which shards a command needs, and how a command whose keys
+//! live on several of them runs with Redis's single-server semantics.
+//!
+//! A region splits Redis Cluster's 16384 hash slots ([`crate::slot`]) into a fixed number of
+//! shards, the same in every region. Each shard is an independent [`Replica`]: its own clock,
+//! store, watermarks, journal and catch-up; shard `i` of one region replicates only with shard
+//! `i` of the others (the frame header names the shard, [`crate::wire::frame_shard`]). Nothing
+//! in the replication protocol spans shards, so every proof about one replica holds for each
+//! shard, and a region is correct when each of its shards is.
+//!
+//! What spans shards is the Redis interface: a multi-key command (`MGET`, `MSET`, `DEL`,
+//! `UNLINK`, `EXISTS`, `RENAME`), a keyless one (`DBSIZE`, `KEYS`, `SCAN`) and a transaction.
+//! The driver (the node, or the simulator) holds every shard that [`touches`] names for the
+//! commands it runs together — the node locks them in ascending order, so two such holders
+//! can never wait for each other — and [`run`] executes each command over them: split by
+//! shard, run on each, the replies put back together as one server would have answered. While
+//! the driver holds them nothing else runs on those shards, so the command is atomic in the
+//! region, as in Redis. (Across regions no command was ever atomic: each key converges on its
+//! own.)
+
+use crate::cmd::{keys, parse_u64, Command};
+use crate::replica::{Now, Replica};
+use crate::reply::Reply;
+use crate::slot::{key_slot, shard_of};
+use bytes::Bytes;
+
+/// The most shards a region may have: a `SCAN` cursor keeps its shard in the top 8 bits, the
+/// store's position in the low 56 ([`crate::store::key_hash`]).
+pub const MAX_SHARDS: u16 = 256;
+
+/// Where a `SCAN` cursor keeps its shard.
+const CURSOR_SHIFT: u32 = 56;
+
+/// A set of shards (each below [`MAX_SHARDS`]), iterated in ascending order.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ShardSet([u64; 4]);
+
+impl ShardSet {
+    /// Every shard of a region of `n`.
+    pub fn all(n: u16) -> ShardSet {
+        let mut s = ShardSet::default();
+        for i in 0..n.min(MAX_SHARDS) {
+            s.insert(i);
+        }
+        s
+    }
+
+    /// Adds shard `i`.
+    pub fn insert(&mut self, i: u16) {
+        let i = usize::from(i % MAX_SHARDS);
+        self.0[i / 64] |= 1 << (i % 64);
+    }
+
+    /// Adds every shard of `other`.
+    pub fn union(&mut self, other: ShardSet) {
+        for (a, b) in self.0.iter_mut().zip(other.0) {
+            *a |= b;
+        }
+    }
+
+    /// Whether shard `i` is in the set.
+    pub fn contains(&self, i: u16) -> bool {
+        let i = usize::from(i);
+        i < usize::from(MAX_SHARDS) && self.0[i / 64] & (1 << (i % 64)) != 0
+    }
+
+    /// How many shards are in the set.
+    pub fn len(&self) -> usize {
+        self.0.iter().map(|w| w.count_ones() as usize).sum()
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.iter().all(|w| *w == 0)
+    }
+
+    /// The shards, ascending.
+    pub fn iter(&self) -> impl Iterator<Item = u16> + '_ {
+        (0..MAX_SHARDS).filter(|i| self.contains(*i))
+    }
+
+    /// The one shard of a set of one.
+    pub fn single(&self) -> Option<u16> {
+        (self.len() == 1).then(|| self.iter().next()).flatten()
+    }
+}
+
+/// A region's shards as [`run`] sees them: held by the driver for the commands it runs.
+pub trait Shards {
+    /// How many shards the region has.
+    fn count(&self) -> u16;
+    /// Shard `i`; `i` is always among those [`touches`] named for the command being run.
+    fn shard(&mut self, i: u16) -> &mut Replica;
+}
+
+/// The shard that owns `key` in a region of `n` shards.
+pub fn shard_of_key(key: &[u8], n: u16) -> u16 {
+    shard_of(key_slot(key), n)
+}
+
+/// The shards `cmd` reads or writes in a region of `n` shards: its keys' shards; every shard
+/// for `DBSIZE` and `KEYS`; for `SCAN`, the shard its cursor is in. Connection commands touch
+/// none.
+pub fn touches(cmd: &Command, n: u16) -> ShardSet {
+    let mut set = ShardSet::default();
+    if n <= 1 {
+        if cmd.spec().is_data() {
+            set.insert(0);
+        }
+        return set;
+    }
+    if !cmd.spec().is_data() {
+        return set;
+    }
+    let mut keys = cmd.spec().keys.keys(cmd.args()).peekable();
+    if keys.peek().is_some() {
+        for k in keys {
+            set.insert(shard_of_key(k, n));
+        }
+        return set;
+    }
+    match cmd.id().name() {
+        "scan" => set.insert(scan_shard(cmd.args(), n).unwrap_or(0)),
+        _ => set = ShardSet::all(n),
+    }
+    set
+}
+
+/// The shard a `SCAN` cursor is in; `None` for an unparsable cursor (the command's own parser
+/// answers it) or one past the last shard.
+fn scan_shard(args: &[Bytes], n: u16) -> Option<u16> {
+    let c = parse_u64(args.get(1)?)?;
+    u16::try_from(c >> CURSOR_SHIFT).ok().filter(|s| *s < n)
+}
+
+/// Runs `cmd` over the region's shards with one server's semantics. The shards [`touches`]
+/// names must be held by the caller for the whole call.
+pub fn run(set: &mut impl Shards, cmd: &Command, now: Now) -> Reply {
+    let n = set.count();
+    if n <= 1 {
+        return set.shard(0).run(cmd, now);
+    }
+    let touched = touches(cmd, n);
+    if let Some(s) = touched.single() {
+        if cmd.id().name() != "scan" {
+            return set.shard(s).run(cmd, now);
+        }
+    }
+    match cmd.id().name() {
+        "mget" => gather(set, cmd, now, 1, |parts| {
+            let mut out = Vec::new();
+            for (pos, r) in parts {
+                if let Reply::Array(items) = r {
+                    out.extend(pos.into_iter().zip(items));
+                }
+            }
+            out.sort_by_key(|(p, _)| *p);
+            Reply::Array(out.into_iter().map(|(_, r)| r).collect())
+        }),
+        "del" | "unlink" | "exists" => gather(set, cmd, now, 1, |parts| {
+            let mut n = 0;
+            for (_, r) in parts {
+                match r {
+                    Reply::Int(i) => n += i,
+                    other => return other,
+                }
+            }
+            Reply::Int(n)
+        }),
+        "mset" => gather(set, cmd, now, 2, |parts| {
+            for (_, r) in parts {
+                if r != Reply::OK {
+                    return r;
+                }
+            }
+            Reply::OK
+        }),
+        "rename" => rename(set, cmd, now),
+        "dbsize" => {
+            let mut total = 0;
+            for s in 0..n {
+                match set.shard(s).run(cmd, now) {
+                    Reply::Int(i) => total += i,
+                    other => return other,
+                }
+            }
+            Reply::Int(total)
+        }
+        "keys" => {
+            let mut all = Vec::new();
+            for s in 0..n {
+                match set.shard(s).run(cmd, now) {
+                    Reply::Array(items) => all.extend(items),
+                    other => return other,
+                }
+            }
+            // One server answers in its own order; ours is sorted, per shard and so overall.
+            all.sort_by(|a, b| match (a, b) {
+                (Reply::Bulk(a), Reply::Bulk(b)) => a.cmp(b),
+                _ => std::cmp::Ordering::Equal,
+            });
+            Reply::Array(all)
+        }
+        "scan" => scan(set, cmd, now),
+        // Every other data command has one key.
+        _ => match touched.iter().next() {
+            Some(s) => set.shard(s).run(cmd, now),
+            None => set.shard(0).run(cmd, now),
+        },
+    }
+}
+
+/// Splits a command whose keys (each followed by `stride - 1` values) span shards into one
+/// command per shard, ascending, runs each, and hands `merge` each shard's reply with the
+/// argument positions (in key order) of the keys it got.
+fn gather(
+    set: &mut impl Shards,
+    cmd: &Command,
+    now: Now,
+    stride: usize,
+    merge: impl FnOnce(Vec<(Vec<usize>, Reply)>) -> Reply,
+) -> Reply {
+    let n = set.count();
+    let args = cmd.args();
+    let mut by_shard: Vec<(u16, Vec<usize>)> = Vec::new();
+    for (i, k) in args.iter().enumerate().skip(1).step_by(stride) {
+        let s = shard_of_key(k, n);
+        match by_shard.iter_mut().find(|(t, _)| *t == s) {
+            Some((_, v)) => v.push(i),
+            None => by_shard.push((s, vec![i])),
+        }
+    }
+    by_shard.sort_by_key(|(s, _)| *s);
+    let mut parts = Vec::with_capacity(by_shard.len());
+    for (s, positions) in by_shard {
+        let mut line = Vec::with_capacity(1 + positions.len() * stride);
+        line.push(args[0].clone());
+        for p in &positions {
+            line.extend_from_slice(&args[*p..*p + stride]);
+        }
+        let reply = match Command::new(cmd.id(), line) {
+            Ok(sub) => set.shard(s).run(&sub, now),
+            Err(_) => Reply::wrong_arity(cmd.id().name()),
+        };
+        parts.push((positions, reply));
+    }
+    merge(parts)
+}
+
+/// `RENAME src dst` with the two keys on different shards: the source's value and expiry
+/// read on its shard, written whole as the destination on its shard, then the source deleted
+/// — what one server does, in two stamped writes (one per shard, each stamped by its shard's
+/// clock).
+fn rename(set: &mut impl Shards, cmd: &Command, now: Now) -> Reply {
+    let n = set.count();
+    let (src, dst) = (&cmd.args()[1], &cmd.args()[2]);
+    let (from, to) = (shard_of_key(src, n), shard_of_key(dst, n));
+    let Some(moved) = set
+        .shard(from)
+        .run_with(false, now, |ctx| keys::export(ctx, src))
+    else {
+        return Reply::err("no such key");
+    };
+    set.shard(to)
+        .run_with(true, now, |ctx| keys::import(ctx, dst, moved));
+    set.shard(from)
+        .run_with(true, now, |ctx| keys::remove(ctx, src));
+    Reply::OK
+}
+
+/// `SCAN` over every shard in turn: the cursor's top 8 bits name the shard, the rest is the
+/// position in that shard's store; a shard's walk ending continues at the start of the next.
+fn scan(set: &mut impl Shards, cmd: &Command, now: Now) -> Reply {
+    let n = set.count();
+    let args = cmd.args();
+    let Some(cursor) = args.get(1).and_then(|c| parse_u64(c)) else {
+        // The command's own parser has Redis's error for it.
+        return set.shard(0).run(cmd, now);
+    };
+    let Some(shard) = scan_shard(args, n) else {
+        return Reply::Array(vec![Reply::bulk("0"), Reply::Array(Vec::new())]);
+    };
+    let mut line = args.to_vec();
+    let pos = cursor & ((1 << CURSOR_SHIFT) - 1);
+    line[1] = Bytes::from(pos.to_string());
+    let Ok(sub) = Command::new(cmd.id(), line) else {
+        return Reply::wrong_arity(cmd.id().name());
+    };
+    let reply = set.shard(shard).run(&sub, now);
+    let Reply::Array(mut parts) = reply else {
+        return reply;
+    };
+    let next = match parts.first() {
+        Some(Reply::Bulk(b)) => parse_u64(b).unwrap_or(0),
+        _ => 0,
+    };
+    let next = match next {
+        0 if shard + 1 < n => u64::from(shard + 1) << CURSOR_SHIFT,
+        0 => 0,
+        p => (u64::from(shard) << CURSOR_SHIFT) | p,
+    };
+    if let Some(first) = parts.first_mut() {
+        *first = Reply::bulk(next.to_string());
+    }
+    Reply::Array(parts)
+}
+
+/// A region's shards owned outright (the simulator's, and tests'): all held all the time.
+impl Shards for Vec<Replica> {
+    fn count(&self) -> u16 {
+        self.len() as u16
+    }
+
+    fn shard(&mut self, i: u16) -> &mut Replica {
+        &mut self[usize::from(i)]
+    }
+}
