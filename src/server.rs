@@ -188,13 +188,14 @@ impl Server {
 
         let shutdown = CancellationToken::new();
         // Recovery may read a large log: keep it off the async worker threads.
-        let (persist, recovered) = {
+        let opened = {
             let (settings, name) = (config.persistence().clone(), region.name.clone());
-            tokio::task::spawn_blocking(move || Persist::open(&settings, &name))
+            let shards = config.shards();
+            tokio::task::spawn_blocking(move || Persist::open_shards(&settings, &name, shards))
                 .await
                 .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?
         };
-        let node = Arc::new(Node::with_persistence(config, &region, persist, recovered));
+        let node = Arc::new(Node::with_persistence(config, &region, opened));
         let spec = |r: &RegionSpec| PeerSpec {
             id: r.id,
             name: r.name.clone(),
@@ -249,10 +250,9 @@ impl Server {
         {
             let (node, shutdown) = (node.clone(), shutdown.clone());
             tokio::spawn(async move {
-                let Some(p) = node.persist() else { return };
                 tokio::select! {
                     _ = shutdown.cancelled() => {}
-                    reason = p.failed() => {
+                    reason = node.failed() => {
                         tracing::error!(region = %node.region_name(), %reason, "stopping: persistence failed");
                         shutdown.cancel();
                     }
@@ -300,10 +300,7 @@ impl Server {
     /// Resolves if persistence failed (the region has then stopped serving by itself); returns
     /// the reason. Pending forever on a healthy region.
     pub async fn failed(&self) -> String {
-        match self.node.persist() {
-            Some(p) => p.failed().await,
-            None => std::future::pending().await,
-        }
+        self.node.failed().await
     }
 
     /// Stops accepting clients and peers, tells peers we are leaving, waits for every task to
@@ -324,7 +321,7 @@ impl Server {
         }
         let node = self.node.clone();
         let _ = tokio::task::spawn_blocking(move || {
-            if let Some(p) = node.persist() {
+            for p in node.persists() {
                 p.close();
             }
         })

@@ -239,7 +239,9 @@ fn rollback_without_census_is_caught() {
         "rollback_without_census_is_caught",
         cfg,
         fault,
-        0..8,
+        // With the standard scenario's shards, about one seed in five leaves a resurrected
+        // session visible at the end (the workload re-creates the others first).
+        0..32,
     );
     assert!(hits
         .iter()

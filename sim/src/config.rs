@@ -21,6 +21,9 @@ use sessionmesh_core::Faults;
 pub struct SimConfig {
     /// Number of regions (ids `1..=regions`).
     pub regions: usize,
+    /// Shards per region (each an independent replica; `[cluster] shards` of `regions.toml`,
+    /// the node's default otherwise).
+    pub shards: u16,
     /// Simulated milliseconds of client workload and faults; everything heals at this time.
     pub duration_ms: u64,
     /// After healing, how long the regions get to converge before "did not converge".
@@ -83,6 +86,7 @@ impl Default for SimConfig {
     fn default() -> Self {
         SimConfig {
             regions: 3,
+            shards: sessionmesh_config::DEFAULT_SHARDS,
             duration_ms: 120_000,
             settle_ms: 60_000,
             linger_ms: 3_000,
@@ -151,6 +155,7 @@ impl SimConfig {
         let config = sessionmesh_config::Config::from_toml(text, std::path::Path::new("."))
             .map_err(|e| format!("regions.toml: {e}"))?;
         self.latency = LatencyMatrix::from_toml_str(text, self.regions);
+        self.shards = config.shards();
         let tr = config.transport();
         self.idle_timeout_ms = tr.idle_timeout_ms;
         self.reconnect_ms = tr.reconnect_max_ms;

@@ -48,6 +48,10 @@ struct Args {
     /// Number of regions.
     #[arg(long, default_value_t = 3)]
     regions: usize,
+    /// Shards per region (default: `[cluster] shards` of regions.toml, else the node's
+    /// default).
+    #[arg(long)]
+    shards: Option<u16>,
     /// Simulated seconds of workload and faults before the heal.
     #[arg(long, default_value_t = 120.0)]
     duration: f64,
@@ -170,6 +174,12 @@ fn config(args: &Args) -> anyhow::Result<SimConfig> {
             std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
         cfg.apply_regions_toml(&text).map_err(anyhow::Error::msg)?;
     }
+    if let Some(s) = args.shards {
+        if !(1..=256).contains(&s) {
+            bail!("--shards must be within 1..=256");
+        }
+        cfg.shards = s;
+    }
     cfg.duration_ms = (args.duration * 1000.0) as u64;
     cfg.ops_per_sec = args.rate;
     if args.calm {
@@ -203,6 +213,9 @@ fn replay_command(args: &Args, seed: u64) -> String {
     let mut c = format!("cargo run --release -p sessionmesh-sim -- --seed {seed}");
     if args.regions != 3 {
         c += &format!(" --regions {}", args.regions);
+    }
+    if let Some(s) = args.shards {
+        c += &format!(" --shards {s}");
     }
     if args.duration != 120.0 {
         c += &format!(" --duration {}", args.duration);

@@ -48,7 +48,8 @@ pub struct Oracles {
     /// Some write was lost: the fold is rebuilt from `log` without them.
     any_lost: bool,
     writes: u64,
-    hlc_max: BTreeMap<usize, Hlc>,
+    /// Per (region, shard): each shard keeps a clock of its own.
+    hlc_max: BTreeMap<(usize, u16), Hlc>,
     reported: BTreeSet<(Oracle, usize)>,
     /// Violations in detection order.
     pub violations: Vec<Violation>,
@@ -133,6 +134,11 @@ impl Oracles {
         self.model.len() as u64
     }
 
+    /// How many distinct keys written so far satisfy `pred` (those of one shard, say).
+    pub fn distinct_keys_where(&self, pred: impl Fn(&[u8]) -> bool) -> u64 {
+        self.model.keys().filter(|k| pred(k)).count() as u64
+    }
+
     /// Reports a violation (once per oracle and region; `region` may be `usize::MAX` for
     /// cluster-wide ones).
     pub fn report(&mut self, oracle: Oracle, region: usize, at_ms: u64, detail: String) {
@@ -150,12 +156,12 @@ impl Oracles {
         self.violations.iter().any(|v| v.oracle == oracle)
     }
 
-    /// Clock oracle: `c` is region `i`'s `clock_last()` now.
-    pub fn check_clock(&mut self, i: usize, c: Hlc, at_ms: u64, context: &str) {
-        let prev = self.hlc_max.entry(i).or_insert(Hlc::ZERO);
+    /// Clock oracle: `c` is shard `s` of region `i`'s `clock_last()` now.
+    pub fn check_clock(&mut self, i: usize, s: u16, c: Hlc, at_ms: u64, context: &str) {
+        let prev = self.hlc_max.entry((i, s)).or_insert(Hlc::ZERO);
         if c < *prev {
             let detail = format!(
-                "{}'s HLC went from {} back to {} ({context})",
+                "{} shard {s}'s HLC went from {} back to {} ({context})",
                 rid(i),
                 *prev,
                 c
@@ -169,11 +175,11 @@ impl Oracles {
     /// Restart oracle for a region that restarted from less than everything (a lost disk, an
     /// older copy): its first stamp after the restart, `issued`, is above every stamp it
     /// issued before, `before`.
-    pub fn check_first_stamp(&mut self, i: usize, issued: Hlc, before: Hlc, at_ms: u64) {
+    pub fn check_first_stamp(&mut self, i: usize, s: u16, issued: Hlc, before: Hlc, at_ms: u64) {
         if issued <= before {
             let detail = format!(
-                "{} issued {issued} after losing its disk, not above the stamp {before} it \
-                 issued before",
+                "{} shard {s} issued {issued} after losing its disk, not above the stamp \
+                 {before} it issued before",
                 rid(i)
             );
             self.report(Oracle::ClockMonotonic, i, at_ms, detail);
@@ -184,20 +190,28 @@ impl Oracles {
     /// stamp it issued before the crash (its clock may have been further ahead from observing
     /// peers or its wall clock, which issues nothing). Resets the running check to the new
     /// clock.
-    pub fn check_restart(&mut self, i: usize, restored: Hlc, issued: Hlc, at_ms: u64) {
+    pub fn check_restart(&mut self, i: usize, s: u16, restored: Hlc, issued: Hlc, at_ms: u64) {
         if restored < issued {
             let detail = format!(
-                "{} restarted with its HLC at {restored}, below the stamp {issued} it issued before the crash",
+                "{} shard {s} restarted with its HLC at {restored}, below the stamp {issued} it issued before the crash",
                 rid(i)
             );
             self.report(Oracle::ClockMonotonic, i, at_ms, detail);
         }
-        self.hlc_max.insert(i, restored);
+        self.hlc_max.insert((i, s), restored);
     }
 
     /// Bounded-memory oracle on one region's stats.
-    pub fn check_memory(&mut self, i: usize, s: &Stats, at_ms: u64, factor: u64, slack: u64) {
-        let keys = self.distinct_keys();
+    /// `keys`: how many distinct keys were written to what `s` counts (a shard's share, or
+    /// the whole key space; see [`Oracles::distinct_keys_where`]).
+    pub fn check_memory(
+        &mut self,
+        i: usize,
+        s: &Stats,
+        keys: u64,
+        at_ms: u64,
+        (factor, slack): (u64, u64),
+    ) {
         let bound = factor * keys + slack;
         for (name, v) in [
             ("index_entries", s.index_entries),
@@ -341,10 +355,10 @@ mod tests {
     fn small_oracles_fire() {
         let mut o = Oracles::default();
         o.record_write(Bytes::from_static(b"k"), create(1, stamp(1, 1), "f"));
-        o.check_clock(0, Hlc::new(10, 0), 1, "t");
-        o.check_clock(0, Hlc::new(10, 0), 2, "t");
+        o.check_clock(0, 0, Hlc::new(10, 0), 1, "t");
+        o.check_clock(0, 0, Hlc::new(10, 0), 2, "t");
         assert!(o.violations.is_empty());
-        o.check_clock(0, Hlc::new(9, 5), 3, "t");
+        o.check_clock(0, 0, Hlc::new(9, 5), 3, "t");
         assert!(o.broke(Oracle::ClockMonotonic));
         let big = Stats {
             index_entries: 1_000,
@@ -356,12 +370,12 @@ mod tests {
                 index_entries: 8,
                 ..Stats::default()
             },
+            1,
             4,
-            8,
-            0,
+            (8, 0),
         );
         assert!(!o.broke(Oracle::BoundedMemory));
-        o.check_memory(0, &big, 4, 8, 64);
+        o.check_memory(0, &big, 1, 4, (8, 64));
         assert!(o.broke(Oracle::BoundedMemory));
         let mut live = Live::new();
         live.insert(

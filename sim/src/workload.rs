@@ -253,11 +253,22 @@ impl Workload {
                 session: None,
             }]
         };
+        // Some reads and writes name several keys, which most often live on different shards
+        // (`MGET`, `MSET`: split by shard and put back together in the region).
+        let other = |rng: &mut ChaCha8Rng, s: &Self| s.string_names[s.strings.sample(rng)].clone();
         if rng.gen_bool(0.3) {
+            if rng.gen_bool(0.3) {
+                let more = [other(rng, self), other(rng, self)];
+                return op(OpKind::Read, cmd(&["MGET"], &key, &more));
+            }
             return op(OpKind::Read, cmd(&["GET"], &key, &[]));
         }
         let v = Bytes::from(format!("v{now_ms}-{}", rng.gen_range(0..1000u32)));
         match rng.gen_range(0..4) {
+            0 if rng.gen_bool(0.5) => {
+                let k2 = other(rng, self);
+                op(OpKind::SetString, cmd(&["MSET"], &key, &[v.clone(), k2, v]))
+            }
             0 => op(OpKind::SetString, cmd(&["SET"], &key, &[v])),
             1 => {
                 let ms = Bytes::from(rng.gen_range(500..20_000u64).to_string());

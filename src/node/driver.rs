@@ -3,12 +3,13 @@
 //! counters ([`drive`]), and the snapshot task ([`checkpoints`]).
 
 use super::*;
+use tracing::Instrument as _;
 
 impl transport::Handler for Node {
     fn backpressure(
         &self,
     ) -> Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>> {
-        let wait = self.persist.as_ref()?.backlogged()?;
+        let wait = self.persists().find_map(Persist::backlogged)?;
         self.counters.backpressure.fetch_add(1, Ordering::Relaxed);
         Some(Box::pin(wait))
     }
@@ -28,19 +29,29 @@ impl transport::Handler for Node {
             l.connects += 1;
         }
         let now = self.now();
-        self.lock().handle_connected(id, now);
-        self.wake.notify_one();
+        for s in &self.shards {
+            s.lock().handle_connected(id, now);
+            s.wake.notify_one();
+        }
     }
 
     fn frame(&self, peer: u16, frame: &[u8]) -> Result<(), Rejected> {
         let id = RegionId(peer);
         let now = self.now();
+        let shard = sessionmesh_core::wire::frame_shard(frame).unwrap_or(u16::MAX);
+        let Some(s) = self.shards.get(usize::from(shard)) else {
+            return Err(Rejected(format!(
+                "frame for shard {shard}, but this region has {} shards ([cluster] shards must be the same in every region)",
+                self.shards.len()
+            )));
+        };
         let res = {
-            let mut r = self.lock();
+            let mut r = s.lock();
             let res = r.handle_frame(id, frame, now);
-            self.note_writable_locked(&r);
+            self.note_shard(usize::from(shard), &r);
             res
         };
+        s.wake.notify_one();
         match res {
             Ok(()) => {
                 {
@@ -50,19 +61,17 @@ impl transport::Handler for Node {
                     l.last_frame_mono_ms = Some(now.mono_ms);
                 }
                 self.progress.notify_waiters();
-                self.wake.notify_one();
                 Ok(())
             }
-            Err(e) => {
-                self.wake.notify_one();
-                Err(Rejected(e.to_string()))
-            }
+            Err(e) => Err(Rejected(e.to_string())),
         }
     }
 
     fn drained(&self, _peer: u16, _stream: Stream) {
-        // A catch-up answer may be waiting for this room (see `drive`).
-        self.wake.notify_one();
+        // A catch-up answer of any shard may be waiting for this room (see `drive`).
+        for s in &self.shards {
+            s.wake.notify_one();
+        }
     }
 
     fn disconnected(&self, peer: u16) {
@@ -74,43 +83,79 @@ impl transport::Handler for Node {
             l.trusted = false;
         }
         let now = self.now();
-        self.lock().handle_disconnected(id, now);
-        self.wake.notify_one();
+        for s in &self.shards {
+            s.lock().handle_disconnected(id, now);
+            s.wake.notify_one();
+        }
     }
 }
 
-/// Runs the driver until `shutdown`: fires the replica's timers, and moves its transmits to
-/// the transport and its events to the log.
-///
-/// The replica lock is never held while sending, so a slow peer cannot stall commands.
+/// Runs every shard's driver until `shutdown`: one task per shard, so shards fire their
+/// timers and push their writes in parallel.
 pub async fn drive(node: Arc<Node>, transport: Arc<Transport>, shutdown: CancellationToken) {
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..node.shards.len() {
+        tasks.spawn(
+            drive_shard(node.clone(), transport.clone(), i, shutdown.clone())
+                .instrument(tracing::info_span!("shard", shard = i)),
+        );
+    }
+    while tasks.join_next().await.is_some() {}
+}
+
+/// Shard `i`'s driver: fires its replica's timers, and moves its transmits to the transport
+/// and its events to the log.
+///
+/// The shard lock is never held while sending, so a slow peer cannot stall commands.
+async fn drive_shard(
+    node: Arc<Node>,
+    transport: Arc<Transport>,
+    i: usize,
+    shutdown: CancellationToken,
+) {
+    let shard = &node.shards[i];
     let mut out = Vec::new();
     let mut events = Vec::new();
+    // Catch-up bytes this round took from each peer's queue (see `Node::reserved`).
+    let mut taken: BTreeMap<RegionId, usize> = BTreeMap::new();
     loop {
         let (deadline, ticket) = {
             let now = node.now();
-            let mut r = node.lock();
+            let mut r = shard.lock();
             if r.poll_timeout().is_some_and(|t| t <= now.mono_ms) {
                 r.handle_timeout(now);
-                node.note_writable_locked(&r);
+                node.note_shard(i, &r);
             }
             while let Some(t) = r.poll_transmit() {
                 out.push(t);
             }
             // Catch-up parts only as the peer's catch-up queue has room for them, counting
-            // what this round already takes; the rest wait in the core until a frame drains
-            // (`Handler::drained` wakes this loop).
-            let mut taken: BTreeMap<RegionId, usize> = BTreeMap::new();
+            // what this round already takes and what other shards took and have not handed
+            // over yet; the rest wait in the core until a frame drains (`Handler::drained`
+            // wakes this loop).
+            taken.clear();
             for t in out.iter().filter(|t| t.channel == Channel::CatchUp) {
                 *taken.entry(t.to).or_default() += t.bytes.len();
             }
-            while let Some(t) = r.poll_catchup(|p| {
-                transport
-                    .room(p.0, Stream::CatchUp)
-                    .saturating_sub(taken.get(&p).copied().unwrap_or(0))
-            }) {
-                *taken.entry(t.to).or_default() += t.bytes.len();
-                out.push(t);
+            {
+                let mut reserved = node.reserved();
+                let mut room = |p: RegionId| {
+                    transport
+                        .room(p.0, Stream::CatchUp)
+                        .saturating_sub(taken.get(&p).copied().unwrap_or(0))
+                        .saturating_sub(reserved.get(&p).copied().unwrap_or(0))
+                };
+                let mut parts = Vec::new();
+                while let Some(t) = r.poll_catchup(&mut room) {
+                    parts.push(t);
+                }
+                for t in parts {
+                    *taken.entry(t.to).or_default() += t.bytes.len();
+                    out.push(t);
+                }
+                for (p, n) in taken.iter() {
+                    *reserved.entry(*p).or_default() += n;
+                }
             }
             while let Some(e) = r.poll_event() {
                 events.push(e);
@@ -123,9 +168,12 @@ pub async fn drive(node: Arc<Node>, transport: Arc<Transport>, shutdown: Cancell
         // An `Ack` or a push must not claim what a crash could take back (peers use acks for
         // WAIT and to decide when tombstones may go).
         if let Some(t) = ticket {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                ok = node.durable_background(t) => if !ok { return },
+            let ok = tokio::select! {
+                _ = shutdown.cancelled() => false,
+                ok = node.durable_background(i, t) => ok,
+            };
+            if !ok {
+                return;
             }
         }
         for t in out.drain(..) {
@@ -139,6 +187,15 @@ pub async fn drive(node: Arc<Node>, transport: Arc<Transport>, shutdown: Cancell
                     .fetch_add(1, Ordering::Relaxed);
             }
         }
+        {
+            // Handed over: the transport's own room counts them now.
+            let mut reserved = node.reserved();
+            for (p, n) in &taken {
+                if let Some(r) = reserved.get_mut(p) {
+                    *r = r.saturating_sub(*n);
+                }
+            }
+        }
         for e in events.drain(..) {
             node.log_event(e);
         }
@@ -150,28 +207,33 @@ pub async fn drive(node: Arc<Node>, transport: Arc<Transport>, shutdown: Cancell
         };
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = node.wake.notified() => {}
+            _ = shard.wake.notified() => {}
             _ = tokio::time::sleep(sleep) => {}
         }
     }
 }
 
-/// Takes a snapshot whenever the log says one is due, until `shutdown`. A failed snapshot has
-/// already stopped the node (see [`Persist::failed`]); this task then ends too.
+/// Takes a snapshot of a shard whenever its log says one is due, until `shutdown`. A failed
+/// snapshot has already stopped the node (see [`Persist::failed`]); this task then ends too.
 pub async fn checkpoints(node: Arc<Node>, shutdown: CancellationToken) {
-    if node.persist().is_none() {
+    if node.persists().next().is_none() {
         return;
     }
-    // Checking is two atomic loads; a snapshot is at most this late.
+    // Checking is two atomic loads per shard; a snapshot is at most this late.
     let tick = Duration::from_millis(100);
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(tick) => {}
         }
-        let due = node.persist().is_some_and(Persist::snapshot_due);
-        if due && node.checkpoint().await.is_err() {
-            return;
+        for i in 0..node.shards.len() {
+            let due = node.shards[i]
+                .persist
+                .as_ref()
+                .is_some_and(Persist::snapshot_due);
+            if due && node.checkpoint(i).await.is_err() {
+                return;
+            }
         }
     }
 }

@@ -1,23 +1,29 @@
-//! The node: one region's [`Replica`] shared between Redis clients and the QUIC mesh.
+//! The node: one region's shards, shared between Redis clients and the QUIC mesh.
 //!
-//! [`Node`] is the only thing the Redis server sees. It locks the replica for each command,
-//! gives it the time ([`Now`]), and wakes the driver so fresh writes are pushed within the
-//! flush interval. The driver ([`drive`]) is the one task that drains the replica's outputs:
-//! frames go to the transport, events to the log and counters.
+//! The region's key space is split into `[cluster] shards` shards, each an independent
+//! [`Replica`] behind its own lock, with its own log and driver ([`shards`];
+//! `sessionmesh_core::shard` says what a shard is). [`Node`] is the only thing the Redis
+//! server sees. A command locks the one shard its keys live on (nearly every command: one
+//! lock, nothing shared with commands on other shards), or, for a command or transaction
+//! that spans shards, every shard it touches in ascending order; it gives the core the time
+//! ([`Now`]), and wakes the shard's driver so fresh writes are pushed within the flush
+//! interval. Each shard's driver ([`drive`] runs one task per shard) drains its replica's
+//! outputs: frames go to the transport, events to the log and counters.
 //!
 //! Frames from peers come in through [`transport::Handler`] (implemented in `driver.rs`, with
-//! the driver and the snapshot task): each complete frame is handed to the replica under the
-//! same lock, so a command and a merge never interleave.
+//! the drivers and the snapshot task): the frame header names the shard, and each complete
+//! frame is handed to that shard's replica under its lock, so a command and a merge never
+//! interleave.
 //!
-//! Every hold of the replica lock is one step of the core's step contract
+//! Every hold of a shard lock is one step of the core's step contract
 //! (`sessionmesh_core::Ready`, whose module states the durability rule): the step's journal
-//! records go to the log ([`Persist::enqueue`]) before the lock is released, in lock order, and
-//! the step's [`Ticket`] travels with its outputs: the Redis server waits for it before writing
-//! replies, and the driver before sending frames to peers (fsynced under
-//! `durability = "always"`, written to the OS under `"everysec"`). What the step wrote (for
-//! `WAIT`) and whether it moved the deadline earlier (to wake the driver) come from the same
-//! [`Ready`], not from readings taken before and after.
-//! [`checkpoints`] cuts snapshots.
+//! records go to the shard's log ([`Persist::enqueue`]) before the lock is released, in lock
+//! order, and the step's [`Ticket`] travels with its outputs: the Redis server waits for it
+//! before writing replies ([`Marks`] holds one per shard), and the driver before sending
+//! frames to peers (fsynced under `durability = "always"`, written to the OS under
+//! `"everysec"`). What the step wrote (for `WAIT`) and whether it moved the deadline earlier
+//! (to wake the driver) come from the same [`Ready`], not from readings taken before and
+//! after. [`checkpoints`] cuts snapshots, shard by shard.
 //!
 //! This module decides nothing about data or replication (the core does) and performs no
 //! network IO itself (the transport and the Redis server do).
@@ -34,7 +40,7 @@ use sessionmesh_core::{
 };
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::ops::{Deref, DerefMut};
+use std::future::Future as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -42,37 +48,43 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 mod driver;
+mod shards;
 
 pub use crate::view::{LinkState, NodeCounters, PeerView};
 #[cfg(test)]
 mod tests;
 
 pub use driver::{checkpoints, drive};
+use sessionmesh_core::shard::{self, ShardSet};
+pub use shards::Marks;
+use shards::{Held, Shard};
 
 /// How long after start a node with unreachable peers still reports "not ready": long enough
 /// for the first connections and catch-up on loopback, short enough that a region cut off at
 /// boot starts serving its load balancer anyway (it serves local reads and writes regardless).
 const READY_GRACE: Duration = Duration::from_secs(5);
 
-/// One region's replica plus what the driver and the HTTP and Redis layers need around it.
+// The configuration's bound on shards is the core's (a SCAN cursor keeps the shard in 8 bits).
+const _: () = assert!(sessionmesh_config::MAX_SHARDS == shard::MAX_SHARDS);
+
+/// One region's shards plus what the drivers and the HTTP and Redis layers need around them.
 pub struct Node {
     region: RegionId,
     name: String,
     /// Every other region, by id, with its name (for INFO and metrics labels).
     peers: BTreeMap<RegionId, String>,
-    replica: Mutex<Replica>,
-    /// Wakes the driver after anything that may have produced output or moved a deadline.
-    wake: Notify,
+    /// The key space, in `[cluster] shards` independent replicas (see [`shards`]).
+    shards: Vec<Shard>,
     /// Signalled (to all waiters) whenever a peer frame was applied: WAIT rechecks then.
     progress: Notify,
-    /// The replica may stamp writes (after a restart it may not for a moment: see
-    /// [`Replica::stamps_ready`]); read without the lock by every connection before it
+    /// Every shard may stamp writes (after a restart they may not for a moment: see
+    /// [`Replica::stamps_ready`]); read without a lock by every connection before it
     /// executes anything.
     writable: AtomicBool,
     /// Signalled (to all waiters) when `writable` turns true.
     writable_now: Notify,
-    /// Data commands are served: the restoration after the start has finished, or
-    /// `restore_hold_ms` has passed. Read without the lock by every command.
+    /// Data commands are served: the restoration after the start has finished in every
+    /// shard, or `restore_hold_ms` has passed. Read without a lock by every command.
     serving: AtomicBool,
     /// How long after start data commands are refused while the region restores.
     restore_hold_ms: u64,
@@ -82,79 +94,19 @@ pub struct Node {
     /// Largest gossip frame accepted, as configured for the core.
     max_frame_bytes: usize,
     links: Mutex<BTreeMap<RegionId, LinkState>>,
+    /// Catch-up bytes a shard's driver has taken from a peer's catch-up queue but not yet
+    /// handed to the transport: the shards share that queue, and each counts the others'.
+    reserved: Mutex<BTreeMap<RegionId, usize>>,
     counters: Counters,
     /// Weak: the transport holds the node as its handler, and a strong link back would keep
     /// both (and the UDP socket) alive after shutdown.
     transport: OnceLock<Weak<Transport>>,
-    /// The durable log, if this node has a data folder.
-    persist: Option<Persist>,
     /// What the Redis server records as commands run (latency, errors); one per node so that
     /// regions sharing a process keep their metrics apart.
     metrics: Metrics,
     /// When a clock-skew warning was last logged per peer (monotonic ms): a skewed peer makes
     /// every one of its pushes a skew event, and the log says so once per interval.
     skew_warned: Mutex<BTreeMap<RegionId, u64>>,
-}
-
-/// The replica, locked. Every hold is one step of the core's step contract
-/// (`sessionmesh_core::replica::step`): [`Locked::step`] ends it explicitly and returns what it
-/// did; dropping the guard ends it otherwise. Either way the step's journal records are queued
-/// to the log before the lock is released, so the log holds them in lock order, and a
-/// deadline moved earlier wakes the driver.
-struct Locked<'a> {
-    replica: MutexGuard<'a, Replica>,
-    persist: Option<&'a Persist>,
-    wake: &'a Notify,
-    /// [`Locked::step`] ended the step and nothing ran since.
-    ended: bool,
-}
-
-impl Locked<'_> {
-    /// Ends the step: queues its records to the log and returns what it did with the ticket
-    /// its outputs wait for — its own records, or earlier ones it may have seen that are not
-    /// durable yet; `None` without persistence or when nothing is pending. The caller wakes
-    /// the driver on [`Ready::sooner`].
-    fn step(&mut self) -> (Ready, Option<Ticket>) {
-        let mut ready = self.replica.ready();
-        self.ended = true;
-        let ticket = self.persist.and_then(|p| {
-            if ready.records.is_empty() {
-                p.pending()
-            } else {
-                p.enqueue(std::mem::take(&mut ready.records))
-            }
-        });
-        (ready, ticket)
-    }
-}
-
-impl Deref for Locked<'_> {
-    type Target = Replica;
-    fn deref(&self) -> &Replica {
-        &self.replica
-    }
-}
-
-impl DerefMut for Locked<'_> {
-    fn deref_mut(&mut self) -> &mut Replica {
-        self.ended = false;
-        &mut self.replica
-    }
-}
-
-impl Drop for Locked<'_> {
-    fn drop(&mut self) {
-        if self.ended {
-            return;
-        }
-        let ready = self.replica.ready();
-        if let Some(p) = self.persist.filter(|_| !ready.records.is_empty()) {
-            p.enqueue(ready.records);
-        }
-        if ready.sooner {
-            self.wake.notify_one();
-        }
-    }
 }
 
 /// How often a persistently skewed peer is warned about (the counter has every event).
@@ -174,7 +126,7 @@ struct Counters {
 }
 
 impl Node {
-    /// A node for `region` of `config`, with an empty replica.
+    /// A node for `region` of `config`, with empty replicas.
     ///
     /// Panics if `region` is not in `config` (a validated [`Config`] and a region taken from it
     /// cannot disagree).
@@ -183,40 +135,67 @@ impl Node {
     /// [`Replica::recover`]): a node without a data folder may have run before and lost
     /// everything, and its peers hold whatever it wrote then.
     pub fn new(config: &Config, region: &RegionSpec) -> Node {
-        let core = core_config(config, region);
-        let mut node = Node::build(config, region, Replica::new(core.clone()), None);
-        let now = node.now();
-        *node.replica.get_mut().unwrap_or_else(|p| p.into_inner()) =
-            Replica::recover(core, Snapshot::default(), Vec::new(), now);
+        let n = config.shards();
+        let start = Instant::now();
+        let node_now = now_at(start, region.clock_offset_ms);
+        let shards = (0..n)
+            .map(|i| {
+                let core = core_config(config, region, i);
+                Shard::new(
+                    Replica::recover(core, Snapshot::default(), Vec::new(), node_now),
+                    None,
+                )
+            })
+            .collect();
+        let node = Node::build(config, region, shards, start);
         node.note_writable();
         node
     }
 
-    /// A node for `region` of `config` that starts from what its data folder held and logs
-    /// every change to it. Nothing leaves the node before the log holds it.
+    /// A node for `region` of `config` whose shards start from what their data folders held
+    /// (`opened`: [`Persist::open_shards`], shard by shard) and log every change to them.
+    /// Nothing leaves the node before the log holds it.
+    ///
+    /// Panics if `opened` does not hold one entry per shard of `config`.
     pub fn with_persistence(
         config: &Config,
         region: &RegionSpec,
-        persist: Persist,
-        recovered: Recovered,
+        opened: Vec<(Persist, Recovered)>,
     ) -> Node {
-        let mut core = core_config(config, region);
-        core.journal = true;
-        // The replica is rebuilt before the node's clock starts: monotonic time 0 is now.
-        let mut node = Node::build(config, region, Replica::new(core.clone()), Some(persist));
-        let now = node.now();
-        *node.replica.get_mut().unwrap_or_else(|p| p.into_inner()) =
-            Replica::recover(core, recovered.snapshot, recovered.records, now);
+        assert_eq!(
+            opened.len(),
+            usize::from(config.shards()),
+            "one log per shard"
+        );
+        // The replicas are rebuilt before the node's clock starts: monotonic time 0 is now.
+        let start = Instant::now();
+        let node_now = now_at(start, region.clock_offset_ms);
+        // Each shard replays its own snapshot and log: in parallel, as they were read.
+        let shards = std::thread::scope(|s| {
+            let building: Vec<_> = opened
+                .into_iter()
+                .enumerate()
+                .map(|(i, (persist, recovered))| {
+                    let mut core = core_config(config, region, i as u16);
+                    core.journal = true;
+                    s.spawn(move || {
+                        let r =
+                            Replica::recover(core, recovered.snapshot, recovered.records, node_now);
+                        Shard::new(r, Some(persist))
+                    })
+                })
+                .collect();
+            building
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                .collect()
+        });
+        let node = Node::build(config, region, shards, start);
         node.note_writable();
         node
     }
 
-    fn build(
-        config: &Config,
-        region: &RegionSpec,
-        replica: Replica,
-        persist: Option<Persist>,
-    ) -> Node {
+    fn build(config: &Config, region: &RegionSpec, shards: Vec<Shard>, start: Instant) -> Node {
         let rep = config.replication();
         let peers = config
             .regions()
@@ -229,92 +208,137 @@ impl Node {
             region: RegionId(region.id),
             name: region.name.clone(),
             peers,
-            replica: Mutex::new(replica),
-            wake: Notify::new(),
+            shards,
             progress: Notify::new(),
             writable: AtomicBool::new(true),
             writable_now: Notify::new(),
             serving: AtomicBool::new(false),
             restore_hold_ms: rep.restore_hold_ms,
-            start: Instant::now(),
+            start,
             clock_offset_ms: region.clock_offset_ms,
             max_frame_bytes: rep.max_frame_bytes,
             links: Mutex::new(links),
+            reserved: Mutex::new(BTreeMap::new()),
             counters: Counters::default(),
             transport: OnceLock::new(),
-            persist,
             metrics: Metrics::new(),
             skew_warned: Mutex::new(BTreeMap::new()),
         }
     }
 
+    /// How many shards the region's key space is split into.
+    pub fn shard_count(&self) -> u16 {
+        self.shards.len() as u16
+    }
+
     /// Executes one data command (`args[0]` is the command name) and returns its reply.
-    ///
-    /// The reply is final: nothing waits for another region. A write that brings the next
-    /// flush forward wakes the driver so it reaches peers within the flush interval; writes
-    /// while a flush is already scheduled do not (a cross-thread wake per write costs more than
-    /// the write).
     pub fn execute(&self, args: &[Bytes]) -> Reply {
         match Command::parse(args.to_vec()) {
-            Ok(c) => self.execute_stamped(&c).0,
+            Ok(c) => self.execute_marked(&c, &mut Marks::default()),
             Err(e) => e,
         }
     }
 
-    /// Like [`Node::execute`], and also returns the stamp of the write this command made, if
-    /// it made one, and the [`Ticket`] to wait for before the reply may leave the node (see
-    /// [`Node::durable`]; `None` without persistence or when nothing is pending). Taken under the same lock as the
-    /// command, so a connection can remember exactly its own last write for `WAIT`, whatever
-    /// other connections do meanwhile.
-    pub fn execute_stamped(&self, cmd: &Command) -> (Reply, Option<Stamp>, Option<Ticket>) {
+    /// Executes one data command atomically and returns its reply; notes in `marks` the stamp
+    /// of the write it made, if it made one, and the [`Ticket`] to wait for before the reply
+    /// may leave the node (see [`Node::durable`]). Taken under the same lock as the command,
+    /// so a connection can remember exactly its own last writes for `WAIT`, whatever other
+    /// connections do meanwhile.
+    ///
+    /// The reply is final: nothing waits for another region. A write that brings the next
+    /// flush forward wakes its shard's driver so it reaches peers within the flush interval;
+    /// writes while a flush is already scheduled do not (a cross-thread wake per write costs
+    /// more than the write).
+    pub fn execute_marked(&self, cmd: &Command, marks: &mut Marks) -> Reply {
         let now = self.now();
-        let (reply, ready, ticket) = {
-            let mut r = self.lock();
-            let reply = r.run(cmd, now);
-            let (ready, ticket) = r.step();
-            (reply, ready, ticket)
-        };
-        if ready.sooner {
-            self.wake.notify_one();
+        let n = self.shard_count();
+        match shard::direct(cmd, n) {
+            // Nearly every command: one key, one shard, one lock.
+            Some(i) => {
+                let mut r = self.shards[usize::from(i)].lock();
+                let reply = r.run(cmd, now);
+                let (ready, ticket) = r.step();
+                marks.note(i, ready.wrote, ticket);
+                reply
+            }
+            None => {
+                let mut held = Held::lock(&self.shards, shard::touches(cmd, n));
+                let reply = shard::run(&mut held, cmd, now);
+                held.step(marks);
+                reply
+            }
         }
-        (reply, ready.wrote, ticket)
     }
 
-    /// Executes several data commands as one atomic step (`MULTI`/`EXEC`, or a pipelined run
-    /// of data commands): no other command and no peer frame runs in between. Returns one
-    /// reply per command and the stamp of the last write among them, if any.
-    pub fn execute_batch_stamped(
+    /// Executes several data commands and returns one reply per command, noting in `marks`
+    /// what they wrote and wait for.
+    ///
+    /// `atomic` (`MULTI`/`EXEC`): every shard the commands touch is held, lowest first, for
+    /// the whole run, so no other command and no peer frame runs on them in between, as in
+    /// Redis. Otherwise (a pipeline) the commands run in order, each run of consecutive
+    /// commands on one shard under one hold of its lock: the order a client sees is its
+    /// pipeline's, as from Redis, while other connections' commands on other shards run in
+    /// parallel.
+    pub fn execute_batch_marked(
         &self,
         cmds: &[Command],
-    ) -> (Vec<Reply>, Option<Stamp>, Option<Ticket>) {
+        atomic: bool,
+        marks: &mut Marks,
+    ) -> Vec<Reply> {
         let now = self.now();
-        let (replies, ready, ticket) = {
-            let mut r = self.lock();
-            if cmds.len() > 1 {
-                // The whole pipeline's lookups first, so that their cache misses overlap.
-                for c in cmds {
+        let n = self.shard_count();
+        if atomic && n > 1 {
+            let mut touched = ShardSet::default();
+            for c in cmds {
+                touched.union(shard::touches(c, n));
+            }
+            let mut held = Held::lock(&self.shards, touched);
+            let replies = cmds.iter().map(|c| shard::run(&mut held, c, now)).collect();
+            // One step per shard, so one frame in each shard's log for its part of the
+            // transaction (docs/DESIGN.md, "Shards", says what a crash does to one that
+            // spans shards).
+            held.step(marks);
+            return replies;
+        }
+        let mut replies = Vec::with_capacity(cmds.len());
+        let mut rest = cmds;
+        while let Some(first) = rest.first() {
+            let Some(i) = shard::direct(first, n) else {
+                replies.push(self.execute_marked(first, marks));
+                rest = &rest[1..];
+                continue;
+            };
+            let run = rest
+                .iter()
+                .take_while(|c| shard::direct(c, n) == Some(i))
+                .count();
+            let mut r = self.shards[usize::from(i)].lock();
+            if run > 1 {
+                // The run's lookups first, so that their cache misses overlap.
+                for c in &rest[..run] {
                     r.prefetch(c);
                 }
             }
-            let replies = cmds.iter().map(|c| r.run(c, now)).collect();
-            // One step, so one frame in the log for the whole batch: a transaction is never
-            // half-recovered.
+            replies.extend(rest[..run].iter().map(|c| r.run(c, now)));
+            // One step, so one frame in the log for the run.
             let (ready, ticket) = r.step();
-            (replies, ready, ticket)
-        };
-        if ready.sooner {
-            self.wake.notify_one();
+            marks.note(i, ready.wrote, ticket);
+            rest = &rest[run..];
         }
-        (replies, ready.wrote, ticket)
+        replies
     }
 
-    /// Waits until `ticket` is durable. `false`: persistence failed, the node is stopping, and
-    /// whatever waited for the ticket must not be acknowledged.
-    pub async fn durable(&self, ticket: Ticket) -> bool {
-        match &self.persist {
-            Some(p) => p.wait(ticket).await,
-            None => true,
+    /// Waits until every ticket of `marks` is durable. `false`: persistence failed, the node
+    /// is stopping, and whatever waited for the tickets must not be acknowledged.
+    pub async fn durable(&self, marks: &Marks) -> bool {
+        for (i, t) in marks.tickets() {
+            if let Some(p) = self.shards.get(i).and_then(|s| s.persist.as_ref()) {
+                if !p.wait(t).await {
+                    return false;
+                }
+            }
         }
+        true
     }
 
     /// Waits until commands may run: at once, except for a moment after a restart (until every
@@ -335,14 +359,16 @@ impl Node {
             if self.writable.load(Ordering::Acquire) {
                 return;
             }
-            // The driver lifts the barrier at its deadline; this is only a backstop.
+            // The drivers lift the barrier at its deadline; this is only a backstop.
             tokio::select! {
                 _ = &mut notified => {}
                 _ = tokio::time::sleep(Duration::from_millis(20)) => {
                     let now = self.now();
-                    let mut r = self.lock();
-                    r.stamps_ready_at(now);
-                    self.note_writable_locked(&r);
+                    for (i, s) in self.shards.iter().enumerate() {
+                        let mut r = s.lock();
+                        r.stamps_ready_at(now);
+                        self.note_shard(i, &r);
+                    }
                 }
             }
         }
@@ -372,15 +398,23 @@ impl Node {
     /// Publishes whether commands may run and data commands are served (both only ever turn
     /// true).
     fn note_writable(&self) {
-        let r = self.lock();
-        self.note_writable_locked(&r);
+        for (i, s) in self.shards.iter().enumerate() {
+            let r = s.lock();
+            self.note_shard(i, &r);
+        }
     }
 
-    fn note_writable_locked(&self, r: &Replica) {
-        if !r.is_restoring() && !self.serving.load(Ordering::Acquire) {
+    /// Notes shard `i`'s state (`r`, locked) and publishes the region's: writable once every
+    /// shard may stamp, served once every shard has restored.
+    fn note_shard(&self, i: usize, r: &Replica) {
+        let s = &self.shards[i];
+        s.restored.store(!r.is_restoring(), Ordering::Release);
+        s.writable.store(r.stamps_ready(), Ordering::Release);
+        let all = |f: fn(&Shard) -> bool| self.shards.iter().all(f);
+        if !self.serving.load(Ordering::Acquire) && all(|s| s.restored.load(Ordering::Acquire)) {
             self.serving.store(true, Ordering::Release);
         }
-        let ready = r.stamps_ready();
+        let ready = all(|s| s.writable.load(Ordering::Acquire));
         if self.writable.load(Ordering::Acquire) != ready {
             self.writable.store(ready, Ordering::Release);
             if ready {
@@ -389,32 +423,53 @@ impl Node {
         }
     }
 
-    /// [`Node::durable`] for the replication driver: the log's thread writes and fsyncs, so
-    /// no runtime thread blocks on the disk for a peer's sake.
-    async fn durable_background(&self, ticket: Ticket) -> bool {
-        match &self.persist {
+    /// [`Node::durable`] for shard `i`'s driver: the log's thread writes and fsyncs, so no
+    /// runtime thread blocks on the disk for a peer's sake.
+    async fn durable_background(&self, i: usize, ticket: Ticket) -> bool {
+        match &self.shards[i].persist {
             Some(p) => p.wait_background(ticket).await,
             None => true,
         }
     }
 
-    /// The durable log, if this node has one.
-    pub fn persist(&self) -> Option<&Persist> {
-        self.persist.as_ref()
+    /// The shards' durable logs, if this node has a data folder.
+    pub fn persists(&self) -> impl Iterator<Item = &Persist> {
+        self.shards.iter().filter_map(|s| s.persist.as_ref())
     }
 
-    /// Cuts a snapshot: under the lock, queues pending records, starts a new log segment and
-    /// takes the state unsorted (a reference per key, no copy: the pause is a walk of the key
-    /// table); then, outside the lock, sorts it, writes it and deletes the log it replaces.
-    /// Does nothing without persistence. Runs on a blocking thread: the page faults of
-    /// [`Snapshot::key_room`] and the write take a while, and the pause itself blocks no more
-    /// there than on a runtime thread.
-    pub async fn checkpoint(self: &Arc<Self>) -> Result<(), crate::persist::PersistError> {
-        if self.persist.is_none() {
+    /// Resolves once some shard's persistence failed (the region then stops serving), with
+    /// the reason; pending forever on a healthy region or one without a data folder.
+    pub async fn failed(&self) -> String {
+        let mut waits: Vec<_> = self.persists().map(|p| Box::pin(p.failed())).collect();
+        if waits.is_empty() {
+            return std::future::pending().await;
+        }
+        std::future::poll_fn(|cx| {
+            for w in &mut waits {
+                if let std::task::Poll::Ready(reason) = w.as_mut().poll(cx) {
+                    return std::task::Poll::Ready(reason);
+                }
+            }
+            std::task::Poll::Pending
+        })
+        .await
+    }
+
+    /// Cuts a snapshot of shard `i`: under its lock, queues pending records, starts a new log
+    /// segment and takes the state unsorted (a reference per key, no copy: the pause is a
+    /// walk of the shard's key table); then, outside the lock, sorts it, writes it and deletes
+    /// the log it replaces. Does nothing without persistence. Runs on a blocking thread: the
+    /// page faults of [`Snapshot::key_room`] and the write take a while, and the pause itself
+    /// blocks no more there than on a runtime thread.
+    pub async fn checkpoint(
+        self: &Arc<Self>,
+        i: usize,
+    ) -> Result<(), crate::persist::PersistError> {
+        if self.shards.get(i).is_none_or(|s| s.persist.is_none()) {
             return Ok(());
         }
         let node = self.clone();
-        tokio::task::spawn_blocking(move || node.checkpoint_blocking())
+        tokio::task::spawn_blocking(move || node.checkpoint_blocking(i))
             .await
             .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
     }
@@ -424,14 +479,15 @@ impl Node {
         clippy::expect_used,
         reason = "only called when persistence is configured"
     )]
-    fn checkpoint_blocking(&self) -> Result<(), crate::persist::PersistError> {
-        let p = self.persist.as_ref().expect("checked by the caller");
+    fn checkpoint_blocking(&self, i: usize) -> Result<(), crate::persist::PersistError> {
+        let shard = &self.shards[i];
+        let p = shard.persist.as_ref().expect("checked by the caller");
         // Room for every key, with a margin for keys created before the lock is taken again.
-        let n = self.lock().stats().keys as usize;
+        let n = shard.lock().stats().keys as usize;
         let room = Snapshot::key_room(n + n / 16);
         let started = Instant::now();
         let (id, snap) = {
-            let mut r = self.lock();
+            let mut r = shard.lock();
             // The snapshot must follow every record already in the log.
             let _ = r.step();
             let id = p.begin_snapshot();
@@ -442,29 +498,32 @@ impl Node {
         p.finish_snapshot(id, snap, pause)
     }
 
-    /// The stamp of the most recent write executed in this region, by any connection.
-    pub fn last_write(&self) -> Option<Stamp> {
-        self.lock().last_write()
+    /// How many other regions are known to hold every write noted in `marks` (each shard's
+    /// last one, and so every earlier one of that shard); every peer when nothing was written.
+    pub fn regions_holding(&self, marks: &Marks) -> usize {
+        marks
+            .writes()
+            .map(|(i, s)| self.shards[i].lock().regions_holding(s))
+            .min()
+            .unwrap_or(self.peers.len())
     }
 
-    /// How many other regions are known to hold every write of this region up to `stamp`.
-    pub fn regions_holding(&self, stamp: Stamp) -> usize {
-        self.lock().regions_holding(stamp)
-    }
-
-    /// Waits until at least `n` other regions hold `stamp` or `timeout_ms` passes, and returns
-    /// how many hold it then (Redis `WAIT numregions timeout`). `timeout_ms == 0` waits without
-    /// limit, as Redis does. Never changes data; a cancelled wait is harmless.
-    pub async fn wait_regions(&self, stamp: Stamp, n: usize, timeout_ms: u64) -> usize {
+    /// Waits until at least `n` other regions hold every write noted in `marks` or
+    /// `timeout_ms` passes, and returns how many hold them then (Redis `WAIT numregions
+    /// timeout`). `timeout_ms == 0` waits without limit, as Redis does. Never changes data; a
+    /// cancelled wait is harmless.
+    pub async fn wait_regions(&self, marks: &Marks, n: usize, timeout_ms: u64) -> usize {
         let deadline = (timeout_ms > 0)
             .then(|| tokio::time::Instant::now() + Duration::from_millis(timeout_ms));
-        // Push the write now rather than at the next flush tick.
-        self.wake.notify_one();
+        // Push the writes now rather than at the next flush tick.
+        for (i, _) in marks.writes() {
+            self.shards[i].wake.notify_one();
+        }
         loop {
             let notified = self.progress.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let have = self.regions_holding(stamp);
+            let have = self.regions_holding(marks);
             if have >= n {
                 return have;
             }
@@ -472,7 +531,7 @@ impl Node {
                 Some(d) => {
                     tokio::select! {
                         _ = &mut notified => {}
-                        _ = tokio::time::sleep_until(d) => return self.regions_holding(stamp),
+                        _ = tokio::time::sleep_until(d) => return self.regions_holding(marks),
                     }
                 }
                 None => notified.await,
@@ -529,7 +588,7 @@ impl Node {
     /// since it started, or was given up on as silent), every connected peer has sent a valid
     /// frame, and either every peer is connected or the start-up grace period is over.
     pub fn ready(&self) -> bool {
-        if self.lock().restoring().is_some() {
+        if self.restoring().is_some() {
             // It may lack writes (its own included) that its peers hold.
             return false;
         }
@@ -539,25 +598,44 @@ impl Node {
         all_trusted && (all_up || self.start.elapsed() >= READY_GRACE)
     }
 
-    /// The core's counters.
+    /// The core's counters, summed over the shards.
     pub fn stats(&self) -> Stats {
-        self.lock().stats()
+        let mut total = Stats::default();
+        for s in &self.shards {
+            total.add(&s.lock().stats());
+        }
+        total
     }
 
-    /// The restoration in progress after a restart, if any (see [`Replica::restoring`]).
+    /// The restoration in progress after a restart, if any shard is still restoring (see
+    /// [`Replica::restoring`]), joined over the shards that are.
     pub fn restoring(&self) -> Option<RestoreStatus> {
-        self.lock().restoring()
+        let mut joined: Option<RestoreStatus> = None;
+        for s in &self.shards {
+            if let Some(r) = s.lock().restoring() {
+                match joined.as_mut() {
+                    Some(j) => j.join(&r),
+                    None => joined = Some(r),
+                }
+            }
+        }
+        joined
     }
 
     /// A snapshot of every peer, in id order.
     pub fn peer_views(&self) -> Vec<PeerView> {
         let now = self.mono_ms();
-        let status: BTreeMap<RegionId, PeerStatus> = self
-            .lock()
-            .peer_status()
-            .into_iter()
-            .map(|p| (p.region, p))
-            .collect();
+        let mut status: BTreeMap<RegionId, PeerStatus> = BTreeMap::new();
+        for s in &self.shards {
+            for p in s.lock().peer_status() {
+                match status.get_mut(&p.region) {
+                    Some(joined) => joined.join(&p),
+                    None => {
+                        status.insert(p.region, p);
+                    }
+                }
+            }
+        }
         let links = self.links();
         self.peers
             .iter()
@@ -643,13 +721,7 @@ impl Node {
     /// The current time as the core wants it: monotonic ms since start, and the wall clock
     /// (plus the test-only offset) in ms since the Unix epoch.
     pub fn now(&self) -> Now {
-        let wall = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
-        Now {
-            mono_ms: self.mono_ms(),
-            wall_ms: wall.saturating_add_signed(self.clock_offset_ms),
-        }
+        now_at(self.start, self.clock_offset_ms)
     }
 
     /// Milliseconds from the node's monotonic time `t` (as the core sees it) until now.
@@ -661,15 +733,8 @@ impl Node {
         self.start.elapsed().as_millis() as u64
     }
 
-    fn lock(&self) -> Locked<'_> {
-        // A panic while holding the lock is a bug in the core; keep serving what we have
-        // rather than turning every later command into a panic.
-        Locked {
-            replica: self.replica.lock().unwrap_or_else(|p| p.into_inner()),
-            persist: self.persist.as_ref(),
-            wake: &self.wake,
-            ended: false,
-        }
+    fn reserved(&self) -> MutexGuard<'_, BTreeMap<RegionId, usize>> {
+        self.reserved.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn links(&self) -> MutexGuard<'_, BTreeMap<RegionId, LinkState>> {
@@ -682,10 +747,23 @@ impl Node {
     }
 }
 
-/// The core's settings for `region` of `config` (journal off; persistence turns it on).
-fn core_config(config: &Config, region: &RegionSpec) -> CoreConfig {
+/// The node's clock as [`Node::now`] reads it, for a node started at `start`.
+fn now_at(start: Instant, clock_offset_ms: i64) -> Now {
+    let wall = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    Now {
+        mono_ms: start.elapsed().as_millis() as u64,
+        wall_ms: wall.saturating_add_signed(clock_offset_ms),
+    }
+}
+
+/// The core's settings for shard `shard` of `region` of `config` (journal off; persistence
+/// turns it on).
+fn core_config(config: &Config, region: &RegionSpec, shard: u16) -> CoreConfig {
     let ids: Vec<RegionId> = config.regions().iter().map(|r| RegionId(r.id)).collect();
     let mut core = CoreConfig::new(RegionId(region.id), &ids);
+    core.shard = shard;
     let rep = config.replication();
     core.flush_interval_ms = rep.flush_interval_ms;
     core.max_clock_drift_ms = rep.max_clock_drift_ms;

@@ -60,6 +60,18 @@ pub enum PersistError {
         /// The folder.
         path: PathBuf,
     },
+    /// The folder holds another number of shards than the configuration asks for (or the
+    /// one-shard layout, which keeps no shard folders). Nothing was changed; the node does not
+    /// start.
+    #[error("{path} holds {found} shard(s) but [cluster] shards = {want}: a region cannot be resharded in place; move the folder away and the region restores everything from its peers")]
+    Layout {
+        /// The region's folder.
+        path: PathBuf,
+        /// What the folder holds.
+        found: u16,
+        /// What the configuration asks for.
+        want: u16,
+    },
     /// The newest snapshot is damaged. Nothing was changed; the node does not start.
     #[error("snapshot {path} is corrupt: {reason}")]
     CorruptSnapshot {
@@ -147,8 +159,48 @@ impl Persist {
         settings: &Persistence,
         region: &str,
     ) -> Result<(Persist, Recovered), PersistError> {
+        Persist::open_in(settings, &settings.region_dir(region), region.to_string())
+    }
+
+    /// Opens every shard's folder of region `region` ([`Persist::open`] for each, all at
+    /// once: recovery reads each shard's snapshot and log on a thread of its own). One shard
+    /// keeps its files in the region's folder itself (the layout before shards); more keep
+    /// them in `shard-000`, `shard-001`, ... under it, and a `SHARDS` file there says how many,
+    /// so that a folder is never read with another count ([`PersistError::Layout`]).
+    pub fn open_shards(
+        settings: &Persistence,
+        region: &str,
+        shards: u16,
+    ) -> Result<Vec<(Persist, Recovered)>, PersistError> {
+        let root = settings.region_dir(region);
+        check_layout(&root, shards)?;
+        if shards <= 1 {
+            return Ok(vec![Persist::open(settings, region)?]);
+        }
+        std::thread::scope(|s| {
+            let opening: Vec<_> = (0..shards)
+                .map(|i| {
+                    let dir = root.join(format!("shard-{i:03}"));
+                    let label = format!("{region}-{i}");
+                    s.spawn(move || Persist::open_in(settings, &dir, label))
+                })
+                .collect();
+            opening
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                .collect()
+        })
+    }
+
+    /// [`Persist::open`] on folder `path`, named `label` in the log and the writer thread.
+    fn open_in(
+        settings: &Persistence,
+        path: &Path,
+        label: String,
+    ) -> Result<(Persist, Recovered), PersistError> {
+        let region = label.as_str();
         let dir = Arc::new(DataDir::open(
-            &settings.region_dir(region),
+            path,
             settings.encryption_key_file.as_deref(),
         )?);
         let (recovered, segment) = recover::recover(&dir)?;
@@ -443,3 +495,45 @@ fn changes_a_key(r: &Record) -> bool {
 
 #[cfg(test)]
 mod tests;
+
+/// Checks that `root` (a region's folder) holds `shards` shards, or nothing yet, and records
+/// the count there if it holds more than one.
+fn check_layout(root: &Path, shards: u16) -> Result<(), PersistError> {
+    let marker = root.join("SHARDS");
+    let found = match std::fs::read_to_string(&marker) {
+        Ok(text) => text.trim().parse::<u16>().ok(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(PersistError::io("read", &marker)(e)),
+    };
+    // Files of the one-shard layout (log segments, snapshots) directly in the folder.
+    let flat = std::fs::read_dir(root)
+        .map(|d| {
+            d.flatten().any(|e| {
+                let n = e.file_name();
+                let n = n.to_string_lossy();
+                n.ends_with(".log") || n.ends_with(".snap")
+            })
+        })
+        .unwrap_or(false);
+    let holds = match found {
+        Some(n) => n,
+        None if flat => 1,
+        None => return write_layout(root, &marker, shards),
+    };
+    if holds != shards {
+        return Err(PersistError::Layout {
+            path: root.to_owned(),
+            found: holds,
+            want: shards,
+        });
+    }
+    Ok(())
+}
+
+fn write_layout(root: &Path, marker: &Path, shards: u16) -> Result<(), PersistError> {
+    if shards <= 1 {
+        return Ok(());
+    }
+    std::fs::create_dir_all(root).map_err(PersistError::io("create", root))?;
+    std::fs::write(marker, format!("{shards}\n")).map_err(PersistError::io("write", marker))
+}

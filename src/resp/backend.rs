@@ -7,35 +7,35 @@
 //! Nothing here executes a command; it only forwards.
 
 use crate::metrics::Metrics;
-use crate::node::Node;
-use crate::persist::Ticket;
+use crate::node::{Marks, Node};
 use sessionmesh_core::cmd::Command;
-use sessionmesh_core::{Reply, Stamp};
+use sessionmesh_core::Reply;
 use std::future::Future;
 
 /// The node as the Redis server sees it.
 pub trait Backend: Send + Sync + 'static {
-    /// Executes one data command atomically; returns its reply, the stamp of the write it
-    /// made, if any, and the ticket its reply must wait for ([`Backend::durable`]), if any.
-    fn execute(&self, cmd: &Command) -> (Reply, Option<Stamp>, Option<Ticket>);
+    /// Executes one data command atomically and returns its reply; notes in `marks` the
+    /// stamp of the write it made, if any, and the ticket its reply must wait for
+    /// ([`Backend::durable`]), if any.
+    fn execute(&self, cmd: &Command, marks: &mut Marks) -> Reply;
 
-    /// Executes several data commands as one atomic step (`MULTI`/`EXEC`, and pipelined runs
-    /// of data commands); returns one reply per command, the stamp of the last write made and
-    /// the ticket the replies must wait for.
-    fn execute_batch(&self, cmds: &[Command]) -> (Vec<Reply>, Option<Stamp>, Option<Ticket>);
+    /// Executes several data commands, one reply per command, noting in `marks` what they
+    /// wrote and wait for: `atomic` (`MULTI`/`EXEC`) as one atomic step, otherwise (a
+    /// pipeline) in order, without other commands of the batch interleaving others'.
+    fn execute_batch(&self, cmds: &[Command], atomic: bool, marks: &mut Marks) -> Vec<Reply>;
 
-    /// Waits until `ticket` is durable; `false` if it never will be (persistence failed: the
-    /// replies waiting for it must not be sent).
-    fn durable(&self, ticket: Ticket) -> impl Future<Output = bool> + Send;
+    /// Waits until every ticket noted in `marks` is durable; `false` if one never will be
+    /// (persistence failed: the replies waiting for it must not be sent).
+    fn durable(&self, marks: &Marks) -> impl Future<Output = bool> + Send;
 
-    /// How many other regions hold every write of this region up to `stamp`, now.
-    fn regions_holding(&self, stamp: Stamp) -> usize;
+    /// How many other regions hold every write noted in `marks`, now.
+    fn regions_holding(&self, marks: &Marks) -> usize;
 
-    /// Waits until `n` other regions hold `stamp` or `timeout_ms` passes (`0`: no limit);
-    /// returns how many hold it then.
+    /// Waits until `n` other regions hold every write noted in `marks` or `timeout_ms` passes
+    /// (`0`: no limit); returns how many hold them then.
     fn wait_regions(
         &self,
-        stamp: Stamp,
+        marks: &Marks,
         n: usize,
         timeout_ms: u64,
     ) -> impl Future<Output = usize> + Send;
@@ -74,29 +74,29 @@ pub trait Backend: Send + Sync + 'static {
 }
 
 impl Backend for Node {
-    fn execute(&self, cmd: &Command) -> (Reply, Option<Stamp>, Option<Ticket>) {
-        self.execute_stamped(cmd)
+    fn execute(&self, cmd: &Command, marks: &mut Marks) -> Reply {
+        self.execute_marked(cmd, marks)
     }
 
-    fn execute_batch(&self, cmds: &[Command]) -> (Vec<Reply>, Option<Stamp>, Option<Ticket>) {
-        Node::execute_batch_stamped(self, cmds)
+    fn execute_batch(&self, cmds: &[Command], atomic: bool, marks: &mut Marks) -> Vec<Reply> {
+        self.execute_batch_marked(cmds, atomic, marks)
     }
 
-    fn durable(&self, ticket: Ticket) -> impl Future<Output = bool> + Send {
-        Node::durable(self, ticket)
+    fn durable(&self, marks: &Marks) -> impl Future<Output = bool> + Send {
+        Node::durable(self, marks)
     }
 
-    fn regions_holding(&self, stamp: Stamp) -> usize {
-        Node::regions_holding(self, stamp)
+    fn regions_holding(&self, marks: &Marks) -> usize {
+        Node::regions_holding(self, marks)
     }
 
     fn wait_regions(
         &self,
-        stamp: Stamp,
+        marks: &Marks,
         n: usize,
         timeout_ms: u64,
     ) -> impl Future<Output = usize> + Send {
-        Node::wait_regions(self, stamp, n, timeout_ms)
+        Node::wait_regions(self, marks, n, timeout_ms)
     }
 
     fn peer_count(&self) -> usize {

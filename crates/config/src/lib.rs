@@ -61,10 +61,18 @@ fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
     }
 }
 
+/// Shards per region when `[cluster] shards` is not set: measured on the hot path
+/// (docs/DESIGN.md, "Shards": how the default was chosen).
+pub const DEFAULT_SHARDS: u16 = 4;
+
+/// The most shards a region may have (a `SCAN` cursor keeps the shard in 8 bits).
+pub const MAX_SHARDS: u16 = 256;
+
 /// A validated cluster description.
 #[derive(Clone, Debug)]
 pub struct Config {
     ca: PathBuf,
+    shards: u16,
     regions: Vec<RegionSpec>,
     replication: Replication,
     transport: TransportSettings,
@@ -304,6 +312,19 @@ impl Config {
     /// Every region name, in file order.
     pub fn region_names(&self) -> Vec<String> {
         self.regions.iter().map(|r| r.name.clone()).collect()
+    }
+
+    /// How many shards each region's key space is split into (`[cluster] shards`, the same
+    /// in every region; [`DEFAULT_SHARDS`] unless set).
+    pub fn shards(&self) -> u16 {
+        self.shards
+    }
+
+    /// A copy with `n` shards per region (tests and benchmarks; `n` within
+    /// `1..=MAX_SHARDS`).
+    pub fn with_shards(mut self, n: u16) -> Config {
+        self.shards = n.clamp(1, MAX_SHARDS);
+        self
     }
 
     /// The cluster CA certificate file.

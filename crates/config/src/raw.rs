@@ -18,6 +18,8 @@ pub(super) struct RawConfig {
     #[serde(default)]
     persistence: RawPersistence,
     #[serde(default)]
+    cluster: RawCluster,
+    #[serde(default)]
     regions: Vec<RawRegion>,
     #[serde(default)]
     latency_ms: BTreeMap<String, u64>,
@@ -82,6 +84,12 @@ struct RawPersistence {
     snapshot_every_secs: Option<u64>,
     max_queued_records: Option<u64>,
     encryption_key_file: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCluster {
+    shards: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -451,8 +459,20 @@ impl RawConfig {
             latency_ms.insert((from.to_string(), to.to_string()), v);
         }
 
+        let shards = match self.cluster.shards {
+            None => DEFAULT_SHARDS,
+            Some(n) if (1..=u64::from(MAX_SHARDS)).contains(&n) => n as u16,
+            Some(n) => {
+                return Err(invalid(
+                    "cluster.shards",
+                    format!("{n} is outside 1..={MAX_SHARDS}"),
+                ))
+            }
+        };
+
         Ok(Config {
             ca,
+            shards,
             regions,
             replication,
             transport,

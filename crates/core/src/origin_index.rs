@@ -49,8 +49,13 @@ const CHUNK_BYTES: usize = 1 << 20;
 /// 64 and [`CHUNK`], so that the oldest chunk (the unit of trimming) is small next to the
 /// history kept, and a small store's index stays small.
 fn chunk_cap(keys: usize) -> usize {
-    (keys / 8).clamp(64, CHUNK)
+    (keys / 8).clamp(MIN_CHUNK, CHUNK)
 }
+
+/// The smallest chunk: each origin's open chunk may hold this many entries however few keys
+/// the store holds, a constant per replica (per shard of a region) that bounds on memory
+/// allow for.
+pub const MIN_CHUNK: usize = 64;
 
 #[derive(Clone, Debug, Default)]
 struct Chunk {

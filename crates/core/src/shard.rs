@@ -18,8 +18,9 @@
 //! region, as in Redis. (Across regions no command was ever atomic: each key converges on its
 //! own.)
 
-use crate::cmd::{keys, parse_u64, Command};
-use crate::replica::{Now, Replica};
+use crate::cmd::{is_opt, keys, parse_u64, Command};
+use crate::hlc::Hlc;
+use crate::replica::{Now, PeerStatus, Replica, RestoreStatus, Stats};
 use crate::reply::Reply;
 use crate::slot::{key_slot, shard_of};
 use bytes::Bytes;
@@ -76,7 +77,17 @@ impl ShardSet {
 
     /// The shards, ascending.
     pub fn iter(&self) -> impl Iterator<Item = u16> + '_ {
-        (0..MAX_SHARDS).filter(|i| self.contains(*i))
+        self.0.iter().enumerate().flat_map(|(w, bits)| {
+            let mut bits = *bits;
+            std::iter::from_fn(move || {
+                if bits == 0 {
+                    return None;
+                }
+                let b = bits.trailing_zeros();
+                bits &= bits - 1;
+                Some((w * 64) as u16 + b as u16)
+            })
+        })
     }
 
     /// The one shard of a set of one.
@@ -98,9 +109,24 @@ pub fn shard_of_key(key: &[u8], n: u16) -> u16 {
     shard_of(key_slot(key), n)
 }
 
+/// The one shard `cmd` runs on unchanged in a region of `n` shards, without [`run`]: every
+/// data command whose keys all live on one shard, except `SCAN` (its cursor is rewritten).
+/// What the node's hot path asks, before anything else; `None` for a connection command.
+pub fn direct(cmd: &Command, n: u16) -> Option<u16> {
+    if !cmd.spec().is_data() {
+        return None;
+    }
+    if n <= 1 {
+        return Some(0);
+    }
+    let mut keys = cmd.spec().keys.keys(cmd.args());
+    let first = shard_of_key(keys.next()?, n);
+    keys.all(|k| shard_of_key(k, n) == first).then_some(first)
+}
+
 /// The shards `cmd` reads or writes in a region of `n` shards: its keys' shards; every shard
-/// for `DBSIZE` and `KEYS`; for `SCAN`, the shard its cursor is in. Connection commands touch
-/// none.
+/// for `DBSIZE` and `KEYS`; for `SCAN`, the shard its cursor is in and those after it (a call
+/// whose `COUNT` outlasts a shard goes on into the next). Connection commands touch none.
 pub fn touches(cmd: &Command, n: u16) -> ShardSet {
     let mut set = ShardSet::default();
     if n <= 1 {
@@ -120,7 +146,11 @@ pub fn touches(cmd: &Command, n: u16) -> ShardSet {
         return set;
     }
     match cmd.id().name() {
-        "scan" => set.insert(scan_shard(cmd.args(), n).unwrap_or(0)),
+        "scan" => {
+            for s in scan_shard(cmd.args(), n).unwrap_or(0)..n {
+                set.insert(s);
+            }
+        }
         _ => set = ShardSet::all(n),
     }
     set
@@ -269,40 +299,69 @@ fn rename(set: &mut impl Shards, cmd: &Command, now: Now) -> Reply {
 }
 
 /// `SCAN` over every shard in turn: the cursor's top 8 bits name the shard, the rest is the
-/// position in that shard's store; a shard's walk ending continues at the start of the next.
+/// position in that shard's store. A shard's walk that ends before the call's `COUNT` is
+/// spent goes on at the start of the next shard (so a large `COUNT` over a small key space
+/// returns every key in one call, as from one server); one that ends the call continues
+/// there on the next.
 fn scan(set: &mut impl Shards, cmd: &Command, now: Now) -> Reply {
     let n = set.count();
     let args = cmd.args();
-    let Some(cursor) = args.get(1).and_then(|c| parse_u64(c)) else {
-        // The command's own parser has Redis's error for it.
-        return set.shard(0).run(cmd, now);
+    let (Some(cursor), Some(first)) = (parse_u64(&args[1]), scan_shard(args, n)) else {
+        return match parse_u64(&args[1]) {
+            // The command's own parser has Redis's error for it.
+            None => set.shard(0).run(cmd, now),
+            // A cursor past the last shard: the walk is over.
+            Some(_) => Reply::Array(vec![Reply::bulk("0"), Reply::Array(Vec::new())]),
+        };
     };
-    let Some(shard) = scan_shard(args, n) else {
-        return Reply::Array(vec![Reply::bulk("0"), Reply::Array(Vec::new())]);
-    };
-    let mut line = args.to_vec();
-    let pos = cursor & ((1 << CURSOR_SHIFT) - 1);
-    line[1] = Bytes::from(pos.to_string());
-    let Ok(sub) = Command::new(cmd.id(), line) else {
-        return Reply::wrong_arity(cmd.id().name());
-    };
-    let reply = set.shard(shard).run(&sub, now);
-    let Reply::Array(mut parts) = reply else {
-        return reply;
-    };
-    let next = match parts.first() {
-        Some(Reply::Bulk(b)) => parse_u64(b).unwrap_or(0),
-        _ => 0,
-    };
-    let next = match next {
-        0 if shard + 1 < n => u64::from(shard + 1) << CURSOR_SHIFT,
-        0 => 0,
-        p => (u64::from(shard) << CURSOR_SHIFT) | p,
-    };
-    if let Some(first) = parts.first_mut() {
-        *first = Reply::bulk(next.to_string());
+    // Where the COUNT value is, if given (options come in name/value pairs after the cursor).
+    let count_at = (2..args.len())
+        .step_by(2)
+        .filter(|i| is_opt(&args[*i], "COUNT"))
+        .last()
+        .map(|i| i + 1);
+    let mut budget = count_at
+        .and_then(|i| args.get(i))
+        .and_then(|c| parse_u64(c))
+        .unwrap_or(10);
+    let mut keys = Vec::new();
+    let mut pos = cursor & ((1 << CURSOR_SHIFT) - 1);
+    for s in first..n {
+        let mut line = args.to_vec();
+        line[1] = Bytes::from(pos.to_string());
+        match count_at {
+            Some(i) if i < line.len() => line[i] = Bytes::from(budget.max(1).to_string()),
+            _ => {
+                line.push(Bytes::from_static(b"COUNT"));
+                line.push(Bytes::from(budget.max(1).to_string()));
+            }
+        }
+        let Ok(sub) = Command::new(cmd.id(), line) else {
+            return Reply::wrong_arity(cmd.id().name());
+        };
+        let reply = set.shard(s).run(&sub, now);
+        let Reply::Array(mut parts) = reply else {
+            return reply;
+        };
+        let next = match parts.first() {
+            Some(Reply::Bulk(b)) => parse_u64(b).unwrap_or(0),
+            _ => 0,
+        };
+        if let Some(Reply::Array(found)) = parts.pop() {
+            budget = budget.saturating_sub(found.len() as u64);
+            keys.extend(found);
+        }
+        let next = match next {
+            0 if s + 1 < n => u64::from(s + 1) << CURSOR_SHIFT,
+            0 => 0,
+            p => (u64::from(s) << CURSOR_SHIFT) | p,
+        };
+        if next & ((1 << CURSOR_SHIFT) - 1) != 0 || next == 0 || budget == 0 {
+            return Reply::Array(vec![Reply::bulk(next.to_string()), Reply::Array(keys)]);
+        }
+        pos = 0;
     }
-    Reply::Array(parts)
+    Reply::Array(vec![Reply::bulk("0"), Reply::Array(keys)])
 }
 
 /// A region's shards owned outright (the simulator's, and tests'): all held all the time.
@@ -313,5 +372,75 @@ impl Shards for Vec<Replica> {
 
     fn shard(&mut self, i: u16) -> &mut Replica {
         &mut self[usize::from(i)]
+    }
+}
+
+/// A region's view of its shards: each is a replica of its own, and operators see the sum.
+impl Stats {
+    /// Adds another shard's counters and gauges to these.
+    pub fn add(&mut self, o: &Stats) {
+        self.keys += o.keys;
+        self.tombstones += o.tombstones;
+        self.collected += o.collected;
+        self.catchup_full_scans += o.catchup_full_scans;
+        self.catchup_answers_shared += o.catchup_answers_shared;
+        self.conflicts += o.conflicts;
+        self.held += o.held;
+        self.index_entries += o.index_entries;
+        self.dirty += o.dirty;
+        self.frames_sent += o.frames_sent;
+        self.bytes_sent += o.bytes_sent;
+        self.frames_received += o.frames_received;
+        self.bytes_received += o.bytes_received;
+        self.bad_frames += o.bad_frames;
+        self.local_writes += o.local_writes;
+        self.expired += o.expired;
+        self.reroutes += o.reroutes;
+        self.restored += o.restored;
+        self.census_dropped += o.census_dropped;
+        self.census_bytes += o.census_bytes;
+    }
+}
+
+impl PeerStatus {
+    /// Joins another shard's view of the same peer into this one: the least it holds of ours
+    /// and the least we hold of its (shards that never exchanged anything left out), the
+    /// greatest lag, every write it lacks.
+    pub fn join(&mut self, o: &PeerStatus) {
+        let least = |a: Hlc, b: Hlc| match (a == Hlc::ZERO, b == Hlc::ZERO) {
+            (true, _) => b,
+            (_, true) => a,
+            _ => a.min(b),
+        };
+        self.connected &= o.connected;
+        self.acked = least(self.acked, o.acked);
+        self.watermark = least(self.watermark, o.watermark);
+        self.lag_ms = self.lag_ms.max(o.lag_ms);
+        self.lag_writes += o.lag_writes;
+        self.evicted |= o.evicted;
+        if o.clock_offset_ms.abs() > self.clock_offset_ms.abs() {
+            self.clock_offset_ms = o.clock_offset_ms;
+        }
+        self.traffic.frames_sent += o.traffic.frames_sent;
+        self.traffic.bytes_sent += o.traffic.bytes_sent;
+        self.traffic.frames_received += o.traffic.frames_received;
+        self.traffic.bytes_received += o.traffic.bytes_received;
+    }
+}
+
+impl RestoreStatus {
+    /// Joins another restoring shard into this view: the lowest floor, every peer some shard
+    /// still waits for, the earliest start, every key received.
+    pub fn join(&mut self, o: &RestoreStatus) {
+        self.floor = self.floor.min(o.floor);
+        for p in &o.waiting {
+            if !self.waiting.contains(p) {
+                self.waiting.push(*p);
+            }
+        }
+        self.waiting.sort();
+        self.since_mono_ms = self.since_mono_ms.min(o.since_mono_ms);
+        self.keys_received += o.keys_received;
+        self.stamps_ready &= o.stamps_ready;
     }
 }

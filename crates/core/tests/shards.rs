@@ -129,6 +129,16 @@ proptest! {
         for r in [&mut one, &mut four, &mut seven] {
             let (seen, _) = scan_all(r, now);
             prop_assert_eq!(&seen, &all);
+            // A COUNT larger than the key space returns it all in one call.
+            let reply = shard::run(r, &line(&["SCAN".into(), "0".into(), "COUNT".into(), "1000".into()]), now);
+            let Reply::Array(parts) = reply else { panic!("{reply:?}") };
+            prop_assert_eq!(&parts[0], &Reply::bulk("0"), "one call");
+            let Reply::Array(found) = &parts[1] else { panic!("{parts:?}") };
+            let found: BTreeSet<Bytes> = found
+                .iter()
+                .map(|k| match k { Reply::Bulk(b) => b.clone(), _ => panic!() })
+                .collect();
+            prop_assert_eq!(&found, &all);
         }
     }
 }
@@ -149,10 +159,11 @@ fn a_command_touches_its_keys_shards() {
     assert_eq!(t(&["MGET", "{u}:1", "{u}:2", "u"]), one("u"));
     assert_eq!(t(&["DBSIZE"]), ShardSet::all(n));
     assert_eq!(t(&["KEYS", "*"]), ShardSet::all(n));
-    // SCAN touches the shard its cursor is in.
-    let mut third = ShardSet::default();
-    third.insert(2);
-    assert_eq!(t(&["SCAN", &(2u64 << 56).to_string()]), third);
+    // SCAN touches the shard its cursor is in, and those after it.
+    let mut last_two = ShardSet::default();
+    last_two.insert(2);
+    last_two.insert(3);
+    assert_eq!(t(&["SCAN", &(2u64 << 56).to_string()]), last_two);
     assert!(t(&["PING"]).is_empty());
     let mut both = one("a");
     both.union(one("b"));
@@ -172,4 +183,33 @@ fn a_cursor_past_the_last_shard_ends_the_walk() {
         reply,
         Reply::Array(vec![Reply::bulk("0"), Reply::Array(Vec::new())])
     );
+}
+
+#[test]
+fn direct_names_the_one_shard_of_single_shard_commands() {
+    let n = 4;
+    let d = |words: &[&str]| {
+        let c = line(&words.iter().map(|w| w.to_string()).collect::<Vec<_>>());
+        shard::direct(&c, n)
+    };
+    let u = Some(shard::shard_of_key(b"u", n));
+    assert_eq!(d(&["GET", "{u}:1"]), u);
+    assert_eq!(d(&["MSET", "{u}:1", "1", "{u}:2", "2"]), u);
+    assert_eq!(d(&["SCAN", "0"]), None);
+    assert_eq!(d(&["DBSIZE"]), None);
+    assert_eq!(d(&["PING"]), None);
+    let spread = KEYS
+        .iter()
+        .map(|k| shard::shard_of_key(k.as_bytes(), n))
+        .collect::<BTreeSet<_>>();
+    assert!(spread.len() > 1, "the test keys span shards");
+    assert_eq!(d(&["MGET", "a", "b", "c", "x", "session:9"]), None);
+    let c = line(&["GET".into(), "a".into()]);
+    assert_eq!(shard::direct(&c, 1), Some(0));
+    let mut set = ShardSet::default();
+    for i in [0, 63, 64, 200, 255] {
+        set.insert(i);
+    }
+    assert_eq!(set.iter().collect::<Vec<_>>(), [0, 63, 64, 200, 255]);
+    assert_eq!(set.len(), 5);
 }

@@ -4,12 +4,12 @@
 //! Part of [`crate::world`]; the decisions about which connections exist live in
 //! [`crate::net::Links`], this file turns them into replica calls and queue events.
 
+use super::Shards;
 use super::{Durable, Ev, World};
 use crate::config::Disk;
 use crate::net::LinkPlan;
 use crate::oracle::rid;
 use rand::Rng;
-use sessionmesh_core::Replica;
 
 impl World<'_> {
     pub(super) fn tell_link(&mut self, x: usize, y: usize, up: bool) {
@@ -88,25 +88,29 @@ impl World<'_> {
         if self.healed || !self.alive(i) {
             return;
         }
-        let Some(r) = self.nodes[i].replica.take() else {
+        let Some(mut r) = self.nodes[i].replica.take() else {
             return;
         };
-        self.oracles
-            .check_clock(i, r.clock_last(), self.now, "at crash");
-        // What it had persisted: the last checkpoint and every journal record since (under
-        // `durability = "always"`, everything it applied). Frames in flight are lost.
-        let mut r = r;
-        let issued = r.last_issued().max(self.nodes[i].issued_before_crash);
+        for (s, shard) in r.0.iter().enumerate() {
+            self.oracles
+                .check_clock(i, s as u16, shard.clock_last(), self.now, "at crash");
+        }
+        // What each shard had persisted: its last checkpoint and every journal record since
+        // (under `durability = "always"`, everything it applied). Frames in flight are lost.
         let node = &mut self.nodes[i];
-        node.issued_before_crash = issued;
-        node.durable.log.extend(r.ready().records);
+        for (s, shard) in r.0.iter_mut().enumerate() {
+            let issued = shard.last_issued().max(node.issued_before_crash[s]);
+            node.issued_before_crash[s] = issued;
+            node.durable[s].log.extend(shard.ready().records);
+        }
         drop(r);
+        let shards = node.durable.len();
         let mut durable = std::mem::take(&mut node.durable);
-        // What the disk holds at the restart.
+        // What the disk holds at the restart (the same for every shard: one disk).
         let since = match disk {
             Disk::Kept => None,
             Disk::Lost => {
-                durable = Durable::default();
+                durable = vec![Durable::default(); shards];
                 node.backups.clear();
                 Some(0)
             }
@@ -115,28 +119,35 @@ impl World<'_> {
                 while node.backups.back().is_some_and(|(t, _)| *t > cut) {
                     node.backups.pop_back();
                 }
-                let (at, snapshot) = node.backups.back().cloned().unwrap_or_default();
-                durable = Durable {
-                    snapshot,
-                    log: Vec::new(),
-                };
+                let (at, snapshots) = node
+                    .backups
+                    .back()
+                    .cloned()
+                    .unwrap_or_else(|| (0, vec![Default::default(); shards]));
+                durable = snapshots
+                    .into_iter()
+                    .map(|snapshot| Durable {
+                        snapshot,
+                        log: Vec::new(),
+                    })
+                    .collect();
                 Some(at)
             }
         };
-        let cfg = self.replica_config(i);
-        let view = Replica::recover(
-            cfg,
-            durable.snapshot.clone(),
-            durable.log.clone(),
-            self.now_of(i),
-        );
+        let parts = |d: &[Durable]| {
+            d.iter()
+                .map(|d| (d.snapshot.clone(), d.log.clone()))
+                .collect::<Vec<_>>()
+        };
+        let view = Shards::recover(self.replica_configs(i), parts(&durable), self.now_of(i));
         let node = &mut self.nodes[i];
         node.down_view = Some(view);
-        node.restore = Some(Box::new(move |cfg, now| {
-            Replica::recover(cfg, durable.snapshot, durable.log, now)
+        node.restore = Some(Box::new(move |cfgs, now| {
+            let parts = durable.into_iter().map(|d| (d.snapshot, d.log)).collect();
+            Shards::recover(cfgs, parts, now)
         }));
         if let Some(since) = since {
-            node.must_exceed = Some(issued);
+            node.must_exceed = node.issued_before_crash.iter().copied().map(Some).collect();
             match disk {
                 Disk::Lost => self.summary.disks_lost += 1,
                 _ => self.summary.rollbacks += 1,
@@ -164,22 +175,27 @@ impl World<'_> {
             return;
         };
         let now = self.now_of(i);
-        let r = restore(self.replica_config(i), now);
+        let r = restore(self.replica_configs(i), now);
         // The recovered state is the new baseline, as after the node's first snapshot.
-        self.nodes[i].durable = Durable {
-            snapshot: r.snapshot(),
-            log: Vec::new(),
-        };
-        let issued = self.nodes[i].issued_before_crash;
+        self.nodes[i].durable = r
+            .snapshots()
+            .into_iter()
+            .map(|snapshot| Durable {
+                snapshot,
+                log: Vec::new(),
+            })
+            .collect();
         self.nodes[i].down_view = None;
-        if self.nodes[i].must_exceed.is_some() {
-            // Restarted from less than everything: its clock may start lower; its first
-            // stamp is checked instead (`check_first_stamp`).
+        for (s, shard) in r.0.iter().enumerate() {
+            let issued = if self.nodes[i].must_exceed[s].is_some() {
+                // Restarted from less than everything: its clock may start lower; its first
+                // stamp is checked instead (`check_first_stamp`).
+                sessionmesh_core::Hlc::ZERO
+            } else {
+                self.nodes[i].issued_before_crash[s]
+            };
             self.oracles
-                .check_restart(i, r.clock_last(), sessionmesh_core::Hlc::ZERO, self.now);
-        } else {
-            self.oracles
-                .check_restart(i, r.clock_last(), issued, self.now);
+                .check_restart(i, s as u16, shard.clock_last(), issued, self.now);
         }
         self.nodes[i].replica = Some(r);
         self.nodes[i].restore_bytes = Some(0);
@@ -222,7 +238,7 @@ impl World<'_> {
                 }
             }
         }
-        let views: Vec<&Replica> = (0..self.n)
+        let views: Vec<&Shards> = (0..self.n)
             .filter(|j| *j != i)
             .filter_map(|j| {
                 let n = &self.nodes[j];
@@ -236,7 +252,7 @@ impl World<'_> {
         };
         let held = |key: &bytes::Bytes, d: &sessionmesh_core::KeyState| {
             let newest = d.max_stamp().hlc;
-            views.iter().any(|r| {
+            views.iter().filter_map(|r| r.owner(key)).any(|r| {
                 r.watermark(origin) >= newest
                     || r.key_state(key).is_some_and(|st| covers(st, d))
                     || r.held_delta(key).is_some_and(|st| covers(st, d))

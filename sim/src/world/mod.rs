@@ -28,7 +28,10 @@
 
 mod faults;
 mod quiesce;
+mod region;
 mod route;
+
+use region::Shards;
 
 use crate::clock::WallClock;
 use crate::config::{Disk, Schedule, SimConfig};
@@ -39,7 +42,7 @@ use crate::trace::TraceHash;
 use crate::workload::{OpKind, Workload};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use sessionmesh_core::{Channel, Config, Event, Now, RegionId, Replica, Reply};
+use sessionmesh_core::{Channel, Config, Event, Now, RegionId, Reply};
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
@@ -85,8 +88,8 @@ const BACKUP_EVERY_MS: u64 = 2_000;
 /// How many such copies are kept (the oldest is dropped).
 const BACKUPS_KEPT: usize = 32;
 
-/// A restart closure holding the snapshot a crashed region persisted.
-type Restore = Box<dyn FnOnce(Config, Now) -> Replica>;
+/// A restart closure holding what each shard of a crashed region persisted.
+type Restore = Box<dyn FnOnce(Vec<Config>, Now) -> Shards>;
 
 #[derive(Debug)]
 enum Ev {
@@ -163,21 +166,23 @@ impl Ord for Queued {
 }
 
 struct Node {
-    replica: Option<Replica>,
+    /// The region's shards, while it is up.
+    replica: Option<Shards>,
     restore: Option<Restore>,
-    /// What the region has persisted, as the node does: the last snapshot and every journal
+    /// What each shard has persisted, as the node does: its last snapshot and every journal
     /// record since. A crash restarts through `Replica::recover` from exactly these, the code
     /// path the node's recovery uses.
-    durable: Durable,
-    /// The greatest stamp the region issued before its last crash.
-    issued_before_crash: sessionmesh_core::Hlc,
-    /// After a restart from less than everything: its first stamp must be above this.
-    must_exceed: Option<sessionmesh_core::Hlc>,
-    /// Copies of its persisted state taken along the way (time, snapshot), oldest first, for
-    /// restarts from an older backup.
-    backups: std::collections::VecDeque<(u64, sessionmesh_core::replica::Snapshot)>,
+    durable: Vec<Durable>,
+    /// Per shard, the greatest stamp it issued before the region's last crash.
+    issued_before_crash: Vec<sessionmesh_core::Hlc>,
+    /// Per shard, after a restart from less than everything: its first stamp must be above
+    /// this.
+    must_exceed: Vec<Option<sessionmesh_core::Hlc>>,
+    /// Copies of its persisted state taken along the way (time, a snapshot per shard),
+    /// oldest first, for restarts from an older backup.
+    backups: std::collections::VecDeque<(u64, Vec<sessionmesh_core::replica::Snapshot>)>,
     /// While down: what it will restart from, for the oracles (what it still holds).
-    down_view: Option<Replica>,
+    down_view: Option<Shards>,
     crashes: u64,
     timer_gen: u64,
     timer_at: Option<u64>,
@@ -191,6 +196,8 @@ struct Node {
 struct World<'a> {
     cfg: &'a SimConfig,
     n: usize,
+    /// Shards per region.
+    shards: u16,
     /// The replicas' hash table seed, from the run's seed (see `sessionmesh_core::seed`).
     hash_seed: u64,
     rng: ChaCha8Rng,
@@ -263,6 +270,7 @@ impl<'a> World<'a> {
         let mut w = World {
             cfg,
             n,
+            shards: cfg.shards.max(1),
             hash_seed: seed ^ 0x5eed_0f7a_b1e5,
             rng,
             now: 0,
@@ -293,13 +301,14 @@ impl<'a> World<'a> {
         };
         for i in 0..n {
             let spec = w.schedule.clocks.get(i).copied().unwrap_or_default();
-            let replica = Replica::new(w.replica_config(i));
+            let replica = Shards::new(w.replica_configs(i));
+            let s = usize::from(w.shards);
             w.nodes.push(Node {
                 replica: Some(replica),
                 restore: None,
-                durable: Durable::default(),
-                issued_before_crash: sessionmesh_core::Hlc::ZERO,
-                must_exceed: None,
+                durable: vec![Durable::default(); s],
+                issued_before_crash: vec![sessionmesh_core::Hlc::ZERO; s],
+                must_exceed: vec![None; s],
                 backups: std::collections::VecDeque::new(),
                 down_view: None,
                 crashes: 0,
@@ -316,6 +325,17 @@ impl<'a> World<'a> {
 
     fn explaining(&self, key: Option<&bytes::Bytes>) -> bool {
         self.cfg.explain_key.is_some() && self.cfg.explain_key.as_ref() == key
+    }
+
+    /// The configs of region `i`'s shards, in order.
+    fn replica_configs(&self, i: usize) -> Vec<Config> {
+        (0..self.shards)
+            .map(|s| {
+                let mut c = self.replica_config(i);
+                c.shard = s;
+                c
+            })
+            .collect()
     }
 
     fn replica_config(&self, i: usize) -> Config {
@@ -611,44 +631,52 @@ impl<'a> World<'a> {
             let Some(r) = node.replica.as_mut() else {
                 return;
             };
-            while let Some(t) = r.poll_transmit() {
-                transmits.push(t);
-            }
-            while let Some(e) = r.poll_event() {
-                events.push(e);
-            }
-            // The step ends here: its records reach the simulated disk before any of its
-            // frames is routed below (the core's durability rule, `sessionmesh_core::Ready`).
-            let d = &mut node.durable;
-            d.log.extend(r.ready().records);
-            if d.log.len() >= CHECKPOINT_RECORDS {
-                // A checkpoint, as the node's snapshot + log rotation.
-                d.snapshot = r.snapshot();
-                d.log.clear();
+            // Each shard's step ends here: its records reach the simulated disk before any
+            // of its frames is routed below (the core's durability rule,
+            // `sessionmesh_core::Ready`).
+            let mut records = vec![Vec::new(); r.0.len()];
+            r.drain(&mut transmits, &mut events, &mut records);
+            for (s, (d, recs)) in node.durable.iter_mut().zip(records).enumerate() {
+                d.log.extend(recs);
+                if d.log.len() >= CHECKPOINT_RECORDS {
+                    // A checkpoint, as the node's snapshot + log rotation (per shard).
+                    d.snapshot = r.0[s].snapshot();
+                    d.log.clear();
+                }
             }
             let due = node
                 .backups
                 .back()
                 .is_none_or(|(t, _)| self.now >= t + BACKUP_EVERY_MS);
             if due {
-                node.backups.push_back((self.now, r.snapshot()));
+                node.backups.push_back((self.now, r.snapshots()));
                 if node.backups.len() > BACKUPS_KEPT {
                     node.backups.pop_front();
                 }
             }
-            let issued = r.last_issued();
-            let first = (issued > sessionmesh_core::Hlc::ZERO)
-                .then(|| node.must_exceed.take())
-                .flatten();
-            (r.clock_last(), first.map(|b| (issued, b)))
+            let mut firsts = Vec::new();
+            let mut clocks = Vec::with_capacity(r.0.len());
+            for (s, shard) in r.0.iter().enumerate() {
+                let issued = shard.last_issued();
+                if issued > sessionmesh_core::Hlc::ZERO {
+                    if let Some(b) = node.must_exceed[s].take() {
+                        firsts.push((s as u16, issued, b));
+                    }
+                }
+                clocks.push(shard.clock_last());
+            }
+            (clocks, firsts)
         };
-        let (clock, first) = clock;
+        let (clocks, firsts) = clock;
         self.take_catchup(i, &mut transmits);
-        if let Some((issued, before)) = first {
-            self.oracles.check_first_stamp(i, issued, before, self.now);
+        for (s, issued, before) in firsts {
+            self.oracles
+                .check_first_stamp(i, s, issued, before, self.now);
         }
-        self.oracles
-            .check_clock(i, clock, self.now, "while running");
+        for (s, c) in clocks.into_iter().enumerate() {
+            self.oracles
+                .check_clock(i, s as u16, c, self.now, "while running");
+        }
         for t in transmits.drain(..) {
             self.route(i, t);
         }
@@ -695,10 +723,12 @@ impl<'a> World<'a> {
                 self.trace.word(self.now);
                 self.trace.word(50 + i as u64);
                 self.trace.bytes(&key);
-                if let Some(before) = self.nodes[i].must_exceed {
+                let shard = sessionmesh_core::shard::shard_of_key(&key, self.shards);
+                if let Some(before) = self.nodes[i].must_exceed[usize::from(shard)] {
                     let s = delta.max_stamp();
                     if s.region == rid(i) {
-                        self.oracles.check_first_stamp(i, s.hlc, before, self.now);
+                        self.oracles
+                            .check_first_stamp(i, shard, s.hlc, before, self.now);
                     }
                 }
                 self.oracles.record_write_at(i, self.now, key, delta);
@@ -722,10 +752,17 @@ impl<'a> World<'a> {
                 self.trace.words(&[self.now, 55, i as u64, floor.0]);
             }
             Event::Restored { after_ms, keys } => {
-                self.summary.restorations += 1;
                 self.summary.max_restore_ms = self.summary.max_restore_ms.max(after_ms);
-                let bytes = self.nodes[i].restore_bytes.take().unwrap_or(0);
-                self.summary.max_restore_bytes = self.summary.max_restore_bytes.max(bytes);
+                // One shard restored; the region is once the last one is.
+                let whole = self.nodes[i]
+                    .replica
+                    .as_ref()
+                    .is_none_or(|r| r.restoring().is_none());
+                if whole {
+                    self.summary.restorations += 1;
+                    let bytes = self.nodes[i].restore_bytes.take().unwrap_or(0);
+                    self.summary.max_restore_bytes = self.summary.max_restore_bytes.max(bytes);
+                }
                 self.trace.words(&[self.now, 56, i as u64, keys]);
             }
             Event::BadFrame { peer } => {

@@ -6,7 +6,7 @@
 use super::{Ev, World};
 use crate::oracle::{diff, rid, Live};
 use crate::outcome::Oracle;
-use sessionmesh_core::Now;
+use sessionmesh_core::{shard, Now};
 
 impl World<'_> {
     pub(super) fn sample(&mut self) {
@@ -26,12 +26,31 @@ impl World<'_> {
             self.summary.max_index_entries = self.summary.max_index_entries.max(s.index_entries);
             self.summary.max_dirty = self.summary.max_dirty.max(s.dirty);
             self.summary.max_held = self.summary.max_held.max(s.held);
-            let (f, k) = (self.cfg.memory_factor, self.cfg.memory_slack);
-            self.oracles.check_memory(i, &s, self.now, f, k);
+            // Per shard, against the keys written to it (each shard is a replica, with its own
+            // fixed overhead), and for the region as a whole against every key and the
+            // shards' overheads added up.
+            // A replica's fixed overhead includes an open chunk of the origin index per
+            // origin, whatever its share of the keys: a constant per shard, not per write.
+            let fixed = (sessionmesh_core::origin_index::MIN_CHUNK * self.n) as u64;
+            let bound = (self.cfg.memory_factor, self.cfg.memory_slack + fixed);
+            let n = r.0.len() as u16;
+            for (j, shard) in r.0.iter().enumerate() {
+                let keys = self
+                    .oracles
+                    .distinct_keys_where(|k| usize::from(shard::shard_of_key(k, n)) == j);
+                self.oracles
+                    .check_memory(i, &shard.stats(), keys, self.now, bound);
+            }
+            let keys = self.oracles.distinct_keys();
+            let region = (bound.0, bound.1 * u64::from(n));
+            self.oracles.check_memory(i, &s, keys, self.now, region);
             if check_expiry {
-                let judged = r.clock_last().ms().max(now.wall_ms);
-                let live = r.live(now);
-                self.oracles.check_expiry(i, &live, judged, self.now);
+                // Each shard judges expiry by its own clock (docs/DESIGN.md, "Shards").
+                for shard in &r.0 {
+                    let judged = shard.clock_last().ms().max(now.wall_ms);
+                    let live = shard.live(now);
+                    self.oracles.check_expiry(i, &live, judged, self.now);
+                }
             }
         }
         self.push(self.now + self.cfg.sample_every_ms.max(1), Ev::Sample);
@@ -154,9 +173,12 @@ impl World<'_> {
             let Some(r) = self.nodes[i].replica.as_ref() else {
                 continue;
             };
-            let judged = r.clock_last().ms().max(now.wall_ms);
+            for shard in &r.0 {
+                let judged = shard.clock_last().ms().max(now.wall_ms);
+                self.oracles
+                    .check_expiry(i, &shard.live(now), judged, self.now);
+            }
             let live = r.live(now);
-            self.oracles.check_expiry(i, &live, judged, self.now);
             let s = r.stats();
             self.summary.collected += s.collected;
             self.summary.catchup_full_scans += s.catchup_full_scans;

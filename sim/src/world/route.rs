@@ -22,16 +22,19 @@ impl World<'_> {
         for t in transmits.iter().filter(|t| t.channel == Channel::CatchUp) {
             *taken.entry(t.to).or_default() += t.bytes.len();
         }
-        while let Some(t) = r.poll_catchup(|p| {
-            let to = usize::from(p.0).wrapping_sub(1);
-            if !links.sees(i, to) {
-                return 0;
+        // The shards share the region's links: each counts what the others took.
+        for shard in &mut r.0 {
+            while let Some(t) = shard.poll_catchup(|p| {
+                let to = usize::from(p.0).wrapping_sub(1);
+                if !links.sees(i, to) {
+                    return 0;
+                }
+                cap.room(i, to, Channel::CatchUp, now)
+                    .saturating_sub(taken.get(&p).copied().unwrap_or(0))
+            }) {
+                *taken.entry(t.to).or_default() += t.bytes.len();
+                transmits.push(t);
             }
-            cap.room(i, to, Channel::CatchUp, now)
-                .saturating_sub(taken.get(&p).copied().unwrap_or(0))
-        }) {
-            *taken.entry(t.to).or_default() += t.bytes.len();
-            transmits.push(t);
         }
     }
 

@@ -233,7 +233,7 @@ impl<B: Backend> Conn<B> {
             ),
             "keyspace" => {
                 let r = match Command::parse(vec![Bytes::from_static(b"DBSIZE")]) {
-                    Ok(dbsize) => self.backend.execute(&dbsize).0,
+                    Ok(dbsize) => self.backend.execute(&dbsize, &mut Marks::default()),
                     Err(e) => e,
                 };
                 match r {

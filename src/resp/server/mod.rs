@@ -26,11 +26,11 @@ use super::decode::{Decoder, ProtocolError};
 use super::encode::{encode, encode_error, Proto};
 use super::{Backend, Limits};
 use crate::metrics::{ErrorKind, MetricId};
+use crate::node::Marks;
 use crate::node::Node;
-use crate::persist::Ticket;
 use bytes::{Bytes, BytesMut};
 use sessionmesh_core::cmd::{Command, CommandId, Flags};
-use sessionmesh_core::{Reply, Stamp};
+use sessionmesh_core::Reply;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -237,10 +237,9 @@ struct Conn<B> {
     proto: Proto,
     authed: bool,
     multi: Option<Multi>,
-    /// This connection's last write, for `WAIT`.
-    last_write: Option<Stamp>,
-    /// What the replies in `wbuf` wait for before they may be written.
-    durable: Option<Ticket>,
+    /// This connection's last write per shard (for `WAIT`), and what the replies in `wbuf`
+    /// wait for before they may be written.
+    marks: Marks,
     decoder: Decoder,
     rbuf: BytesMut,
     wbuf: BytesMut,
@@ -272,8 +271,7 @@ impl<B: Backend> Conn<B> {
             proto: Proto::Resp2,
             authed: shared.opts.open(),
             multi: None,
-            last_write: None,
-            durable: None,
+            marks: Marks::default(),
             decoder,
             rbuf: BytesMut::with_capacity(READ_CHUNK),
             wbuf: BytesMut::with_capacity(READ_CHUNK),
@@ -424,12 +422,13 @@ impl<B: Backend> Conn<B> {
         if self.wbuf.is_empty() {
             return Ok(true);
         }
-        if let Some(t) = self.durable.take() {
+        if self.marks.pending() {
             let ok = tokio::select! {
                 biased;
-                ok = self.backend.durable(t) => ok,
+                ok = self.backend.durable(&self.marks) => ok,
                 _ = self.shutdown.cancelled() => return Ok(false),
             };
+            self.marks.clear_tickets();
             if !ok {
                 // Not durable and never will be: the client gets no reply, not a false one.
                 return Err(io::Error::other("persistence failed; replies withheld"));
@@ -485,18 +484,16 @@ impl<B: Backend> Conn<B> {
         let started = Instant::now();
         match self.batch.len() {
             1 => {
-                let (r, stamp, ticket) = self.backend.execute(&self.batch[0]);
+                let r = self.backend.execute(&self.batch[0], &mut self.marks);
                 self.executed(&self.batch_ids, started);
-                self.last_write = stamp.or(self.last_write);
-                self.durable = self.durable.max(ticket);
                 self.note_error(&r);
                 encode(&r, self.proto, &mut self.wbuf);
             }
             _ => {
-                let (replies, stamp, ticket) = self.backend.execute_batch(&self.batch);
+                let replies = self
+                    .backend
+                    .execute_batch(&self.batch, false, &mut self.marks);
                 self.executed(&self.batch_ids, started);
-                self.last_write = stamp.or(self.last_write);
-                self.durable = self.durable.max(ticket);
                 for r in &replies {
                     self.note_error(r);
                     encode(r, self.proto, &mut self.wbuf);
@@ -668,13 +665,11 @@ impl<B: Backend> Conn<B> {
             .filter(|c| c.spec().is_data())
             .cloned()
             .collect();
-        let (replies, stamp, ticket) = if data.is_empty() {
-            (Vec::new(), None, None)
+        let replies = if data.is_empty() {
+            Vec::new()
         } else {
-            self.backend.execute_batch(&data)
+            self.backend.execute_batch(&data, true, &mut self.marks)
         };
-        self.last_write = stamp.or(self.last_write);
-        self.durable = self.durable.max(ticket);
         let mut replies = replies.into_iter();
         let mut out = Vec::with_capacity(m.queue.len());
         for cmd in &m.queue {
@@ -696,10 +691,11 @@ impl<B: Backend> Conn<B> {
 
     /// How many other regions hold this connection's last write now.
     fn held_now(&self) -> usize {
-        match self.last_write {
-            Some(s) => self.backend.regions_holding(s),
+        if self.marks.wrote() {
+            self.backend.regions_holding(&self.marks)
+        } else {
             // Nothing written: every region holds all of it.
-            None => self.backend.peer_count(),
+            self.backend.peer_count()
         }
     }
 
@@ -711,13 +707,13 @@ impl<B: Backend> Conn<B> {
         regions: usize,
         timeout_ms: u64,
     ) -> io::Result<bool> {
-        let Some(stamp) = self.last_write else {
+        if !self.marks.wrote() {
             let n = self.held_now();
             self.reply(Reply::Int(n as i64));
             return Ok(true);
-        };
-        let backend = self.backend.clone();
-        let fut = backend.wait_regions(stamp, regions, timeout_ms);
+        }
+        let (backend, writes) = (self.backend.clone(), self.marks.stamps());
+        let fut = backend.wait_regions(&writes, regions, timeout_ms);
         tokio::pin!(fut);
         let limit = self.shared.opts.limits.max_query_buffer;
         loop {
