@@ -35,6 +35,7 @@
 #                          gets slower as that hash grows on sessionmesh)
 #   REDIS_ARGS []          extra redis-server arguments
 #   RELAYS [0]             1: keep the demo's relays on every link (the demo's default)
+#   BENCH_ARGS []          extra redis-benchmark arguments for both servers (e.g. --threads 4)
 #   REDIS_REPLICAS [0]     start this many replicas of redis-server (`replicaof`, ports 6391 on,
 #                          same REDIS_ARGS) on the same cores, and count their CPU with Redis's:
 #                          the like-for-like setup, every write kept three times on one machine
@@ -159,6 +160,8 @@ run_bench() { # port, "pid...", requests, pipeline
     for test in set get hset; do
         local args=(-h 127.0.0.1 -p "$1" -c "$CLIENTS" -n "$3" -P "$4" -t "$test" --csv)
         if [ "$KEYSPACE" != 0 ]; then args+=(-r "$KEYSPACE"); fi
+        # shellcheck disable=SC2206 # words on purpose
+        args+=(${BENCH_ARGS:-})
         # shellcheck disable=SC2086 # a list of pids
         before=$(cpu_ticks $2)
         if out=$(timeout "$RUN_TIMEOUT" redis-benchmark "${args[@]}"); then
