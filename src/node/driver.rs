@@ -139,17 +139,15 @@ async fn drive_shard(
             }
             {
                 let mut reserved = node.reserved();
-                let mut room = |p: RegionId| {
-                    transport
-                        .room(p.0, Stream::CatchUp)
-                        .saturating_sub(taken.get(&p).copied().unwrap_or(0))
-                        .saturating_sub(reserved.get(&p).copied().unwrap_or(0))
-                };
-                let mut parts = Vec::new();
-                while let Some(t) = r.poll_catchup(&mut room) {
-                    parts.push(t);
-                }
-                for t in parts {
+                loop {
+                    // Every part counts against the room of the next (`taken` grows).
+                    let room = |p: RegionId| {
+                        transport
+                            .room(p.0, Stream::CatchUp)
+                            .saturating_sub(taken.get(&p).copied().unwrap_or(0))
+                            .saturating_sub(reserved.get(&p).copied().unwrap_or(0))
+                    };
+                    let Some(t) = r.poll_catchup(room) else { break };
                     *taken.entry(t.to).or_default() += t.bytes.len();
                     out.push(t);
                 }
