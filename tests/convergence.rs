@@ -36,13 +36,6 @@ fn jobs() -> usize {
 fn config(secs: u64) -> SimConfig {
     SimConfig {
         duration_ms: secs * 1_000,
-        // KNOWN OPEN FAILURE (issue 13): with the standard scenario's 4 shards, seed 103 of
-        // this sweep does not converge — r3 never receives `sess:00007`, a session created by
-        // the skewed region r2, although its watermarks cover it
-        // (`cargo run --release -p sessionmesh-sim -- --seed 103 --duration 60`). Not yet
-        // diagnosed; until it is, this sweep runs regions in one shard, as before shards, and
-        // the oracle scenarios (tests/sim_oracles.rs) and `sessionmesh-sim` run 4.
-        shards: 1,
         ..SimConfig::standard(3)
     }
 }

@@ -242,12 +242,7 @@ async fn data_commands_wait_for_the_restoration_with_loading() {
 /// session back from its peers, and drops the logged-out one, which nobody could send back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_region_rolled_back_to_an_older_copy_ends_identical_to_its_peers() {
-    // One shard: at the default 4 the logged-out session's shard was not found behind its
-    // report and no census ran (the session still ended gone); open, see issue 13's note.
-    let tuned = [
-        ("replication.gc_interval_ms", "100"),
-        ("cluster.shards", "1"),
-    ];
+    let tuned = [("replication.gc_interval_ms", "100")];
     let mut c = Cluster::start_tuned(&[0, 0, 0], &tuned).await;
     for n in 0..20 {
         let _: i64 = c.cmd(0, &["HSET", &format!("old:{n}"), "user", "u"]).await;

@@ -411,12 +411,18 @@ impl Cluster {
     }
 }
 
-/// Copies the files of `from` into `to` (a data folder has no subfolders).
+/// Copies the files of `from` into `to`, subfolders included.
 fn copy_dir(from: &Path, to: &Path) {
+    // Recursive: a sharded region keeps one folder per shard (`shard-NNN`).
     for e in std::fs::read_dir(from).expect("read data folder") {
         let e = e.expect("entry");
-        if e.file_type().expect("type").is_file() {
+        let kind = e.file_type().expect("type");
+        if kind.is_file() {
             std::fs::copy(e.path(), to.join(e.file_name())).expect("copy");
+        } else if kind.is_dir() {
+            let sub = to.join(e.file_name());
+            std::fs::create_dir_all(&sub).expect("data subfolder");
+            copy_dir(&e.path(), &sub);
         }
     }
 }

@@ -254,10 +254,16 @@ impl Replica {
             }
             time_floor = time_floor.min(rep.hlc.ms());
         }
-        let stable = |st: &KeyState| {
-            st.origins()
-                .iter()
-                .all(|(o, h)| floor.get(o).is_some_and(|f| h <= f))
+        // A key with a delta held for clock skew is judged by its store state plus what is
+        // held, and only the store state is here: the held delta may have superseded the very
+        // registers (an older TTL) that make the store state look dead, and its merge into the
+        // held table lifted the floor that would otherwise have kept the key unstable.
+        let stable = |k: &Bytes, st: &KeyState| {
+            !self.held.contains_key(k)
+                && st
+                    .origins()
+                    .iter()
+                    .all(|(o, h)| floor.get(o).is_some_and(|f| h <= f))
         };
         // Tombstones wait for every region, evicted ones included: a region away beyond the
         // grace period may still hold writes made concurrently with the delete, and the
@@ -267,7 +273,13 @@ impl Replica {
         let mut dead: Vec<Bytes> = self
             .store
             .tombstones()
-            .filter(|k| everyone && self.store.get(k).is_some_and(|st| unsafe_gc || stable(st)))
+            .filter(|k| {
+                everyone
+                    && self
+                        .store
+                        .get(k)
+                        .is_some_and(|st| unsafe_gc || stable(k, st))
+            })
             .cloned()
             .collect();
         // Expired (strictly before both our clock and every counted region's clock).
@@ -277,7 +289,7 @@ impl Replica {
                 .filter(|k| {
                     self.store
                         .get(k)
-                        .is_some_and(|st| !st.is_deleted() && (unsafe_gc || stable(st)))
+                        .is_some_and(|st| !st.is_deleted() && (unsafe_gc || stable(k, st)))
                 })
                 .cloned(),
         );
