@@ -13,6 +13,8 @@
 #   SHARDS_LIST [1 4 8]            shard counts to try
 #   WORKERS_LIST [all cores]       worker thread counts to try (e.g. "1 2 $(nproc)")
 #   CLIENT_THREADS [= workers]     redis-benchmark --threads
+#   CONFIG [bench/one-region.toml] the config each shard count is added to (bench/everysec.toml
+#                                  with REDIS_REPLICAS=2: three regions replicating)
 #   plus everything bench/throughput.sh reads (REQUESTS, REQUESTS_P16, CLIENTS, KEYSPACE, ...)
 # Unchanged on a larger machine: with WORKERS_LIST="1 2 $(nproc)" it prints throughput per
 # worker thread count.
@@ -27,7 +29,7 @@ for w in $WORKERS_LIST; do
     for n in $SHARDS_LIST; do
         # Next to one-region.toml, so that its relative paths (certs, data) mean the same.
         cfg="bench/.shards-$n.toml"
-        { printf '[cluster]\nshards = %s\n\n' "$n"; cat bench/one-region.toml; } >"$cfg"
+        { printf '[cluster]\nshards = %s\n\n' "$n"; cat "${CONFIG:-bench/one-region.toml}"; } >"$cfg"
         trap 'rm -f "$cfg"' EXIT
         echo "== shards $n, worker threads $w, redis-benchmark --threads ${CLIENT_THREADS:-$w}"
         TOKIO_WORKER_THREADS=$w BENCH_ARGS="--threads ${CLIENT_THREADS:-$w}" \

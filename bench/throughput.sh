@@ -35,6 +35,7 @@
 #                          gets slower as that hash grows on sessionmesh)
 #   REDIS_ARGS []          extra redis-server arguments
 #   RELAYS [0]             1: keep the demo's relays on every link (the demo's default)
+#   TESTS [set get hset]   the redis-benchmark tests to run (a subset for a quick look)
 #   BENCH_ARGS []          extra redis-benchmark arguments for both servers (e.g. --threads 4)
 #   REDIS_REPLICAS [0]     start this many replicas of redis-server (`replicaof`, ports 6391 on,
 #                          same REDIS_ARGS) on the same cores, and count their CPU with Redis's:
@@ -157,7 +158,7 @@ TICK_HZ=$(getconf CLK_TCK)
 # process; Redis's covers its replicas when there are any).
 run_bench() { # port, "pid...", requests, pipeline
     local test out before after
-    for test in set get hset; do
+    for test in ${TESTS:-set get hset}; do
         local args=(-h 127.0.0.1 -p "$1" -c "$CLIENTS" -n "$3" -P "$4" -t "$test" --csv)
         if [ "$KEYSPACE" != 0 ]; then args+=(-r "$KEYSPACE"); fi
         # shellcheck disable=SC2206 # words on purpose

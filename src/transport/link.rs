@@ -11,6 +11,8 @@ use tracing::Instrument;
 
 /// Bytes read from a stream at a time.
 const READ_CHUNK: usize = 64 * 1024;
+/// Most bytes of queued frames handed to one stream write.
+const MAX_BATCH_BYTES: usize = 256 * 1024;
 /// Room for the frame header beyond `max_frame_bytes` when bounding a partial frame.
 const HEADER_SLACK: usize = 1024;
 
@@ -107,13 +109,30 @@ impl Transport {
         mut rx: mpsc::Receiver<Vec<u8>>,
         queued: Arc<AtomicUsize>,
     ) {
+        let mut batch: Vec<bytes::Bytes> = Vec::new();
         while let Some(frame) = rx.recv().await {
-            queued.fetch_sub(frame.len(), Ordering::Relaxed);
-            if send.write_all(&frame).await.is_err() {
+            // Every frame already queued goes out in the same write: the shards' drivers queue
+            // their pushes and acks independently, and one stream write per frame cost more
+            // than the frames' contents (each write wakes the connection's driver).
+            let mut len = frame.len();
+            batch.push(frame.into());
+            while len < MAX_BATCH_BYTES {
+                match rx.try_recv() {
+                    Ok(f) => {
+                        len += f.len();
+                        batch.push(f.into());
+                    }
+                    Err(_) => break,
+                }
+            }
+            queued.fetch_sub(len, Ordering::Relaxed);
+            let n = batch.len() as u64;
+            if send.write_all_chunks(&mut batch).await.is_err() {
                 return;
             }
-            bump(&self.counters.frames_sent, 1);
-            bump(&self.counters.bytes_sent, frame.len() as u64);
+            batch.clear();
+            bump(&self.counters.frames_sent, n);
+            bump(&self.counters.bytes_sent, len as u64);
             if stream == Stream::CatchUp {
                 self.handler.drained(peer, stream);
             }
