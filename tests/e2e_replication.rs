@@ -86,6 +86,52 @@ async fn a_write_in_one_region_is_read_in_the_others() {
     c.shutdown().await;
 }
 
+/// `[redis] io_threads`: connections handed over to threads with runtimes of their own serve
+/// and replicate exactly as on the shared runtime — writes from several connections (one
+/// transaction spanning shards among them), `WAIT`, and a clean shutdown with clients open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_on_io_threads_serve_and_replicate() {
+    let c = Cluster::start_tuned(&[0, 0, 0], &[("redis.io_threads", "2")]).await;
+    let mut cons = Vec::new();
+    for _ in 0..4 {
+        cons.push(c.redis(0).await);
+    }
+    for (n, con) in cons.iter_mut().enumerate() {
+        for k in 0..25 {
+            let _: () = redis::cmd("SET")
+                .arg(format!("io:{n}:{k}"))
+                .arg(format!("v{k}"))
+                .query_async(con)
+                .await
+                .unwrap();
+        }
+    }
+    let (a, b): (String, String) = redis::pipe()
+        .atomic()
+        .cmd("SET")
+        .arg("io:tx:a")
+        .arg("1")
+        .cmd("SET")
+        .arg("io:tx:b")
+        .arg("2")
+        .query_async(&mut cons[1])
+        .await
+        .unwrap();
+    assert_eq!((a.as_str(), b.as_str()), ("OK", "OK"));
+    let held: i64 = redis::cmd("WAIT")
+        .arg(2)
+        .arg(5000)
+        .query_async(&mut cons[1])
+        .await
+        .unwrap();
+    assert_eq!(held, 2, "WAIT 2 from a connection on an io thread");
+    c.converge_get("io:3:24", Some("v24")).await;
+    c.converge_get("io:tx:b", Some("2")).await;
+    let n: i64 = c.cmd(2, &["DBSIZE"]).await;
+    assert_eq!(n, 102, "every write reached ap-south");
+    c.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_sets_converge_to_the_later_write() {
     let c = Cluster::start(3).await;

@@ -159,6 +159,9 @@ pub struct RedisSettings {
     pub max_multi_queue: Option<usize>,
     /// Fields one hash may hold (`HSET` beyond it is refused with an error).
     pub max_hash_fields: Option<usize>,
+    /// Threads serving Redis connections, each on a runtime of its own (thread-per-core);
+    /// unset: one per core; 0: connections run on the node's multi-threaded runtime.
+    pub io_threads: Option<usize>,
 }
 
 /// One region of the cluster.

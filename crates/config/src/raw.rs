@@ -73,6 +73,7 @@ struct RawRedis {
     max_output_buffer: Option<u64>,
     max_multi_queue: Option<u64>,
     max_hash_fields: Option<u64>,
+    io_threads: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -346,6 +347,7 @@ impl RawConfig {
         }
 
         let rr = self.redis;
+        const MAX_IO_THREADS: u64 = 1024;
         let bound = |key: &str, v: Option<u64>| -> Result<Option<usize>, ConfigError> {
             match v {
                 None => Ok(None),
@@ -390,6 +392,16 @@ impl RawConfig {
             max_output_buffer: bound("redis.max_output_buffer", rr.max_output_buffer)?,
             max_multi_queue: bound("redis.max_multi_queue", rr.max_multi_queue)?,
             max_hash_fields: bound("redis.max_hash_fields", rr.max_hash_fields)?,
+            io_threads: match rr.io_threads {
+                None => None,
+                Some(n) if n <= MAX_IO_THREADS => Some(n as usize),
+                Some(_) => {
+                    return Err(invalid(
+                        "redis.io_threads",
+                        &format!("must be at most {MAX_IO_THREADS}"),
+                    ))
+                }
+            },
         };
 
         let rp = self.persistence;

@@ -53,7 +53,7 @@ const SETTINGS: &[(&str, &str, &str)] = &[
 /// (`("replication.catchup_interval_ms", "1000")`, say) replacing or adding keys.
 fn settings_toml(overrides: &[(&str, &str)]) -> String {
     let mut text = String::from("\n[tls]\nca = \"certs/ca.pem\"\n");
-    for table in ["replication", "transport", "cluster"] {
+    for table in ["replication", "transport", "cluster", "redis"] {
         text.push_str(&format!("\n[{table}]\n"));
         let mut keys: Vec<(&str, &str)> = SETTINGS
             .iter()

@@ -1,11 +1,13 @@
 //! The Redis TCP server: accepts clients, decodes their commands, runs them, writes replies.
 //!
-//! One tokio task per connection, each in its own `tracing` span. A connection reads what the
-//! socket has, executes every complete command in it (consecutive data commands as one batch
-//! under one lock of the node), and writes all the replies with one write: pipelining costs a
-//! syscall per batch, not per command. Connection-level commands (`PING`, `HELLO`, `AUTH`,
-//! `CLIENT`, `INFO`, `COMMAND`, `CONFIG GET`, `SELECT`, `QUIT`, `RESET`, `MULTI`/`EXEC`/
-//! `DISCARD`, `WAIT`) are handled here; every other command goes to the node.
+//! One tokio task per connection, each in its own `tracing` span, on one of the serving
+//! threads of `pool` (`io_threads`, thread-per-core) or on the caller's runtime. A connection
+//! reads what the socket has, executes every complete command in it (consecutive data
+//! commands as one batch under one lock of the node), and writes all the replies with one
+//! write: pipelining costs a syscall per batch, not per command. Connection-level commands
+//! (`PING`, `HELLO`, `AUTH`, `CLIENT`, `INFO`, `COMMAND`, `CONFIG GET`, `SELECT`, `QUIT`,
+//! `RESET`, `MULTI`/`EXEC`/`DISCARD`, `WAIT`) are handled here; every other command goes to
+//! the node.
 //!
 //! With persistence, each executed batch is one step of the core and comes with its ticket; as
 //! the core's durability rule says (`sessionmesh_core::Ready`), replies are written only once
@@ -44,6 +46,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 mod connection;
+mod pool;
 
 /// The reply to a data command while a restarted region restores from its peers (Redis says
 /// `LOADING Redis is loading the dataset in memory` while it loads; clients treat the code the
@@ -73,6 +76,9 @@ pub struct ServerOptions {
     /// When set, clients must speak TLS (`rediss://`); the handshake happens before anything
     /// else and a client that fails it is dropped.
     pub tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+    /// Threads that serve connections, each on a runtime of its own (see `pool`); 0: on the
+    /// runtime that calls [`serve_redis_with`].
+    pub io_threads: usize,
 }
 
 impl ServerOptions {
@@ -129,6 +135,16 @@ pub async fn serve_redis_with<B: Backend>(
         port: local.map_or(0, |a| a.port()),
     });
     let mut tasks = JoinSet::new();
+    let pool = match shared.opts.io_threads {
+        0 => None,
+        n => match pool::IoThreads::start(n) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start the Redis serving threads");
+                return;
+            }
+        },
+    };
     loop {
         let accepted = tokio::select! {
             biased;
@@ -164,16 +180,15 @@ pub async fn serve_redis_with<B: Backend>(
         let span =
             tracing::info_span!("redis", region = %backend.region_name(), client = id, %peer);
         let conn = Conn::new(id, peer, backend.clone(), shared.clone(), shutdown.clone());
-        match &shared.opts.tls {
-            None => {
-                tasks.spawn(conn.run(stream).instrument(span));
-            }
-            Some(cfg) => {
-                let acceptor = tokio_rustls::TlsAcceptor::from(cfg.clone());
-                tasks.spawn(
-                    async move {
+        let tls = shared.opts.tls.clone();
+        let start = move |stream: tokio::net::TcpStream| {
+            async move {
+                match tls {
+                    None => conn.run(stream).await,
+                    Some(cfg) => {
                         // Bounded: a client that never finishes the handshake holds a slot
                         // for ten seconds at most.
+                        let acceptor = tokio_rustls::TlsAcceptor::from(cfg);
                         let hs = tokio::time::timeout(
                             std::time::Duration::from_secs(10),
                             acceptor.accept(stream),
@@ -191,13 +206,27 @@ pub async fn serve_redis_with<B: Backend>(
                             }
                         }
                     }
-                    .instrument(span),
-                );
+                }
+            }
+            .instrument(span)
+        };
+        match &pool {
+            None => {
+                tasks.spawn(start(stream));
+            }
+            Some(p) => {
+                if let Err(e) = p.hand(stream, start) {
+                    tracing::warn!(error = %e, "cannot hand a client over");
+                    shared.clients.fetch_sub(1, Ordering::AcqRel);
+                }
             }
         }
     }
     // Every connection watches the same signal; wait for them to finish.
     while tasks.join_next().await.is_some() {}
+    if let Some(p) = pool {
+        p.join().await;
+    }
 }
 
 /// State shared by all connections of one server.
