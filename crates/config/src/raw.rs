@@ -398,7 +398,7 @@ impl RawConfig {
                 Some(_) => {
                     return Err(invalid(
                         "redis.io_threads",
-                        &format!("must be at most {MAX_IO_THREADS}"),
+                        format!("must be at most {MAX_IO_THREADS}"),
                     ))
                 }
             },

@@ -125,6 +125,17 @@ fn redis_settings() {
     assert!(e.starts_with("redis.max_pipeline: "), "{e}");
     let e = err(&format!("{GOOD}\n[redis]\nrequirepass = \"\"\n"));
     assert!(e.starts_with("redis.requirepass: "), "{e}");
+    assert_eq!(c.redis().io_threads, None);
+    let c = Config::from_toml(
+        &format!("{GOOD}\n[redis]\nio_threads = 0\n"),
+        Path::new("."),
+    );
+    assert_eq!(c.unwrap().redis().io_threads, Some(0));
+    let e = err(&format!("{GOOD}\n[redis]\nio_threads = 5000\n"));
+    assert!(
+        e.starts_with("redis.io_threads: must be at most 1024"),
+        "{e}"
+    );
 }
 
 #[test]
