@@ -3,8 +3,8 @@
 # redis-server (issue 13: "pick the default from measurements"; the scaling figure).
 #
 # For every N in SHARDS_LIST and every W in WORKERS_LIST it runs bench/throughput.sh on one
-# region (bench/one-region.toml, `everysec`) with `[cluster] shards = N` and
-# TOKIO_WORKER_THREADS=W, Redis with `appendfsync everysec`, and redis-benchmark with
+# region (bench/one-region.toml, `everysec`) with `[cluster] shards = N`, `[redis] io_threads
+# = W` and TOKIO_WORKER_THREADS=W, Redis with `appendfsync everysec`, and redis-benchmark with
 # `--threads T` (T = CLIENT_THREADS, default W) so the client is not what limits a large
 # machine. It prints each run's table; the README's shard table comes from this script.
 #
@@ -29,7 +29,9 @@ for w in $WORKERS_LIST; do
     for n in $SHARDS_LIST; do
         # Next to one-region.toml, so that its relative paths (certs, data) mean the same.
         cfg="bench/.shards-$n.toml"
-        { printf '[cluster]\nshards = %s\n\n' "$n"; cat "${CONFIG:-bench/one-region.toml}"; } >"$cfg"
+        # W serving threads (`[redis] io_threads`) and W runtime workers.
+        { printf '[cluster]\nshards = %s\n\n' "$n"; cat "${CONFIG:-bench/one-region.toml}"; } |
+            sed "s/^\[redis\]\$/[redis]\nio_threads = $w/" >"$cfg"
         trap 'rm -f "$cfg"' EXIT
         echo "== shards $n, worker threads $w, redis-benchmark --threads ${CLIENT_THREADS:-$w}"
         TOKIO_WORKER_THREADS=$w BENCH_ARGS="--threads ${CLIENT_THREADS:-$w}" \
