@@ -176,6 +176,9 @@ pub async fn serve_redis_with<B: Backend>(
             let _ = stream.try_write(b"-ERR max number of clients reached\r\n");
             continue;
         }
+        // Held by the connection's future: whatever ends it (closed, a failed TLS handshake,
+        // a serving thread that could not take it) gives the slot back.
+        let slot = ClientSlot(shared.clone());
         let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
         let span =
             tracing::info_span!("redis", region = %backend.region_name(), client = id, %peer);
@@ -183,6 +186,7 @@ pub async fn serve_redis_with<B: Backend>(
         let tls = shared.opts.tls.clone();
         let start = move |stream: tokio::net::TcpStream| {
             async move {
+                let _slot = slot;
                 match tls {
                     None => conn.run(stream).await,
                     Some(cfg) => {
@@ -196,14 +200,8 @@ pub async fn serve_redis_with<B: Backend>(
                         .await;
                         match hs {
                             Ok(Ok(tls)) => conn.run(tls).await,
-                            Ok(Err(e)) => {
-                                tracing::debug!(error = %e, "TLS handshake failed");
-                                conn.release();
-                            }
-                            Err(_) => {
-                                tracing::debug!("TLS handshake timed out");
-                                conn.release();
-                            }
+                            Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                            Err(_) => tracing::debug!("TLS handshake timed out"),
                         }
                     }
                 }
@@ -217,7 +215,6 @@ pub async fn serve_redis_with<B: Backend>(
             Some(p) => {
                 if let Err(e) = p.hand(stream, start) {
                     tracing::warn!(error = %e, "cannot hand a client over");
-                    shared.clients.fetch_sub(1, Ordering::AcqRel);
                 }
             }
         }
@@ -314,14 +311,8 @@ impl<B: Backend> Conn<B> {
         conn
     }
 
-    /// Gives the client slot back without serving (a failed TLS handshake).
-    fn release(self) {
-        drop(ClientSlot(self.shared.clone()));
-    }
-
     async fn run<S: AsyncRead + AsyncWrite + Unpin>(mut self, mut stream: S) {
         tracing::debug!("connected");
-        let _guard = ClientSlot(self.shared.clone());
         match self.serve(&mut stream).await {
             Ok(()) => tracing::debug!("closed"),
             Err(e) => tracing::debug!(error = %e, "closed on IO error"),

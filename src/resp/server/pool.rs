@@ -49,8 +49,8 @@ impl IoThreads {
         })
     }
 
-    /// Hands `stream` to the next thread in turn, which runs `start` on it. `Err` gives the
-    /// connection back when that thread is gone (it has nothing left to run it on).
+    /// Hands `stream` to the next thread in turn, which runs `start` on it. `Err`: the socket
+    /// could not be detached, or that thread is gone; the connection is dropped.
     pub(super) fn hand<F, Fut>(
         &self,
         stream: tokio::net::TcpStream,
