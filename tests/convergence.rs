@@ -207,14 +207,12 @@ proptest! {
     }
 }
 
-/// KNOWN OPEN (found by `generated_schedules_converge` while closing issue 13; it fails the
-/// same way at 1 shard and without this issue's change to collection):
-/// region 3 logs a session out and is then rolled back 12 s to a copy that still holds it,
-/// while region 2 loses its disk; region 2 restores from region 3 before region 3's census has
-/// dropped the session, keeps it (an empty disk runs no census of its own), and the logout is
-/// lost there for good. Run with `cargo test --test convergence -- --ignored`.
+/// Found by `generated_schedules_converge` while closing issue 13: region 3 logs a session
+/// out and is then rolled back 12 s to a copy that still holds it, while region 2 loses its
+/// disk; region 2 restores from region 3 before region 3's census has dropped the session.
+/// Region 3's answer says it is unsettled, so region 2 censuses what it took with region 1,
+/// which collected the session, and drops it (it used to keep it: an empty disk ran no census).
 #[test]
-#[ignore = "known open: a region restoring from a peer that is itself restoring a rollback"]
 fn a_region_restoring_from_a_rolled_back_peer_keeps_the_logout() {
     let text = include_str!("fixtures/restore-from-a-rolled-back-peer.toml");
     let s = Schedule::from_toml(text).expect("schedule");

@@ -60,6 +60,12 @@ pub struct Done {
     /// behind them may hold keys the sender has collected since (see
     /// [`Message::CensusPart`]).
     pub your_report: Option<Watermarks>,
+    /// Set when the sender was restoring from a state that may hold keys every other region
+    /// has since collected (its census was not done) when it took the answer's snapshot: a
+    /// restoring requester that took keys from it checks them by census too (see
+    /// [`Message::CensusPart`]), or a logout undone by the sender's rollback would live on.
+    #[serde(default)]
+    pub unsettled: bool,
 }
 
 /// Everything regions say to each other.
@@ -399,6 +405,7 @@ mod tests {
             wm: vec![(RegionId(1), Hlc::new(5, 1)), (RegionId(2), Hlc::new(7, 0))],
             yours: Hlc::new(3, 0),
             your_report: Some(vec![(RegionId(1), Hlc::new(2, 0))]),
+            unsettled: true,
         };
         for id in [0u64, 1, 127, 128, 144, 70_000, u64::MAX] {
             for seq in [0u32, 1, 144, 65_536] {

@@ -66,16 +66,22 @@ fn message() -> impl Strategy<Value = Message> {
             any::<u64>(),
             any::<u32>(),
             entries(),
-            proptest::option::of((wm(), any::<u64>(), proptest::option::of(wm())))
+            proptest::option::of((
+                wm(),
+                any::<u64>(),
+                proptest::option::of(wm()),
+                any::<bool>()
+            ))
         )
             .prop_map(|(id, seq, entries, done)| Message::CatchUpPart {
                 id,
                 seq,
                 entries,
-                done: done.map(|(wm, y, your_report)| Done {
+                done: done.map(|(wm, y, your_report, unsettled)| Done {
                     wm,
                     yours: Hlc(y),
-                    your_report
+                    your_report,
+                    unsettled
                 }),
             }),
         Just(Message::Evicted),

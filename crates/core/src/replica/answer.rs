@@ -60,6 +60,9 @@ pub(super) struct Answer {
     first: usize,
     /// Whether `pending` is used up: the last part in `parts` is the answer's last.
     complete: bool,
+    /// Whether we were restoring with a census to come when the snapshot was taken (see
+    /// [`Done::unsettled`]).
+    unsettled: bool,
 }
 
 /// One requester's progress through an answer.
@@ -211,8 +214,10 @@ impl Replica {
             }
         }
         let removals = self.store.removals();
+        let unsettled = self.unsettled();
         let shared = self.answers.by_id.iter().find_map(|(aid, a)| {
-            (a.since == since && a.removals == removals && a.first == 0).then_some(*aid)
+            (a.since == since && a.removals == removals && a.unsettled == unsettled && a.first == 0)
+                .then_some(*aid)
         });
         let answer = match shared {
             Some(aid) => {
@@ -220,7 +225,8 @@ impl Replica {
                 aid
             }
             None => {
-                let answer = self.snapshot_answer(since, done.wm.clone());
+                let mut answer = self.snapshot_answer(since, done.wm.clone());
+                answer.unsettled = unsettled;
                 let aid = self.answers.next_id;
                 self.answers.next_id += 1;
                 self.answers.by_id.insert(aid, answer);
@@ -236,6 +242,7 @@ impl Replica {
                 next: 0,
                 done: Done {
                     wm: wm.unwrap_or(done.wm),
+                    unsettled,
                     ..done
                 },
                 ready: None,
@@ -270,6 +277,7 @@ impl Replica {
             parts: VecDeque::new(),
             first: 0,
             complete: false,
+            unsettled: false,
         }
     }
 

@@ -45,6 +45,7 @@ impl Replica {
         });
         let done = Done {
             your_report,
+            unsettled: false,
             wm: self.watermarks(),
             yours: self
                 .store

@@ -50,6 +50,13 @@ pub(super) struct Restoring {
     pub(super) census: BTreeMap<RegionId, Census>,
     /// Peers a census was completed with.
     pub(super) censused: BTreeSet<RegionId>,
+    /// Restoring peers whose unsettled answer we took keys from (see [`Done::unsettled`]):
+    /// from the first one on, every key we hold is checked by census, as if our own
+    /// persisted state had held them.
+    pub(super) tainted_by: BTreeSet<RegionId>,
+    /// The watermarks of each settled peer's last complete answer, to census it again once a
+    /// later answer taints us.
+    pub(super) answer_wm: BTreeMap<RegionId, BTreeMap<RegionId, Hlc>>,
 }
 
 /// A census sent to one peer: its parts and which were answered.
@@ -118,6 +125,8 @@ impl Replica {
             had_keys: !self.store.is_empty(),
             census: BTreeMap::new(),
             censused: BTreeSet::new(),
+            tainted_by: BTreeSet::new(),
+            answer_wm: BTreeMap::new(),
         });
         self.journal(|| Record::Restoring { floor });
         self.events.push_back(Event::Restoring { floor });
@@ -193,6 +202,15 @@ impl Replica {
             self.timers.set(Timer::Barrier, None);
             self.push_floor = self.push_floor.max(bound).max(self.clock.last());
         }
+    }
+
+    /// Whether our state may still hold keys that every other region has collected: we are
+    /// restoring from a state that held keys, or took keys from a peer in that position, and
+    /// the census that checks them is not done (see [`Done::unsettled`]).
+    pub(super) fn unsettled(&self) -> bool {
+        self.restoring
+            .as_ref()
+            .is_some_and(|r| r.had_keys || !r.tainted_by.is_empty())
     }
 
     /// This restart's id while restoring (see [`Message::Push`]'s `restoring`).
@@ -286,27 +304,55 @@ impl Replica {
 impl Replica {
     /// Starts a census with `peer` if its answer shows our persisted state is behind our last
     /// report.
+    ///
+    /// A peer's answer that was `unsettled` (see [`Done::unsettled`]) may have brought keys
+    /// every other region collected: from the first such answer on, every other peer is
+    /// censused (again, if it was before those keys arrived), whatever its report says.
     fn maybe_census(&mut self, peer: RegionId, done: &Done, now: Now) {
+        if self.cfg.faults.no_census {
+            return;
+        }
+        let Some(r) = self.restoring.as_mut() else {
+            return;
+        };
+        let theirs: BTreeMap<RegionId, Hlc> = done.wm.iter().copied().collect();
+        r.answer_wm.insert(peer, theirs.clone());
+        if done.unsettled && r.tainted_by.insert(peer) {
+            // What we censused before this answer's keys arrived did not cover them.
+            let again: Vec<(RegionId, BTreeMap<RegionId, Hlc>)> = r
+                .answer_wm
+                .iter()
+                .filter(|(p, _)| **p != peer)
+                .map(|(p, wm)| (*p, wm.clone()))
+                .collect();
+            for (p, wm) in again {
+                self.send_census(p, wm, now);
+            }
+            let Some(r) = self.restoring.as_mut() else {
+                return;
+            };
+            r.censused.remove(&peer);
+        }
         let Some(r) = self.restoring.as_ref() else {
             return;
         };
-        if self.cfg.faults.no_census
-            || !r.had_keys
-            || r.census.contains_key(&peer)
-            || r.censused.contains(&peer)
-        {
+        if r.census.contains_key(&peer) || r.censused.contains(&peer) {
             return;
         }
-        let Some(report) = &done.your_report else {
-            return;
-        };
-        let behind = report
-            .iter()
-            .any(|(o, h)| r.marks0.get(o).is_none_or(|m| h > m));
-        if !behind {
-            return;
+        if r.tainted_by.is_empty() {
+            if !r.had_keys {
+                return;
+            }
+            let Some(report) = &done.your_report else {
+                return;
+            };
+            let behind = report
+                .iter()
+                .any(|(o, h)| r.marks0.get(o).is_none_or(|m| h > m));
+            if !behind {
+                return;
+            }
         }
-        let theirs: BTreeMap<RegionId, Hlc> = done.wm.iter().copied().collect();
         self.send_census(peer, theirs, now);
     }
 
