@@ -207,6 +207,24 @@ proptest! {
     }
 }
 
+/// Found by `generated_schedules_converge`: region 1 loses its disk; region 2, which had
+/// collected an expired session, answered first with region 3's writes left out (region 1 is
+/// connected to region 3), and region 1 then took its own expiry register as known; region 3,
+/// which had not collected the session yet, sent it with that register dropped as old news,
+/// and region 1 kept a session without its expiry for good. A restoring region's floor now
+/// rises only with an answer that left no origin out.
+#[test]
+fn a_restoring_region_keeps_the_expiry_of_a_session_collected_elsewhere() {
+    let text = include_str!("fixtures/restore-raises-floor-past-a-collected-key.toml");
+    let s = Schedule::from_toml(text).expect("schedule");
+    let cfg = SimConfig {
+        schedule: Some(s),
+        ..config(PROP_SECS)
+    };
+    let o = run(236_668, &cfg);
+    assert!(o.is_clean(), "{}", describe(236_668, &o, "this test"));
+}
+
 /// Found by `generated_schedules_converge` while closing issue 13: region 3 logs a session
 /// out and is then rolled back 12 s to a copy that still holds it, while region 2 loses its
 /// disk; region 2 restores from region 3 before region 3's census has dropped the session.

@@ -118,13 +118,15 @@ impl Replica {
                     .copied()
                     .filter(|(r, _)| !skipped.contains(r))
                     .collect();
-                self.advance(&theirs);
+                self.advance(&theirs, skipped.is_empty());
                 self.answered(peer, &done, now);
             }
         }
     }
 
-    pub(super) fn advance(&mut self, theirs: &Watermarks) {
+    /// Takes a complete catch-up answer's watermarks as ours; `whole` when the request left
+    /// no origin out.
+    pub(super) fn advance(&mut self, theirs: &Watermarks, whole: bool) {
         for (r, h) in theirs {
             if *r == self.cfg.region {
                 // See the `Ack` case in `inbound`: move past whatever of ours they hold.
@@ -134,8 +136,16 @@ impl Replica {
                     self.journal(|| Record::Clock { hlc });
                 }
                 // They held every write of ours up to `h` and sent what they had of ours
-                // above our floor: we hold them all up to `h` now.
-                self.raise_floor(*h);
+                // above our floor: we hold them all up to `h` now. Only when the answer left
+                // no origin out: a register of ours that they collected with its key counts
+                // as known from here on, and a copy of that key still held elsewhere (not
+                // yet collected there) would then arrive with our register dropped as old
+                // news and the others kept — a session without its expiry, live for good
+                // (seed 236668). With every origin advanced too, that copy's incarnation is
+                // known and refused as dead instead.
+                if whole {
+                    self.raise_floor(*h);
+                }
                 continue;
             }
             self.set_wm(*r, *h);
