@@ -50,8 +50,22 @@ fn start_redis() -> Option<RedisServer> {
     }
 }
 
+/// A command's `(arity, first key, last key, step)` as `COMMAND INFO` gives them.
+type Shape = (i64, i64, i64, i64);
+
+/// Commands of Redis 8.4 and Valkey 9 that the Redis 7.0 of Debian's package does not know.
+const NEWER_THAN_7_0: [&str; 3] = ["delex", "delifeq", "digest"];
+
+/// Their `(arity, first, last, step)`, from `src/commands/*.json` of Redis 8.4 (`DELEX`,
+/// `DIGEST`) and Valkey 9 (`DELIFEQ`).
+const NEWER_SHAPES: [(&str, Shape); 3] = [
+    ("delex", (-2, 1, 1, 1)),
+    ("delifeq", (3, 1, 1, 1)),
+    ("digest", (2, 1, 1, 1)),
+];
+
 /// `(arity, first, last, step)` from one `COMMAND INFO` entry.
-fn shape(v: &V) -> Option<(i64, i64, i64, i64)> {
+fn shape(v: &V) -> Option<Shape> {
     let V::Array(f) = v else { return None };
     let int = |i: usize| match f.get(i) {
         Some(V::Int(n)) => Some(*n),
@@ -91,6 +105,7 @@ async fn arity_and_key_positions_match_redis() {
     let c = Cluster::start(1).await;
     let mut ours = c.redis(0).await;
     let mut differ = Vec::new();
+    let mut skipped = Vec::new();
     for spec in TABLE.iter() {
         let (a, b) = (
             info(&mut ours, spec.name).await,
@@ -98,11 +113,31 @@ async fn arity_and_key_positions_match_redis() {
         );
         let (a, b) = (shape(&a), shape(&b));
         assert!(a.is_some(), "{}: our COMMAND INFO has no shape", spec.name);
+        if b.is_none() && NEWER_THAN_7_0.contains(&spec.name) {
+            // This redis-server predates the command: its shape is checked by hand below.
+            skipped.push(spec.name);
+            continue;
+        }
         if a != b {
             differ.push(format!("{}: ours {a:?}, redis {b:?}", spec.name));
         }
     }
-    println!("compared {} commands with redis-server", TABLE.len());
+    println!(
+        "compared {} commands with redis-server; {} newer than it, checked against their \
+         documented shapes: {skipped:?}",
+        TABLE.len() - skipped.len(),
+        skipped.len()
+    );
+    for name in &skipped {
+        let (_, want) = NEWER_SHAPES
+            .iter()
+            .find(|(n, _)| n == name)
+            .expect("every newer command has its documented shape");
+        let ours = shape(&info(&mut ours, name).await);
+        if ours != Some(*want) {
+            differ.push(format!("{name}: ours {ours:?}, documented {want:?}"));
+        }
+    }
     assert!(
         differ.is_empty(),
         "(arity, first, last, step) differ:\n{}",

@@ -779,5 +779,8 @@ fn core_config(config: &Config, region: &RegionSpec, shard: u16) -> CoreConfig {
     if let Some(n) = config.redis().max_hash_fields {
         core.max_hash_fields = n;
     }
+    if let Some(n) = config.redis().max_bulk_len {
+        core.max_string_bytes = n;
+    }
     core
 }

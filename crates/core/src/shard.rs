@@ -8,8 +8,8 @@
 //! in the replication protocol spans shards, so every proof about one replica holds for each
 //! shard, and a region is correct when each of its shards is.
 //!
-//! What spans shards is the Redis interface: a multi-key command (`MGET`, `MSET`, `DEL`,
-//! `UNLINK`, `EXISTS`, `RENAME`), a keyless one (`DBSIZE`, `KEYS`, `SCAN`) and a transaction.
+//! What spans shards is the Redis interface: a multi-key command (`MGET`, `MSET`, `MSETNX`,
+//! `DEL`, `UNLINK`, `EXISTS`, `TOUCH`, `RENAME`, `RENAMENX`, `COPY`), a keyless one (`DBSIZE`, `KEYS`, `SCAN`) and a transaction.
 //! The driver (the node, or the simulator) holds every shard that [`touches`] names for the
 //! commands it runs together — the node locks them in ascending order, so two such holders
 //! can never wait for each other — and [`run`] executes each command over them: split by
@@ -187,7 +187,7 @@ pub fn run(set: &mut impl Shards, cmd: &Command, now: Now) -> Reply {
             out.sort_by_key(|(p, _)| *p);
             Reply::Array(out.into_iter().map(|(_, r)| r).collect())
         }),
-        "del" | "unlink" | "exists" => gather(set, cmd, now, 1, |parts| {
+        "del" | "unlink" | "exists" | "touch" => gather(set, cmd, now, 1, |parts| {
             let mut n = 0;
             for (_, r) in parts {
                 match r {
@@ -205,7 +205,10 @@ pub fn run(set: &mut impl Shards, cmd: &Command, now: Now) -> Reply {
             }
             Reply::OK
         }),
-        "rename" => rename(set, cmd, now),
+        "rename" => rename(set, cmd, now, false),
+        "renamenx" => rename(set, cmd, now, true),
+        "copy" => copy(set, cmd, now),
+        "msetnx" => msetnx(set, cmd, now),
         "dbsize" => {
             let mut total = 0;
             for s in 0..n {
@@ -281,7 +284,9 @@ fn gather(
 /// read on its shard, written whole as the destination on its shard, then the source deleted
 /// — what one server does, in two stamped writes (one per shard, each stamped by its shard's
 /// clock).
-fn rename(set: &mut impl Shards, cmd: &Command, now: Now) -> Reply {
+///
+/// `RENAMENX` (`nx`) first looks for the destination on its shard and answers 0 if it exists.
+fn rename(set: &mut impl Shards, cmd: &Command, now: Now, nx: bool) -> Reply {
     let n = set.count();
     let (src, dst) = (&cmd.args()[1], &cmd.args()[2]);
     let (from, to) = (shard_of_key(src, n), shard_of_key(dst, n));
@@ -291,11 +296,85 @@ fn rename(set: &mut impl Shards, cmd: &Command, now: Now) -> Reply {
     else {
         return Reply::err("no such key");
     };
+    if nx
+        && set
+            .shard(to)
+            .run_with(false, now, |ctx| keys::is_live(ctx, dst))
+    {
+        return Reply::Int(0);
+    }
     set.shard(to)
         .run_with(true, now, |ctx| keys::import(ctx, dst, moved));
     set.shard(from)
         .run_with(true, now, |ctx| keys::remove(ctx, src));
-    Reply::OK
+    if nx {
+        Reply::Int(1)
+    } else {
+        Reply::OK
+    }
+}
+
+/// `COPY src dst [DB 0] [REPLACE]` with the two keys on different shards: as `RENAME`, without
+/// deleting the source.
+fn copy(set: &mut impl Shards, cmd: &Command, now: Now) -> Reply {
+    let n = set.count();
+    let (src, dst, replace) = match keys::parse_copy(cmd.args()) {
+        Ok(p) => p,
+        Err(e) => return e,
+    };
+    let (from, to) = (shard_of_key(src, n), shard_of_key(dst, n));
+    let Some(moved) = set
+        .shard(from)
+        .run_with(false, now, |ctx| keys::export(ctx, src))
+    else {
+        return Reply::Int(0);
+    };
+    if !replace
+        && set
+            .shard(to)
+            .run_with(false, now, |ctx| keys::is_live(ctx, dst))
+    {
+        return Reply::Int(0);
+    }
+    set.shard(to)
+        .run_with(true, now, |ctx| keys::import(ctx, dst, moved));
+    Reply::Int(1)
+}
+
+/// `MSETNX` over several shards: every key is looked for first, each on its shard; if none
+/// exists, the pairs are written as `MSET` writes them (one stamped write per shard). All the
+/// shards are held throughout, so no key can appear in between.
+fn msetnx(set: &mut impl Shards, cmd: &Command, now: Now) -> Reply {
+    let n = set.count();
+    let args = cmd.args();
+    if args.len().is_multiple_of(2) {
+        return Reply::wrong_arity("msetnx");
+    }
+    for k in args[1..].iter().step_by(2) {
+        if set
+            .shard(shard_of_key(k, n))
+            .run_with(false, now, |ctx| keys::is_live(ctx, k))
+        {
+            return Reply::Int(0);
+        }
+    }
+    let mut line = Vec::with_capacity(args.len());
+    line.push(Bytes::from_static(b"MSET"));
+    line.extend_from_slice(&args[1..]);
+    let mset = match Command::parse(line) {
+        Ok(c) => c,
+        Err(e) => return e,
+    };
+    match gather(set, &mset, now, 2, |parts| {
+        parts
+            .into_iter()
+            .map(|(_, r)| r)
+            .find(|r| *r != Reply::OK)
+            .unwrap_or(Reply::OK)
+    }) {
+        Reply::OK => Reply::Int(1),
+        other => other,
+    }
 }
 
 /// `SCAN` over every shard in turn: the cursor's top 8 bits name the shard, the rest is the

@@ -1,5 +1,5 @@
-//! Keyspace commands: DEL UNLINK EXISTS TYPE RENAME, the EXPIRE family, TTL PTTL PERSIST,
-//! DBSIZE KEYS SCAN.
+//! Keyspace commands: DEL UNLINK EXISTS TOUCH TYPE RENAME RENAMENX COPY, the EXPIRE family,
+//! TTL PTTL PERSIST, DBSIZE KEYS SCAN.
 //!
 //! A `DEL` bumps the key's causal length to even, which is what makes it win over writes made
 //! concurrently in other regions. An expiry computed in the past deletes the key the same way,
@@ -55,12 +55,28 @@ pub enum KeyOp<'a> {
         /// The key.
         key: &'a Bytes,
     },
-    /// `RENAME key newkey`.
+    /// `RENAME key newkey`, `RENAMENX key newkey`.
     Rename {
         /// The key.
         src: &'a Bytes,
         /// Its new name.
         dst: &'a Bytes,
+        /// `RENAMENX`: only if `dst` does not exist.
+        nx: bool,
+    },
+    /// `COPY source destination [DB 0] [REPLACE]`.
+    Copy {
+        /// The key copied.
+        src: &'a Bytes,
+        /// The copy's name.
+        dst: &'a Bytes,
+        /// `REPLACE`.
+        replace: bool,
+    },
+    /// `TOUCH key [key ...]`.
+    Touch {
+        /// The keys.
+        keys: &'a [Bytes],
     },
     /// The `EXPIRE` family, with `NX XX GT LT`.
     Expire {
@@ -217,12 +233,43 @@ mod parse {
         Ok(op(arg(a, 1)?))
     }
 
-    pub(super) fn rename(a: &[Bytes]) -> Result<KeyOp<'_>, Reply> {
+    pub(super) fn rename(a: &[Bytes], nx: bool) -> Result<KeyOp<'_>, Reply> {
         Ok(KeyOp::Rename {
             src: arg(a, 1)?,
             dst: arg(a, 2)?,
+            nx,
         })
     }
+}
+
+/// `COPY`'s line: source, destination, `REPLACE`, with Redis 7's checks in its order (options,
+/// the database, then source and destination the same). There is one database: `DB` may name
+/// only 0 until numbered databases exist.
+pub fn parse_copy(a: &[Bytes]) -> Result<(&Bytes, &Bytes, bool), Reply> {
+    let (src, dst) = (arg(a, 1)?, arg(a, 2)?);
+    let mut replace = false;
+    let mut db = 0;
+    let mut i = 3;
+    while let Some(o) = a.get(i) {
+        if is_opt(o, "REPLACE") {
+            replace = true;
+        } else if let (true, Some(n)) = (is_opt(o, "DB"), a.get(i + 1)) {
+            db = parse_i64(n)
+                .and_then(|n| i32::try_from(n).ok())
+                .ok_or_else(Reply::not_integer)?;
+            i += 1;
+        } else {
+            return Err(Reply::syntax());
+        }
+        i += 1;
+    }
+    if db != 0 {
+        return Err(Reply::err("DB index is out of range"));
+    }
+    if src == dst {
+        return Err(Reply::err("source and destination objects are the same"));
+    }
+    Ok((src, dst, replace))
 }
 
 fn invalid_expire(kind: ExpireKind) -> Reply {
@@ -259,7 +306,10 @@ entries! {
     del => |a| parse::keys(a, |keys| KeyOp::Del { keys });
     exists => |a| parse::keys(a, |keys| KeyOp::Exists { keys });
     type_ => |a| parse::key(a, |key| KeyOp::Type { key });
-    rename => parse::rename;
+    rename => |a| parse::rename(a, false);
+    renamenx => |a| parse::rename(a, true);
+    copy => |a| parse_copy(a).map(|(src, dst, replace)| KeyOp::Copy { src, dst, replace });
+    touch => |a| parse::keys(a, |keys| KeyOp::Touch { keys });
     expire => |a| parse::expire(a, expire_kind("expire", true, true));
     pexpire => |a| parse::expire(a, expire_kind("pexpire", false, true));
     expireat => |a| parse::expire(a, expire_kind("expireat", true, false));
@@ -286,7 +336,7 @@ pub fn run(ctx: &mut Ctx<'_>, op: KeyOp<'_>) -> Reply {
             }
             Reply::Int(n)
         }
-        KeyOp::Exists { keys } => {
+        KeyOp::Exists { keys } | KeyOp::Touch { keys } => {
             Reply::Int(keys.iter().filter(|k| ctx.live(k).is_some()).count() as i64)
         }
         KeyOp::Type { key } => Reply::Simple(match ctx.kind(key) {
@@ -294,7 +344,17 @@ pub fn run(ctx: &mut Ctx<'_>, op: KeyOp<'_>) -> Reply {
             Some(Kind::String) => "string",
             Some(Kind::Hash) => "hash",
         }),
-        KeyOp::Rename { src, dst } => run_rename(ctx, src, dst),
+        KeyOp::Rename { src, dst, nx } => run_rename(ctx, src, dst, nx),
+        KeyOp::Copy { src, dst, replace } => {
+            let Some(moved) = export(ctx, src) else {
+                return Reply::Int(0);
+            };
+            if ctx.live(dst).is_some() && !replace {
+                return Reply::Int(0);
+            }
+            import(ctx, dst, moved);
+            Reply::Int(1)
+        }
         KeyOp::Expire {
             key,
             ms,
@@ -333,16 +393,20 @@ pub fn run(ctx: &mut Ctx<'_>, op: KeyOp<'_>) -> Reply {
     }
 }
 
-fn run_rename(ctx: &mut Ctx<'_>, src: &Bytes, dst: &Bytes) -> Reply {
+fn run_rename(ctx: &mut Ctx<'_>, src: &Bytes, dst: &Bytes, nx: bool) -> Reply {
     let Some(moved) = export(ctx, src) else {
         return Reply::err("no such key");
     };
+    let done = if nx { Reply::Int(1) } else { Reply::OK };
     if src == dst {
-        return Reply::OK;
+        return if nx { Reply::Int(0) } else { done };
+    }
+    if nx && ctx.live(dst).is_some() {
+        return Reply::Int(0);
     }
     remove(ctx, src);
     import(ctx, dst, moved);
-    Reply::OK
+    done
 }
 
 /// What `RENAME` carries from one key to another: the visible value and expiry, without the
@@ -381,6 +445,11 @@ pub fn export(ctx: &Ctx<'_>, key: &Bytes) -> Option<Moved> {
         }
     }
     Some(m)
+}
+
+/// Whether `key` is visible (a step of a command spanning shards).
+pub fn is_live(ctx: &Ctx<'_>, key: &Bytes) -> bool {
+    ctx.live(key).is_some()
 }
 
 /// Deletes `key` if it is visible (a write command's step).

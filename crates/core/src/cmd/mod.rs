@@ -13,10 +13,12 @@
 //! Reply shapes and error strings follow Redis 7; `tests/sequential.rs` compares every command
 //! against a reference model of Redis over random sequences.
 
+pub mod cas;
 pub mod glob;
 pub mod hashes;
 pub mod keys;
 pub mod strings;
+pub mod substrings;
 pub mod table;
 
 pub use table::{CommandId, Exec, Flags, Group, KeySpec, Spec, TABLE};
@@ -41,6 +43,9 @@ pub struct Ctx<'a> {
     pub conflicts: u64,
     /// Fields one hash may hold.
     pub max_hash_fields: usize,
+    /// Longest string a command may build (`SETRANGE`, `APPEND`), as Redis's
+    /// `proto-max-bulk-len`.
+    pub max_string_bytes: usize,
 }
 
 impl<'a> Ctx<'a> {

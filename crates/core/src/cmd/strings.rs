@@ -1,9 +1,11 @@
-//! String commands: GET SET SETEX PSETEX SETNX GETEX GETDEL MGET MSET APPEND STRLEN.
+//! String commands: GET SET SETEX PSETEX SETNX GETEX GETDEL GETSET MGET MSET MSETNX APPEND
+//! STRLEN.
 //!
 //! A command line is parsed once into a [`StringOp`] by its command's parser (options and all;
 //! the numbers of time options are read when the command runs, in Redis's order of checks),
 //! then [`run`]: nothing after parsing reads an argument by position.
 
+use super::cas::{self, Cond};
 use super::{is_opt, parse_i64, Ctx};
 use crate::crdt::{Body, Kind, Reg};
 use crate::reply::{ErrorKind, Reply};
@@ -125,7 +127,7 @@ pub enum StringOp<'a> {
         /// The key.
         key: &'a Bytes,
     },
-    /// `SET key value [NX|XX] [GET] [EX|PX|EXAT|PXAT n|KEEPTTL]`.
+    /// `SET key value [NX|XX|IFEQ v|IFNE v|IFDEQ d|IFDNE d] [GET] [EX|PX|EXAT|PXAT n|KEEPTTL]`.
     Set {
         /// The key.
         key: &'a Bytes,
@@ -135,6 +137,8 @@ pub enum StringOp<'a> {
         nx: bool,
         /// `XX`.
         xx: bool,
+        /// `IFEQ`, `IFNE`, `IFDEQ` or `IFDNE` (Redis 8.4).
+        cond: Option<Cond<'a>>,
         /// `GET`.
         get: bool,
         /// The time to live.
@@ -180,6 +184,18 @@ pub enum StringOp<'a> {
         /// Key-value pairs.
         pairs: super::hashes::Pairs<'a>,
     },
+    /// `MSETNX key value [key value ...]`: all or none, none if any key exists.
+    MSetNx {
+        /// Key-value pairs.
+        pairs: super::hashes::Pairs<'a>,
+    },
+    /// `GETSET key value`: `SET key value GET`.
+    GetSet {
+        /// The key.
+        key: &'a Bytes,
+        /// The value.
+        value: &'a Bytes,
+    },
     /// `APPEND key value`.
     Append {
         /// The key.
@@ -208,14 +224,24 @@ mod parse {
     pub(super) fn set(a: &[Bytes]) -> Result<StringOp<'_>, Reply> {
         let (key, value) = (arg(a, 1)?, arg(a, 2)?);
         let (mut nx, mut xx, mut get, mut keepttl) = (false, false, false, false);
+        let mut cond: Option<Cond<'_>> = None;
         let mut expiry: Option<TimeArg<'_>> = None;
         let mut i = 3;
         while let Some(o) = a.get(i) {
             let next = a.get(i + 1);
-            if is_opt(o, "NX") && !xx {
+            if is_opt(o, "NX") && !xx && cond.is_none() {
                 nx = true;
-            } else if is_opt(o, "XX") && !nx {
+            } else if is_opt(o, "XX") && !nx && cond.is_none() {
                 xx = true;
+            } else if let (true, Some(v)) = (cas::is_cond(o) && !nx && !xx && cond.is_none(), next)
+            {
+                // One condition at most, exclusive with NX and XX.
+                match cas::parse_cond(o, v) {
+                    Some(Ok(c)) => cond = Some(c),
+                    Some(Err(e)) => return Err(e),
+                    None => return Err(Reply::syntax()),
+                }
+                i += 1;
             } else if is_opt(o, "GET") {
                 get = true;
             } else if is_opt(o, "KEEPTTL") && expiry.is_none() {
@@ -241,6 +267,7 @@ mod parse {
             value,
             nx,
             xx,
+            cond,
             get,
             ttl,
         })
@@ -301,6 +328,12 @@ mod parse {
         Ok(StringOp::MSet { pairs })
     }
 
+    pub(super) fn msetnx(a: &[Bytes]) -> Result<StringOp<'_>, Reply> {
+        let pairs = super::super::hashes::Pairs::new(a.get(1..).unwrap_or_default())
+            .ok_or_else(|| Reply::wrong_arity("msetnx"))?;
+        Ok(StringOp::MSetNx { pairs })
+    }
+
     pub(super) fn key(
         a: &[Bytes],
         op: for<'a> fn(&'a Bytes) -> StringOp<'a>,
@@ -341,6 +374,8 @@ entries! {
     getdel => |a| parse::key(a, |key| StringOp::GetDel { key });
     mget => parse::mget;
     mset => parse::mset;
+    msetnx => parse::msetnx;
+    getset => |a| parse::key_value(a, |key, value| StringOp::GetSet { key, value });
     append => |a| parse::key_value(a, |key, value| StringOp::Append { key, value });
     strlen => |a| parse::key(a, |key| StringOp::StrLen { key });
 }
@@ -357,9 +392,10 @@ pub fn run(ctx: &mut Ctx<'_>, op: StringOp<'_>) -> Reply {
             value,
             nx,
             xx,
+            cond,
             get,
             ttl,
-        } => run_set(ctx, key, value, (nx, xx, get), ttl),
+        } => run_set(ctx, key, value, (nx, xx, get), cond, ttl),
         StringOp::SetEx {
             key,
             ttl,
@@ -395,17 +431,23 @@ pub fn run(ctx: &mut Ctx<'_>, op: StringOp<'_>) -> Reply {
                 .collect(),
         ),
         StringOp::MSet { pairs } => {
-            // One stamp covers the whole command, so a key given twice must be written once,
-            // with its last value (as Redis's sequential assignment ends up).
-            let all: Vec<(&Bytes, &Bytes)> = pairs.iter().collect();
-            for (i, (k, v)) in all.iter().enumerate() {
-                if all[i + 1..].iter().any(|(later, _)| later == k) {
-                    continue;
-                }
-                set_value(ctx, k, (*v).clone(), Expiry::Persist);
-            }
+            set_pairs(ctx, pairs);
             Reply::OK
         }
+        StringOp::MSetNx { pairs } => {
+            if pairs.iter().any(|(k, _)| ctx.live(k).is_some()) {
+                return Reply::Int(0);
+            }
+            set_pairs(ctx, pairs);
+            Reply::Int(1)
+        }
+        StringOp::GetSet { key, value } => match string_of(ctx, key) {
+            Err(r) => r,
+            Ok(old) => {
+                set_value(ctx, key, value.clone(), Expiry::Persist);
+                Reply::opt(old)
+            }
+        },
         StringOp::Append { key, value } => run_append(ctx, key, value),
         StringOp::StrLen { key } => match string_of(ctx, key) {
             Ok(v) => Reply::Int(v.map_or(0, |v| v.len() as i64)),
@@ -414,11 +456,24 @@ pub fn run(ctx: &mut Ctx<'_>, op: StringOp<'_>) -> Reply {
     }
 }
 
+/// `MSET`'s writes. One stamp covers the whole command, so a key given twice must be written
+/// once, with its last value (as Redis's sequential assignment ends up).
+fn set_pairs(ctx: &mut Ctx<'_>, pairs: super::hashes::Pairs<'_>) {
+    let all: Vec<(&Bytes, &Bytes)> = pairs.iter().collect();
+    for (i, (k, v)) in all.iter().enumerate() {
+        if all[i + 1..].iter().any(|(later, _)| later == k) {
+            continue;
+        }
+        set_value(ctx, k, (*v).clone(), Expiry::Persist);
+    }
+}
+
 fn run_set(
     ctx: &mut Ctx<'_>,
     key: &Bytes,
     value: &Bytes,
     (nx, xx, get): (bool, bool, bool),
+    cond: Option<Cond<'_>>,
     ttl: SetTtl<'_>,
 ) -> Reply {
     let e = match ttl {
@@ -438,7 +493,14 @@ fn run_set(
         None
     };
     let exists = ctx.live(key).is_some();
-    if (nx && exists) || (xx && !exists) {
+    let refused = match cond {
+        Some(c) => match cas::holds(ctx, key, c) {
+            Ok(ok) => !ok,
+            Err(e) => return e,
+        },
+        None => (nx && exists) || (xx && !exists),
+    };
+    if refused {
         return match old {
             Some(v) => Reply::opt(v),
             None => Reply::Nil,
@@ -495,6 +557,9 @@ fn run_append(ctx: &mut Ctx<'_>, key: &Bytes, value: &Bytes) -> Reply {
             Reply::Int(len as i64)
         }
         Ok(Some(old)) => {
+            if super::substrings::exceeds(ctx, old.len() as u64, value.len()) {
+                return super::substrings::too_long();
+            }
             let mut v = BytesMut::with_capacity(old.len() + value.len());
             v.extend_from_slice(&old);
             v.extend_from_slice(value);

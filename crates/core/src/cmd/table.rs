@@ -12,7 +12,7 @@
 //!
 //! Adding a command: one row here (and its handler in the family's file for a data command).
 
-use super::{hashes, keys, strings, Ctx};
+use super::{cas, hashes, keys, strings, substrings, Ctx};
 use crate::reply::Reply;
 use bytes::Bytes;
 
@@ -287,7 +287,7 @@ const fn conn(
 }
 
 #[rustfmt::skip]
-const SPECS: [Spec; 52] = [
+const SPECS: [Spec; 63] = [
     data("get", 2, ROF, K1, Group::String, strings::get, "Returns the string value of a key."),
     data("set", -3, W, K1, Group::String, strings::set, "Sets the string value of a key, optionally with expiry and conditions."),
     data("setex", 4, W, K1, Group::String, strings::setex, "Sets the string value and expiration time in seconds of a key."),
@@ -299,11 +299,22 @@ const SPECS: [Spec; 52] = [
     data("mset", -3, W, KeySpec::new(1, -1, 2), Group::String, strings::mset, "Atomically creates or modifies the string values of one or more keys."),
     data("append", 3, W, K1, Group::String, strings::append, "Appends a string to the value of a key."),
     data("strlen", 2, ROF, K1, Group::String, strings::strlen, "Returns the length of a string value."),
+    data("getset", 3, WF, K1, Group::String, strings::getset, "Returns the previous string value of a key after setting it to a new value."),
+    data("msetnx", -3, W, KeySpec::new(1, -1, 2), Group::String, strings::msetnx, "Atomically modifies the string values of one or more keys only when all keys don't exist."),
+    data("setrange", 4, W, K1, Group::String, substrings::setrange, "Overwrites a part of a string value with another by an offset. Creates the key if it doesn't exist."),
+    data("getrange", 4, RO, K1, Group::String, substrings::getrange, "Returns a substring of the string stored at a key."),
+    data("substr", 4, RO, K1, Group::String, substrings::getrange, "Returns a substring from a string value."),
+    data("delex", -2, WRF, K1, Group::String, cas::delex, "Conditionally removes the specified key based on value or digest comparison."),
+    data("delifeq", 3, WRF, K1, Group::String, cas::delifeq, "Deletes the key if its value matches the given string."),
+    data("digest", 2, ROF, K1, Group::String, cas::digest_cmd, "Returns the XXH3 hash of a string value."),
     data("del", -2, WR, KALL, Group::Generic, keys::del, "Deletes one or more keys."),
     data("unlink", -2, WRF, KALL, Group::Generic, keys::del, "Deletes one or more keys."),
     data("exists", -2, ROF, KALL, Group::Generic, keys::exists, "Determines whether one or more keys exist."),
     data("type", 2, ROF, K1, Group::Generic, keys::type_, "Determines the type of value stored at a key."),
     data("rename", 3, WR, KeySpec::new(1, 2, 1), Group::Generic, keys::rename, "Renames a key and overwrites the destination."),
+    data("renamenx", 3, WRF, KeySpec::new(1, 2, 1), Group::Generic, keys::renamenx, "Renames a key only when the target key name doesn't exist."),
+    data("copy", -3, W, KeySpec::new(1, 2, 1), Group::Generic, keys::copy, "Copies the value of a key to a new key."),
+    data("touch", -2, ROF, KALL, Group::Generic, keys::touch, "Returns the number of existing keys out of those specified after updating the time they were last accessed."),
     data("expire", -3, WRF, K1, Group::Generic, keys::expire, "Sets the expiration time of a key in seconds."),
     data("pexpire", -3, WRF, K1, Group::Generic, keys::pexpire, "Sets the expiration time of a key in milliseconds."),
     data("expireat", -3, WRF, K1, Group::Generic, keys::expireat, "Sets the expiration time of a key to a Unix timestamp."),

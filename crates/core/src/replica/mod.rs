@@ -476,6 +476,7 @@ impl Replica {
             writes: Vec::new(),
             conflicts: 0,
             max_hash_fields: self.cfg.max_hash_fields,
+            max_string_bytes: self.cfg.max_string_bytes,
         };
         let reply = f(&mut ctx);
         let (writes, conflicts) = (ctx.writes, ctx.conflicts);

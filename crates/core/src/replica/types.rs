@@ -84,6 +84,9 @@ pub struct Config {
     pub record_writes: bool,
     /// Fields one hash may hold; a command that would exceed it is refused, changing nothing.
     pub max_hash_fields: usize,
+    /// Longest string a command may build (`SETRANGE`, `APPEND`); longer is refused, changing
+    /// nothing (the node sets it to `redis.max_bulk_len`, Redis's `proto-max-bulk-len`).
+    pub max_string_bytes: usize,
     /// Keep a journal of every change for the durable log ([`Ready::records`]).
     pub journal: bool,
     /// The hash tables' seed (see [`crate::seed`]): secret to clients, so they cannot choose
@@ -110,6 +113,7 @@ impl Config {
             faults: Faults::default(),
             record_writes: false,
             max_hash_fields: 1_000_000,
+            max_string_bytes: 512 * 1024 * 1024,
             journal: false,
             hash_seed: 0,
         }

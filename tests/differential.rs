@@ -1,0 +1,293 @@
+//! Differential test against a real `redis-server`: the same command scripts go to Redis and to
+//! a one-region sessionmesh node, over RESP2 and again over RESP3, and every reply must be the
+//! same, step by step (values with `==`, errors by their full text). The scripts cover GETSET,
+//! MSETNX, RENAMENX, TOUCH, COPY, SETRANGE, GETRANGE and SUBSTR with their edge cases, mixed
+//! with the string, key and hash commands both servers have.
+//!
+//! Needs `redis-server` on the PATH (`.ci/run` installs it and sets
+//! `SESSIONMESH_REQUIRE_REDIS=1`, which turns its absence into a failure; elsewhere the test
+//! says loudly that it did not run). `SESSIONMESH_DIFF_TRACE=1` prints every step with
+//! Redis's reply.
+//!
+//! Script syntax: one command per line, arguments split on spaces; `""` is an empty argument;
+//! a token `$x` is the key `x` under the script's own prefix (so scripts never share keys on
+//! our node, which has no FLUSHALL); `${t}x` keeps a hash tag, so such keys share a slot, while
+//! plain `$a`, `$b`, `$zz` most likely land on different shards. A line starting with `!` is
+//! one where Redis answers with an error: the test checks that too, so a script cannot quietly
+//! test something other than what it says.
+
+// Test code: a failed unwrap is a failed test, and nothing here is reachable from outside.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
+mod common;
+
+use common::cluster::{eventually, Cluster, DEADLINE};
+use redis::aio::MultiplexedConnection;
+use redis::Value;
+use std::process::{Child, Command, Stdio};
+
+/// A `redis-server` child on a free port, stopped on drop.
+struct RedisServer {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_redis() -> Option<RedisServer> {
+    let port = sessionmesh_harness::ports::Ports::free(1)[0].redis;
+    let child = Command::new("redis-server")
+        .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--save", "", "--appendonly", "no"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+    match child {
+        Ok(child) => Some(RedisServer { child, port }),
+        Err(e) => {
+            assert!(
+                std::env::var_os("SESSIONMESH_REQUIRE_REDIS").is_none(),
+                "redis-server is required here and could not start: {e}"
+            );
+            eprintln!("NOTE: redis-server not found ({e}); the differential test did not run");
+            None
+        }
+    }
+}
+
+#[rustfmt::skip]
+const SCRIPTS: &[&[&str]] = &[
+    // 0: the existing string, key and hash commands (the harness's own baseline).
+    &[
+        "SET $a hello", "GET $a", "APPEND $a _world", "STRLEN $a", "SET $a x NX", "SET $a x XX",
+        "SET $a y GET", "SET $b 1 EX 100", "TTL $b", "SET $b 2 KEEPTTL", "TTL $b", "SET $b 3",
+        "TTL $b", "MSET $a 1 $b 2 $c 3", "MGET $a $b $c $d", "EXISTS $a $b $zz $a", "DEL $a $zz",
+        "TYPE $b", "TYPE $zz", "GETDEL $b", "GETDEL $b", "HSET $h f1 v1 f2 v2", "HGET $h f1",
+        "HGETALL $h", "!GET $h", "!APPEND $h x", "TYPE $h", "EXPIRE $c 100", "TTL $c",
+        "PERSIST $c", "TTL $c", "STRLEN $zz", "SET $e \"\"", "GET $e", "!SET $h x GET",
+    ],
+    // 1: GETSET.
+    &[
+        "GETSET $a v1", "GET $a", "GETSET $a v2", "GET $a", "SET $t v EX 100", "TTL $t",
+        "GETSET $t w", "TTL $t", "GET $t", "HSET $h f v", "!GETSET $h x", "HGET $h f", "TYPE $h",
+        "GETSET $e \"\"", "GET $e", "STRLEN $e", "!GETSET $a", "GETSET $a 12345", "APPEND $a 6",
+        "GETSET $a x", "DEL $a", "GETSET $a y", "EXISTS $a",
+    ],
+    // 2: MSETNX across slots.
+    &[
+        "MSETNX $a 1 $b 2 $zz 3", "MGET $a $b $zz", "MSETNX $c 4 $a 5 $d 6", "MGET $c $a $d",
+        "EXISTS $c $d", "MSETNX $x 1 $x 2", "GET $x", "!MSETNX $y 1 $w", "EXISTS $y $w",
+        "!MSETNX $y", "MSETNX $q \"\"", "GET $q", "HSET $h f v", "MSETNX $h x $n y", "TYPE $h",
+        "EXISTS $n", "SET $t v EX 100", "MSETNX $t w $u w", "TTL $t", "GET $u",
+        "DEL $a $b $zz", "MSETNX $a 7 $b 8 $zz 9", "MGET $a $b $zz", "TTL $a",
+    ],
+    // 3: MSETNX within one hash tag, and across two.
+    &[
+        "MSETNX ${t}a 1 ${t}b 2", "MGET ${t}a ${t}b", "MSETNX ${t}b 3 ${t}c 4", "EXISTS ${t}c",
+        "MSETNX ${t}c 4 ${t}d 5 ${t}c 6", "MGET ${t}c ${t}d", "GETSET ${t}a 10",
+        "MSETNX ${t}e x ${u}e y", "MGET ${t}e ${u}e ${t}a",
+    ],
+    // 4: RENAMENX across slots.
+    &[
+        "SET $a va", "RENAMENX $a $b", "EXISTS $a", "GET $b", "SET $c vc", "RENAMENX $b $c",
+        "GET $b", "GET $c", "!RENAMENX $zz $y", "EXISTS $y", "RENAMENX $b $b", "GET $b",
+        "!RENAMENX $zz $zz", "SET $t vt EX 100", "RENAMENX $t $t2", "TTL $t2", "TTL $t",
+        "HSET $h f1 a f2 b", "RENAMENX $h $h2", "HGETALL $h2", "TYPE $h", "RENAMENX $c $h2",
+        "TYPE $h2", "GET $c", "!RENAMENX $b",
+    ],
+    // 5: RENAMENX and RENAME under one hash tag, then out of it.
+    &[
+        "SET ${t}a 1", "RENAMENX ${t}a ${t}b", "MGET ${t}a ${t}b", "SET ${t}a 2 EX 100",
+        "RENAMENX ${t}a ${t}b", "TTL ${t}a", "RENAME ${t}a ${t}b", "TTL ${t}b", "GET ${t}b",
+        "RENAMENX ${t}b $zz", "TTL $zz", "GET $zz", "EXISTS ${t}b", "RENAME $zz $zz",
+        "!RENAME $missing $x",
+    ],
+    // 6: TOUCH.
+    &[
+        "SET $a 1", "SET $b 2", "TOUCH $a", "TOUCH $zz", "TOUCH $a $b $zz", "TOUCH $a $a $a",
+        "HSET $h f v", "TOUCH $h $a", "SET ${t}x 1", "SET ${t}y 1", "TOUCH ${t}x ${t}y ${t}z",
+        "!TOUCH", "DEL $a", "TOUCH $a $b", "SET $e \"\"", "TOUCH $e", "SET $x v EX 100",
+        "TOUCH $x", "TTL $x", "GET $x",
+    ],
+    // 7: COPY of strings, its options and errors.
+    &[
+        "SET $a hello", "COPY $a $b", "GET $b", "COPY $a $b", "SET $a world", "COPY $a $b",
+        "GET $b", "COPY $a $b REPLACE", "GET $b", "COPY $zz $y", "EXISTS $y",
+        "COPY $zz $b REPLACE", "GET $b", "!COPY $a $a", "!COPY $a $a REPLACE", "!COPY $zz $zz",
+        "SET $t v EX 100", "COPY $t $t2", "TTL $t2", "TTL $t", "SET $t3 old",
+        "COPY $t $t3 REPLACE", "TTL $t3", "SET $p nottl", "COPY $p $t3 REPLACE", "TTL $t3",
+        "COPY $a $c DB 0", "GET $c", "!COPY $a $c DB notanumber", "!COPY $a $c FOO",
+        "!COPY $a $c REPLACE FOO", "!COPY $a", "!COPY $a $c DB", "COPY $a $c REPLACE DB 0",
+        "copy $a $d replace", "APPEND $b X", "GET $a", "GET $b", "GET $d",
+    ],
+    // 8: COPY of hashes, over another type, with a hash tag, with a TTL.
+    &[
+        "HSET $h a 1 b 2 c 3", "COPY $h $h2", "HGETALL $h2", "TYPE $h2", "HSET $h2 d 4",
+        "HGETALL $h", "HGETALL $h2", "SET $s str", "COPY $h $s", "TYPE $s",
+        "COPY $h $s REPLACE", "TYPE $s", "HGETALL $s", "COPY $s $h3 REPLACE", "HGET $h3 b",
+        "SET ${t}a v", "COPY ${t}a ${t}b", "MGET ${t}a ${t}b", "EXPIRE $h 100", "COPY $h $h4",
+        "TTL $h4", "!GET $h4", "COPY $a $h REPLACE", "HGETALL $h",
+    ],
+    // 9: SETRANGE: padding, growing, overwriting, empty values.
+    &[
+        "SETRANGE $a 0 hello", "GET $a", "SETRANGE $a 6 world", "GET $a", "STRLEN $a",
+        "SETRANGE $b 5 xy", "GET $b", "STRLEN $b", "SETRANGE $c 0 \"\"", "EXISTS $c",
+        "SETRANGE $c 10 \"\"", "EXISTS $c", "SET $d hello", "SETRANGE $d 0 J", "GET $d",
+        "SETRANGE $d 4 \"\"", "SETRANGE $d 100 \"\"", "GET $d", "SETRANGE $d 3 LOWORLD",
+        "GET $d", "SETRANGE $d 12 !", "GET $d", "SET $n 12", "SETRANGE $n 2 3", "GET $n",
+        "SET $e \"\"", "SETRANGE $e 0 x", "GET $e", "APPEND $b zz", "GET $b",
+    ],
+    // 10: SETRANGE errors and TTL.
+    &[
+        "!SETRANGE $a -1 x", "EXISTS $a", "!SETRANGE $a x y", "!SETRANGE $a 1.5 y",
+        "!SETRANGE $a 536870911 xx", "EXISTS $a", "SETRANGE $a 536870911 \"\"", "EXISTS $a",
+        "SET $b abc", "!SETRANGE $b 536870911 xx", "!SETRANGE $b -1 x", "GET $b",
+        "SETRANGE $b 536870911 \"\"", "HSET $h f v", "!SETRANGE $h 0 x", "!SETRANGE $h 0 \"\"",
+        "HGETALL $h", "SET $t hello EX 100", "SETRANGE $t 1 XY", "TTL $t", "GET $t",
+        "!SETRANGE $t 0", "!SETRANGE $t 99999999999999999999 x", "GET $t",
+    ],
+    // 11: GETRANGE.
+    &[
+        "SET $a 0123456789", "GETRANGE $a 0 3", "GETRANGE $a -3 -1", "GETRANGE $a 0 -1",
+        "GETRANGE $a 10 100", "GETRANGE $a 5 2", "GETRANGE $a -100 2", "GETRANGE $a -100 -50",
+        "GETRANGE $a -50 -100", "GETRANGE $a 9 9", "GETRANGE $a -1 -1", "GETRANGE $a 3 -8",
+        "GETRANGE $a 0 9223372036854775807",
+        "GETRANGE $a -9223372036854775808 9223372036854775807",
+        "GETRANGE $a 9223372036854775807 -9223372036854775808",
+        "GETRANGE $a -9223372036854775808 -9223372036854775808",
+        "GETRANGE $a 9223372036854775807 9223372036854775807",
+        "!GETRANGE $a 9223372036854775808 1", "!GETRANGE $a 0 -9223372036854775809",
+        "!GETRANGE $a x 1", "!GETRANGE $a 0 1.0", "GETRANGE $zz 0 -1", "GETRANGE $zz 5 2",
+        "!GETRANGE $zz x 1", "SET $e \"\"", "GETRANGE $e 0 -1", "GETRANGE $e 0 0",
+        "GETRANGE $e -1 -1", "HSET $h f v", "!GETRANGE $h 0 -1", "!GETRANGE $h x 1",
+        "!GETRANGE $a 0", "SET $n 12345", "GETRANGE $n 1 2", "GETRANGE $n -2 -1",
+    ],
+    // 12: SUBSTR (GETRANGE's old name), over strings SETRANGE built.
+    &[
+        "SET $a abcdef", "SUBSTR $a 0 2", "SUBSTR $a -2 -1", "SUBSTR $a 4 1",
+        "SUBSTR $a 0 9223372036854775807", "SUBSTR $a -9223372036854775808 0", "SUBSTR $a 6 6",
+        "SUBSTR $zz 0 1", "!SUBSTR $a a b", "HSET $h f v", "!SUBSTR $h 0 1", "SETRANGE $a 2 ZZ",
+        "SUBSTR $a 1 4", "SETRANGE $a 8 gh", "SUBSTR $a 5 -1", "!SUBSTR $a 0",
+        "SUBSTR $a -3 -2", "STRLEN $a",
+    ],
+    // 13: the new commands mixed with the old, keys across slots.
+    &[
+        "MSET $a 1 $b 2 $zz 3", "MSETNX $a x $q y", "COPY $zz $q", "RENAMENX $q $r",
+        "TOUCH $a $b $zz $q $r", "GETSET $r 30", "SETRANGE $r 2 0", "GET $r", "GETRANGE $r 0 0",
+        "EXPIRE $r 100", "COPY $r $s", "TTL $s", "PERSIST $s", "TTL $s", "RENAMENX $s $a",
+        "RENAME $s $a", "GET $a", "GETDEL $a", "EXISTS $a $b $zz $q $r $s", "DEL $b $zz $r",
+        "MGET $a $b $zz $r", "SET $k v EX 100", "SETRANGE $k 0 w", "GETSET $k x", "TTL $k",
+    ],
+];
+
+/// A reply as the test compares it: a value, or an error's full text.
+type Reply = Result<Value, String>;
+
+/// `line` with its `!` marker dropped, `""` made empty and `$x` keys put under `prefix`.
+fn args(line: &str, prefix: &str) -> Vec<String> {
+    let line = line.strip_prefix('!').unwrap_or(line);
+    line.split(' ')
+        .map(|t| match t {
+            "\"\"" => String::new(),
+            t => match t.strip_prefix('$') {
+                Some(key) => format!("{prefix}{key}"),
+                None => t.to_owned(),
+            },
+        })
+        .collect()
+}
+
+async fn send(con: &mut MultiplexedConnection, args: &[String]) -> Reply {
+    let mut c = redis::cmd(&args[0]);
+    for a in &args[1..] {
+        c.arg(a.as_str());
+    }
+    c.query_async::<Value>(con)
+        .await
+        .map_err(|e| match e.code() {
+            Some(code) => format!("{code} {}", e.detail().unwrap_or("")),
+            None => format!("(not a server error) {e}"),
+        })
+}
+
+async fn connect(url: String) -> MultiplexedConnection {
+    let client = redis::Client::open(url.as_str()).unwrap();
+    eventually(&format!("{url} answers"), DEADLINE, || async {
+        match client.get_multiplexed_async_connection().await {
+            Ok(_) => Ok(()),
+            Err(e) => Err(e.to_string()),
+        }
+    })
+    .await;
+    client.get_multiplexed_async_connection().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replies_match_redis_step_by_step() {
+    let Some(server) = start_redis() else {
+        return;
+    };
+    let trace = std::env::var_os("SESSIONMESH_DIFF_TRACE").is_some();
+    let c = Cluster::start(1).await;
+    let (mut differ, mut bad_script, mut steps) = (Vec::new(), Vec::new(), 0);
+
+    // The harness itself: one wrong-type error, which both must word the same way.
+    let mut theirs = connect(format!("redis://127.0.0.1:{}/", server.port)).await;
+    let mut ours = c.redis(0).await;
+    let probe = args("HSET $wrongtype f v", "probe:");
+    let get = args("GET $wrongtype", "probe:");
+    for con in [&mut theirs, &mut ours] {
+        send(con, &probe).await.unwrap();
+    }
+    let (a, b) = (send(&mut theirs, &get).await, send(&mut ours, &get).await);
+    assert!(a.is_err(), "redis-server: GET of a hash gave {a:?}");
+    assert_eq!(a, b, "a WRONGTYPE error is worded differently");
+
+    for proto in [2, 3] {
+        let query = if proto == 3 { "?protocol=resp3" } else { "" };
+        let mut theirs = connect(format!("redis://127.0.0.1:{}/{query}", server.port)).await;
+        let mut ours = connect(format!("redis://{}/{query}", c.spec(0).redis)).await;
+        for (n, script) in SCRIPTS.iter().enumerate() {
+            let flushed = send(&mut theirs, &["FLUSHALL".to_owned()]).await;
+            assert_eq!(flushed, Ok(Value::Okay), "redis-server FLUSHALL");
+            let prefix = format!("r{proto}s{n}:");
+            for (m, line) in script.iter().enumerate() {
+                let argv = args(line, &prefix);
+                let (want, got) = (send(&mut theirs, &argv).await, send(&mut ours, &argv).await);
+                steps += 1;
+                if trace {
+                    println!("RESP{proto} script {n} step {m}: {line}: {want:?}");
+                }
+                if line.starts_with('!') != want.is_err() {
+                    bad_script.push(format!("RESP{proto} script {n} step {m}: {line}: {want:?}"));
+                }
+                if want != got {
+                    differ.push(format!(
+                        "RESP{proto} script {n} step {m}: {line}: redis={want:?} ours={got:?}"
+                    ));
+                }
+            }
+        }
+    }
+    println!(
+        "compared {steps} steps ({} scripts, RESP2 and RESP3) with redis-server",
+        SCRIPTS.len()
+    );
+    assert!(
+        bad_script.is_empty(),
+        "redis-server's error replies are not where the scripts mark them (`!`):\n{}",
+        bad_script.join("\n")
+    );
+    assert!(
+        differ.is_empty(),
+        "{} of {steps} replies differ from redis-server's:\n{}",
+        differ.len(),
+        differ.join("\n")
+    );
+    c.shutdown().await;
+}
