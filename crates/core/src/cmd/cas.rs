@@ -14,7 +14,6 @@
 //! checks, after redis/redis#14502).
 
 use super::{is_opt, Ctx};
-use crate::crdt::Kind;
 use crate::reply::Reply;
 use bytes::Bytes;
 
@@ -78,22 +77,9 @@ pub fn is_cond(o: &[u8]) -> bool {
         .any(|c| is_opt(o, c))
 }
 
-/// The visible string value of `key`: `Err(WRONGTYPE)` for a hash.
-fn string_value(ctx: &Ctx<'_>, key: &Bytes) -> Result<Option<Bytes>, Reply> {
-    match ctx.kind(key) {
-        None => Ok(None),
-        Some(Kind::Hash) => Err(Reply::wrong_type()),
-        Some(Kind::String) => Ok(ctx
-            .store
-            .get(key)
-            .and_then(|k| k.body.string.as_ref())
-            .map(|r| r.value.clone())),
-    }
-}
-
 /// Whether `cond` holds for `key` now; `Err(WRONGTYPE)` for a hash.
 pub fn holds(ctx: &Ctx<'_>, key: &Bytes, cond: Cond<'_>) -> Result<bool, Reply> {
-    let v = string_value(ctx, key)?;
+    let v = super::strings::string_of(ctx, key)?;
     Ok(match (cond, v) {
         (Cond::IfEq(want), Some(v)) => v == *want,
         (Cond::IfDeq(want), Some(v)) => digest(&v) == want,
@@ -157,7 +143,7 @@ pub(super) fn digest_cmd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let Some(key) = args.get(1) else {
         return Reply::wrong_arity("digest");
     };
-    match string_value(ctx, key) {
+    match super::strings::string_of(ctx, key) {
         Err(e) => e,
         Ok(None) => Reply::Nil,
         Ok(Some(v)) => Reply::bulk(digest_hex(&v)),

@@ -11,8 +11,9 @@ use crate::crdt::{Body, Kind, Reg};
 use crate::reply::{ErrorKind, Reply};
 use bytes::{Bytes, BytesMut};
 
-/// The string value of a visible string key; `Err` for a hash.
-fn string_of(ctx: &Ctx<'_>, key: &Bytes) -> Result<Option<Bytes>, Reply> {
+/// The string value of a visible string key; `Err` for a hash. Shared by the string
+/// families (`cas`, `substrings`).
+pub(super) fn string_of(ctx: &Ctx<'_>, key: &Bytes) -> Result<Option<Bytes>, Reply> {
     match ctx.kind(key) {
         None => Ok(None),
         Some(Kind::Hash) => Err(Reply::wrong_type()),

@@ -10,19 +10,6 @@ use crate::crdt::{Body, Kind, Reg};
 use crate::reply::{ErrorKind, Reply};
 use bytes::{Bytes, BytesMut};
 
-/// The visible string value of `key`: `Err(WRONGTYPE)` for a hash.
-fn string_value(ctx: &Ctx<'_>, key: &Bytes) -> Result<Option<Bytes>, Reply> {
-    match ctx.kind(key) {
-        None => Ok(None),
-        Some(Kind::Hash) => Err(Reply::wrong_type()),
-        Some(Kind::String) => Ok(ctx
-            .store
-            .get(key)
-            .and_then(|k| k.body.string.as_ref())
-            .map(|r| r.value.clone())),
-    }
-}
-
 /// Redis's refusal of a string longer than `proto-max-bulk-len` (ours: `redis.max_bulk_len`).
 pub(super) fn too_long() -> Reply {
     Reply::err_of(
@@ -64,7 +51,7 @@ pub(super) fn getrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let (Some(start), Some(end)) = (parse_i64(a), parse_i64(b)) else {
         return Reply::not_integer();
     };
-    match string_value(ctx, key) {
+    match super::strings::string_of(ctx, key) {
         Err(e) => e,
         Ok(None) => Reply::Bulk(Bytes::new()),
         Ok(Some(v)) => Reply::Bulk(v.slice_ref(range(&v, start, end))),
@@ -83,7 +70,7 @@ pub(super) fn setrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         return Reply::err("offset is out of range");
     }
     let offset = offset as u64;
-    let old = match string_value(ctx, key) {
+    let old = match super::strings::string_of(ctx, key) {
         Err(e) => return e,
         Ok(v) => v,
     };
