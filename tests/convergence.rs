@@ -241,3 +241,79 @@ fn a_region_restoring_from_a_rolled_back_peer_keeps_the_logout() {
     let o = run(105_384, &cfg);
     assert!(o.is_clean(), "{}", describe(105_384, &o, "this test"));
 }
+
+/// Found by `generated_schedules_converge`: region 3 writes a session and is rolled back
+/// 580 ms later, when only region 1 had taken the write in (region 2 missed the push and
+/// was cut off before a catch-up); region 1 is then rolled back to a copy from before it. The
+/// write is on no disk and in no frame: it is lost, and every region agrees it is absent. The
+/// model used to lose only a crashed region's own writes and so still expected the session;
+/// it now loses any write that no region holds any more.
+#[test]
+fn a_write_lost_with_both_disks_that_held_it_is_lost_everywhere() {
+    let text = include_str!("fixtures/write-lost-with-two-disks.toml");
+    let s = Schedule::from_toml(text).expect("schedule");
+    let cfg = SimConfig {
+        schedule: Some(s),
+        explain_key: Some(bytes::Bytes::from_static(b"sess:00065")),
+        ..config(PROP_SECS)
+    };
+    let o = run(919_204, &cfg);
+    assert!(o.is_clean(), "{}", describe(919_204, &o, "this test"));
+    let wrote = o.explain.iter().any(|l| l.contains(" r3 wrote "));
+    let gone = o.explain.iter().any(|l| l == "  model: None");
+    assert!(
+        wrote && gone,
+        "expected the session written at r3 and then out of the model:\n{}",
+        o.explain.join("\n")
+    );
+}
+
+/// Found by `generated_schedules_converge`: region 1 loses its disk while a session expired
+/// by region 2's `EXPIRE` awaits collection; region 2 collects it and answers region 1 first,
+/// raising region 1's watermark for region 2 past that expiry; region 3, which still held the
+/// session, answered with it, and region 1 dropped region 2's expiry register as old news: a
+/// session without its expiry, live for good. A restoring region now takes a key it does not
+/// hold whole, and is answered with whole key states.
+#[test]
+fn a_restoring_region_takes_a_dead_copy_whole() {
+    let text = include_str!("fixtures/restore-takes-a-dead-copy-whole.toml");
+    let s = Schedule::from_toml(text).expect("schedule");
+    let cfg = SimConfig {
+        schedule: Some(s),
+        ..config(PROP_SECS)
+    };
+    let o = run(381_523, &cfg);
+    assert!(o.is_clean(), "{}", describe(381_523, &o, "this test"));
+}
+
+/// Found by `generated_schedules_converge`: region 2 restarts from a backup older than any of
+/// its writes, its peers answer without any of the writes it lost (so the stamp barrier lifts
+/// by their answers), and its wall clock is then stepped back 1.3 s: its next stamp fell below
+/// one it had issued before the crash. A restart now observes the wall clock at once.
+#[test]
+fn a_clock_stepped_back_after_a_restart_issues_no_old_stamp() {
+    let text = include_str!("fixtures/restart-then-clock-stepped-back.toml");
+    let s = Schedule::from_toml(text).expect("schedule");
+    let cfg = SimConfig {
+        schedule: Some(s),
+        ..config(PROP_SECS)
+    };
+    let o = run(716_919, &cfg);
+    assert!(o.is_clean(), "{}", describe(716_919, &o, "this test"));
+}
+
+/// Found by `generated_schedules_converge`: region 3 writes a session and is rolled back
+/// 130 ms later, its push to region 1 still on the way on a link a partition had just cut.
+/// The write reached nobody and is lost; the model counted the doomed frame as holding it.
+/// Frames that a scheduled partition will drop no longer count.
+#[test]
+fn a_write_whose_push_a_partition_drops_is_lost_with_its_disk() {
+    let text = include_str!("fixtures/push-dropped-by-a-partition.toml");
+    let s = Schedule::from_toml(text).expect("schedule");
+    let cfg = SimConfig {
+        schedule: Some(s),
+        ..config(PROP_SECS)
+    };
+    let o = run(989_071, &cfg);
+    assert!(o.is_clean(), "{}", describe(989_071, &o, "this test"));
+}

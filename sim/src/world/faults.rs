@@ -206,12 +206,25 @@ impl World<'_> {
 }
 
 impl World<'_> {
-    /// Region `i` lost its writes made since `since_ms` that no other region holds: in its
-    /// state, in its skew buffer, in what a crashed region will restart from, or in a frame in
+    /// Whether a scheduled partition cuts `from → to` at `t` (before the heal).
+    fn cut_at(&self, from: usize, to: usize, t: u64) -> bool {
+        let n = self.n as u16;
+        let (f, d) = ((from + 1) as u16, (to + 1) as u16);
+        !self.healed
+            && t < self.cfg.duration_ms
+            && self.schedule.partitions.iter().any(|p| {
+                p.start_ms <= t
+                    && t < p.end_ms.min(self.cfg.duration_ms)
+                    && p.cut.links(n).contains(&(f, d))
+            })
+    }
+
+    /// Region `i` lost its writes made since `since_ms`, and other regions' writes it took in,
+    /// that no region holds any more: in its state, in its skew buffer, in what a crashed
+    /// region will restart from (region `i` included, for others' writes), or in a frame in
     /// flight on a live connection. The oracles leave those out of the model.
     fn lose_writes(&mut self, i: usize, since_ms: u64) {
         use sessionmesh_core::wire::{self, Message};
-        let origin = rid(i);
         // Every key delta in flight to a region other than `i`.
         let mut flying: Vec<(bytes::Bytes, sessionmesh_core::KeyState)> = Vec::new();
         for q in self.queue.iter() {
@@ -228,7 +241,9 @@ impl World<'_> {
                 let live = self.alive(*to)
                     && self.links.sees(*to, *from)
                     && self.links.epoch(*from, *to) == *epoch;
-                if *to == i || !live {
+                // A frame that a scheduled partition will drop on arrival holds nothing
+                // (seed 989071: a push whose link was cut while it was on the way).
+                if *to == i || !live || self.cut_at(*from, *to, q.at) {
                     continue;
                 }
                 match wire::decode(wire::frame_shard(bytes).unwrap_or(0), bytes, usize::MAX) {
@@ -250,13 +265,24 @@ impl World<'_> {
             m.merge(d);
             m == *st
         };
-        let held = |key: &bytes::Bytes, d: &sessionmesh_core::KeyState| {
+        // What region `i` restarts from: it still holds other origins' writes it had
+        // persisted by then (its own made since `since_ms` are, by definition, not in it).
+        let recovered = self.nodes[i].down_view.as_ref();
+        let held = |from: usize, key: &bytes::Bytes, d: &sessionmesh_core::KeyState| {
             let newest = d.max_stamp().hlc;
-            views.iter().filter_map(|r| r.owner(key)).any(|r| {
-                r.watermark(origin) >= newest
-                    || r.key_state(key).is_some_and(|st| covers(st, d))
-                    || r.held_delta(key).is_some_and(|st| covers(st, d))
-            }) || flying.iter().any(|(k, st)| k == key && covers(st, d))
+            let origin = rid(from);
+            let mine = (from != i).then_some(recovered).flatten();
+            views
+                .iter()
+                .copied()
+                .chain(mine)
+                .filter_map(|r| r.owner(key))
+                .any(|r| {
+                    r.watermark(origin) >= newest
+                        || r.key_state(key).is_some_and(|st| covers(st, d))
+                        || r.held_delta(key).is_some_and(|st| covers(st, d))
+                })
+                || flying.iter().any(|(k, st)| k == key && covers(st, d))
         };
         let n = self.oracles.lose_writes(i, since_ms, held);
         self.summary.writes_lost_with_disk += n;

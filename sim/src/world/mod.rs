@@ -221,6 +221,8 @@ struct World<'a> {
     transmits: Vec<sessionmesh_core::Transmit>,
     events: Vec<Event>,
     explain: Vec<String>,
+    /// What each region last held of `SimConfig::explain_key` (rendered), to log changes.
+    explained: Vec<Option<String>>,
 }
 
 impl<'a> World<'a> {
@@ -298,6 +300,7 @@ impl<'a> World<'a> {
             transmits: Vec::new(),
             events: Vec::new(),
             explain: Vec::new(),
+            explained: vec![None; n],
         };
         for i in 0..n {
             let spec = w.schedule.clocks.get(i).copied().unwrap_or_default();
@@ -457,7 +460,15 @@ impl<'a> World<'a> {
             }
             self.now = q.at;
             self.summary.events += 1;
+            let label = self
+                .cfg
+                .explain_key
+                .as_ref()
+                .map(|_| format!("{:?}", q.ev).chars().take(60).collect::<String>());
             self.step(q.ev);
+            if let Some(label) = label {
+                self.explain_changes(&label);
+            }
             if self.done {
                 break;
             }
@@ -479,6 +490,24 @@ impl<'a> World<'a> {
             trace_hash: self.trace.finish(),
             summary: self.summary,
             explain: self.explain,
+        }
+    }
+
+    /// Logs every region whose state of the explained key changed in the last event.
+    fn explain_changes(&mut self, label: &str) {
+        let Some(k) = self.cfg.explain_key.clone() else {
+            return;
+        };
+        for i in 0..self.n {
+            let now = match self.nodes[i].replica.as_ref() {
+                Some(r) => format!("{:?}", r.key_state(&k)),
+                None => "(down)".to_string(),
+            };
+            if self.explained[i].as_deref() != Some(now.as_str()) {
+                let line = format!("{} {} after {label}: {now}", self.now, rid(i));
+                self.explain.push(line);
+                self.explained[i] = Some(now);
+            }
         }
     }
 
@@ -785,5 +814,6 @@ fn reply_code(r: &Reply) -> u64 {
         Reply::Nil => 5 << 32,
         Reply::Array(a) => 6 << 32 | a.len() as u64,
         Reply::Map(m) => 7 << 32 | m.len() as u64,
+        Reply::Status(s) => 8 << 32 | s.len() as u64,
     }
 }

@@ -63,6 +63,9 @@ pub(super) struct Answer {
     /// Whether we were restoring with a census to come when the snapshot was taken (see
     /// [`Done::unsettled`]).
     unsettled: bool,
+    /// Whether every key with news goes whole, not only its registers above `since` (the
+    /// requester is restoring: see [`Replica::start_answer`]).
+    whole: bool,
 }
 
 /// One requester's progress through an answer.
@@ -158,7 +161,8 @@ impl Answer {
         let mut entries: Vec<Entry> = Vec::new();
         let mut size = 0;
         while let Some((k, st)) = self.pending.front() {
-            let Some(d) = st.delta(|s| s.hlc > since(s.region)) else {
+            let news = st.delta(|s| s.hlc > since(s.region));
+            let Some(d) = news.map(|d| if self.whole { KeyState::clone(st) } else { d }) else {
                 self.pending.pop_front();
                 continue;
             };
@@ -187,12 +191,22 @@ impl Replica {
     /// Starts answering `peer`'s catch-up request `id`: snapshots what the answer holds, or
     /// joins an answer to the same watermarks still at its first part. Parts leave through
     /// [`Replica::poll_catchup`].
+    ///
+    /// A `restoring` requester gets every key with news **whole**. Its watermarks may have
+    /// risen with another peer's answer that left out keys that peer had collected, while we
+    /// still hold one of them (collection runs at different times in each region): cut to its
+    /// registers above those watermarks, that key would arrive without the ones the requester
+    /// is taken to hold — a session without the expiry that killed it, live for good (found by
+    /// `generated_schedules_converge`, seed 381523). Whole, it arrives as dead as it is here.
+    /// A region that did not restart holds every register below its watermarks, or a state
+    /// that supersedes it, so the registers above them are all it needs.
     pub(super) fn start_answer(
         &mut self,
         peer: RegionId,
         id: u64,
         mut since: BTreeMap<RegionId, Hlc>,
         done: Done,
+        restoring: bool,
     ) {
         self.answers.cancel(peer);
         // An origin of which the requester holds at least everything we hold contributes
@@ -216,7 +230,11 @@ impl Replica {
         let removals = self.store.removals();
         let unsettled = self.unsettled();
         let shared = self.answers.by_id.iter().find_map(|(aid, a)| {
-            (a.since == since && a.removals == removals && a.unsettled == unsettled && a.first == 0)
+            (a.since == since
+                && a.removals == removals
+                && a.unsettled == unsettled
+                && a.whole == restoring
+                && a.first == 0)
                 .then_some(*aid)
         });
         let answer = match shared {
@@ -227,6 +245,7 @@ impl Replica {
             None => {
                 let mut answer = self.snapshot_answer(since, done.wm.clone());
                 answer.unsettled = unsettled;
+                answer.whole = restoring;
                 let aid = self.answers.next_id;
                 self.answers.next_id += 1;
                 self.answers.by_id.insert(aid, answer);
@@ -278,6 +297,7 @@ impl Replica {
             first: 0,
             complete: false,
             unsettled: false,
+            whole: false,
         }
     }
 

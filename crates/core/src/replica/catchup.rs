@@ -16,7 +16,15 @@ impl Replica {
         clippy::expect_used,
         reason = "the caller checked that the peer is known"
     )]
-    pub(super) fn on_catchup_request(&mut self, peer: RegionId, id: u64, wm: &Watermarks) {
+    /// `peer` asks for what it lacks above `wm`; `restoring` says it restarted from less than
+    /// everything (it is answered with whole key states, see [`Replica::start_answer`]).
+    pub(super) fn on_catchup_request(
+        &mut self,
+        peer: RegionId,
+        id: u64,
+        wm: &Watermarks,
+        restoring: bool,
+    ) {
         if self.evicted.contains(&peer) {
             // It was away longer than the grace period: say so (once per absence); it answers
             // with a catch-up from nothing. Its stale writes need no special care: whatever it
@@ -53,7 +61,7 @@ impl Replica {
                 .max(held_max)
                 .max(self.wm.get(&peer).copied().unwrap_or(Hlc::ZERO)),
         };
-        self.start_answer(peer, id, theirs, done);
+        self.start_answer(peer, id, theirs, done, restoring);
     }
 
     /// Cuts entries into parts that fit the frame limit with a wide margin: the size estimate

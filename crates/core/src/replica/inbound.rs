@@ -94,7 +94,7 @@ impl Replica {
                 if restoring.is_some() {
                     self.note_peer_restart(peer, restoring);
                 }
-                self.on_catchup_request(peer, id, &wm);
+                self.on_catchup_request(peer, id, &wm, restoring.is_some());
             }
             Message::CensusPart { id, seq, keys } => self.on_census_part(peer, id, seq, keys),
             Message::CensusDead { id, seq, dead } => self.on_census_dead(peer, id, seq, dead, now),
@@ -229,7 +229,8 @@ impl Replica {
                 // Hold only what is news: a register we already have must not pull our
                 // watermark (capped by what we hold) below where it stood.
                 let known = |s: Stamp| marks.get(&s.region).is_some_and(|w| s.hlc <= *w);
-                if let Some(d) = st.into_delta(|s| !known(s)) {
+                let whole = self.takes_whole(&key);
+                if let Some(d) = st.into_delta(|s| whole || !known(s)) {
                     let cl_new = !known(d.cl.stamp);
                     self.hold(key, d, peer, cl_new);
                 }
@@ -303,6 +304,18 @@ impl Replica {
     }
 
     /// Applies one remote key delta.
+    /// Whether an incoming state of `key` is taken whole, registers we count as known
+    /// included: while restoring, for a key we do not hold. Our watermarks may have risen
+    /// with a peer's answer that left out keys it had collected; a copy of such a key still
+    /// held by another peer (collection runs at different times in each region) would
+    /// otherwise lose the registers of those origins as old news — the expiry that killed a
+    /// session, say, leaving it live for good (found by `generated_schedules_converge`, seed
+    /// 381523). Taken whole, it is as dead here as there; its incarnation, if known, is still
+    /// refused as collected (see [`Replica::apply_entry`]).
+    fn takes_whole(&self, key: &Bytes) -> bool {
+        self.restoring.is_some() && self.store.get(key).is_none()
+    }
+
     pub(super) fn apply_entry(
         &mut self,
         key: &Bytes,
@@ -311,7 +324,8 @@ impl Replica {
         marks: &BTreeMap<RegionId, Hlc>,
     ) {
         let known = |s: Stamp| marks.get(&s.region).is_some_and(|w| s.hlc <= *w);
-        let Some(mut delta) = st.into_delta(|s| !known(s)) else {
+        let whole = self.takes_whole(key);
+        let Some(mut delta) = st.into_delta(|s| whole || !known(s)) else {
             return;
         };
         let max = delta.max_stamp().hlc;
