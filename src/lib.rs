@@ -27,6 +27,7 @@ pub mod node;
 pub mod persist;
 pub mod relay;
 pub mod resp;
+pub mod script;
 pub mod server;
 pub mod transport;
 pub mod view;

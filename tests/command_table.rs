@@ -14,40 +14,10 @@ mod common;
 use common::cluster::{eventually, Cluster, DEADLINE};
 use redis::Value as V;
 use sessionmesh_core::cmd::TABLE;
-use std::process::{Child, Command, Stdio};
-
-/// A `redis-server` child on a free port, stopped on drop.
-struct RedisServer {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use sessionmesh_harness::redis_server::RedisServer;
 
 fn start_redis() -> Option<RedisServer> {
-    let port = sessionmesh_harness::ports::Ports::free(1)[0].redis;
-    let child = Command::new("redis-server")
-        .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
-        .args(["--save", "", "--appendonly", "no"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn();
-    match child {
-        Ok(child) => Some(RedisServer { child, port }),
-        Err(e) => {
-            assert!(
-                std::env::var_os("SESSIONMESH_REQUIRE_REDIS").is_none(),
-                "redis-server is required here and could not start: {e}"
-            );
-            eprintln!("NOTE: redis-server not found ({e}); the command table was not compared");
-            None
-        }
-    }
+    RedisServer::start("the command table comparison")
 }
 
 /// A command's `(arity, first key, last key, step)` as `COMMAND INFO` gives them.

@@ -328,6 +328,34 @@ impl Node {
         replies
     }
 
+    /// Holds the shards of `set`, lowest first, for the whole of `f`, and ends their steps
+    /// after it: what a script needs to run atomically in this region (`EVAL`). `f` runs
+    /// commands through the closure it is given, which answers `None` for a command that
+    /// touches a shard not held (the script did not declare that key). As for `MULTI`/`EXEC`,
+    /// no other command and no peer frame runs on those shards meanwhile, and the writes
+    /// replicate as the deltas they made, never as the script.
+    pub fn hold<R>(
+        &self,
+        set: ShardSet,
+        marks: &mut Marks,
+        f: impl FnOnce(&mut dyn FnMut(&Command) -> Option<Reply>) -> R,
+    ) -> R {
+        // One time for the whole script, as Redis freezes it for a script's commands.
+        let now = self.now();
+        let n = self.shard_count();
+        let mut held = Held::lock(&self.shards, set);
+        let out = {
+            let mut run = |cmd: &Command| {
+                let t = shard::touches(cmd, n);
+                let inside = t.iter().all(|i| set.contains(i));
+                inside.then(|| shard::run(&mut held, cmd, now))
+            };
+            f(&mut run)
+        };
+        held.step(marks);
+        out
+    }
+
     /// Waits until every ticket of `marks` is durable. `false`: persistence failed, the node
     /// is stopping, and whatever waited for the tickets must not be acknowledged.
     pub async fn durable(&self, marks: &Marks) -> bool {

@@ -8,7 +8,9 @@
 
 use crate::metrics::Metrics;
 use crate::node::{Marks, Node};
+use bytes::Bytes;
 use sessionmesh_core::cmd::Command;
+use sessionmesh_core::shard::{self, ShardSet};
 use sessionmesh_core::Reply;
 use std::future::Future;
 
@@ -23,6 +25,16 @@ pub trait Backend: Send + Sync + 'static {
     /// wrote and wait for: `atomic` (`MULTI`/`EXEC`) as one atomic step, otherwise (a
     /// pipeline) in order, without other commands of the batch interleaving others'.
     fn execute_batch(&self, cmds: &[Command], atomic: bool, marks: &mut Marks) -> Vec<Reply>;
+
+    /// Holds the shards of `keys` (every shard for `None`) for the whole of `f`, which runs
+    /// commands through the closure it is given (`None`: the command touches a shard not
+    /// held), then notes in `marks` what they wrote: a script, atomic in this region.
+    fn hold<R>(
+        &self,
+        keys: Option<&[Bytes]>,
+        marks: &mut Marks,
+        f: impl FnOnce(&mut dyn FnMut(&Command) -> Option<Reply>) -> R,
+    ) -> R;
 
     /// Waits until every ticket noted in `marks` is durable; `false` if one never will be
     /// (persistence failed: the replies waiting for it must not be sent).
@@ -80,6 +92,26 @@ impl Backend for Node {
 
     fn execute_batch(&self, cmds: &[Command], atomic: bool, marks: &mut Marks) -> Vec<Reply> {
         self.execute_batch_marked(cmds, atomic, marks)
+    }
+
+    fn hold<R>(
+        &self,
+        keys: Option<&[Bytes]>,
+        marks: &mut Marks,
+        f: impl FnOnce(&mut dyn FnMut(&Command) -> Option<Reply>) -> R,
+    ) -> R {
+        let n = self.shard_count();
+        let set = match keys {
+            None => ShardSet::all(n),
+            Some(keys) => {
+                let mut set = ShardSet::default();
+                for k in keys {
+                    set.insert(shard::shard_of_key(k, n));
+                }
+                set
+            }
+        };
+        Node::hold(self, set, marks, f)
     }
 
     fn durable(&self, marks: &Marks) -> impl Future<Output = bool> + Send {

@@ -35,6 +35,7 @@ impl Proto {
 pub fn encode(reply: &Reply, proto: Proto, out: &mut BytesMut) {
     match reply {
         Reply::Simple(s) => line(out, b'+', s.as_bytes()),
+        Reply::Status(s) => line(out, b'+', s.as_bytes()),
         Reply::Error(e) => line(out, b'-', e.text().as_bytes()),
         Reply::Int(n) => header(out, b':', *n),
         Reply::Bulk(b) => {

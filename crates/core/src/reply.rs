@@ -133,6 +133,9 @@ pub enum Reply {
     Array(Vec<Reply>),
     /// A map (RESP3 `%`, flattened to an array in RESP2), used by `HGETALL`.
     Map(Vec<(Reply, Reply)>),
+    /// A status (`+...`) made at run time: what a script returns as `{ok = "..."}` or
+    /// `redis.status_reply("...")`.
+    Status(String),
 }
 
 impl Reply {

@@ -4,13 +4,15 @@
 //!   sleep for a guessed time;
 //! - [`cluster::Cluster`]: N real regions in this process on loopback, with a [`Relay`] on
 //!   every link, and settings as parameters;
-//! - [`ports::Ports`]: free loopback ports for regions started as child processes.
+//! - [`ports::Ports`]: free loopback ports for regions started as child processes;
+//! - [`redis_server::RedisServer`]: a real `redis-server` for the differential tests.
 
 // Test support: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod cluster;
 pub mod ports;
+pub mod redis_server;
 
 pub use sessionmesh::relay::Relay;
 

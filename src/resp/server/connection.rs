@@ -23,6 +23,7 @@ impl<B: Backend> Conn<B> {
             "info" => Reply::bulk(self.info(args)),
             "command" => commands::command(args),
             "config" => commands::config(args, &self.config_params()),
+            "script" => crate::script::script_command(args, &self.shared.scripts),
             other => Reply::err(format!("'{other}' cannot be used here")),
         }
     }

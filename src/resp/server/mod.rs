@@ -47,6 +47,7 @@ use tracing::Instrument;
 
 mod connection;
 mod pool;
+mod script;
 
 /// The reply to a data command while a restarted region restores from its peers (Redis says
 /// `LOADING Redis is loading the dataset in memory` while it loads; clients treat the code the
@@ -129,6 +130,7 @@ pub async fn serve_redis_with<B: Backend>(
     let local = listener.local_addr().ok();
     let shared = Arc::new(Shared {
         opts,
+        scripts: crate::script::Scripts::default(),
         clients: AtomicUsize::new(0),
         next_id: AtomicU64::new(1),
         started: Instant::now(),
@@ -229,6 +231,8 @@ pub async fn serve_redis_with<B: Backend>(
 /// State shared by all connections of one server.
 struct Shared {
     opts: ServerOptions,
+    /// The node's script cache (`EVALSHA`, `SCRIPT LOAD`).
+    scripts: crate::script::Scripts,
     clients: AtomicUsize,
     next_id: AtomicU64,
     started: Instant,
@@ -632,6 +636,14 @@ impl<B: Backend> Conn<B> {
                 self.reply(r);
                 Step::Next
             }
+            "eval" | "evalsha" | "eval_ro" | "evalsha_ro" => {
+                self.flush_batch();
+                let started = Instant::now();
+                let r = self.eval(cmd);
+                self.executed(&[MetricId::of(Some(id))], started);
+                self.reply(r);
+                Step::Next
+            }
             "wait" => match wait_args(cmd.args()) {
                 Ok((regions, timeout_ms)) => Step::Wait {
                     regions,
@@ -678,6 +690,9 @@ impl<B: Backend> Conn<B> {
                 ErrorKind::Transaction,
                 "EXECABORT Transaction discarded because of previous errors.",
             );
+        }
+        if m.queue.iter().any(|c| script::is_eval(c.id())) {
+            return self.exec_with_scripts(m.queue);
         }
         let data: Vec<Command> = m
             .queue

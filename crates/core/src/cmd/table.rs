@@ -146,6 +146,8 @@ pub enum Group {
     Connection,
     /// `MULTI`/`EXEC`.
     Transactions,
+    /// `EVAL` and `SCRIPT`.
+    Scripting,
 }
 
 impl Group {
@@ -158,6 +160,7 @@ impl Group {
             Group::Server => "server",
             Group::Connection => "connection",
             Group::Transactions => "transactions",
+            Group::Scripting => "scripting",
         }
     }
 
@@ -169,6 +172,7 @@ impl Group {
             Group::Generic => "@keyspace",
             Group::Connection => "@connection",
             Group::Transactions => "@transaction",
+            Group::Scripting => "@scripting",
             Group::Server => "@admin",
         }
     }
@@ -244,6 +248,7 @@ const RO: Flags = F::READONLY;
 const ROF: Flags = F::READONLY.or(F::FAST);
 const CONN: Flags = F::NOSCRIPT.or(F::LOADING).or(F::STALE).or(F::FAST);
 const TX: Flags = CONN.or(F::ALLOW_BUSY);
+const SCRIPT: Flags = F::NOSCRIPT.or(F::STALE);
 const K1: KeySpec = KeySpec::new(1, 1, 1);
 const KALL: KeySpec = KeySpec::new(1, -1, 1);
 const NOKEYS: KeySpec = KeySpec::new(0, 0, 0);
@@ -287,7 +292,7 @@ const fn conn(
 }
 
 #[rustfmt::skip]
-const SPECS: [Spec; 63] = [
+const SPECS: [Spec; 68] = [
     data("get", 2, ROF, K1, Group::String, strings::get, "Returns the string value of a key."),
     data("set", -3, W, K1, Group::String, strings::set, "Sets the string value of a key, optionally with expiry and conditions."),
     data("setex", 4, W, K1, Group::String, strings::setex, "Sets the string value and expiration time in seconds of a key."),
@@ -351,6 +356,12 @@ const SPECS: [Spec; 63] = [
     conn("exec", 1, F::NOSCRIPT.or(F::LOADING).or(F::STALE).or(F::SKIP_SLOWLOG), Group::Transactions, "Executes all commands in a transaction."),
     conn("discard", 1, TX, Group::Transactions, "Discards a transaction."),
     conn("wait", 3, F::NOSCRIPT, Group::Generic, "Blocks until this connection's last write is held by N other regions, or the timeout."),
+    // Scripts run in the connection, holding the shards of their keys (`Node::hold`).
+    conn("eval", -3, SCRIPT, Group::Scripting, "Executes a server-side Lua script atomically in this region; its writes replicate as effects."),
+    conn("evalsha", -3, SCRIPT, Group::Scripting, "Executes a cached server-side Lua script by its SHA1 digest."),
+    conn("eval_ro", -3, SCRIPT.or(F::READONLY), Group::Scripting, "Executes a read-only server-side Lua script."),
+    conn("evalsha_ro", -3, SCRIPT.or(F::READONLY), Group::Scripting, "Executes a cached read-only server-side Lua script by its SHA1 digest."),
+    conn("script", -2, F::NOSCRIPT, Group::Scripting, "Manages the script cache (LOAD, EXISTS, FLUSH, KILL)."),
 ];
 
 /// Every command this server accepts, in `COMMAND`'s order.

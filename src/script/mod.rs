@@ -1,0 +1,242 @@
+//! Scripting: `EVAL`, `EVALSHA`, `EVAL_RO`, `EVALSHA_RO` and `SCRIPT`, with a real Lua 5.1
+//! (Redis's dialect, embedded by `mlua` from vendored sources).
+//!
+//! A script runs **atomically in the region that receives it**: the connection holds the
+//! shards of the keys it declares (every shard when it declares none) for the whole script
+//! ([`crate::node::Node::hold`]), so no other command and no peer frame runs on them in between,
+//! as in Redis. Its `redis.call`s run as ordinary commands of the core and make ordinary deltas:
+//! what replicates is the script's **effects**, never the script, so no script is ever evaluated
+//! twice or differently elsewhere (another region may hold other data, or another time).
+//!
+//! Keys a script touches must be declared in `KEYS` when they live on another shard than the
+//! declared ones (Redis Cluster's rule, with the shard in place of the node); a call on such a
+//! key is answered with Redis Cluster's error, `Script attempted to access a non local key`.
+//! A script that declares no key holds every shard, so it may touch any key.
+//!
+//! The cache of script bodies is the node's (a [`DashMap`] read by every connection thread);
+//! compiled functions are cached per thread, each worker thread having its own Lua state
+//! ([`lua`]). Cached bodies are per region: `SCRIPT LOAD` in one region does not load the
+//! script elsewhere, and `EVALSHA` of a script only ever loaded in another region is answered
+//! `NOSCRIPT` (clients then send `EVAL`, which they all do on `NOSCRIPT`).
+
+mod lua;
+
+use bytes::Bytes;
+use dashmap::DashMap;
+use sessionmesh_core::cmd::{parse_i64, Command};
+use sessionmesh_core::{ErrorKind, Reply};
+
+/// The node's script cache: bodies by their lower-case SHA-1 hex digest.
+#[derive(Debug, Default)]
+pub struct Scripts {
+    bodies: DashMap<String, Bytes>,
+}
+
+impl Scripts {
+    /// Compiles `body` and caches it; returns its digest, or Redis's compile error
+    /// (`SCRIPT LOAD`).
+    pub fn load(&self, body: &Bytes) -> Result<String, Reply> {
+        let sha = sha1hex(body);
+        lua::compile(body, &sha)?;
+        self.insert(&sha, body);
+        Ok(sha)
+    }
+
+    /// Caches `body` under `sha` (a script that compiled).
+    fn insert(&self, sha: &str, body: &Bytes) {
+        if !self.bodies.contains_key(sha) {
+            self.bodies.insert(sha.to_owned(), body.clone());
+        }
+    }
+
+    /// The body cached under `sha` (any case), if any.
+    pub fn get(&self, sha: &[u8]) -> Option<Bytes> {
+        if sha.len() != 40 {
+            return None;
+        }
+        let sha = String::from_utf8_lossy(sha).to_ascii_lowercase();
+        self.bodies.get(&sha).map(|b| b.clone())
+    }
+
+    /// Empties the cache (`SCRIPT FLUSH`).
+    pub fn flush(&self) {
+        self.bodies.clear();
+    }
+
+    /// How many scripts are cached (`INFO`'s `number_of_cached_scripts`).
+    pub fn len(&self) -> usize {
+        self.bodies.len()
+    }
+
+    /// Whether no script is cached.
+    pub fn is_empty(&self) -> bool {
+        self.bodies.is_empty()
+    }
+}
+
+/// The lower-case SHA-1 hex digest of `b`, as Redis names scripts.
+pub fn sha1hex(b: &[u8]) -> String {
+    sha1_smol::Sha1::from(b).digest().to_string()
+}
+
+/// One script call, parsed: `EVAL body numkeys key... arg...` and its variants.
+#[derive(Debug)]
+pub struct Call<'a> {
+    /// The script's body.
+    pub body: Bytes,
+    /// Its digest.
+    pub sha: String,
+    /// `KEYS`.
+    pub keys: &'a [Bytes],
+    /// `ARGV`.
+    pub argv: &'a [Bytes],
+    /// `EVAL_RO`/`EVALSHA_RO`: write commands are refused.
+    pub read_only: bool,
+    /// Where an `EVAL` body is cached once it compiled (`None` for `EVALSHA`).
+    cache: Option<&'a Scripts>,
+}
+
+impl<'a> Call<'a> {
+    /// Parses `cmd` (one of the four `EVAL` commands), finding an `EVALSHA` body in `scripts`
+    /// (an `EVAL` body is cached there when it runs, if it compiles). Errors are Redis's, in
+    /// Redis's order.
+    pub fn parse(cmd: &'a Command, scripts: &'a Scripts) -> Result<Call<'a>, Reply> {
+        let args = cmd.args();
+        let name = cmd.id().name();
+        let by_sha = name.starts_with("evalsha");
+        let numkeys = parse_i64(&args[2]).ok_or_else(|| {
+            Reply::err_of(ErrorKind::Value, "value is not an integer or out of range")
+        })?;
+        if numkeys < 0 {
+            return Err(Reply::err_of(
+                ErrorKind::Value,
+                "Number of keys can't be negative",
+            ));
+        }
+        let rest = &args[3..];
+        if numkeys as u64 > rest.len() as u64 {
+            return Err(Reply::err_of(
+                ErrorKind::Value,
+                "Number of keys can't be greater than number of args",
+            ));
+        }
+        let (keys, argv) = rest.split_at(numkeys as usize);
+        let (body, sha) = if by_sha {
+            match scripts.get(&args[1]) {
+                Some(b) => (b, String::from_utf8_lossy(&args[1]).to_ascii_lowercase()),
+                None => return Err(noscript()),
+            }
+        } else {
+            (args[1].clone(), sha1hex(&args[1]))
+        };
+        Ok(Call {
+            body,
+            sha,
+            keys,
+            argv,
+            read_only: name.ends_with("_ro"),
+            cache: (!by_sha).then_some(scripts),
+        })
+    }
+
+    /// Runs the script, its commands through `run` (see [`crate::node::Node::hold`]).
+    pub fn run(&self, run: &mut dyn FnMut(&Command) -> Option<Reply>) -> Reply {
+        lua::eval(self, run)
+    }
+
+    /// The script compiled: an `EVAL` body joins the cache.
+    fn compiled(&self) {
+        if let Some(s) = self.cache {
+            s.insert(&self.sha, &self.body);
+        }
+    }
+}
+
+/// `NOSCRIPT`, for an `EVALSHA` of a script this region has not cached.
+pub fn noscript() -> Reply {
+    Reply::error(
+        ErrorKind::Other,
+        "NOSCRIPT No matching script. Please use EVAL.",
+    )
+}
+
+/// `SCRIPT LOAD|EXISTS|FLUSH|KILL|HELP`.
+pub fn script_command(args: &[Bytes], scripts: &Scripts) -> Reply {
+    let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
+    let arity = |ok: bool| {
+        (!ok).then(|| {
+            Reply::err_of(
+                ErrorKind::Arity,
+                format_args!("wrong number of arguments for 'script|{sub}' command"),
+            )
+        })
+    };
+    match sub.as_str() {
+        "load" => arity(args.len() == 3).unwrap_or_else(|| match scripts.load(&args[2]) {
+            Ok(sha) => Reply::Bulk(Bytes::from(sha)),
+            Err(e) => e,
+        }),
+        "exists" => arity(args.len() >= 3).unwrap_or_else(|| {
+            Reply::Array(
+                args[2..]
+                    .iter()
+                    .map(|s| Reply::Int(i64::from(scripts.get(s).is_some())))
+                    .collect(),
+            )
+        }),
+        "flush" => {
+            if let Some(e) = arity(args.len() <= 3) {
+                return e;
+            }
+            let mode_ok = args
+                .get(2)
+                .is_none_or(|m| m.eq_ignore_ascii_case(b"sync") || m.eq_ignore_ascii_case(b"async"));
+            if !mode_ok {
+                return Reply::err("SCRIPT FLUSH only support SYNC|ASYNC option");
+            }
+            scripts.flush();
+            lua::forget_compiled();
+            Reply::OK
+        }
+        // A script runs on its connection's thread while holding its shards; no other
+        // connection can observe it running and kill it (see docs/DESIGN.md, "Scripts").
+        "kill" => arity(args.len() == 2).unwrap_or_else(|| {
+            Reply::error(
+                ErrorKind::Other,
+                "NOTBUSY No scripts in execution right now.",
+            )
+        }),
+        "help" => Reply::Array(
+            [
+                "SCRIPT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "EXISTS <sha1> [<sha1> ...]",
+                "    Return information about the existence of the scripts in the script cache.",
+                "FLUSH [ASYNC|SYNC]",
+                "    Flush the Lua scripts cache. Very dangerous on replicas.",
+                "    When called without the optional mode argument, the behavior is determined by the",
+                "    lazyfree-lazy-user-flush configuration directive. Valid modes are:",
+                "    * ASYNC: Asynchronously flush the scripts cache.",
+                "    * SYNC: Synchronously flush the scripts cache.",
+                "KILL",
+                "    Kill the currently executing Lua script.",
+                "LOAD <script>",
+                "    Load a script into the scripts cache without executing it.",
+                "HELP",
+                "    Prints this help.",
+            ]
+            .into_iter()
+            .map(Reply::Simple)
+            .collect(),
+        ),
+        _ => Reply::err_of(
+            ErrorKind::UnknownCommand,
+            format_args!(
+                "unknown subcommand '{}'. Try SCRIPT HELP.",
+                String::from_utf8_lossy(&args[1])
+            ),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests;
