@@ -117,6 +117,9 @@ fn redis_options(config: &Config) -> crate::resp::ServerOptions {
             max_output_buffer: r.max_output_buffer.unwrap_or(d.max_output_buffer),
             max_multi_queue: r.max_multi_queue.unwrap_or(d.max_multi_queue),
             max_clients: r.max_clients.unwrap_or(d.max_clients),
+            busy_reply_threshold_ms: r
+                .busy_reply_threshold_ms
+                .unwrap_or(d.busy_reply_threshold_ms),
         },
         requirepass: r
             .requirepass

@@ -353,3 +353,79 @@ async fn undeclared_keys_on_other_shards_are_refused_and_scripts_run_in_multi() 
     );
     c.shutdown().await;
 }
+
+/// A connection that waits for a reply as long as it takes (a script's own).
+async fn patient(c: &Cluster) -> MultiplexedConnection {
+    let client = redis::Client::open(format!("redis://{}/", c.spec(0).redis)).unwrap();
+    let cfg = redis::AsyncConnectionConfig::new().set_response_timeout(None);
+    client
+        .get_multiplexed_async_connection_with_config(&cfg)
+        .await
+        .unwrap()
+}
+
+/// A script that runs past `busy-reply-threshold` gets other connections answered `BUSY`, and
+/// `SCRIPT KILL` from one of them stops it (it wrote nothing); one that wrote is `UNKILLABLE`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_script_is_answered_busy_and_can_be_killed() {
+    // Four serving threads, connections dealt out in turn: the spinning script's thread is
+    // not the other connections' (a connection on the same thread would wait for it).
+    let c = Cluster::start_tuned(
+        &[0],
+        &[
+            ("redis.busy_reply_threshold_ms", "200"),
+            ("redis.io_threads", "4"),
+        ],
+    )
+    .await;
+    let mut spinner = patient(&c).await;
+    let mut other = c.redis(0).await;
+    assert_eq!(
+        q(&mut other, &["SCRIPT", "KILL"]).await,
+        Err("NOTBUSY No scripts in execution right now.".into())
+    );
+    let spin = tokio::spawn(async move {
+        q(
+            &mut spinner,
+            &["EVAL", "local i = 0 while true do i = i + 1 end", "0"],
+        )
+        .await
+    });
+    eventually("a command is answered BUSY", DEADLINE, || {
+        let mut con = other.clone();
+        async move {
+            match q(&mut con, &["GET", "k"]).await {
+                Err(e) if e.starts_with("BUSY") => Ok(()),
+                r => Err(format!("{r:?}")),
+            }
+        }
+    })
+    .await;
+    assert_eq!(q(&mut other, &["SCRIPT", "KILL"]).await, Ok(Value::Okay));
+    let r = spin.await.unwrap();
+    assert!(
+        matches!(&r, Err(e) if e.contains("Script killed by user with SCRIPT KILL")),
+        "the killed script's reply: {r:?}"
+    );
+    assert_eq!(q(&mut other, &["GET", "k"]).await, Ok(Value::Nil));
+
+    // A script that wrote cannot be killed; it runs to its end.
+    let mut writer = patient(&c).await;
+    let mut third = c.redis(0).await;
+    let body = "redis.call('set', 'w', '1') local t = 0 for i = 1, 2e8 do t = t + 1 end \
+                return redis.call('get', 'w')";
+    let run = tokio::spawn(async move { q(&mut writer, &["EVAL", body, "0"]).await });
+    eventually("the writing script is busy", DEADLINE, || {
+        let mut con = third.clone();
+        async move {
+            match q(&mut con, &["SCRIPT", "KILL"]).await {
+                Err(e) if e.starts_with("UNKILLABLE") => Ok(()),
+                r => Err(format!("{r:?}")),
+            }
+        }
+    })
+    .await;
+    assert_eq!(run.await.unwrap(), bulk("1"));
+    let _ = &mut third;
+    c.shutdown().await;
+}

@@ -121,7 +121,7 @@ async fn drive_shard(
     loop {
         let (deadline, ticket) = {
             let now = node.now();
-            let mut r = shard.lock();
+            let mut r = shard.lock_async().await;
             if r.poll_timeout().is_some_and(|t| t <= now.mono_ms) {
                 r.handle_timeout(now);
                 node.note_shard(i, &r);

@@ -41,7 +41,7 @@ use sessionmesh_core::{
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::future::Future as _;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::Notify;
@@ -343,6 +343,13 @@ impl Node {
         // One time for the whole script, as Redis freezes it for a script's commands.
         let now = self.now();
         let n = self.shard_count();
+        // Flagged before they are locked, cleared once released: the drivers wait for the
+        // flag asynchronously rather than on the locks (`Shard::lock_async`).
+        for i in set.iter() {
+            if let Some(s) = self.shards.get(usize::from(i)) {
+                s.scripted.fetch_add(1, Ordering::AcqRel);
+            }
+        }
         let mut held = Held::lock(&self.shards, set);
         let out = {
             let mut run = |cmd: &Command| {
@@ -353,6 +360,11 @@ impl Node {
             f(&mut run)
         };
         held.step(marks);
+        for i in set.iter() {
+            if let Some(s) = self.shards.get(usize::from(i)) {
+                s.scripted.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
         out
     }
 

@@ -24,6 +24,9 @@ pub(super) struct Shard {
     pub(super) writable: AtomicBool,
     /// The shard is not restoring.
     pub(super) restored: AtomicBool,
+    /// How many scripts hold (or are about to hold) the shard (`Node::hold`), perhaps for long: the
+    /// driver waits for it without blocking a thread ([`Shard::lock_async`]).
+    pub(super) scripted: AtomicUsize,
 }
 
 impl Shard {
@@ -34,7 +37,19 @@ impl Shard {
             wake: Notify::new(),
             writable: AtomicBool::new(true),
             restored: AtomicBool::new(false),
+            scripted: AtomicUsize::new(0),
         }
+    }
+
+    /// [`Shard::lock`] for async tasks: while a script holds the shard, waits for it by
+    /// polling every millisecond instead of blocking the runtime's thread on the lock (a
+    /// script runs as long as it likes until `SCRIPT KILL`; blocked drivers would starve
+    /// every task of the runtime meanwhile).
+    pub(super) async fn lock_async(&self) -> Locked<'_> {
+        while self.scripted.load(Ordering::Acquire) > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        self.lock()
     }
 
     /// The replica, locked: one step of the core's step contract.

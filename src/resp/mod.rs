@@ -65,6 +65,9 @@ pub struct Limits {
     /// Most simultaneous clients (`maxclients`). More: `ERR max number of clients reached`, and
     /// the new connection is closed.
     pub max_clients: usize,
+    /// Milliseconds a script may run before other connections are answered `BUSY` and it may
+    /// be killed with `SCRIPT KILL` (Redis's `busy-reply-threshold`, once `lua-time-limit`).
+    pub busy_reply_threshold_ms: u64,
 }
 
 impl Default for Limits {
@@ -78,6 +81,7 @@ impl Default for Limits {
             max_output_buffer: 64 * 1024,
             max_multi_queue: 100_000,
             max_clients: 10_000,
+            busy_reply_threshold_ms: 5_000,
         }
     }
 }

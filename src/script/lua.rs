@@ -7,14 +7,15 @@
 //! the libraries read-only, so nothing a script does leaks into the next one; only `KEYS` and
 //! `ARGV` are set, by us, before each run.
 
-use super::Call;
+use super::{Call, Run};
 use bytes::Bytes;
-use mlua::{Function, Lua, LuaOptions, MultiValue, StdLib, Table, Value};
+use mlua::{Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState};
 use sessionmesh_core::cmd::{Command, CommandId, Flags};
 use sessionmesh_core::{ErrorKind, Reply};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// Bumped by `SCRIPT FLUSH`: every thread drops its compiled functions when it sees it move.
 static FLUSHES: AtomicU64 = AtomicU64::new(0);
@@ -42,9 +43,34 @@ thread_local! {
 }
 
 /// Runs `call`, its commands through `run`.
-pub(super) fn eval(call: &Call<'_>, run: &mut dyn FnMut(&Command) -> Option<Reply>) -> Reply {
-    with_vm(|vm| Ok(vm.eval(call, run))).unwrap_or_else(|e| e)
+pub(super) fn eval(
+    call: &Call<'_>,
+    state: &Arc<Run>,
+    run: &mut dyn FnMut(&Command) -> Option<Reply>,
+) -> Reply {
+    with_vm(|vm| {
+        // `SCRIPT KILL` from another connection sets the flag; every thousand instructions
+        // the script looks at it (an atomic load).
+        let s = Arc::clone(state);
+        vm.lua.set_hook(
+            HookTriggers::new().every_nth_instruction(1000),
+            move |_, _| {
+                if s.killed() {
+                    Err(mlua::Error::external(ScriptError(KILLED.to_string())))
+                } else {
+                    Ok(VmState::Continue)
+                }
+            },
+        );
+        let r = vm.eval(call, run);
+        vm.lua.remove_hook();
+        Ok(r)
+    })
+    .unwrap_or_else(|e| e)
 }
+
+/// What a script stopped by `SCRIPT KILL` raises.
+const KILLED: &str = "ERR Script killed by user with SCRIPT KILL...";
 
 /// Compiles `body` on this thread (keeping the function), or answers Redis's compile error.
 pub(super) fn compile(body: &Bytes, sha: &str) -> Result<(), Reply> {

@@ -25,12 +25,44 @@ use bytes::Bytes;
 use dashmap::DashMap;
 use sessionmesh_core::cmd::{parse_i64, Command};
 use sessionmesh_core::{ErrorKind, Reply};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
 
-/// The node's script cache: bodies by their lower-case SHA-1 hex digest.
+/// The node's script cache: bodies by their lower-case SHA-1 hex digest; and the scripts
+/// running now, by connection (for `BUSY` and `SCRIPT KILL`).
 #[derive(Debug, Default)]
 pub struct Scripts {
     bodies: DashMap<String, Bytes>,
+    running: DashMap<u64, Arc<Run>>,
+    /// `running.len()`, read on every command of every connection (one load).
+    count: AtomicUsize,
 }
+
+/// One script running.
+#[derive(Debug)]
+pub struct Run {
+    started: Instant,
+    /// Set by `SCRIPT KILL`; the script's instruction hook raises an error when it sees it.
+    kill: AtomicBool,
+    /// The script ran a write command: it can no longer be killed (its writes stand).
+    wrote: AtomicBool,
+}
+
+impl Run {
+    /// Notes that the script ran a write command.
+    pub fn wrote(&self) {
+        self.wrote.store(true, Ordering::Relaxed);
+    }
+
+    fn killed(&self) -> bool {
+        self.kill.load(Ordering::Relaxed)
+    }
+}
+
+/// `BUSY`, for commands sent while a script is past `busy-reply-threshold`.
+pub const BUSY: &str =
+    "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSCRIPT.";
 
 impl Scripts {
     /// Compiles `body` and caches it; returns its digest, or Redis's compile error
@@ -61,6 +93,68 @@ impl Scripts {
     /// Empties the cache (`SCRIPT FLUSH`).
     pub fn flush(&self) {
         self.bodies.clear();
+    }
+
+    /// Connection `conn` starts a script.
+    pub fn start(&self, conn: u64) -> Arc<Run> {
+        let run = Arc::new(Run {
+            started: Instant::now(),
+            kill: AtomicBool::new(false),
+            wrote: AtomicBool::new(false),
+        });
+        if self.running.insert(conn, Arc::clone(&run)).is_none() {
+            self.count.fetch_add(1, Ordering::Relaxed);
+        }
+        run
+    }
+
+    /// Connection `conn`'s script ended.
+    pub fn end(&self, conn: u64) {
+        if self.running.remove(&conn).is_some() {
+            self.count.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether a script of another connection than `conn` runs (one atomic load when none
+    /// does).
+    pub fn others_running(&self, conn: u64) -> bool {
+        self.count.load(Ordering::Relaxed) > 0 && self.running.iter().any(|e| *e.key() != conn)
+    }
+
+    /// Whether a script of another connection than `conn` has run longer than `threshold_ms`
+    /// (one atomic load when none runs).
+    pub fn busy(&self, conn: u64, threshold_ms: u64) -> bool {
+        self.count.load(Ordering::Relaxed) > 0
+            && self.running.iter().any(|e| {
+                *e.key() != conn && e.started.elapsed().as_millis() >= u128::from(threshold_ms)
+            })
+    }
+
+    /// `SCRIPT KILL` from connection `conn`: stops another connection's script that has not
+    /// written (Redis's replies: `NOTBUSY`, `UNKILLABLE`, or `OK`).
+    pub fn kill(&self, conn: u64) -> Reply {
+        let Some(run) = self
+            .running
+            .iter()
+            .filter(|e| *e.key() != conn)
+            .map(|e| Arc::clone(e.value()))
+            .next()
+        else {
+            return Reply::error(
+                ErrorKind::Other,
+                "NOTBUSY No scripts in execution right now.",
+            );
+        };
+        if run.wrote.load(Ordering::Relaxed) {
+            return Reply::error(
+                ErrorKind::Other,
+                "UNKILLABLE Sorry the script already executed write commands against the \
+                 dataset. You can either wait the script termination or kill the server in a \
+                 hard way using the SHUTDOWN NOSAVE command.",
+            );
+        }
+        run.kill.store(true, Ordering::Relaxed);
+        Reply::OK
     }
 
     /// How many scripts are cached (`INFO`'s `number_of_cached_scripts`).
@@ -139,9 +233,10 @@ impl<'a> Call<'a> {
         })
     }
 
-    /// Runs the script, its commands through `run` (see [`crate::node::Node::hold`]).
-    pub fn run(&self, run: &mut dyn FnMut(&Command) -> Option<Reply>) -> Reply {
-        lua::eval(self, run)
+    /// Runs the script, its commands through `run` (see [`crate::node::Node::hold`]);
+    /// `state` is where `SCRIPT KILL` reaches it.
+    pub fn run(&self, state: &Arc<Run>, run: &mut dyn FnMut(&Command) -> Option<Reply>) -> Reply {
+        lua::eval(self, state, run)
     }
 
     /// The script compiled: an `EVAL` body joins the cache.
@@ -198,14 +293,8 @@ pub fn script_command(args: &[Bytes], scripts: &Scripts) -> Reply {
             lua::forget_compiled();
             Reply::OK
         }
-        // A script runs on its connection's thread while holding its shards; no other
-        // connection can observe it running and kill it (see docs/DESIGN.md, "Scripts").
-        "kill" => arity(args.len() == 2).unwrap_or_else(|| {
-            Reply::error(
-                ErrorKind::Other,
-                "NOTBUSY No scripts in execution right now.",
-            )
-        }),
+        // Answered by the connection, which knows who asks (`Scripts::kill`).
+        "kill" => arity(args.len() == 2).unwrap_or_else(|| scripts.kill(u64::MAX)),
         "help" => Reply::Array(
             [
                 "SCRIPT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",

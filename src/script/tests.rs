@@ -66,7 +66,7 @@ fn numkeys_is_checked_as_redis_checks_it() {
         "cached only once it compiled"
     );
     let mut run = |_: &Command| Some(Reply::Nil);
-    assert_eq!(call.run(&mut run), Reply::Int(1));
+    assert_eq!(call.run(&s.start(1), &mut run), Reply::Int(1));
     assert!(s.get(call.sha.as_bytes()).is_some(), "EVAL caches its body");
 }
 
@@ -84,7 +84,8 @@ fn a_script_runs_its_commands_through_the_runner_it_is_given() {
             _ => Reply::bulk("v"),
         })
     };
-    let r = call.run(&mut run);
+    let state = s.start(1);
+    let r = call.run(&state, &mut run);
     assert_eq!(seen, ["set", "get"]);
     assert_eq!(
         r,
@@ -92,7 +93,7 @@ fn a_script_runs_its_commands_through_the_runner_it_is_given() {
     );
     // A runner that refuses a key (it is on a shard not held) is Redis Cluster's error.
     let mut refuse = |_: &Command| None;
-    match call.run(&mut refuse) {
+    match call.run(&state, &mut refuse) {
         Reply::Error(e) => assert!(
             e.text()
                 .starts_with("ERR Script attempted to access a non local key"),
@@ -110,9 +111,25 @@ fn globals_do_not_leak_between_scripts() {
     let set = cmd(&["eval", "x = 1 return 1", "0"]);
     let read = cmd(&["eval", "return x", "0"]);
     for c in [&set, &read] {
-        match Call::parse(c, &s).unwrap().run(&mut run) {
+        match Call::parse(c, &s).unwrap().run(&s.start(1), &mut run) {
             Reply::Error(_) => {}
             other => panic!("{:?}: {other:?}", c.args()),
         }
     }
+}
+
+#[test]
+fn a_long_loop_finishes() {
+    let s = Scripts::default();
+    let c = cmd(&[
+        "eval",
+        "local t = 0 for i = 1, 3e6 do t = t + 1 end return t",
+        "0",
+    ]);
+    let call = Call::parse(&c, &s).unwrap();
+    let state = s.start(1);
+    let started = std::time::Instant::now();
+    let mut run = |_: &Command| Some(Reply::Nil);
+    assert_eq!(call.run(&state, &mut run), Reply::Int(3_000_000));
+    assert!(started.elapsed().as_secs() < 5, "{:?}", started.elapsed());
 }

@@ -157,6 +157,9 @@ pub struct RedisSettings {
     pub max_output_buffer: Option<usize>,
     /// Commands one `MULTI` may queue.
     pub max_multi_queue: Option<usize>,
+    /// `busy-reply-threshold` (`lua-time-limit`): milliseconds a script runs before others
+    /// are answered `BUSY` and `SCRIPT KILL` may stop it.
+    pub busy_reply_threshold_ms: Option<u64>,
     /// Fields one hash may hold (`HSET` beyond it is refused with an error).
     pub max_hash_fields: Option<usize>,
     /// Threads serving Redis connections, each on a runtime of its own (thread-per-core);

@@ -72,6 +72,7 @@ struct RawRedis {
     max_query_buffer: Option<u64>,
     max_output_buffer: Option<u64>,
     max_multi_queue: Option<u64>,
+    busy_reply_threshold_ms: Option<u64>,
     max_hash_fields: Option<u64>,
     io_threads: Option<u64>,
 }
@@ -391,6 +392,7 @@ impl RawConfig {
             max_query_buffer: bound("redis.max_query_buffer", rr.max_query_buffer)?,
             max_output_buffer: bound("redis.max_output_buffer", rr.max_output_buffer)?,
             max_multi_queue: bound("redis.max_multi_queue", rr.max_multi_queue)?,
+            busy_reply_threshold_ms: rr.busy_reply_threshold_ms,
             max_hash_fields: bound("redis.max_hash_fields", rr.max_hash_fields)?,
             io_threads: match rr.io_threads {
                 None => None,

@@ -23,6 +23,9 @@ impl<B: Backend> Conn<B> {
             "info" => Reply::bulk(self.info(args)),
             "command" => commands::command(args),
             "config" => commands::config(args, &self.config_params()),
+            "script" if args.len() == 2 && args[1].eq_ignore_ascii_case(b"kill") => {
+                self.shared.scripts.kill(self.client.id)
+            }
             "script" => crate::script::script_command(args, &self.shared.scripts),
             other => Reply::err(format!("'{other}' cannot be used here")),
         }
@@ -261,8 +264,13 @@ impl<B: Backend> Conn<B> {
         vec![
             ("appendonly", "no".into()),
             ("bind", "127.0.0.1".into()),
+            (
+                "busy-reply-threshold",
+                l.busy_reply_threshold_ms.to_string(),
+            ),
             ("client-query-buffer-limit", l.max_query_buffer.to_string()),
             ("databases", "1".into()),
+            ("lua-time-limit", l.busy_reply_threshold_ms.to_string()),
             ("maxclients", l.max_clients.to_string()),
             ("maxmemory", "0".into()),
             ("maxmemory-policy", "noeviction".into()),

@@ -364,6 +364,16 @@ impl<B: Backend> Conn<B> {
                     }
                     self.backend.writable().await;
                 }
+                // While another connection's script runs, nothing else does, as in Redis: this
+                // command waits (without holding its thread), and past `busy-reply-threshold`
+                // is answered BUSY. One atomic load when no script runs.
+                if self.shared.scripts.others_running(self.client.id)
+                    && !self.allowed_while_busy(id, &args)
+                    && !self.wait_for_scripts().await
+                {
+                    self.refuse(Reply::error(ErrorKind::Other, crate::script::BUSY));
+                    continue;
+                }
                 match self.dispatch(id, &mut args) {
                     Step::Next => {}
                     Step::Close => {
