@@ -36,7 +36,8 @@ use bytes::Bytes;
 use sessionmesh_core::cmd::Command;
 use sessionmesh_core::replica::{PeerStatus, RestoreStatus, Snapshot};
 use sessionmesh_core::{
-    Channel, Config as CoreConfig, Event, Hlc, Now, Ready, RegionId, Replica, Reply, Stamp, Stats,
+    Channel, Config as CoreConfig, Event, Hlc, KeyState, Now, Ready, RegionId, Replica, Reply,
+    Stamp, Stats,
 };
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -55,7 +56,7 @@ pub use crate::view::{LinkState, NodeCounters, PeerView};
 mod tests;
 
 pub use driver::{checkpoints, drive};
-use sessionmesh_core::shard::{self, ShardSet};
+use sessionmesh_core::shard::{self, ShardSet, Shards as _};
 pub use shards::Marks;
 use shards::{Held, Shard};
 
@@ -334,12 +335,17 @@ impl Node {
     /// touches a shard not held (the script did not declare that key). As for `MULTI`/`EXEC`,
     /// no other command and no peer frame runs on those shards meanwhile, and the writes
     /// replicate as the deltas they made, never as the script.
+    ///
+    /// `unchanged` lists keys with the state they had when watched (`WATCH`): if one of them
+    /// (on a held shard) holds another state now, changed by a command here or by a peer's
+    /// delta merged since, `f` does not run and the answer is `None`.
     pub fn hold<R>(
         &self,
         set: ShardSet,
         marks: &mut Marks,
+        unchanged: &[(Bytes, Option<KeyState>)],
         f: impl FnOnce(&mut dyn FnMut(&Command) -> Option<Reply>) -> R,
-    ) -> R {
+    ) -> Option<R> {
         // One time for the whole script, as Redis freezes it for a script's commands.
         let now = self.now();
         let n = self.shard_count();
@@ -351,14 +357,18 @@ impl Node {
             }
         }
         let mut held = Held::lock(&self.shards, set);
-        let out = {
+        let same = unchanged.iter().all(|(k, st)| {
+            let i = shard::shard_of_key(k, n);
+            !set.contains(i) || held.shard(i).key_state(k) == st.as_ref()
+        });
+        let out = same.then(|| {
             let mut run = |cmd: &Command| {
                 let t = shard::touches(cmd, n);
                 let inside = t.iter().all(|i| set.contains(i));
                 inside.then(|| shard::run(&mut held, cmd, now))
             };
             f(&mut run)
-        };
+        });
         held.step(marks);
         for i in set.iter() {
             if let Some(s) = self.shards.get(usize::from(i)) {
@@ -366,6 +376,12 @@ impl Node {
             }
         }
         out
+    }
+
+    /// The state of `key` now (what `WATCH` remembers), under its shard's lock.
+    pub fn key_state(&self, key: &Bytes) -> Option<KeyState> {
+        let i = shard::shard_of_key(key, self.shard_count());
+        self.shards[usize::from(i)].lock().key_state(key).cloned()
     }
 
     /// Waits until every ticket of `marks` is durable. `false`: persistence failed, the node

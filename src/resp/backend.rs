@@ -11,7 +11,7 @@ use crate::node::{Marks, Node};
 use bytes::Bytes;
 use sessionmesh_core::cmd::Command;
 use sessionmesh_core::shard::{self, ShardSet};
-use sessionmesh_core::Reply;
+use sessionmesh_core::{KeyState, Reply};
 use std::future::Future;
 
 /// The node as the Redis server sees it.
@@ -28,13 +28,19 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Holds the shards of `keys` (every shard for `None`) for the whole of `f`, which runs
     /// commands through the closure it is given (`None`: the command touches a shard not
-    /// held), then notes in `marks` what they wrote: a script, atomic in this region.
+    /// held), then notes in `marks` what they wrote: a script, atomic in this region. `None`
+    /// without running `f` when a key of `unchanged` (on a held shard) no longer holds the
+    /// state listed with it (`WATCH`).
     fn hold<R>(
         &self,
         keys: Option<&[Bytes]>,
         marks: &mut Marks,
+        unchanged: &[(Bytes, Option<KeyState>)],
         f: impl FnOnce(&mut dyn FnMut(&Command) -> Option<Reply>) -> R,
-    ) -> R;
+    ) -> Option<R>;
+
+    /// The state of `key` now (what `WATCH` remembers).
+    fn key_state(&self, key: &Bytes) -> Option<KeyState>;
 
     /// Waits until every ticket noted in `marks` is durable; `false` if one never will be
     /// (persistence failed: the replies waiting for it must not be sent).
@@ -98,8 +104,9 @@ impl Backend for Node {
         &self,
         keys: Option<&[Bytes]>,
         marks: &mut Marks,
+        unchanged: &[(Bytes, Option<KeyState>)],
         f: impl FnOnce(&mut dyn FnMut(&Command) -> Option<Reply>) -> R,
-    ) -> R {
+    ) -> Option<R> {
         let n = self.shard_count();
         let set = match keys {
             None => ShardSet::all(n),
@@ -111,7 +118,11 @@ impl Backend for Node {
                 set
             }
         };
-        Node::hold(self, set, marks, f)
+        Node::hold(self, set, marks, unchanged, f)
+    }
+
+    fn key_state(&self, key: &Bytes) -> Option<KeyState> {
+        Node::key_state(self, key)
     }
 
     fn durable(&self, marks: &Marks) -> impl Future<Output = bool> + Send {

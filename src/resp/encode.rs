@@ -43,6 +43,10 @@ pub fn encode(reply: &Reply, proto: Proto, out: &mut BytesMut) {
             out.put_slice(b);
             out.put_slice(b"\r\n");
         }
+        Reply::NilArray => out.put_slice(match proto {
+            Proto::Resp2 => b"*-1\r\n",
+            Proto::Resp3 => b"_\r\n",
+        }),
         Reply::Nil => out.put_slice(match proto {
             Proto::Resp2 => b"$-1\r\n",
             Proto::Resp3 => b"_\r\n",

@@ -411,7 +411,7 @@ fn to_lua(lua: &Lua, r: &Reply) -> mlua::Result<Value> {
     Ok(match r {
         Reply::Int(i) => Value::Number(*i as f64),
         Reply::Bulk(b) => Value::String(lua.create_string(&b[..])?),
-        Reply::Nil => Value::Boolean(false),
+        Reply::Nil | Reply::NilArray => Value::Boolean(false),
         Reply::Simple(s) => {
             let t = lua.create_table()?;
             t.raw_set("ok", *s)?;

@@ -95,6 +95,15 @@ impl Scripts {
         self.bodies.clear();
     }
 
+    /// A run registered nowhere: a transaction that holds its shards without a script.
+    pub fn unregistered() -> Arc<Run> {
+        Arc::new(Run {
+            started: Instant::now(),
+            kill: AtomicBool::new(false),
+            wrote: AtomicBool::new(false),
+        })
+    }
+
     /// Connection `conn` starts a script.
     pub fn start(&self, conn: u64) -> Arc<Run> {
         let run = Arc::new(Run {

@@ -133,6 +133,8 @@ pub enum Reply {
     Array(Vec<Reply>),
     /// A map (RESP3 `%`, flattened to an array in RESP2), used by `HGETALL`.
     Map(Vec<(Reply, Reply)>),
+    /// The null array (`*-1` in RESP2, `_` in RESP3): `EXEC` aborted by `WATCH`.
+    NilArray,
     /// A status (`+...`) made at run time: what a script returns as `{ok = "..."}` or
     /// `redis.status_reply("...")`.
     Status(String),

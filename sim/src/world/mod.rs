@@ -815,5 +815,6 @@ fn reply_code(r: &Reply) -> u64 {
         Reply::Array(a) => 6 << 32 | a.len() as u64,
         Reply::Map(m) => 7 << 32 | m.len() as u64,
         Reply::Status(s) => 8 << 32 | s.len() as u64,
+        Reply::NilArray => 9 << 32,
     }
 }

@@ -11,6 +11,10 @@ impl<B: Backend> Conn<B> {
             "ping" => commands::ping(args),
             "echo" => Reply::Bulk(args[1].clone()),
             "select" => commands::select(args),
+            "unwatch" => {
+                self.watched.clear();
+                Reply::OK
+            }
             "hello" => self.hello(args),
             "auth" => self.auth(args),
             "client" => {

@@ -249,6 +249,15 @@ enum Step {
     Wait { regions: usize, timeout_ms: u64 },
 }
 
+/// A key `WATCH`ed by a connection.
+struct Watched {
+    key: Bytes,
+    /// Its state when watched: `EXEC` aborts if the key holds another by then.
+    state: Option<sessionmesh_core::KeyState>,
+    /// Whether it existed for clients then (an expiry since changes no state, yet aborts).
+    existed: bool,
+}
+
 /// A transaction being queued.
 #[derive(Default)]
 struct Multi {
@@ -267,6 +276,8 @@ struct Conn<B> {
     proto: Proto,
     authed: bool,
     multi: Option<Multi>,
+    /// `WATCH`ed keys: each with its state then, and whether it existed (for `EXEC`).
+    watched: Vec<Watched>,
     /// This connection's last write per shard (for `WAIT`), and what the replies in `wbuf`
     /// wait for before they may be written.
     marks: Marks,
@@ -301,6 +312,7 @@ impl<B: Backend> Conn<B> {
             proto: Proto::Resp2,
             authed: shared.opts.open(),
             multi: None,
+            watched: Vec::new(),
             marks: Marks::default(),
             decoder,
             rbuf: BytesMut::with_capacity(READ_CHUNK),
@@ -569,7 +581,10 @@ impl<B: Backend> Conn<B> {
                 return Step::Next;
             }
         };
-        let control = matches!(id.name(), "multi" | "exec" | "discard" | "quit" | "reset");
+        let control = matches!(
+            id.name(),
+            "multi" | "exec" | "discard" | "quit" | "reset" | "watch"
+        );
         if let Some(m) = &mut self.multi {
             if !control {
                 if m.queue.len() >= self.shared.opts.limits.max_multi_queue {
@@ -607,6 +622,7 @@ impl<B: Backend> Conn<B> {
             }
             "reset" => {
                 self.multi = None;
+                self.watched.clear();
                 self.proto = Proto::Resp2;
                 self.client.name = None;
                 self.authed = self.shared.opts.open();
@@ -627,6 +643,7 @@ impl<B: Backend> Conn<B> {
                 Step::Next
             }
             "discard" => {
+                self.watched.clear();
                 let r = match self.multi.take() {
                     Some(_) => Reply::OK,
                     None => Reply::err_of(ErrorKind::Transaction, "DISCARD without MULTI"),
@@ -651,6 +668,17 @@ impl<B: Backend> Conn<B> {
                 let started = Instant::now();
                 let r = self.eval(cmd);
                 self.executed(&[MetricId::of(Some(id))], started);
+                self.reply(r);
+                Step::Next
+            }
+            "watch" => {
+                let r = if self.multi.is_some() {
+                    Reply::err_of(ErrorKind::Transaction, "WATCH inside MULTI is not allowed")
+                } else {
+                    self.flush_batch();
+                    self.watch(&cmd.args()[1..]);
+                    Reply::OK
+                };
                 self.reply(r);
                 Step::Next
             }
@@ -695,14 +723,15 @@ impl<B: Backend> Conn<B> {
         let Some(m) = self.multi.take() else {
             return Reply::err_of(ErrorKind::Transaction, "EXEC without MULTI");
         };
+        let watched = std::mem::take(&mut self.watched);
         if m.dirty {
             return Reply::error(
                 ErrorKind::Transaction,
                 "EXECABORT Transaction discarded because of previous errors.",
             );
         }
-        if m.queue.iter().any(|c| script::is_eval(c.id())) {
-            return self.exec_with_scripts(m.queue);
+        if !watched.is_empty() || m.queue.iter().any(|c| script::is_eval(c.id())) {
+            return self.exec_held(m.queue, watched);
         }
         let data: Vec<Command> = m
             .queue

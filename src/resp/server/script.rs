@@ -20,7 +20,7 @@ impl<B: Backend> Conn<B> {
         let backend = Arc::clone(&self.backend);
         let scripts = &self.shared.scripts;
         let state = scripts.start(self.client.id);
-        let r = backend.hold(keys, &mut self.marks, |run| {
+        let r = backend.hold(keys, &mut self.marks, &[], |run| {
             call.run(&state, &mut |c: &Command| {
                 if c.spec().is_write() {
                     state.wrote();
@@ -29,7 +29,7 @@ impl<B: Backend> Conn<B> {
             })
         });
         scripts.end(self.client.id);
-        r
+        r.unwrap_or(Reply::NilArray)
     }
 
     /// Whether Redis serves this command while a script runs (`SCRIPT KILL`, and the
@@ -58,15 +58,48 @@ impl<B: Backend> Conn<B> {
         }
     }
 
-    /// `EXEC` of a queue holding a script: every shard is held for the whole transaction (a
-    /// script's keys are known only once it is parsed, and holding all is what keeps the
-    /// transaction atomic whatever they are).
-    pub(super) fn exec_with_scripts(&mut self, queue: Vec<Command>) -> Reply {
+    /// `WATCH key...`: remembers each key's state and whether it exists now.
+    pub(super) fn watch(&mut self, keys: &[Bytes]) {
+        for key in keys {
+            let state = self.backend.key_state(key);
+            let existed = exists(
+                &mut |c| Some(self.backend.execute(c, &mut Marks::default())),
+                key,
+            );
+            self.watched.push(Watched {
+                key: key.clone(),
+                state,
+                existed: existed.unwrap_or(false),
+            });
+        }
+    }
+
+    /// `EXEC` of a queue holding a script, or after `WATCH`: every shard is held for the whole
+    /// transaction (a script's keys are known only once it is parsed, and holding all is what
+    /// keeps the transaction atomic whatever they are). A watched key that changed since —
+    /// by a command here or a peer's delta merged — or that expired aborts it: the null
+    /// array, as from Redis.
+    pub(super) fn exec_held(&mut self, queue: Vec<Command>, watched: Vec<Watched>) -> Reply {
         let backend = Arc::clone(&self.backend);
         let mut marks = std::mem::take(&mut self.marks);
         let shared = Arc::clone(&self.shared);
-        let state = shared.scripts.start(self.client.id);
-        let out = backend.hold(None, &mut marks, |run| {
+        let scripted = queue.iter().any(|c| is_eval(c.id()));
+        let state = if scripted {
+            shared.scripts.start(self.client.id)
+        } else {
+            crate::script::Scripts::unregistered()
+        };
+        let unchanged: Vec<(Bytes, Option<sessionmesh_core::KeyState>)> = watched
+            .iter()
+            .map(|w| (w.key.clone(), w.state.clone()))
+            .collect();
+        let out = backend.hold(None, &mut marks, &unchanged, |run| {
+            if watched
+                .iter()
+                .any(|w| exists(&mut *run, &w.key) != Some(w.existed))
+            {
+                return None;
+            }
             let mut out = Vec::with_capacity(queue.len());
             let mut run = |c: &Command| {
                 if c.spec().is_write() {
@@ -93,10 +126,25 @@ impl<B: Backend> Conn<B> {
                 };
                 out.push(r);
             }
-            out
+            Some(out)
         });
-        shared.scripts.end(self.client.id);
+        if scripted {
+            shared.scripts.end(self.client.id);
+        }
         self.marks = marks;
-        Reply::Array(out)
+        match out.flatten() {
+            Some(out) => Reply::Array(out),
+            None => Reply::NilArray,
+        }
+    }
+}
+
+/// Whether `key` exists for clients, asked through `run` (`None`: it could not be asked).
+fn exists(run: &mut dyn FnMut(&Command) -> Option<Reply>, key: &Bytes) -> Option<bool> {
+    let id = CommandId::lookup(b"exists")?;
+    let cmd = Command::new(id, vec![Bytes::from_static(b"exists"), key.clone()]).ok()?;
+    match run(&cmd)? {
+        Reply::Int(n) => Some(n > 0),
+        _ => None,
     }
 }

@@ -292,7 +292,7 @@ const fn conn(
 }
 
 #[rustfmt::skip]
-const SPECS: [Spec; 68] = [
+const SPECS: [Spec; 70] = [
     data("get", 2, ROF, K1, Group::String, strings::get, "Returns the string value of a key."),
     data("set", -3, W, K1, Group::String, strings::set, "Sets the string value of a key, optionally with expiry and conditions."),
     data("setex", 4, W, K1, Group::String, strings::setex, "Sets the string value and expiration time in seconds of a key."),
@@ -355,6 +355,8 @@ const SPECS: [Spec; 68] = [
     conn("multi", 1, TX, Group::Transactions, "Starts a transaction."),
     conn("exec", 1, F::NOSCRIPT.or(F::LOADING).or(F::STALE).or(F::SKIP_SLOWLOG), Group::Transactions, "Executes all commands in a transaction."),
     conn("discard", 1, TX, Group::Transactions, "Discards a transaction."),
+    Spec { keys: KALL, ..conn("watch", -2, TX, Group::Transactions, "Monitors changes to keys (here or merged from other regions) to determine the execution of a transaction.") },
+    conn("unwatch", 1, TX, Group::Transactions, "Forgets about watched keys of a transaction."),
     conn("wait", 3, F::NOSCRIPT, Group::Generic, "Blocks until this connection's last write is held by N other regions, or the timeout."),
     // Scripts run in the connection, holding the shards of their keys (`Node::hold`).
     conn("eval", -3, SCRIPT, Group::Scripting, "Executes a server-side Lua script atomically in this region; its writes replicate as effects."),

@@ -1,0 +1,153 @@
+//! `WATCH`/`UNWATCH`: `EXEC` aborts (the null array) when a watched key changed since `WATCH`,
+//! whether by a command of another connection here or by a delta merged from another region.
+//! The two-connection sequences are compared with a real `redis-server` step by step (RESP2 and
+//! RESP3) when one is installed (`.ci/run` installs it).
+
+// Test code: a failed unwrap is a failed test, and nothing here is reachable from outside.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
+mod common;
+
+use common::cluster::{eventually, Cluster, DEADLINE};
+use redis::aio::MultiplexedConnection;
+use redis::Value;
+use sessionmesh_harness::redis_server::RedisServer;
+
+type Reply = Result<Value, String>;
+
+/// Steps: (connection 0 or 1, command line split on spaces; `$x` is the key `x` under the
+/// run's prefix). A line starting with `!` is one where Redis answers with an error.
+#[rustfmt::skip]
+const STEPS: &[(usize, &str)] = &[
+    // Changed by another connection: aborted.
+    (0, "SET $a 1"), (0, "WATCH $a"), (1, "SET $a 2"), (0, "MULTI"), (0, "SET $a 3"),
+    (0, "EXEC"), (0, "GET $a"),
+    // Unchanged: runs; and the watch ends with EXEC.
+    (0, "WATCH $a $b"), (0, "MULTI"), (0, "GET $b"), (0, "SET $a 4"), (0, "EXEC"),
+    (1, "SET $a 5"), (0, "MULTI"), (0, "SET $a 6"), (0, "EXEC"), (0, "GET $a"),
+    // UNWATCH forgets; DISCARD forgets.
+    (0, "WATCH $a"), (1, "SET $a 7"), (0, "UNWATCH"), (0, "MULTI"), (0, "SET $a 8"),
+    (0, "EXEC"), (0, "WATCH $a"), (1, "SET $a 9"), (0, "MULTI"), (0, "DISCARD"), (0, "MULTI"),
+    (0, "SET $a 10"), (0, "EXEC"), (0, "GET $a"),
+    // A key that did not exist and was created, a key deleted, a hash field changed.
+    (0, "WATCH $new"), (1, "SET $new x"), (0, "MULTI"), (0, "GET $new"), (0, "EXEC"),
+    (0, "WATCH $a"), (1, "DEL $a"), (0, "MULTI"), (0, "GET $a"), (0, "EXEC"),
+    (0, "HSET $h f 1"), (0, "WATCH $h"), (1, "HSET $h g 2"), (0, "MULTI"), (0, "HGETALL $h"),
+    (0, "EXEC"),
+    // A change by the watching connection itself, before MULTI, aborts too.
+    (0, "WATCH $a"), (0, "SET $a own"), (0, "MULTI"), (0, "GET $a"), (0, "EXEC"),
+    // Errors.
+    (0, "MULTI"), (0, "!WATCH $a"), (0, "SET $a in"), (0, "EXEC"), (0, "!WATCH"),
+    (0, "!UNWATCH $a"), (0, "UNWATCH"), (0, "GET $a"),
+    // A key watched twice, and a missing key that stays missing.
+    (0, "WATCH $a $a $none"), (0, "MULTI"), (0, "GET $none"), (0, "EXEC"),
+];
+
+fn args(line: &str, prefix: &str) -> Vec<String> {
+    line.trim_start_matches('!')
+        .split(' ')
+        .map(|t| match t.strip_prefix('$') {
+            Some(k) => format!("{prefix}{k}"),
+            None => t.to_owned(),
+        })
+        .collect()
+}
+
+async fn send(con: &mut MultiplexedConnection, args: &[String]) -> Reply {
+    let mut c = redis::cmd(&args[0]);
+    for a in &args[1..] {
+        c.arg(a.as_str());
+    }
+    c.query_async::<Value>(con)
+        .await
+        .map_err(|e| match e.code() {
+            Some(code) => format!("{code} {}", e.detail().unwrap_or("")),
+            None => format!("(not a server error) {e}"),
+        })
+}
+
+async fn connect(url: &str) -> MultiplexedConnection {
+    let client = redis::Client::open(url).unwrap();
+    eventually(&format!("{url} answers"), DEADLINE, || async {
+        match client.get_multiplexed_async_connection().await {
+            Ok(_) => Ok(()),
+            Err(e) => Err(e.to_string()),
+        }
+    })
+    .await;
+    client.get_multiplexed_async_connection().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_matches_redis_step_by_step() {
+    let Some(server) = RedisServer::start("the WATCH differential test") else {
+        return;
+    };
+    let c = Cluster::start(1).await;
+    let (mut differ, mut bad, mut steps) = (Vec::new(), Vec::new(), 0);
+    for proto in [2, 3] {
+        let query = if proto == 3 { "?protocol=resp3" } else { "" };
+        let ours_url = format!("redis://{}/{query}", c.spec(0).redis);
+        let theirs_url = format!("{}{query}", server.url());
+        let mut theirs = [connect(&theirs_url).await, connect(&theirs_url).await];
+        let mut ours = [connect(&ours_url).await, connect(&ours_url).await];
+        let prefix = format!("r{proto}:");
+        for (m, (who, line)) in STEPS.iter().enumerate() {
+            let argv = args(line, &prefix);
+            let want = send(&mut theirs[*who], &argv).await;
+            let got = send(&mut ours[*who], &argv).await;
+            steps += 1;
+            if line.starts_with('!') != want.is_err() {
+                bad.push(format!("RESP{proto} step {m}: {line}: {want:?}"));
+            }
+            if want != got {
+                differ.push(format!(
+                    "RESP{proto} step {m} (conn {who}): {line}: redis={want:?} ours={got:?}"
+                ));
+            }
+        }
+    }
+    println!("compared {steps} WATCH steps (RESP2 and RESP3) with redis-server");
+    assert!(bad.is_empty(), "misplaced `!` marks:\n{}", bad.join("\n"));
+    assert!(
+        differ.is_empty(),
+        "{} of {steps} replies differ:\n{}",
+        differ.len(),
+        differ.join("\n")
+    );
+    c.shutdown().await;
+}
+
+/// A write made in another region and merged here after `WATCH` aborts the transaction; one
+/// merged before `WATCH` does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delta_merged_from_another_region_aborts_exec() {
+    let c = Cluster::start(2).await;
+    c.wait_connected().await;
+    let mut here = c.redis(0).await;
+    let mut there = c.redis(1).await;
+    let s = |v: &[&str]| v.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+    send(&mut there, &s(&["SET", "sess:w", "v1"]))
+        .await
+        .unwrap();
+    c.converge_get("sess:w", Some("v1")).await;
+    send(&mut here, &s(&["WATCH", "sess:w"])).await.unwrap();
+    send(&mut there, &s(&["SET", "sess:w", "v2"]))
+        .await
+        .unwrap();
+    c.converge_get("sess:w", Some("v2")).await;
+    let mut tx = redis::pipe();
+    tx.atomic().cmd("SET").arg("sess:w").arg("mine");
+    let r: Value = tx.query_async(&mut here).await.unwrap();
+    assert_eq!(r, Value::Nil, "EXEC after a merged remote write");
+    assert_eq!(
+        send(&mut here, &s(&["GET", "sess:w"])).await,
+        Ok(Value::BulkString(b"v2".to_vec()))
+    );
+    // Watched after the merge: nothing changes it, EXEC runs.
+    send(&mut here, &s(&["WATCH", "sess:w"])).await.unwrap();
+    let r: Value = tx.query_async(&mut here).await.unwrap();
+    assert_eq!(r, Value::Array(vec![Value::Okay]));
+    c.converge_get("sess:w", Some("mine")).await;
+    c.shutdown().await;
+}
