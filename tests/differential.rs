@@ -2,7 +2,8 @@
 //! a one-region sessionmesh node, over RESP2 and again over RESP3, and every reply must be the
 //! same, step by step (values with `==`, errors by their full text). The scripts cover GETSET,
 //! MSETNX, RENAMENX, TOUCH, COPY, SETRANGE, GETRANGE and SUBSTR with their edge cases, mixed
-//! with the string, key and hash commands both servers have.
+//! with the string, key and hash commands both servers have, and `CONFIG SET` of the settable
+//! subset.
 //!
 //! Needs `redis-server` on the PATH (`.ci/run` installs it and sets
 //! `SESSIONMESH_REQUIRE_REDIS=1`, which turns its absence into a failure; elsewhere the test
@@ -152,6 +153,24 @@ const SCRIPTS: &[&[&str]] = &[
         "EXPIRE $r 100", "COPY $r $s", "TTL $s", "PERSIST $s", "TTL $s", "RENAMENX $s $a",
         "RENAME $s $a", "GET $a", "GETDEL $a", "EXISTS $a $b $zz $q $r $s", "DEL $b $zz $r",
         "MGET $a $b $zz $r", "SET $k v EX 100", "SETRANGE $k 0 w", "GETSET $k x", "TTL $k",
+    ],
+    // 14: CONFIG SET of the settable subset, and back to the defaults (state shared by runs).
+    &[
+        "CONFIG GET busy-reply-threshold", "CONFIG GET lua-time-limit",
+        "CONFIG SET lua-time-limit 100", "CONFIG GET busy-reply-threshold",
+        "CONFIG SET busy-reply-threshold 5000", "CONFIG GET lua-time-limit",
+        "!CONFIG SET busy-reply-threshold x", "!CONFIG SET busy-reply-threshold -1",
+        "!CONFIG SET nosuch 1", "!CONFIG SET", "!CONFIG SET a", "!CONFIG SET a b c",
+        "CONFIG SET notify-keyspace-events KEA", "CONFIG GET notify-keyspace-events",
+        "CONFIG SET notify-keyspace-events Ex", "CONFIG GET notify-keyspace-events",
+        "!CONFIG SET notify-keyspace-events Q", "CONFIG SET notify-keyspace-events mn",
+        "CONFIG GET notify-keyspace-events", "CONFIG SET notify-keyspace-events glshzxetd$K",
+        "CONFIG GET notify-keyspace-events",
+        "!CONFIG SET lua-time-limit 200 notify-keyspace-events Q", "CONFIG GET lua-time-limit",
+        "CONFIG SET lua-time-limit 5000 notify-keyspace-events gE",
+        "CONFIG GET notify-keyspace-events", "CONFIG SET notify-keyspace-events \"\"",
+        "CONFIG GET notify-keyspace-events", "CONFIG RESETSTAT", "!CONFIG RESETSTAT x",
+        "!CONFIG NOPE", "!TIME x",
     ],
 ];
 

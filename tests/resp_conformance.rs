@@ -226,7 +226,7 @@ async fn connection_commands() {
     );
     assert_eq!(
         q(&mut c, &["CONFIG", "SET", "x", "y"]).await,
-        Err("ERR unknown subcommand 'SET'. Try CONFIG HELP.".into())
+        Err("ERR Unknown option or number of arguments for CONFIG SET - 'x'".into())
     );
     assert_eq!(
         q(&mut c, &["PING", "a", "b"]).await,

@@ -1,4 +1,6 @@
-//! `WATCH`/`UNWATCH`: `EXEC` aborts (the null array) when a watched key changed since `WATCH`,
+//! `WATCH`/`UNWATCH`, and the server commands `SAVE`, `BGSAVE`, `LASTSAVE` and `TIME`.
+//!
+//! `EXEC` aborts (the null array) when a watched key changed since `WATCH`,
 //! whether by a command of another connection here or by a delta merged from another region.
 //! The two-connection sequences are compared with a real `redis-server` step by step (RESP2 and
 //! RESP3) when one is installed (`.ci/run` installs it).
@@ -150,4 +152,61 @@ async fn a_delta_merged_from_another_region_aborts_exec() {
     assert_eq!(r, Value::Array(vec![Value::Okay]));
     c.converge_get("sess:w", Some("mine")).await;
     c.shutdown().await;
+}
+
+/// `SAVE` and `BGSAVE` snapshot every shard (the region restarts from them), `LASTSAVE` moves
+/// with them, `TIME` is the wall clock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn save_bgsave_lastsave_and_time() {
+    let mut c = Cluster::start(1).await;
+    let mut con = c.redis(0).await;
+    let s = |v: &[&str]| v.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+    let int = |r: Reply| match r {
+        Ok(Value::Int(n)) => n,
+        other => panic!("{other:?}"),
+    };
+    let before = int(send(&mut con, &s(&["LASTSAVE"])).await);
+    send(&mut con, &s(&["SET", "saved", "yes"])).await.unwrap();
+    let snaps = snapshots(&c.data_dir(0));
+    assert_eq!(send(&mut con, &s(&["SAVE"])).await, Ok(Value::Okay));
+    let after = snapshots(&c.data_dir(0));
+    assert!(
+        after.iter().any(|f| !snaps.contains(f)),
+        "SAVE wrote no new snapshot: {snaps:?} then {after:?}"
+    );
+    assert!(int(send(&mut con, &s(&["LASTSAVE"])).await) >= before);
+    let r = send(&mut con, &s(&["BGSAVE"])).await;
+    assert!(
+        matches!(&r, Ok(Value::SimpleString(t)) if t == "Background saving started")
+            || matches!(&r, Err(e) if e.contains("already in progress")),
+        "{r:?}"
+    );
+    assert!(send(&mut con, &s(&["BGSAVE", "NOW"])).await.is_err());
+    let time = send(&mut con, &s(&["TIME"])).await.unwrap();
+    let Value::Array(parts) = time else {
+        panic!("TIME: {time:?}")
+    };
+    assert_eq!(parts.len(), 2);
+    c.stop(0).await;
+    c.restart(0).await;
+    c.converge_get("saved", Some("yes")).await;
+    c.shutdown().await;
+}
+
+/// Every snapshot file under `dir`, by path.
+fn snapshots(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                todo.push(p);
+            } else if p.extension().is_some_and(|x| x == "snap") {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
 }

@@ -90,6 +90,10 @@ pub struct Node {
     /// How long after start data commands are refused while the region restores.
     restore_hold_ms: u64,
     start: Instant,
+    /// Unix seconds of the last snapshot that completed (or of the start): `LASTSAVE`.
+    last_save: AtomicU64,
+    /// A `BGSAVE` is running.
+    saving: AtomicBool,
     /// Test-only skew added to the wall clock (see `clock_offset_ms` in `regions.toml`).
     clock_offset_ms: i64,
     /// Largest gossip frame accepted, as configured for the core.
@@ -216,6 +220,8 @@ impl Node {
             serving: AtomicBool::new(false),
             restore_hold_ms: rep.restore_hold_ms,
             start,
+            last_save: AtomicU64::new(unix_secs()),
+            saving: AtomicBool::new(false),
             clock_offset_ms: region.clock_offset_ms,
             max_frame_bytes: rep.max_frame_bytes,
             links: Mutex::new(links),
@@ -551,7 +557,54 @@ impl Node {
         };
         // How long commands and peers waited for the copy.
         let pause = started.elapsed();
-        p.finish_snapshot(id, snap, pause)
+        p.finish_snapshot(id, snap, pause)?;
+        self.last_save.store(unix_secs(), Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// `SAVE`: a snapshot of every shard now, on this thread (as Redis's `SAVE` blocks).
+    pub fn save(&self) -> Reply {
+        if self.shards.iter().all(|s| s.persist.is_none()) {
+            return Reply::err("this region keeps nothing on disk (no [persistence] data_dir)");
+        }
+        for (i, s) in self.shards.iter().enumerate() {
+            if s.persist.is_some() {
+                if let Err(e) = self.checkpoint_blocking(i) {
+                    tracing::error!(error = %e, shard = i, "SAVE failed");
+                    return Reply::err(format_args!("SAVE failed: {e}"));
+                }
+            }
+        }
+        Reply::OK
+    }
+
+    /// `BGSAVE`: the same snapshot on a thread of its own.
+    pub fn bgsave(self: &Arc<Self>) -> Reply {
+        if self.shards.iter().all(|s| s.persist.is_none()) {
+            return Reply::err("this region keeps nothing on disk (no [persistence] data_dir)");
+        }
+        if self.saving.swap(true, Ordering::AcqRel) {
+            return Reply::err("Background save already in progress");
+        }
+        let node = Arc::clone(self);
+        let started = std::thread::Builder::new()
+            .name("bgsave".into())
+            .spawn(move || {
+                let _ = node.save();
+                node.saving.store(false, Ordering::Release);
+            });
+        match started {
+            Ok(_) => Reply::Simple("Background saving started"),
+            Err(e) => {
+                self.saving.store(false, Ordering::Release);
+                Reply::err(format_args!("could not start the background save: {e}"))
+            }
+        }
+    }
+
+    /// `LASTSAVE`: unix seconds of the last completed snapshot, or of the start.
+    pub fn last_save(&self) -> i64 {
+        self.last_save.load(Ordering::Relaxed) as i64
     }
 
     /// How many other regions are known to hold every write noted in `marks` (each shard's
@@ -801,6 +854,13 @@ impl Node {
     pub(crate) fn attach_transport(&self, t: &Arc<Transport>) {
         let _ = self.transport.set(Arc::downgrade(t));
     }
+}
+
+/// Seconds since the Unix epoch, now.
+fn unix_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// The node's clock as [`Node::now`] reads it, for a node started at `start`.

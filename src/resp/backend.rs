@@ -13,6 +13,7 @@ use sessionmesh_core::cmd::Command;
 use sessionmesh_core::shard::{self, ShardSet};
 use sessionmesh_core::{KeyState, Reply};
 use std::future::Future;
+use std::sync::Arc;
 
 /// The node as the Redis server sees it.
 pub trait Backend: Send + Sync + 'static {
@@ -41,6 +42,15 @@ pub trait Backend: Send + Sync + 'static {
 
     /// The state of `key` now (what `WATCH` remembers).
     fn key_state(&self, key: &Bytes) -> Option<KeyState>;
+
+    /// `SAVE`, `BGSAVE` and `LASTSAVE`.
+    fn save(&self) -> Reply;
+
+    /// `BGSAVE`.
+    fn bgsave(self: &Arc<Self>) -> Reply;
+
+    /// `LASTSAVE`.
+    fn last_save(&self) -> i64;
 
     /// Waits until every ticket noted in `marks` is durable; `false` if one never will be
     /// (persistence failed: the replies waiting for it must not be sent).
@@ -123,6 +133,18 @@ impl Backend for Node {
 
     fn key_state(&self, key: &Bytes) -> Option<KeyState> {
         Node::key_state(self, key)
+    }
+
+    fn save(&self) -> Reply {
+        Node::save(self)
+    }
+
+    fn bgsave(self: &Arc<Self>) -> Reply {
+        Node::bgsave(self)
+    }
+
+    fn last_save(&self) -> i64 {
+        Node::last_save(self)
     }
 
     fn durable(&self, marks: &Marks) -> impl Future<Output = bool> + Send {

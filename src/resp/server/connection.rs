@@ -1,6 +1,7 @@
 //! The connection commands a [`Conn`] answers itself, with no IO: `HELLO`, `AUTH`, `CLIENT`,
 //! `INFO`, `CONFIG GET` and the rest of [`Conn::connection_command`].
 
+use super::settings;
 use super::*;
 
 impl<B: Backend> Conn<B> {
@@ -26,7 +27,23 @@ impl<B: Backend> Conn<B> {
             }
             "info" => Reply::bulk(self.info(args)),
             "command" => commands::command(args),
+            "config" if args[1].eq_ignore_ascii_case(b"set") => self.shared.settings.set(args),
+            // Nothing to reset: the node's statistics are Prometheus counters, which only grow.
+            "config" if args[1].eq_ignore_ascii_case(b"resetstat") => match args.len() {
+                2 => Reply::OK,
+                _ => Reply::wrong_arity("config|resetstat"),
+            },
             "config" => commands::config(args, &self.config_params()),
+            "time" => settings::time(),
+            "save" => self.backend.save(),
+            "bgsave" => match args.get(1) {
+                None => self.backend.bgsave(),
+                Some(a) if a.eq_ignore_ascii_case(b"schedule") && args.len() == 2 => {
+                    self.backend.bgsave()
+                }
+                Some(_) => Reply::err_of(ErrorKind::Syntax, "syntax error"),
+            },
+            "lastsave" => Reply::Int(self.backend.last_save()),
             "script" if args.len() == 2 && args[1].eq_ignore_ascii_case(b"kill") => {
                 self.shared.scripts.kill(self.client.id)
             }
@@ -265,20 +282,21 @@ impl<B: Backend> Conn<B> {
     /// The parameters `CONFIG GET` knows.
     pub(super) fn config_params(&self) -> Vec<(&'static str, String)> {
         let l = &self.shared.opts.limits;
+        let busy = self.shared.settings.busy_reply_threshold_ms().to_string();
         vec![
             ("appendonly", "no".into()),
             ("bind", "127.0.0.1".into()),
-            (
-                "busy-reply-threshold",
-                l.busy_reply_threshold_ms.to_string(),
-            ),
+            ("busy-reply-threshold", busy.clone()),
             ("client-query-buffer-limit", l.max_query_buffer.to_string()),
             ("databases", "1".into()),
-            ("lua-time-limit", l.busy_reply_threshold_ms.to_string()),
+            ("lua-time-limit", busy),
             ("maxclients", l.max_clients.to_string()),
             ("maxmemory", "0".into()),
             ("maxmemory-policy", "noeviction".into()),
-            ("notify-keyspace-events", String::new()),
+            (
+                "notify-keyspace-events",
+                self.shared.settings.notify_keyspace_events(),
+            ),
             ("port", self.shared.port.to_string()),
             ("proto-max-bulk-len", l.max_bulk_len.to_string()),
             ("save", String::new()),

@@ -48,6 +48,7 @@ use tracing::Instrument;
 mod connection;
 mod pool;
 mod script;
+mod settings;
 
 /// The reply to a data command while a restarted region restores from its peers (Redis says
 /// `LOADING Redis is loading the dataset in memory` while it loads; clients treat the code the
@@ -129,8 +130,9 @@ pub async fn serve_redis_with<B: Backend>(
 ) {
     let local = listener.local_addr().ok();
     let shared = Arc::new(Shared {
-        opts,
         scripts: crate::script::Scripts::default(),
+        settings: settings::Settings::new(&opts.limits),
+        opts,
         clients: AtomicUsize::new(0),
         next_id: AtomicU64::new(1),
         started: Instant::now(),
@@ -233,6 +235,8 @@ struct Shared {
     opts: ServerOptions,
     /// The node's script cache (`EVALSHA`, `SCRIPT LOAD`).
     scripts: crate::script::Scripts,
+    /// What `CONFIG SET` changes.
+    settings: settings::Settings,
     clients: AtomicUsize,
     next_id: AtomicU64,
     started: Instant,
@@ -344,6 +348,7 @@ impl<B: Backend> Conn<B> {
                 if since_write >= self.shared.opts.limits.max_pipeline
                     || self.wbuf.len() >= self.shared.opts.limits.max_output_buffer
                 {
+                    self.settle_scripts().await;
                     self.flush_batch();
                     if !self.write_out(stream).await? {
                         return Ok(());
@@ -370,6 +375,7 @@ impl<B: Backend> Conn<B> {
                         self.refuse(Reply::error(ErrorKind::Other, LOADING));
                         continue;
                     }
+                    self.settle_scripts().await;
                     self.flush_batch();
                     if !self.write_out(stream).await? {
                         return Ok(());
@@ -378,10 +384,13 @@ impl<B: Backend> Conn<B> {
                 }
                 // While another connection's script runs, nothing else does, as in Redis: this
                 // command waits (without holding its thread), and past `busy-reply-threshold`
-                // is answered BUSY. One atomic load when no script runs.
+                // is answered BUSY unless Redis serves it then. One atomic load when no script
+                // runs.
+                // `SCRIPT KILL` too waits until the script is past the threshold, as Redis
+                // reads nothing before then.
                 if self.shared.scripts.others_running(self.client.id)
-                    && !self.allowed_while_busy(id, &args)
                     && !self.wait_for_scripts().await
+                    && !self.allowed_while_busy(id, &args)
                 {
                     self.refuse(Reply::error(ErrorKind::Other, crate::script::BUSY));
                     continue;
@@ -389,6 +398,7 @@ impl<B: Backend> Conn<B> {
                 match self.dispatch(id, &mut args) {
                     Step::Next => {}
                     Step::Close => {
+                        self.settle_scripts().await;
                         self.flush_batch();
                         self.write_out(stream).await?;
                         return Ok(());
@@ -397,6 +407,7 @@ impl<B: Backend> Conn<B> {
                         regions,
                         timeout_ms,
                     } => {
+                        self.settle_scripts().await;
                         self.flush_batch();
                         if !self.write_out(stream).await? {
                             return Ok(());
@@ -413,6 +424,7 @@ impl<B: Backend> Conn<B> {
                     args = Vec::new();
                 }
             }
+            self.settle_scripts().await;
             self.flush_batch();
             if !self.write_out(stream).await? {
                 return Ok(());

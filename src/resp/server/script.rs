@@ -46,7 +46,7 @@ impl<B: Backend> Conn<B> {
     /// `busy-reply-threshold` (`false`: the command is answered `BUSY`). Polls every
     /// millisecond: scripts are rare and short, and the wait holds no thread.
     pub(super) async fn wait_for_scripts(&self) -> bool {
-        let threshold = self.shared.opts.limits.busy_reply_threshold_ms;
+        let threshold = self.shared.settings.busy_reply_threshold_ms();
         loop {
             if !self.shared.scripts.others_running(self.client.id) {
                 return true;
@@ -55,6 +55,27 @@ impl<B: Backend> Conn<B> {
                 return false;
             }
             tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+    }
+
+    /// Before batched commands run: while another connection's script runs they wait for it
+    /// here, without holding the thread (run now, they would block it on a shard the script
+    /// holds, and with it every connection of the thread, `SCRIPT KILL` included); past
+    /// `busy-reply-threshold` they are answered `BUSY`, as Redis answers what it reads then.
+    pub(super) async fn settle_scripts(&mut self) {
+        if self.batch.is_empty() || !self.shared.scripts.others_running(self.client.id) {
+            return;
+        }
+        if self.wait_for_scripts().await {
+            return;
+        }
+        self.batch_ids.clear();
+        let n = self.batch.len();
+        self.batch.clear();
+        let r = Reply::error(ErrorKind::Other, crate::script::BUSY);
+        for _ in 0..n {
+            self.note_error(&r);
+            encode(&r, self.proto, &mut self.wbuf);
         }
     }
 

@@ -292,7 +292,7 @@ const fn conn(
 }
 
 #[rustfmt::skip]
-const SPECS: [Spec; 70] = [
+const SPECS: [Spec; 74] = [
     data("get", 2, ROF, K1, Group::String, strings::get, "Returns the string value of a key."),
     data("set", -3, W, K1, Group::String, strings::set, "Sets the string value of a key, optionally with expiry and conditions."),
     data("setex", 4, W, K1, Group::String, strings::setex, "Sets the string value and expiration time in seconds of a key."),
@@ -350,6 +350,10 @@ const SPECS: [Spec; 70] = [
     conn("info", -1, F::LOADING.or(F::STALE), Group::Server, "Returns information and statistics about the server."),
     conn("command", -1, F::LOADING.or(F::STALE), Group::Server, "Returns detailed information about all commands."),
     conn("config", -2, F::LOADING.or(F::STALE), Group::Server, "A container for server configuration commands."),
+    conn("time", 1, F::LOADING.or(F::STALE).or(F::FAST), Group::Server, "Returns the server time."),
+    conn("save", 1, F::NOSCRIPT.or(F::ADMIN), Group::Server, "Snapshots every shard now, on the connection's thread."),
+    conn("bgsave", -1, F::NOSCRIPT.or(F::ADMIN), Group::Server, "Snapshots every shard in the background."),
+    conn("lastsave", 1, F::LOADING.or(F::STALE).or(F::FAST), Group::Server, "Returns the Unix time of the last completed snapshot."),
     conn("quit", -1, CONN.or(F::NO_AUTH), Group::Connection, "Closes the connection."),
     conn("reset", 1, CONN.or(F::NO_AUTH), Group::Connection, "Resets the connection."),
     conn("multi", 1, TX, Group::Transactions, "Starts a transaction."),
