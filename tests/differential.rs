@@ -170,7 +170,8 @@ const SCRIPTS: &[&[&str]] = &[
         "CONFIG SET lua-time-limit 5000 notify-keyspace-events gE",
         "CONFIG GET notify-keyspace-events", "CONFIG SET notify-keyspace-events \"\"",
         "CONFIG GET notify-keyspace-events", "CONFIG RESETSTAT", "!CONFIG RESETSTAT x",
-        "!CONFIG NOPE", "!TIME x",
+        "!CONFIG NOPE", "!TIME x", "CLIENT NO-EVICT on", "CLIENT NO-EVICT OFF",
+        "!CLIENT NO-EVICT x", "!CLIENT NO-EVICT",
     ],
 ];
 

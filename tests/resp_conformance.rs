@@ -179,6 +179,29 @@ async fn connection_commands() {
         q(&mut c, &["CLIENT", "FOO"]).await,
         Err("ERR unknown subcommand 'FOO'. Try CLIENT HELP.".into())
     );
+    // NO-EVICT and NO-TOUCH: on/off, shown in CLIENT INFO's flags.
+    let flags = |info: Result<V, String>| match info {
+        Ok(V::BulkString(b)) => String::from_utf8(b)
+            .unwrap()
+            .split(' ')
+            .find_map(|f| f.strip_prefix("flags=").map(str::to_owned))
+            .unwrap(),
+        other => panic!("CLIENT INFO: {other:?}"),
+    };
+    assert_eq!(flags(q(&mut c, &["CLIENT", "INFO"]).await), "N");
+    assert_eq!(q(&mut c, &["CLIENT", "NO-EVICT", "on"]).await, Ok(V::Okay));
+    assert_eq!(q(&mut c, &["CLIENT", "NO-TOUCH", "ON"]).await, Ok(V::Okay));
+    assert_eq!(flags(q(&mut c, &["CLIENT", "INFO"]).await), "eT");
+    assert_eq!(q(&mut c, &["CLIENT", "NO-EVICT", "off"]).await, Ok(V::Okay));
+    assert_eq!(flags(q(&mut c, &["CLIENT", "INFO"]).await), "T");
+    assert_eq!(
+        q(&mut c, &["CLIENT", "NO-EVICT", "maybe"]).await,
+        Err("ERR syntax error".into())
+    );
+    assert_eq!(
+        q(&mut c, &["CLIENT", "NO-TOUCH"]).await,
+        Err("ERR wrong number of arguments for 'client|no-touch' command".into())
+    );
     let Ok(V::BulkString(info)) = q(&mut c, &["INFO"]).await else {
         panic!("INFO is a bulk string")
     };

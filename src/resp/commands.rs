@@ -78,6 +78,28 @@ pub struct ClientState {
     pub lib_name: Option<Bytes>,
     /// `CLIENT SETINFO LIB-VER`.
     pub lib_ver: Option<Bytes>,
+    /// `CLIENT NO-EVICT ON`: shown in `CLIENT INFO`; nothing is evicted here anyway (no
+    /// `maxmemory` eviction).
+    pub no_evict: bool,
+    /// `CLIENT NO-TOUCH ON`: shown in `CLIENT INFO`; keys keep no access time to leave alone.
+    pub no_touch: bool,
+}
+
+impl ClientState {
+    /// The `flags=` of `CLIENT INFO`/`LIST`: `N` for none, `e` no-evict, `T` no-touch.
+    pub fn flags(&self) -> String {
+        let mut f = String::new();
+        if self.no_evict {
+            f.push('e');
+        }
+        if self.no_touch {
+            f.push('T');
+        }
+        if f.is_empty() {
+            f.push('N');
+        }
+        f
+    }
 }
 
 /// `PING [message]`.
@@ -167,6 +189,28 @@ pub fn client(
             return e;
         }
         Reply::bulk(info_line(st))
+    } else if is("NO-EVICT") || is("NO-TOUCH") {
+        let name = if is("NO-EVICT") {
+            "no-evict"
+        } else {
+            "no-touch"
+        };
+        if let Some(e) = arity(3, name) {
+            return e;
+        }
+        let on = if args[2].eq_ignore_ascii_case(b"ON") {
+            true
+        } else if args[2].eq_ignore_ascii_case(b"OFF") {
+            false
+        } else {
+            return Reply::err_of(ErrorKind::Syntax, "syntax error");
+        };
+        if name == "no-evict" {
+            st.no_evict = on;
+        } else {
+            st.no_touch = on;
+        }
+        Reply::OK
     } else {
         unknown_subcommand(sub, "CLIENT")
     }

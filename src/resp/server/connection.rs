@@ -201,11 +201,12 @@ impl<B: Backend> Conn<B> {
                 .unwrap_or_default()
         };
         format!(
-            "id={} addr={} laddr=127.0.0.1:{} name={} db=0 multi={} resp={} lib-name={} lib-ver={}\n",
+            "id={} addr={} laddr=127.0.0.1:{} name={} flags={} db=0 multi={} resp={} lib-name={} lib-ver={}\n",
             st.id,
             self.peer,
             self.shared.port,
             s(&st.name),
+            st.flags(),
             self.multi.as_ref().map_or(-1, |m| m.queue.len() as i64),
             self.proto.version(),
             s(&st.lib_name),
