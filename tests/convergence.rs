@@ -207,6 +207,17 @@ proptest! {
     }
 }
 
+/// Replays a saved failing schedule with its workload seed: every oracle must hold.
+fn replay_fixture(schedule: &str, seed: u64) {
+    let s = Schedule::from_toml(schedule).expect("schedule");
+    let cfg = SimConfig {
+        schedule: Some(s),
+        ..config(PROP_SECS)
+    };
+    let o = run(seed, &cfg);
+    assert!(o.is_clean(), "{}", describe(seed, &o, "this test"));
+}
+
 /// Found by `generated_schedules_converge`: region 1 loses its disk; region 2, which had
 /// collected an expired session, answered first with region 3's writes left out (region 1 is
 /// connected to region 3), and region 1 then took its own expiry register as known; region 3,
@@ -215,14 +226,10 @@ proptest! {
 /// rises only with an answer that left no origin out.
 #[test]
 fn a_restoring_region_keeps_the_expiry_of_a_session_collected_elsewhere() {
-    let text = include_str!("fixtures/restore-raises-floor-past-a-collected-key.toml");
-    let s = Schedule::from_toml(text).expect("schedule");
-    let cfg = SimConfig {
-        schedule: Some(s),
-        ..config(PROP_SECS)
-    };
-    let o = run(236_668, &cfg);
-    assert!(o.is_clean(), "{}", describe(236_668, &o, "this test"));
+    replay_fixture(
+        include_str!("fixtures/restore-raises-floor-past-a-collected-key.toml"),
+        236_668,
+    );
 }
 
 /// Found by `generated_schedules_converge` while closing issue 13: region 3 logs a session
@@ -232,14 +239,10 @@ fn a_restoring_region_keeps_the_expiry_of_a_session_collected_elsewhere() {
 /// which collected the session, and drops it (it used to keep it: an empty disk ran no census).
 #[test]
 fn a_region_restoring_from_a_rolled_back_peer_keeps_the_logout() {
-    let text = include_str!("fixtures/restore-from-a-rolled-back-peer.toml");
-    let s = Schedule::from_toml(text).expect("schedule");
-    let cfg = SimConfig {
-        schedule: Some(s),
-        ..config(PROP_SECS)
-    };
-    let o = run(105_384, &cfg);
-    assert!(o.is_clean(), "{}", describe(105_384, &o, "this test"));
+    replay_fixture(
+        include_str!("fixtures/restore-from-a-rolled-back-peer.toml"),
+        105_384,
+    );
 }
 
 /// Found by `generated_schedules_converge`: region 3 writes a session and is rolled back
@@ -276,14 +279,10 @@ fn a_write_lost_with_both_disks_that_held_it_is_lost_everywhere() {
 /// hold whole, and is answered with whole key states.
 #[test]
 fn a_restoring_region_takes_a_dead_copy_whole() {
-    let text = include_str!("fixtures/restore-takes-a-dead-copy-whole.toml");
-    let s = Schedule::from_toml(text).expect("schedule");
-    let cfg = SimConfig {
-        schedule: Some(s),
-        ..config(PROP_SECS)
-    };
-    let o = run(381_523, &cfg);
-    assert!(o.is_clean(), "{}", describe(381_523, &o, "this test"));
+    replay_fixture(
+        include_str!("fixtures/restore-takes-a-dead-copy-whole.toml"),
+        381_523,
+    );
 }
 
 /// Found by `generated_schedules_converge`: region 2 restarts from a backup older than any of
@@ -292,14 +291,10 @@ fn a_restoring_region_takes_a_dead_copy_whole() {
 /// one it had issued before the crash. A restart now observes the wall clock at once.
 #[test]
 fn a_clock_stepped_back_after_a_restart_issues_no_old_stamp() {
-    let text = include_str!("fixtures/restart-then-clock-stepped-back.toml");
-    let s = Schedule::from_toml(text).expect("schedule");
-    let cfg = SimConfig {
-        schedule: Some(s),
-        ..config(PROP_SECS)
-    };
-    let o = run(716_919, &cfg);
-    assert!(o.is_clean(), "{}", describe(716_919, &o, "this test"));
+    replay_fixture(
+        include_str!("fixtures/restart-then-clock-stepped-back.toml"),
+        716_919,
+    );
 }
 
 /// Found by `generated_schedules_converge`: region 3 writes a session and is rolled back
@@ -308,12 +303,8 @@ fn a_clock_stepped_back_after_a_restart_issues_no_old_stamp() {
 /// Frames that a scheduled partition will drop no longer count.
 #[test]
 fn a_write_whose_push_a_partition_drops_is_lost_with_its_disk() {
-    let text = include_str!("fixtures/push-dropped-by-a-partition.toml");
-    let s = Schedule::from_toml(text).expect("schedule");
-    let cfg = SimConfig {
-        schedule: Some(s),
-        ..config(PROP_SECS)
-    };
-    let o = run(989_071, &cfg);
-    assert!(o.is_clean(), "{}", describe(989_071, &o, "this test"));
+    replay_fixture(
+        include_str!("fixtures/push-dropped-by-a-partition.toml"),
+        989_071,
+    );
 }

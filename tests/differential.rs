@@ -22,10 +22,9 @@
 
 mod common;
 
-use common::cluster::{eventually, Cluster, DEADLINE};
-use redis::aio::MultiplexedConnection;
+use common::cluster::Cluster;
 use redis::Value;
-use sessionmesh_harness::redis_server::RedisServer;
+use sessionmesh_harness::redis_server::{connect, send, RedisServer};
 
 fn start_redis() -> Option<RedisServer> {
     RedisServer::start("the differential test")
@@ -176,8 +175,6 @@ const SCRIPTS: &[&[&str]] = &[
 ];
 
 /// A reply as the test compares it: a value, or an error's full text.
-type Reply = Result<Value, String>;
-
 /// `line` with its `!` marker dropped, `""` made empty and `$x` keys put under `prefix`.
 fn args(line: &str, prefix: &str) -> Vec<String> {
     let line = line.strip_prefix('!').unwrap_or(line);
@@ -192,31 +189,6 @@ fn args(line: &str, prefix: &str) -> Vec<String> {
         .collect()
 }
 
-async fn send(con: &mut MultiplexedConnection, args: &[String]) -> Reply {
-    let mut c = redis::cmd(&args[0]);
-    for a in &args[1..] {
-        c.arg(a.as_str());
-    }
-    c.query_async::<Value>(con)
-        .await
-        .map_err(|e| match e.code() {
-            Some(code) => format!("{code} {}", e.detail().unwrap_or("")),
-            None => format!("(not a server error) {e}"),
-        })
-}
-
-async fn connect(url: String) -> MultiplexedConnection {
-    let client = redis::Client::open(url.as_str()).unwrap();
-    eventually(&format!("{url} answers"), DEADLINE, || async {
-        match client.get_multiplexed_async_connection().await {
-            Ok(_) => Ok(()),
-            Err(e) => Err(e.to_string()),
-        }
-    })
-    .await;
-    client.get_multiplexed_async_connection().await.unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replies_match_redis_step_by_step() {
     let Some(server) = start_redis() else {
@@ -227,7 +199,7 @@ async fn replies_match_redis_step_by_step() {
     let (mut differ, mut bad_script, mut steps) = (Vec::new(), Vec::new(), 0);
 
     // The harness itself: one wrong-type error, which both must word the same way.
-    let mut theirs = connect(format!("redis://127.0.0.1:{}/", server.port)).await;
+    let mut theirs = connect(&format!("redis://127.0.0.1:{}/", server.port)).await;
     let mut ours = c.redis(0).await;
     let probe = args("HSET $wrongtype f v", "probe:");
     let get = args("GET $wrongtype", "probe:");
@@ -240,8 +212,8 @@ async fn replies_match_redis_step_by_step() {
 
     for proto in [2, 3] {
         let query = if proto == 3 { "?protocol=resp3" } else { "" };
-        let mut theirs = connect(format!("redis://127.0.0.1:{}/{query}", server.port)).await;
-        let mut ours = connect(format!("redis://{}/{query}", c.spec(0).redis)).await;
+        let mut theirs = connect(&format!("redis://127.0.0.1:{}/{query}", server.port)).await;
+        let mut ours = connect(&format!("redis://{}/{query}", c.spec(0).redis)).await;
         for (n, script) in SCRIPTS.iter().enumerate() {
             let flushed = send(&mut theirs, &["FLUSHALL".to_owned()]).await;
             assert_eq!(flushed, Ok(Value::Okay), "redis-server FLUSHALL");

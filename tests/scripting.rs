@@ -15,9 +15,7 @@ mod common;
 use common::cluster::{eventually, Cluster, DEADLINE};
 use redis::aio::MultiplexedConnection;
 use redis::Value;
-use sessionmesh_harness::redis_server::RedisServer;
-
-type Reply = Result<Value, String>;
+use sessionmesh_harness::redis_server::{connect, send, RedisServer, Reply};
 
 /// phpredis's session lock release (`redis.session.locking_enabled=1`), as it sends it.
 const PHPREDIS_RELEASE: &str =
@@ -134,31 +132,6 @@ fn under(arg: &str, prefix: &str) -> String {
     }
     out.push_str(rest);
     out
-}
-
-async fn send(con: &mut MultiplexedConnection, args: &[String]) -> Reply {
-    let mut c = redis::cmd(&args[0]);
-    for a in &args[1..] {
-        c.arg(a.as_str());
-    }
-    c.query_async::<Value>(con)
-        .await
-        .map_err(|e| match e.code() {
-            Some(code) => format!("{code} {}", e.detail().unwrap_or("")),
-            None => format!("(not a server error) {e}"),
-        })
-}
-
-async fn connect(url: &str) -> MultiplexedConnection {
-    let client = redis::Client::open(url).unwrap();
-    eventually(&format!("{url} answers"), DEADLINE, || async {
-        match client.get_multiplexed_async_connection().await {
-            Ok(_) => Ok(()),
-            Err(e) => Err(e.to_string()),
-        }
-    })
-    .await;
-    client.get_multiplexed_async_connection().await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

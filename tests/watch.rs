@@ -10,12 +10,9 @@
 
 mod common;
 
-use common::cluster::{eventually, Cluster, DEADLINE};
-use redis::aio::MultiplexedConnection;
+use common::cluster::Cluster;
 use redis::Value;
-use sessionmesh_harness::redis_server::RedisServer;
-
-type Reply = Result<Value, String>;
+use sessionmesh_harness::redis_server::{connect, send, RedisServer, Reply};
 
 /// Steps: (connection 0 or 1, command line split on spaces; `$x` is the key `x` under the
 /// run's prefix). A line starting with `!` is one where Redis answers with an error.
@@ -53,31 +50,6 @@ fn args(line: &str, prefix: &str) -> Vec<String> {
             None => t.to_owned(),
         })
         .collect()
-}
-
-async fn send(con: &mut MultiplexedConnection, args: &[String]) -> Reply {
-    let mut c = redis::cmd(&args[0]);
-    for a in &args[1..] {
-        c.arg(a.as_str());
-    }
-    c.query_async::<Value>(con)
-        .await
-        .map_err(|e| match e.code() {
-            Some(code) => format!("{code} {}", e.detail().unwrap_or("")),
-            None => format!("(not a server error) {e}"),
-        })
-}
-
-async fn connect(url: &str) -> MultiplexedConnection {
-    let client = redis::Client::open(url).unwrap();
-    eventually(&format!("{url} answers"), DEADLINE, || async {
-        match client.get_multiplexed_async_connection().await {
-            Ok(_) => Ok(()),
-            Err(e) => Err(e.to_string()),
-        }
-    })
-    .await;
-    client.get_multiplexed_async_connection().await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

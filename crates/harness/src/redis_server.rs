@@ -47,3 +47,38 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}/", self.port)
     }
 }
+
+/// A reply as the differential tests compare them: a value, or an error's full text (code
+/// included).
+pub type Reply = Result<redis::Value, String>;
+
+/// Sends one command line and returns its reply, an error reply as its text.
+pub async fn send(con: &mut redis::aio::MultiplexedConnection, args: &[String]) -> Reply {
+    let mut c = redis::cmd(&args[0]);
+    for a in &args[1..] {
+        c.arg(a.as_str());
+    }
+    c.query_async::<redis::Value>(con)
+        .await
+        .map_err(|e| match e.code() {
+            Some(code) => format!("{code} {}", e.detail().unwrap_or("")),
+            None => format!("(not a server error) {e}"),
+        })
+}
+
+/// A connection to `url` once it answers (within [`crate::cluster::DEADLINE`]).
+pub async fn connect(url: &str) -> redis::aio::MultiplexedConnection {
+    let client = redis::Client::open(url).unwrap();
+    crate::eventually(
+        &format!("{url} answers"),
+        crate::cluster::DEADLINE,
+        || async {
+            match client.get_multiplexed_async_connection().await {
+                Ok(_) => Ok(()),
+                Err(e) => Err(e.to_string()),
+            }
+        },
+    )
+    .await;
+    client.get_multiplexed_async_connection().await.unwrap()
+}
