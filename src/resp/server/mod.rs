@@ -5,9 +5,10 @@
 //! reads what the socket has, executes every complete command in it (consecutive data
 //! commands as one batch under one lock of the node), and writes all the replies with one
 //! write: pipelining costs a syscall per batch, not per command. Connection-level commands
-//! (`PING`, `HELLO`, `AUTH`, `CLIENT`, `INFO`, `COMMAND`, `CONFIG GET`, `SELECT`, `QUIT`,
-//! `RESET`, `MULTI`/`EXEC`/`DISCARD`, `WAIT`) are handled here; every other command goes to
-//! the node.
+//! (`PING`, `HELLO`, `AUTH`, `CLIENT`, `INFO`, `COMMAND`, `CONFIG`, `SELECT`, `QUIT`, `RESET`,
+//! `MULTI`/`EXEC`/`DISCARD`, `WATCH`/`UNWATCH`, `WAIT`, `TIME`, `SAVE`/`BGSAVE`/`LASTSAVE`, and
+//! the scripts, `EVAL` and `SCRIPT`, in `script.rs`) are handled here; every other command goes
+//! to the node.
 //!
 //! With persistence, each executed batch is one step of the core and comes with its ticket; as
 //! the core's durability rule says (`sessionmesh_core::Ready`), replies are written only once
@@ -19,9 +20,10 @@
 //! written out (and the client's input left unread, in its socket) whenever they pass the
 //! output bound, so a client that stops reading stalls only itself.
 //!
-//! TLS on the listener and named users come from [`ServerOptions`]. It does not do pub/sub,
-//! `WATCH` or blocking commands other than `WAIT`. The connection commands that need no IO
-//! (`HELLO`, `AUTH`, `CLIENT`, `INFO`, `CONFIG GET`) are in `connection.rs`.
+//! TLS on the listener and named users come from [`ServerOptions`]. It does not do pub/sub or
+//! blocking commands other than `WAIT`. The connection commands that need no IO (`HELLO`,
+//! `AUTH`, `CLIENT`, `INFO`, `CONFIG GET`) are in `connection.rs`, what `CONFIG SET` changes in
+//! `settings.rs`.
 
 use super::commands::{self, ClientState, REDIS_VERSION};
 use super::decode::{Decoder, ProtocolError};
