@@ -2,8 +2,8 @@
 //! a one-region sessionmesh node, over RESP2 and again over RESP3, and every reply must be the
 //! same, step by step (values with `==`, errors by their full text). The scripts cover GETSET,
 //! MSETNX, RENAMENX, TOUCH, COPY, SETRANGE, GETRANGE and SUBSTR with their edge cases, mixed
-//! with the string, key and hash commands both servers have, and `CONFIG SET` of the settable
-//! subset.
+//! with the string, key and hash commands both servers have, the counters, and `CONFIG SET` of
+//! the settable subset.
 //!
 //! Needs `redis-server` on the PATH (`.ci/run` installs it and sets
 //! `SESSIONMESH_REQUIRE_REDIS=1`, which turns its absence into a failure; elsewhere the test
@@ -171,6 +171,35 @@ const SCRIPTS: &[&[&str]] = &[
         "CONFIG GET notify-keyspace-events", "CONFIG RESETSTAT", "!CONFIG RESETSTAT x",
         "!CONFIG NOPE", "!TIME x", "CLIENT NO-EVICT on", "CLIENT NO-EVICT OFF",
         "!CLIENT NO-EVICT x", "!CLIENT NO-EVICT",
+    ],
+    // 15: counters (INCR DECR INCRBY DECRBY INCRBYFLOAT HINCRBY HINCRBYFLOAT), their errors
+    // and formats, and what SET/HSET/APPEND/EXPIRE do to a counted value.
+    &[
+        "INCR $a", "INCR $a", "DECR $a", "INCRBY $a 10", "DECRBY $a 3", "GET $a", "!INCRBY $a x",
+        "!INCRBY $a \"\"", "!INCRBY $a 1.5", "SET $a 10.5", "!INCR $a", "INCRBYFLOAT $a 0.1",
+        "INCRBYFLOAT $a -0.6", "INCR $a", "GET $a", "SET $b abc", "!INCR $b", "!INCRBYFLOAT $b 1",
+        "!INCRBYFLOAT $a x", "SET $c 9223372036854775807", "!INCR $c", "DECR $c",
+        "!DECRBY $c -9223372036854775808", "INCRBY $c -9223372036854775807", "DECRBY $c 9223372036854775807", "!DECR $c",
+        "SET $i 007", "!INCR $i", "SET $i -0", "!INCR $i", "SET $i +5", "!INCR $i",
+        "INCRBYFLOAT $i 1", "SET $z 1e3",
+        "INCRBYFLOAT $z 0", "GET $z", "INCRBYFLOAT $q 0.1", "INCRBYFLOAT $q 0.2", "INCRBYFLOAT $q 5.",
+        "INCRBYFLOAT $q .5", "INCRBYFLOAT $q -.5e1", "INCRBYFLOAT $q 0x10", "INCRBYFLOAT $n -0.0",
+        "INCRBYFLOAT $n 1.0e-20", "INCRBYFLOAT $n 1e-17", "INCRBYFLOAT $n 2.50",
+        "!INCRBYFLOAT $n inf", "!INCRBYFLOAT $n nan", "!INCRBYFLOAT $n \"\"", "GET $n",
+        "SET $t 5 EX 100", "INCR $t", "TTL $t", "INCRBYFLOAT $t 1.5", "TTL $t", "APPEND $t 0",
+        "GET $t", "INCRBYFLOAT $t 1", "SET $t 1", "INCR $t", "TTL $t", "HSET $h f x",
+        "!INCR $h", "!INCRBYFLOAT $h 1", "!HINCRBY $h f 1", "!HINCRBYFLOAT $h f 1",
+        "HINCRBY $h g 5", "HINCRBY $h g -7", "HGET $h g", "!HINCRBY $h g x",
+        "!HINCRBYFLOAT $h g x", "!HINCRBYFLOAT $h g inf", "HINCRBYFLOAT $h g 2.5",
+        "HINCRBYFLOAT $h g 0.5", "HINCRBY $h g 1", "HGETALL $h", "HLEN $h", "HKEYS $h",
+        "HVALS $h", "HEXISTS $h g", "HSET $h g 100", "HINCRBY $h g 1", "HDEL $h g",
+        "HINCRBY $h g 1", "HSET $h c 9223372036854775807", "!HINCRBY $h c 1", "HSET $h m -0",
+        "!HINCRBY $h m 1", "HINCRBYFLOAT $h m 1", "!HINCRBY $s f x", "HINCRBYFLOAT $s f 1e3",
+        "TYPE $s", "!HINCRBY $a f 1", "!INCR", "!HINCRBY $h f", "INCR $new", "TYPE $new",
+        "COPY $new $copy", "INCR $copy", "GET $new", "RENAME $copy $moved", "INCRBY $moved 5",
+        "DEL $moved", "INCR $moved", "HINCRBY $hh a 1", "HINCRBY $hh b 2", "HGETALL $hh",
+        "HSETNX $hh a 9", "HGET $hh a", "GETSET $a 3", "INCR $a", "GETDEL $a", "INCR $a",
+        "SETRANGE $a 1 5", "INCR $a", "GETRANGE $a 0 -1", "STRLEN $a", "EXISTS $a $hh",
     ],
 ];
 

@@ -20,6 +20,7 @@
 //!
 //! This module knows nothing of commands, replication or garbage collection.
 
+use crate::counter::Counts;
 use crate::fields::Fields;
 use crate::hlc::Hlc;
 pub use crate::reg::Reg;
@@ -87,6 +88,11 @@ pub struct Body {
     pub fields: Fields,
     /// Absolute expiry in wall-clock milliseconds; `None` inside the register means persistent.
     pub ttl: Option<Reg<Option<u64>>>,
+    /// Each region's running totals of `INCRBY`/`HINCRBY` (see [`crate::counter`]). Last, and
+    /// left out when empty, so that a key that never counted encodes exactly as before
+    /// counters existed (rmp-serde writes a struct as an array of its fields).
+    #[serde(default, skip_serializing_if = "Counts::is_empty")]
+    pub counts: Counts,
 }
 
 impl Body {
@@ -97,6 +103,7 @@ impl Body {
             && self.string.is_none()
             && self.fields.is_empty()
             && self.ttl.is_none()
+            && self.counts.is_empty()
     }
 
     /// Joins `other` into `self`; returns how many registers lost to another.
@@ -123,13 +130,18 @@ impl Body {
                 }
             }
         }
+        for c in other.counts.iter() {
+            self.counts.merge_one(c);
+        }
         self.normalize();
         conflicts
     }
 
     /// Drops every register older than `reset`; returns how many were dropped.
     fn normalize(&mut self) -> u64 {
-        let Some(reset) = self.reset else { return 0 };
+        let Some(reset) = self.reset else {
+            return self.drop_past_counts();
+        };
         let mut dropped = 0;
         let old = |s: Stamp| s < reset;
         if self.kind.as_ref().is_some_and(|r| old(r.stamp)) {
@@ -146,7 +158,7 @@ impl Body {
         }
         let before = self.fields.len();
         self.fields.retain(|_, r| !old(r.stamp));
-        dropped + (before - self.fields.len()) as u64
+        dropped + (before - self.fields.len()) as u64 + self.drop_past_counts()
     }
 
     /// The type this body shows: the kind register, or what the content implies when a partial
@@ -158,7 +170,10 @@ impl Body {
                 Some(Kind::Hash)
             }
             None if self.string.is_some() => Some(Kind::String),
-            None => None,
+            None => self.counts.iter().next().map(|c| match c.target {
+                Some(_) => Kind::Hash,
+                None => Kind::String,
+            }),
         }
     }
 
@@ -184,6 +199,9 @@ impl Body {
         for (_, r) in self.fields.iter_unordered() {
             f(r.stamp);
         }
+        for c in self.counts.iter() {
+            f(c.tally.stamp);
+        }
     }
 
     /// The registers for which `keep(stamp)` holds.
@@ -201,6 +219,7 @@ impl Body {
         opt(&mut self.string, keep);
         self.fields.retain(|_, r| keep(r.stamp));
         opt(&mut self.ttl, keep);
+        self.counts.retain(|c| keep(c.tally.stamp));
     }
 
     fn filtered(&self, keep: &impl Fn(Stamp) -> bool) -> Body {
@@ -218,6 +237,7 @@ impl Body {
                 .map(|(f, r)| (f.clone(), r.clone()))
                 .collect(),
             ttl: opt(&self.ttl, keep),
+            counts: self.counts.filtered(|c| keep(c.tally.stamp)),
         }
     }
 }
@@ -296,17 +316,9 @@ impl KeyState {
         }
         let expiry = self.body.expiry();
         match self.body.kind()? {
-            Kind::String => {
-                let s = self.body.string.as_ref()?;
-                Some((Value::String(s.value.clone()), expiry))
-            }
+            Kind::String => Some((Value::String(self.body.string_value()?), expiry)),
             Kind::Hash => {
-                let fields: BTreeMap<Bytes, Bytes> = self
-                    .body
-                    .fields
-                    .iter()
-                    .filter_map(|(f, r)| r.value.clone().map(|v| (f.clone(), v)))
-                    .collect();
+                let fields: BTreeMap<Bytes, Bytes> = self.body.live_fields().collect();
                 if fields.is_empty() {
                     None
                 } else {
@@ -328,13 +340,8 @@ impl KeyState {
             return None;
         }
         match self.body.kind()? {
-            Kind::String => self.body.string.as_ref().map(|_| Kind::String),
-            Kind::Hash => self
-                .body
-                .fields
-                .iter_unordered()
-                .any(|(_, r)| r.value.is_some())
-                .then_some(Kind::Hash),
+            Kind::String => self.body.has_string().then_some(Kind::String),
+            Kind::Hash => self.body.has_live_field().then_some(Kind::Hash),
         }
     }
 

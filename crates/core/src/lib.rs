@@ -20,6 +20,7 @@
 //! - [`slot`]: Redis Cluster's hash slot of a key (CRC16, hash tags).
 
 pub mod cmd;
+pub mod counter;
 pub mod crdt;
 pub mod fields;
 pub mod hlc;

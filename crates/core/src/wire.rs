@@ -378,7 +378,14 @@ pub fn approx_size(key: &[u8], st: &KeyState) -> usize {
     let string = st.body.string.as_ref().map_or(0, |r| r.value.len());
     // A register is at most: array headers (2), HLC (9), region (3), value header (5).
     let field_headers = st.body.fields.len() * 5;
-    key.len() + fields + string + field_headers + regs * 24 + 16
+    // A count adds its target, its epoch stamp and a 128-bit total to its register.
+    let counts: usize = st
+        .body
+        .counts
+        .iter()
+        .map(|c| c.target.as_ref().map_or(1, |t| t.len() + 5) + 40)
+        .sum();
+    key.len() + fields + string + field_headers + counts + regs * 24 + 16
 }
 
 #[cfg(test)]

@@ -23,16 +23,14 @@ fn hash_of<'c>(ctx: &'c Ctx<'_>, key: &Bytes) -> Result<Option<&'c KeyState>, Re
     }
 }
 
-/// Live fields of a visible hash, in field order.
-fn live_fields(k: &KeyState) -> impl Iterator<Item = (&Bytes, &Bytes)> {
-    k.body
-        .fields
-        .iter()
-        .filter_map(|(f, r)| r.value.as_ref().map(|v| (f, v)))
+/// Live fields of a visible hash, in field order, counted values included.
+fn live_fields(k: &KeyState) -> impl Iterator<Item = (Bytes, Bytes)> + '_ {
+    k.body.live_fields()
 }
 
-fn field(k: &KeyState, f: &Bytes) -> Option<Bytes> {
-    k.body.fields.get(f).and_then(|r| r.value.clone())
+/// The value of a field a client sees, counted values included ([`crate::counter`]).
+pub(super) fn field(k: &KeyState, f: &Bytes) -> Option<Bytes> {
+    k.body.field_value(f)
 }
 
 /// Writes `fields` into the hash at `key`, creating it if absent.
@@ -247,7 +245,7 @@ pub fn run(ctx: &mut Ctx<'_>, op: HashOp<'_>) -> Reply {
             Ok(None) => Reply::Map(Vec::new()),
             Ok(Some(k)) => Reply::Map(
                 live_fields(k)
-                    .map(|(f, v)| (Reply::Bulk(f.clone()), Reply::Bulk(v.clone())))
+                    .map(|(f, v)| (Reply::Bulk(f), Reply::Bulk(v)))
                     .collect(),
             ),
         },
@@ -258,21 +256,15 @@ pub fn run(ctx: &mut Ctx<'_>, op: HashOp<'_>) -> Reply {
         },
         HashOp::Len { key } => match hash_of(ctx, key) {
             Err(r) => r,
-            Ok(k) => Reply::Int(k.map_or(0, |k| {
-                // A count needs no order (a large hash would sort its fields for it).
-                k.body
-                    .fields
-                    .iter_unordered()
-                    .filter(|(_, r)| r.value.is_some())
-                    .count() as i64
-            })),
+            // A count needs no order (a large hash would sort its fields for it).
+            Ok(k) => Reply::Int(k.map_or(0, |k| k.body.live_field_count() as i64)),
         },
         HashOp::Keys { key } => match hash_of(ctx, key) {
             Err(r) => r,
             Ok(k) => Reply::Array(
                 k.into_iter()
                     .flat_map(live_fields)
-                    .map(|(f, _)| Reply::Bulk(f.clone()))
+                    .map(|(f, _)| Reply::Bulk(f))
                     .collect(),
             ),
         },
@@ -281,7 +273,7 @@ pub fn run(ctx: &mut Ctx<'_>, op: HashOp<'_>) -> Reply {
             Ok(k) => Reply::Array(
                 k.into_iter()
                     .flat_map(live_fields)
-                    .map(|(_, v)| Reply::Bulk(v.clone()))
+                    .map(|(_, v)| Reply::Bulk(v))
                     .collect(),
             ),
         },
@@ -335,7 +327,7 @@ fn run_hsetnx(ctx: &mut Ctx<'_>, key: &Bytes, f: &Bytes, v: &Bytes) -> Reply {
 }
 
 /// The error for a hash that would grow beyond the configured bound.
-fn too_many_fields(max: usize) -> Reply {
+pub(super) fn too_many_fields(max: usize) -> Reply {
     Reply::err(format!(
         "hash would exceed the maximum of {max} fields (redis.max_hash_fields)"
     ))

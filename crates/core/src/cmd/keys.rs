@@ -434,15 +434,8 @@ pub fn export(ctx: &Ctx<'_>, key: &Bytes) -> Option<Moved> {
         fields: Vec::new(),
     };
     match kind {
-        Kind::String => m.string = state.body.string.as_ref().map(|r| r.value.clone()),
-        Kind::Hash => {
-            m.fields = state
-                .body
-                .fields
-                .iter_unordered()
-                .filter_map(|(f, r)| r.value.clone().map(|v| (f.clone(), v)))
-                .collect();
-        }
+        Kind::String => m.string = state.body.string_value(),
+        Kind::Hash => m.fields = state.body.live_fields().collect(),
     }
     Some(m)
 }

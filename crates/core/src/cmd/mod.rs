@@ -14,6 +14,7 @@
 //! against a reference model of Redis over random sequences.
 
 pub mod cas;
+pub mod counters;
 pub mod glob;
 pub mod hashes;
 pub mod keys;

@@ -17,11 +17,7 @@ pub(super) fn string_of(ctx: &Ctx<'_>, key: &Bytes) -> Result<Option<Bytes>, Rep
     match ctx.kind(key) {
         None => Ok(None),
         Some(Kind::Hash) => Err(Reply::wrong_type()),
-        Some(Kind::String) => Ok(ctx
-            .store
-            .get(key)
-            .and_then(|k| k.body.string.as_ref())
-            .map(|r| r.value.clone())),
+        Some(Kind::String) => Ok(ctx.store.get(key).and_then(|k| k.body.string_value())),
     }
 }
 

@@ -12,7 +12,7 @@
 //!
 //! Adding a command: one row here (and its handler in the family's file for a data command).
 
-use super::{cas, hashes, keys, strings, substrings, Ctx};
+use super::{cas, counters, hashes, keys, strings, substrings, Ctx};
 use crate::reply::Reply;
 use bytes::Bytes;
 
@@ -292,7 +292,7 @@ const fn conn(
 }
 
 #[rustfmt::skip]
-const SPECS: [Spec; 74] = [
+const SPECS: [Spec; 81] = [
     data("get", 2, ROF, K1, Group::String, strings::get, "Returns the string value of a key."),
     data("set", -3, W, K1, Group::String, strings::set, "Sets the string value of a key, optionally with expiry and conditions."),
     data("setex", 4, W, K1, Group::String, strings::setex, "Sets the string value and expiration time in seconds of a key."),
@@ -311,6 +311,11 @@ const SPECS: [Spec; 74] = [
     data("substr", 4, RO, K1, Group::String, substrings::getrange, "Returns a substring from a string value."),
     data("delex", -2, WRF, K1, Group::String, cas::delex, "Conditionally removes the specified key based on value or digest comparison."),
     data("delifeq", 3, WRF, K1, Group::String, cas::delifeq, "Deletes the key if its value matches the given string."),
+    data("incr", 2, WF, K1, Group::String, counters::incr, "Increments the integer value of a key by one. Uses 0 as initial value if the key doesn't exist."),
+    data("decr", 2, WF, K1, Group::String, counters::decr, "Decrements the integer value of a key by one. Uses 0 as initial value if the key doesn't exist."),
+    data("incrby", 3, WF, K1, Group::String, counters::incrby, "Increments the integer value of a key by a number. Uses 0 as initial value if the key doesn't exist."),
+    data("decrby", 3, WF, K1, Group::String, counters::decrby, "Decrements a number from the integer value of a key. Uses 0 as initial value if the key doesn't exist."),
+    data("incrbyfloat", 3, WF, K1, Group::String, counters::incrbyfloat, "Increment the floating point value of a key by a number. Uses 0 as initial value if the key doesn't exist."),
     data("digest", 2, ROF, K1, Group::String, cas::digest_cmd, "Returns the XXH3 hash of a string value."),
     data("del", -2, WR, KALL, Group::Generic, keys::del, "Deletes one or more keys."),
     data("unlink", -2, WRF, KALL, Group::Generic, keys::del, "Deletes one or more keys."),
@@ -330,6 +335,8 @@ const SPECS: [Spec; 74] = [
     data("hset", -4, WF, K1, Group::Hash, hashes::hset, "Creates or modifies the value of a field in a hash."),
     data("hmset", -4, WF, K1, Group::Hash, hashes::hmset, "Sets the values of multiple fields."),
     data("hsetnx", 4, WF, K1, Group::Hash, hashes::hsetnx, "Sets the value of a field in a hash only when the field doesn't exist."),
+    data("hincrby", 4, WF, K1, Group::Hash, counters::hincrby, "Increments the integer value of a field in a hash by a number. Uses 0 as initial value if the field doesn't exist."),
+    data("hincrbyfloat", 4, WF, K1, Group::Hash, counters::hincrbyfloat, "Increments the floating point value of a field by a number. Uses 0 as initial value if the field doesn't exist."),
     data("hget", 3, ROF, K1, Group::Hash, hashes::hget, "Returns the value of a field in a hash."),
     data("hmget", -3, ROF, K1, Group::Hash, hashes::hmget, "Returns the values of all fields in a hash."),
     data("hgetall", 2, RO, K1, Group::Hash, hashes::hgetall, "Returns all fields and values in a hash."),

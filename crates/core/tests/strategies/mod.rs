@@ -5,6 +5,7 @@
 
 use bytes::Bytes;
 use proptest::prelude::*;
+use sessionmesh_core::counter::{Count, Counts, Tally};
 use sessionmesh_core::{Body, Fields, Hlc, KeyState, Kind, Reg, RegionId, Stamp};
 
 pub fn stamp() -> impl Strategy<Value = Stamp> {
@@ -27,8 +28,9 @@ pub fn body() -> impl Strategy<Value = Body> {
         proptest::option::of((stamp(), bytes())),
         proptest::collection::btree_map(bytes(), (stamp(), proptest::option::of(bytes())), 0..3),
         proptest::option::of((stamp(), proptest::option::of(0u64..10))),
+        counts(),
     )
-        .prop_map(|(reset, kind, string, fields, ttl)| Body {
+        .prop_map(|(reset, kind, string, fields, ttl, counts)| Body {
             reset,
             kind: kind.map(|(s, k)| Reg::new(s, k)),
             string: string.map(|(s, v)| Reg::new(s, v)),
@@ -37,7 +39,33 @@ pub fn body() -> impl Strategy<Value = Body> {
                 .map(|(f, (s, v))| (f, Reg::new(s, v)))
                 .collect::<Fields>(),
             ttl: ttl.map(|(s, t)| Reg::new(s, t)),
+            counts,
         })
+}
+
+/// Counter totals as a region writes them: the register's region is the stamp's, and the
+/// epoch a function of the stamp that never decreases and never passes it (a region's later
+/// total belongs to the same epoch or a later one), so that totals of past epochs get dropped
+/// against the generated base registers and resets.
+pub fn counts() -> impl Strategy<Value = Counts> {
+    proptest::collection::vec((proptest::option::of(bytes()), stamp(), -3i128..4), 0..3).prop_map(
+        |v| {
+            v.into_iter()
+                .map(|(target, s, units)| Count {
+                    target,
+                    region: s.region,
+                    tally: Reg::new(
+                        s,
+                        Tally {
+                            epoch: (s.hlc.ms() >= 2)
+                                .then(|| Stamp::new(Hlc::new(s.hlc.ms() - 2, 0), RegionId(1))),
+                            units,
+                        },
+                    ),
+                })
+                .collect()
+        },
+    )
 }
 
 pub fn state() -> impl Strategy<Value = KeyState> {
