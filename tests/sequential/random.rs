@@ -92,6 +92,19 @@ const ODD_NUMBERS: &[&str] = &[
     "92233720368547758070",
 ];
 
+/// Increments: small ones, and the odd numbers (overflow on the second of two big ones).
+fn increment() -> impl Strategy<Value = Arg> + Clone {
+    prop_oneof![
+        6 => (-5i64..20).prop_map(|n| Arg::Lit(n.to_string())),
+        2 => one_of(ODD_NUMBERS),
+    ]
+}
+
+/// Float increments the model computes exactly (binary fractions), and some Redis refuses.
+fn float_increment() -> impl Strategy<Value = Arg> + Clone {
+    one_of(&["0.5", "-1.25", "3", "2.5e1", ".75", "0", "abc", "", "1.5"])
+}
+
 fn secs() -> impl Strategy<Value = Arg> + Clone {
     prop_oneof![
         6 => (-2i64..8).prop_map(|n| Arg::Lit(n.to_string())),
@@ -198,6 +211,13 @@ fn command() -> impl Strategy<Value = Vec<Arg>> {
         1 => cmd("MGET", keys()),
         2 => cmd("MSET", pairs(key(), value(), 1..4)),
         2 => cmd("APPEND", (key(), value()).prop_map(|(k, v)| vec![k, v])),
+        2 => cmd("INCR", key().prop_map(|k| vec![k])),
+        1 => cmd("DECR", key().prop_map(|k| vec![k])),
+        2 => cmd("INCRBY", (key(), increment()).prop_map(|(k, n)| vec![k, n])),
+        1 => cmd("DECRBY", (key(), increment()).prop_map(|(k, n)| vec![k, n])),
+        2 => cmd("INCRBYFLOAT", (key(), float_increment()).prop_map(|(k, n)| vec![k, n])),
+        2 => cmd("HINCRBY", (key(), field(), increment()).prop_map(|(k, f, n)| vec![k, f, n])),
+        1 => cmd("HINCRBYFLOAT", (key(), field(), float_increment()).prop_map(|(k, f, n)| vec![k, f, n])),
         1 => cmd("STRLEN", key().prop_map(|k| vec![k])),
         2 => cmd("DEL", keys()),
         1 => cmd("UNLINK", keys()),
@@ -250,6 +270,10 @@ fn wrong_arity() -> impl Strategy<Value = Vec<Arg>> {
         "MGET",
         "MSET",
         "APPEND",
+        "INCR",
+        "INCRBY",
+        "INCRBYFLOAT",
+        "HINCRBY",
         "STRLEN",
         "DEL",
         "UNLINK",

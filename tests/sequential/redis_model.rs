@@ -165,6 +165,70 @@ impl Model {
                 }
             },
             "strlen" => int(self.string(key)?.map_or(0, |v| v.len())),
+            "incr" | "decr" | "incrby" | "decrby" => {
+                // `incrbyCommand`/`decrbyCommand`: the argument first, then the key.
+                let by = match name {
+                    "incr" => 1,
+                    "decr" => -1,
+                    _ => {
+                        let n = parse_int(&args[2]).ok_or_else(Reply::not_integer)?;
+                        if name == "decrby" {
+                            if n == i64::MIN {
+                                return Err(Reply::err("decrement would overflow"));
+                            }
+                            -n
+                        } else {
+                            n
+                        }
+                    }
+                };
+                let cur = match self.string(key)? {
+                    None => 0,
+                    Some(v) => parse_int(&v).ok_or_else(Reply::not_integer)?,
+                };
+                let new = cur
+                    .checked_add(by)
+                    .ok_or_else(|| Reply::err("increment or decrement would overflow"))?;
+                self.put_counted(key, None, new.to_string().into_bytes());
+                Reply::Int(new)
+            }
+            "incrbyfloat" => {
+                // The type and the value first, then the argument (`incrbyfloatCommand`).
+                let cur = match self.string(key)? {
+                    None => 0,
+                    Some(v) => parse_float(&v).ok_or_else(not_float)?,
+                };
+                let by = parse_float(&args[2]).ok_or_else(not_float)?;
+                let new = format_float(cur + by);
+                self.put_counted(key, None, new.clone());
+                bulk(new)
+            }
+            "hincrby" => {
+                let by = parse_int(&args[3]).ok_or_else(Reply::not_integer)?;
+                let cur = match self.hash(key)?.and_then(|h| h.get(&args[2]).cloned()) {
+                    None => 0,
+                    Some(v) => {
+                        parse_int(&v).ok_or_else(|| Reply::err("hash value is not an integer"))?
+                    }
+                };
+                let new = cur
+                    .checked_add(by)
+                    .ok_or_else(|| Reply::err("increment or decrement would overflow"))?;
+                self.put_counted(key, Some(&args[2]), new.to_string().into_bytes());
+                Reply::Int(new)
+            }
+            "hincrbyfloat" => {
+                let by = parse_float(&args[3]).ok_or_else(not_float)?;
+                let cur = match self.hash(key)?.and_then(|h| h.get(&args[2]).cloned()) {
+                    None => 0,
+                    Some(v) => {
+                        parse_float(&v).ok_or_else(|| Reply::err("hash value is not a float"))?
+                    }
+                };
+                let new = format_float(cur + by);
+                self.put_counted(key, Some(&args[2]), new.clone());
+                bulk(new)
+            }
             "del" | "unlink" => int(args[1..]
                 .iter()
                 .filter(|k| self.keys.remove(*k).is_some())
@@ -448,6 +512,20 @@ impl Model {
         self.put(key, ModelValue::Hash(hash), expire_at);
     }
 
+    /// Stores a counter's new value: the string (`field` `None`) or a hash field, keeping the
+    /// key's TTL as Redis's counters do.
+    fn put_counted(&mut self, key: &[u8], field: Option<&Vec<u8>>, value: Vec<u8>) {
+        let expire_at = self.keys.get(key).and_then(|e| e.expire_at);
+        match field {
+            None => self.put(key, ModelValue::String(value), expire_at),
+            Some(f) => {
+                let mut hash = self.hash(key).ok().flatten().unwrap_or_default();
+                hash.insert(f.clone(), value);
+                self.put_hash(key, hash);
+            }
+        }
+    }
+
     fn entry_mut(&mut self, key: &[u8]) -> &mut Entry {
         self.keys
             .get_mut(key)
@@ -460,8 +538,10 @@ fn arity(name: &str) -> Option<i32> {
     Some(match name {
         "get" | "getdel" | "strlen" | "type" | "ttl" | "pttl" | "persist" | "hgetall" | "hlen"
         | "hkeys" | "hvals" | "keys" => 2,
-        "setnx" | "append" | "rename" | "hget" | "hexists" => 3,
-        "setex" | "psetex" | "hsetnx" => 4,
+        "incr" | "decr" => 2,
+        "setnx" | "append" | "rename" | "hget" | "hexists" | "incrby" | "decrby"
+        | "incrbyfloat" => 3,
+        "setex" | "psetex" | "hsetnx" | "hincrby" | "hincrbyfloat" => 4,
         "dbsize" => 1,
         "getex" | "mget" | "del" | "unlink" | "exists" => -2,
         "set" | "mset" | "expire" | "pexpire" | "expireat" | "pexpireat" | "hmget" | "hdel" => -3,
@@ -531,6 +611,42 @@ fn expire_ms(flags: &ExtFlags, now: i64, cmd: &str) -> Result<Option<i64>, Reply
             .ok_or_else(|| invalid_expire(cmd));
     }
     Ok(Some(ms))
+}
+
+/// A float as `string2ld` reads one, for the numbers the generator makes, in quarters: its
+/// float increments are binary fractions (0.5, -1.25), so every value the model meets is a
+/// whole number of quarters, which an `i128` holds exactly at any magnitude an `i64` counter
+/// reaches, as Redis's `long double` does (an `f64` does not, past 2⁵³). Integers are read
+/// from their digits; Rust's parser reads the rest (it accepts more than Redis — `inf`, `nan`
+/// — which the generator does not make).
+fn parse_float(s: &[u8]) -> Option<i128> {
+    let t = std::str::from_utf8(s).ok()?;
+    if t.is_empty() || t.starts_with(|c: char| c.is_whitespace()) {
+        return None;
+    }
+    if let Ok(n) = t.parse::<i128>() {
+        return Some(n * 4);
+    }
+    let v = t
+        .parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite() && v.abs() < 1e15)?;
+    let q = v * 4.0;
+    assert_eq!(q, q.trunc(), "the generator makes only quarters, not {t}");
+    Some(q as i128)
+}
+
+/// `INCRBYFLOAT`'s reply for a number of quarters: `%.17Lf` with the trailing zeros (and
+/// point) dropped.
+fn format_float(q: i128) -> Vec<u8> {
+    let sign = if q < 0 { "-" } else { "" };
+    let (int, frac) = (q.unsigned_abs() / 4, q.unsigned_abs() % 4);
+    let frac = ["", ".25", ".5", ".75"][frac as usize];
+    format!("{sign}{int}{frac}").into_bytes()
+}
+
+fn not_float() -> Reply {
+    Reply::err("value is not a valid float")
 }
 
 /// Redis's `string2ll`: at most 20 bytes, an optional `-`, no `+`, no leading zeros, no
