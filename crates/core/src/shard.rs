@@ -255,6 +255,11 @@ fn gather(
 ) -> Reply {
     let n = set.count();
     let args = cmd.args();
+    // A key without its values (`MSET a 1 b`): the arity check only knows "at least three",
+    // and splitting would read past the end. Redis's answer for it.
+    if !(args.len() - 1).is_multiple_of(stride) {
+        return Reply::wrong_arity(cmd.id().name());
+    }
     let mut by_shard: Vec<(u16, Vec<usize>)> = Vec::new();
     for (i, k) in args.iter().enumerate().skip(1).step_by(stride) {
         let s = shard_of_key(k, n);

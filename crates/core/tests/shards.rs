@@ -61,6 +61,17 @@ fn command() -> impl Strategy<Value = Vec<String>> {
             }
             l
         }),
+        // A key without its value: Redis's arity error, from one shard or from several (it
+        // once read past the end of the line when the keys spanned shards).
+        prop::collection::vec(key(), 2..=3).prop_map(|ks| {
+            let mut l = vec!["MSET".to_string()];
+            for k in ks {
+                l.push(k);
+                l.push("m".into());
+            }
+            l.pop();
+            l
+        }),
         keys(3).prop_map(|ks| [vec!["DEL".into()], ks].concat()),
         keys(3).prop_map(|ks| [vec!["UNLINK".into()], ks].concat()),
         keys(4).prop_map(|ks| [vec!["EXISTS".into()], ks].concat()),
@@ -72,6 +83,16 @@ fn command() -> impl Strategy<Value = Vec<String>> {
         Just(vec!["KEYS".into(), "*".into()]),
         Just(vec!["KEYS".into(), "{u}*".into()]),
     ]
+}
+
+#[test]
+fn mset_with_a_key_missing_its_value_is_an_arity_error_across_shards() {
+    let mut four = region(4);
+    let words: Vec<String> = ["MSET", "a", "1", "b", "2", "session:9"]
+        .map(String::from)
+        .to_vec();
+    let reply = shard::run(&mut four, &line(&words), Now::at(1_000));
+    assert_eq!(reply, Reply::wrong_arity("mset"));
 }
 
 /// Every key a full `SCAN` walk returns, and how many calls it took.
