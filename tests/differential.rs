@@ -172,7 +172,13 @@ const SCRIPTS: &[&[&str]] = &[
         "CONFIG GET notify-keyspace-events", "CONFIG SET notify-keyspace-events \"\"",
         "CONFIG GET notify-keyspace-events", "CONFIG RESETSTAT", "!CONFIG RESETSTAT x",
         "!CONFIG NOPE", "!TIME x", "CLIENT NO-EVICT on", "CLIENT NO-EVICT OFF",
-        "!CLIENT NO-EVICT x", "!CLIENT NO-EVICT",
+        "!CLIENT NO-EVICT x", "!CLIENT NO-EVICT", "!CLIENT KILL 1.2.3.4:5",
+        "CLIENT KILL ID 999999", "!CLIENT KILL ID 0", "!CLIENT KILL ID x", "!CLIENT KILL TYPE foo",
+        "CLIENT KILL TYPE pubsub", "CLIENT KILL TYPE master SKIPME no", "!CLIENT KILL USER nobody",
+        "!CLIENT KILL SKIPME maybe", "!CLIENT KILL", "!CLIENT KILL MAXAGE x", "!CLIENT KILL ID 1 TYPE",
+        "CLIENT KILL ADDR 1.2.3.4:5", "CLIENT KILL LADDR 1.1.1.1:1 ID 3", "CLIENT LIST TYPE master",
+        "!CLIENT LIST TYPE foo", "!CLIENT LIST ID x", "!CLIENT LIST x", "CLIENT LIST ID 999999",
+        "!CLIENT MAINT_NOTIFICATIONS on",
     ],
     // 15: counters (INCR DECR INCRBY DECRBY INCRBYFLOAT HINCRBY HINCRBYFLOAT), their errors
     // and formats, and what SET/HSET/APPEND/EXPIRE do to a counted value.

@@ -830,3 +830,146 @@ async fn tls_listener_with_the_redis_crate() {
         "served plain text on a TLS listener"
     );
 }
+
+/// `CLIENT LIST` shows every connection, in id order, with its name and user; `CLIENT KILL`
+/// closes the ones its filter matches (by id, address, user, skipping the caller unless
+/// `SKIPME no`), and the old `CLIENT KILL ip:port` form answers `OK` or `No such client`.
+#[tokio::test]
+async fn client_list_and_kill() {
+    let mut users = std::collections::BTreeMap::new();
+    users.insert(
+        bytes::Bytes::from_static(b"app"),
+        bytes::Bytes::from_static(b"pw"),
+    );
+    let s = start_with(ServerOptions {
+        requirepass: Some("top".into()),
+        users,
+        ..ServerOptions::default()
+    })
+    .await;
+    let mut admin = TcpStream::connect(s.addr).await.unwrap();
+    raw(&mut admin, b"AUTH top\r\nCLIENT SETNAME admin\r\n", 10).await;
+    let mut app = TcpStream::connect(s.addr).await.unwrap();
+    raw(
+        &mut app,
+        b"AUTH app pw\r\nCLIENT SETNAME worker\r\nCLIENT ID\r\n",
+        14,
+    )
+    .await;
+    let mut other = TcpStream::connect(s.addr).await.unwrap();
+    raw(&mut other, b"AUTH top\r\nPING\r\n", 12).await;
+
+    let list = bulk_reply(&mut admin, b"CLIENT LIST\r\n").await;
+    let lines: Vec<&str> = list.lines().filter(|l| l.contains("id=")).collect();
+    assert_eq!(lines.len(), 3, "{list}");
+    assert!(
+        lines[0].contains("name=admin") && lines[0].contains("user=default"),
+        "{list}"
+    );
+    assert!(
+        lines[1].contains("name=worker") && lines[1].contains("user=app"),
+        "{list}"
+    );
+    let ids: Vec<u64> = lines
+        .iter()
+        .map(|l| {
+            l.split(' ')
+                .next()
+                .unwrap()
+                .strip_prefix("id=")
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "in id order: {ids:?}");
+    let addr_of = |l: &str| {
+        l.split(' ')
+            .find_map(|f| f.strip_prefix("addr="))
+            .unwrap()
+            .to_owned()
+    };
+
+    // Filters.
+    let one = bulk_reply(
+        &mut admin,
+        format!("CLIENT LIST ID {}\r\n", ids[1]).as_bytes(),
+    )
+    .await;
+    assert!(
+        one.contains("name=worker") && one.lines().count() == 1,
+        "{one}"
+    );
+    assert_eq!(
+        raw(&mut admin, b"CLIENT LIST TYPE pubsub\r\n", 6).await,
+        b"$0\r\n\r\n"
+    );
+    assert_eq!(
+        raw(&mut admin, b"CLIENT LIST TYPE foo\r\n", 10).await,
+        b"-ERR Unknown client type 'foo'\r\n"
+    );
+    assert_eq!(
+        raw(&mut admin, b"CLIENT KILL USER nobody\r\n", 10).await,
+        b"-ERR No such user 'nobody'\r\n"
+    );
+    assert_eq!(
+        raw(&mut admin, b"CLIENT KILL ID 999999\r\n", 4).await,
+        b":0\r\n"
+    );
+
+    // By user: only the worker is `app`.
+    assert_eq!(
+        raw(&mut admin, b"CLIENT KILL USER app\r\n", 4).await,
+        b":1\r\n"
+    );
+    assert!(closed(&mut app).await, "the killed connection is closed");
+    // Old form, by address.
+    let gone = format!("CLIENT KILL {}\r\n", addr_of(lines[1]));
+    assert_eq!(
+        raw(&mut admin, gone.as_bytes(), 10).await,
+        b"-ERR No such client\r\n"
+    );
+    let by_addr = format!("CLIENT KILL {}\r\n", addr_of(lines[2]));
+    assert_eq!(raw(&mut admin, by_addr.as_bytes(), 5).await, b"+OK\r\n");
+    assert!(closed(&mut other).await);
+    // The caller is skipped unless it asks otherwise; then it answers and closes.
+    assert_eq!(
+        raw(&mut admin, b"CLIENT KILL USER default\r\n", 4).await,
+        b":0\r\n"
+    );
+    assert_eq!(
+        raw(&mut admin, b"CLIENT KILL USER default SKIPME no\r\n", 4).await,
+        b":1\r\n"
+    );
+    assert!(closed(&mut admin).await);
+    let mut last = TcpStream::connect(s.addr).await.unwrap();
+    raw(&mut last, b"AUTH top\r\n", 5).await;
+    let list = bulk_reply(&mut last, b"CLIENT LIST\r\n").await;
+    assert_eq!(
+        list.matches("id=").count(),
+        1,
+        "closed connections leave the list: {list}"
+    );
+}
+
+/// Sends `cmd` and reads one bulk-string reply whole.
+async fn bulk_reply(s: &mut TcpStream, cmd: &[u8]) -> String {
+    s.write_all(cmd).await.unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Some(end) = got.windows(2).position(|w| w == b"\r\n") {
+            let header = std::str::from_utf8(&got[..end]).unwrap();
+            let len: usize = header.strip_prefix('$').expect(header).parse().unwrap();
+            if got.len() >= end + 2 + len + 2 {
+                return String::from_utf8(got[end + 2..end + 2 + len].to_vec()).unwrap();
+            }
+        }
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+            .await
+            .expect("a reply within 5 s")
+            .unwrap();
+        assert!(n > 0, "closed before the reply: {got:?}");
+        got.extend_from_slice(&buf[..n]);
+    }
+}

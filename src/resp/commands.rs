@@ -83,9 +83,19 @@ pub struct ClientState {
     pub no_evict: bool,
     /// `CLIENT NO-TOUCH ON`: shown in `CLIENT INFO`; keys keep no access time to leave alone.
     pub no_touch: bool,
+    /// The named user it authenticated as; `None` is `default`.
+    pub user: Option<Bytes>,
 }
 
 impl ClientState {
+    /// The user name `CLIENT LIST` shows and `CLIENT KILL USER` matches.
+    pub fn user_name(&self) -> String {
+        self.user.as_ref().map_or_else(
+            || "default".to_owned(),
+            |u| String::from_utf8_lossy(u).into_owned(),
+        )
+    }
+
     /// The `flags=` of `CLIENT INFO`/`LIST`: `N` for none, `e` no-evict, `T` no-touch.
     pub fn flags(&self) -> String {
         let mut f = String::new();
@@ -188,7 +198,7 @@ pub fn client(
         if let Some(e) = arity(2, "info") {
             return e;
         }
-        Reply::bulk(info_line(st))
+        Reply::Verbatim(info_line(st).into())
     } else if is("NO-EVICT") || is("NO-TOUCH") {
         let name = if is("NO-EVICT") {
             "no-evict"

@@ -43,6 +43,15 @@ pub fn encode(reply: &Reply, proto: Proto, out: &mut BytesMut) {
             out.put_slice(b);
             out.put_slice(b"\r\n");
         }
+        Reply::Verbatim(b) => match proto {
+            Proto::Resp2 => encode(&Reply::Bulk(b.clone()), proto, out),
+            Proto::Resp3 => {
+                header(out, b'=', b.len() as i64 + 4);
+                out.put_slice(b"txt:");
+                out.put_slice(b);
+                out.put_slice(b"\r\n");
+            }
+        },
         Reply::NilArray => out.put_slice(match proto {
             Proto::Resp2 => b"*-1\r\n",
             Proto::Resp3 => b"_\r\n",

@@ -410,7 +410,7 @@ fn command(
 fn to_lua(lua: &Lua, r: &Reply) -> mlua::Result<Value> {
     Ok(match r {
         Reply::Int(i) => Value::Number(*i as f64),
-        Reply::Bulk(b) => Value::String(lua.create_string(&b[..])?),
+        Reply::Bulk(b) | Reply::Verbatim(b) => Value::String(lua.create_string(&b[..])?),
         Reply::Nil | Reply::NilArray => Value::Boolean(false),
         Reply::Simple(s) => {
             let t = lua.create_table()?;

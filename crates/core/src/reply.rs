@@ -138,6 +138,9 @@ pub enum Reply {
     /// A status (`+...`) made at run time: what a script returns as `{ok = "..."}` or
     /// `redis.status_reply("...")`.
     Status(String),
+    /// Text for people (`INFO`, `CLIENT INFO`, `CLIENT LIST`): RESP3's verbatim string (`=`,
+    /// format `txt`), a bulk string in RESP2, as Redis answers them.
+    Verbatim(Bytes),
 }
 
 impl Reply {

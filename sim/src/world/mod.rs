@@ -816,5 +816,6 @@ fn reply_code(r: &Reply) -> u64 {
         Reply::Map(m) => 7 << 32 | m.len() as u64,
         Reply::Status(s) => 8 << 32 | s.len() as u64,
         Reply::NilArray => 9 << 32,
+        Reply::Verbatim(b) => 10 << 32 | b.len() as u64,
     }
 }

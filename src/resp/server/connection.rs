@@ -18,6 +18,8 @@ impl<B: Backend> Conn<B> {
             }
             "hello" => self.hello(args),
             "auth" => self.auth(args),
+            "client" if args[1].eq_ignore_ascii_case(b"list") => self.client_list(args),
+            "client" if args[1].eq_ignore_ascii_case(b"kill") => self.client_kill(args),
             "client" => {
                 let line = |st: &ClientState| self.client_line(st);
                 let mut st = self.client.clone();
@@ -25,7 +27,7 @@ impl<B: Backend> Conn<B> {
                 self.client = st;
                 r
             }
-            "info" => Reply::bulk(self.info(args)),
+            "info" => Reply::Verbatim(self.info(args).into()),
             "command" => commands::command(args),
             "config" if args[1].eq_ignore_ascii_case(b"set") => self.shared.settings.set(args),
             // Nothing to reset: the node's statistics are Prometheus counters, which only grow.
@@ -95,6 +97,7 @@ impl<B: Backend> Conn<B> {
             if let Err(e) = self.check_auth(Some(user), pass) {
                 return e;
             }
+            self.client.user = (&user[..] != b"default").then(|| user.clone());
             self.authed = true;
             self.apply_auth_limits();
         } else if !self.authed {
@@ -134,6 +137,8 @@ impl<B: Backend> Conn<B> {
         };
         match res {
             Ok(()) => {
+                self.client.user =
+                    (args.len() == 3 && &args[1][..] != b"default").then(|| args[1].clone());
                 self.authed = true;
                 self.apply_auth_limits();
                 Reply::OK
@@ -193,6 +198,124 @@ impl<B: Backend> Conn<B> {
         }
     }
 
+    /// Copies this connection's `CLIENT INFO` line into the server's registry.
+    pub(super) fn publish(&self) {
+        let line = self.client_line(&self.client);
+        self.shared
+            .registry
+            .update(self.client.id, line, &self.client.user_name());
+    }
+
+    /// `CLIENT LIST [TYPE normal|master|replica|pubsub] [ID id ...]`, as Redis 7 parses it.
+    pub(super) fn client_list(&mut self, args: &[Bytes]) -> Reply {
+        let mut ids: Option<Vec<u64>> = None;
+        let mut none = false;
+        let mut i = 2;
+        while i < args.len() {
+            let opt = &args[i];
+            if opt.eq_ignore_ascii_case(b"type") && i + 1 < args.len() {
+                match client_type(&args[i + 1]) {
+                    Ok(normal) => none |= !normal,
+                    Err(e) => return e,
+                }
+                i += 2;
+            } else if opt.eq_ignore_ascii_case(b"id") && i + 1 < args.len() {
+                let mut v = Vec::new();
+                for a in &args[i + 1..] {
+                    match commands_id(a) {
+                        Some(id) => v.push(id),
+                        None => return Reply::err("Invalid client ID"),
+                    }
+                }
+                ids = Some(v);
+                i = args.len();
+            } else {
+                return Reply::syntax();
+            }
+        }
+        if none {
+            return Reply::Verbatim(bytes::Bytes::new());
+        }
+        // This connection's own line is fresh; the others' are as of their last connection
+        // command.
+        self.publish();
+        Reply::Verbatim(self.shared.registry.list(ids.as_deref()).into())
+    }
+
+    /// `CLIENT KILL ip:port` (old form: `OK` or `No such client`) and `CLIENT KILL <filter
+    /// value> ...` (`ID`, `TYPE`, `USER`, `ADDR`, `LADDR`, `SKIPME`, `MAXAGE`: the count).
+    pub(super) fn client_kill(&mut self, args: &[Bytes]) -> Reply {
+        use super::clients::KillFilter;
+        let me = self.client.id;
+        if args.len() == 3 {
+            let f = KillFilter {
+                addr: Some(String::from_utf8_lossy(&args[2]).into_owned()),
+                ..KillFilter::default()
+            };
+            let (n, killed_me) = self.shared.registry.kill(&f, me);
+            self.kill_me |= killed_me;
+            return if n == 0 {
+                Reply::err("No such client")
+            } else {
+                Reply::OK
+            };
+        }
+        if args.len() < 3 {
+            return Reply::wrong_arity("client|kill");
+        }
+        let mut f = KillFilter {
+            skip_me: true,
+            ..KillFilter::default()
+        };
+        let mut i = 2;
+        while i < args.len() {
+            let (opt, Some(v)) = (&args[i], args.get(i + 1)) else {
+                return Reply::syntax();
+            };
+            let text = || String::from_utf8_lossy(v).into_owned();
+            if opt.eq_ignore_ascii_case(b"id") {
+                match sessionmesh_core::cmd::parse_i64(v) {
+                    Some(n) if n > 0 => f.id = Some(n as u64),
+                    _ => return Reply::err("client-id should be greater than 0"),
+                }
+            } else if opt.eq_ignore_ascii_case(b"type") {
+                match client_type(v) {
+                    Ok(normal) => f.none |= !normal,
+                    Err(e) => return e,
+                }
+            } else if opt.eq_ignore_ascii_case(b"user") {
+                let known = &v[..] == b"default" || self.shared.opts.users.contains_key(v);
+                if !known {
+                    return Reply::err(format!("No such user '{}'", text()));
+                }
+                f.user = Some(text());
+            } else if opt.eq_ignore_ascii_case(b"addr") {
+                f.addr = Some(text());
+            } else if opt.eq_ignore_ascii_case(b"laddr") {
+                f.laddr = Some(text());
+            } else if opt.eq_ignore_ascii_case(b"skipme") {
+                if v.eq_ignore_ascii_case(b"yes") {
+                    f.skip_me = true;
+                } else if v.eq_ignore_ascii_case(b"no") {
+                    f.skip_me = false;
+                } else {
+                    return Reply::syntax();
+                }
+            } else if opt.eq_ignore_ascii_case(b"maxage") {
+                match sessionmesh_core::cmd::parse_i64(v) {
+                    Some(n) if n >= 0 => f.max_age_secs = Some(n as u64),
+                    _ => return Reply::syntax(),
+                }
+            } else {
+                return Reply::syntax();
+            }
+            i += 2;
+        }
+        let (n, killed_me) = self.shared.registry.kill(&f, me);
+        self.kill_me |= killed_me;
+        Reply::Int(n as i64)
+    }
+
     /// `CLIENT INFO`'s line for this connection.
     pub(super) fn client_line(&self, st: &ClientState) -> String {
         let s = |b: &Option<Bytes>| {
@@ -201,13 +324,14 @@ impl<B: Backend> Conn<B> {
                 .unwrap_or_default()
         };
         format!(
-            "id={} addr={} laddr=127.0.0.1:{} name={} flags={} db=0 multi={} resp={} lib-name={} lib-ver={}\n",
+            "id={} addr={} laddr=127.0.0.1:{} name={} flags={} db=0 multi={} user={} resp={} lib-name={} lib-ver={}\n",
             st.id,
             self.peer,
             self.shared.port,
             s(&st.name),
             st.flags(),
             self.multi.as_ref().map_or(-1, |m| m.queue.len() as i64),
+            st.user_name(),
             self.proto.version(),
             s(&st.lib_name),
             s(&st.lib_ver),
@@ -304,4 +428,25 @@ impl<B: Backend> Conn<B> {
             ("timeout", "0".into()),
         ]
     }
+}
+
+/// A `TYPE` of `CLIENT LIST`/`KILL`: `Ok(true)` for `normal` (every connection here),
+/// `Ok(false)` for the kinds no connection here is, Redis's error otherwise.
+fn client_type(t: &[u8]) -> Result<bool, Reply> {
+    let is = |s: &str| t.eq_ignore_ascii_case(s.as_bytes());
+    if is("normal") {
+        Ok(true)
+    } else if is("master") || is("replica") || is("slave") || is("pubsub") {
+        Ok(false)
+    } else {
+        Err(Reply::err(format!(
+            "Unknown client type '{}'",
+            String::from_utf8_lossy(t)
+        )))
+    }
+}
+
+/// A client id of `CLIENT LIST ID`: a positive integer.
+fn commands_id(a: &[u8]) -> Option<u64> {
+    sessionmesh_core::cmd::parse_u64(a).filter(|n| *n > 0)
 }

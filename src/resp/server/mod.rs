@@ -47,6 +47,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+mod clients;
 mod connection;
 mod pool;
 mod script;
@@ -136,6 +137,7 @@ pub async fn serve_redis_with<B: Backend>(
         settings: settings::Settings::new(&opts.limits),
         opts,
         clients: AtomicUsize::new(0),
+        registry: clients::Registry::default(),
         next_id: AtomicU64::new(1),
         started: Instant::now(),
         port: local.map_or(0, |a| a.port()),
@@ -184,11 +186,24 @@ pub async fn serve_redis_with<B: Backend>(
         }
         // Held by the connection's future: whatever ends it (closed, a failed TLS handshake,
         // a serving thread that could not take it) gives the slot back.
-        let slot = ClientSlot(shared.clone());
         let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+        // Its own token, a child of the server's: `CLIENT KILL` cancels it alone.
+        let token = shutdown.child_token();
+        shared.registry.add(
+            id,
+            clients::Entry {
+                token: token.clone(),
+                addr: peer.to_string(),
+                laddr: local.map_or_else(String::new, |a| a.to_string()),
+                user: "default".to_owned(),
+                line: String::new(),
+                since: Instant::now(),
+            },
+        );
+        let slot = ClientSlot(shared.clone(), id);
         let span =
             tracing::info_span!("redis", region = %backend.region_name(), client = id, %peer);
-        let conn = Conn::new(id, peer, backend.clone(), shared.clone(), shutdown.clone());
+        let conn = Conn::new(id, peer, backend.clone(), shared.clone(), token);
         let tls = shared.opts.tls.clone();
         let start = move |stream: tokio::net::TcpStream| {
             async move {
@@ -240,6 +255,8 @@ struct Shared {
     /// What `CONFIG SET` changes.
     settings: settings::Settings,
     clients: AtomicUsize,
+    /// Every open connection (`CLIENT LIST`, `CLIENT KILL`).
+    registry: clients::Registry,
     next_id: AtomicU64,
     started: Instant,
     port: u16,
@@ -296,6 +313,8 @@ struct Conn<B> {
     batch_ids: Vec<MetricId>,
     /// Emptied argument vectors, reused.
     spare: Vec<Vec<Bytes>>,
+    /// `CLIENT KILL` matched this connection: it answers, then closes.
+    kill_me: bool,
 }
 
 impl<B: Backend> Conn<B> {
@@ -326,10 +345,12 @@ impl<B: Backend> Conn<B> {
             batch: Vec::new(),
             batch_ids: Vec::new(),
             spare: Vec::new(),
+            kill_me: false,
             shared,
             shutdown,
         };
         conn.apply_auth_limits();
+        conn.publish();
         conn
     }
 
@@ -617,7 +638,12 @@ impl<B: Backend> Conn<B> {
         if cmd.spec().is_data() {
             return self.data(cmd);
         }
-        let step = self.connection(id, &cmd);
+        let mut step = self.connection(id, &cmd);
+        // The connection commands are what change the `CLIENT LIST` line.
+        self.publish();
+        if self.kill_me {
+            step = Step::Close;
+        }
         // The line's vector serves the next command (a PING-heavy client allocates nothing).
         let mut v = cmd.into_args();
         if v.capacity() <= KEEP_ARGS {
@@ -639,6 +665,7 @@ impl<B: Backend> Conn<B> {
                 self.watched.clear();
                 self.proto = Proto::Resp2;
                 self.client.name = None;
+                self.client.user = None;
                 self.authed = self.shared.opts.open();
                 self.apply_auth_limits();
                 self.reply(Reply::Simple("RESET"));
@@ -840,10 +867,11 @@ fn wait_args(args: &[Bytes]) -> Result<(usize, u64), Reply> {
 }
 
 /// Holds one of the `maxclients` slots for a connection's lifetime.
-struct ClientSlot(Arc<Shared>);
+struct ClientSlot(Arc<Shared>, u64);
 
 impl Drop for ClientSlot {
     fn drop(&mut self) {
+        self.0.registry.remove(self.1);
         self.0.clients.fetch_sub(1, Ordering::AcqRel);
     }
 }
