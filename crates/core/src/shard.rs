@@ -18,7 +18,7 @@
 //! region, as in Redis. (Across regions no command was ever atomic: each key converges on its
 //! own.)
 
-use crate::cmd::{is_opt, keys, parse_u64, Command};
+use crate::cmd::{is_opt, keys, lcs, parse_u64, Command};
 use crate::hlc::Hlc;
 use crate::replica::{Now, PeerStatus, Replica, RestoreStatus, Stats};
 use crate::reply::Reply;
@@ -208,6 +208,18 @@ pub fn run(set: &mut impl Shards, cmd: &Command, now: Now) -> Reply {
         "rename" => rename(set, cmd, now, false),
         "renamenx" => rename(set, cmd, now, true),
         "copy" => copy(set, cmd, now),
+        "lcs" => {
+            // Each value read on its own shard; the answer needs nothing else.
+            let args = cmd.args();
+            let (ka, kb) = (&args[1], &args[2]);
+            let (a, max) = set.shard(shard_of_key(ka, n)).run_with(false, now, |ctx| {
+                (lcs::value_of(ctx, ka), ctx.max_string_bytes)
+            });
+            let b = set
+                .shard(shard_of_key(kb, n))
+                .run_with(false, now, |ctx| lcs::value_of(ctx, kb));
+            lcs::reply(a, b, args, max)
+        }
         "msetnx" => msetnx(set, cmd, now),
         "dbsize" => {
             let mut total = 0;

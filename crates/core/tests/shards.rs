@@ -76,6 +76,7 @@ fn command() -> impl Strategy<Value = Vec<String>> {
         keys(3).prop_map(|ks| [vec!["UNLINK".into()], ks].concat()),
         keys(4).prop_map(|ks| [vec!["EXISTS".into()], ks].concat()),
         (key(), key()).prop_map(|(a, b)| vec!["RENAME".into(), a, b]),
+        (key(), key()).prop_map(|(a, b)| vec!["LCS".into(), a, b, "IDX".into()]),
         key().prop_map(|k| vec!["PEXPIRE".into(), k, "50".into()]),
         key().prop_map(|k| vec!["PTTL".into(), k]),
         key().prop_map(|k| vec!["TYPE".into(), k]),

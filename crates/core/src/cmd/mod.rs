@@ -18,6 +18,7 @@ pub mod counters;
 pub mod glob;
 pub mod hashes;
 pub mod keys;
+pub mod lcs;
 pub mod strings;
 pub mod substrings;
 pub mod table;

@@ -12,7 +12,7 @@
 //!
 //! Adding a command: one row here (and its handler in the family's file for a data command).
 
-use super::{cas, counters, hashes, keys, strings, substrings, Ctx};
+use super::{cas, counters, hashes, keys, lcs, strings, substrings, Ctx};
 use crate::reply::Reply;
 use bytes::Bytes;
 
@@ -292,7 +292,7 @@ const fn conn(
 }
 
 #[rustfmt::skip]
-const SPECS: [Spec; 81] = [
+const SPECS: [Spec; 82] = [
     data("get", 2, ROF, K1, Group::String, strings::get, "Returns the string value of a key."),
     data("set", -3, W, K1, Group::String, strings::set, "Sets the string value of a key, optionally with expiry and conditions."),
     data("setex", 4, W, K1, Group::String, strings::setex, "Sets the string value and expiration time in seconds of a key."),
@@ -309,6 +309,7 @@ const SPECS: [Spec; 81] = [
     data("setrange", 4, W, K1, Group::String, substrings::setrange, "Overwrites a part of a string value with another by an offset. Creates the key if it doesn't exist."),
     data("getrange", 4, RO, K1, Group::String, substrings::getrange, "Returns a substring of the string stored at a key."),
     data("substr", 4, RO, K1, Group::String, substrings::getrange, "Returns a substring from a string value."),
+    data("lcs", -3, RO, KeySpec::new(1, 2, 1), Group::String, lcs::lcs, "Finds the longest common substring."),
     data("delex", -2, WRF, K1, Group::String, cas::delex, "Conditionally removes the specified key based on value or digest comparison."),
     data("delifeq", 3, WRF, K1, Group::String, cas::delifeq, "Deletes the key if its value matches the given string."),
     data("incr", 2, WF, K1, Group::String, counters::incr, "Increments the integer value of a key by one. Uses 0 as initial value if the key doesn't exist."),
