@@ -71,7 +71,10 @@ async fn increments_on_every_side_of_a_partition_add_up_after_the_heal() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_set_resets_what_it_saw_and_wins_over_increments_that_had_not_seen_it() {
     let c = Cluster::start(2).await;
+    // Created in one region and seen by the other before it counts (two creations at once
+    // would be two incarnations: the later wins whole).
     let _: i64 = c.cmd(0, &["INCRBY", "n", "5"]).await;
+    c.converge_get("n", Some("5")).await;
     let _: i64 = c.cmd(1, &["INCRBY", "n", "5"]).await;
     c.converge_get("n", Some("10")).await;
     // SET after both increments were seen: the value is what it set.
