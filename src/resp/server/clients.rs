@@ -4,9 +4,9 @@
 //! [`ClientSlot`](super::ClientSlot) drops). An entry holds the connection's own cancellation
 //! token, a child of the server's shutdown token, which every await of the connection loop
 //! already watches: cancelling it closes that connection and nothing else. The `CLIENT INFO`
-//! line is copied in after each connection command (the only ones that change it), so a
-//! `CLIENT LIST` takes one short lock and formats nothing; a `multi=` count is as of the
-//! connection's last connection command.
+//! line is copied in after the connection commands that change it (`CLIENT`, `HELLO`, `AUTH`,
+//! `RESET`, `MULTI`, `EXEC`, `DISCARD`; not `PING`), so a `CLIENT LIST` takes one short lock and
+//! formats nothing; a `multi=` count is as of the connection's last such command.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;

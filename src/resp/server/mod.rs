@@ -639,8 +639,13 @@ impl<B: Backend> Conn<B> {
             return self.data(cmd);
         }
         let mut step = self.connection(id, &cmd);
-        // The connection commands are what change the `CLIENT LIST` line.
-        self.publish();
+        // Only these change the `CLIENT LIST` line: a PING or an INFO formats nothing.
+        if matches!(
+            id.name(),
+            "client" | "hello" | "auth" | "reset" | "multi" | "exec" | "discard"
+        ) {
+            self.publish();
+        }
         if self.kill_me {
             step = Step::Close;
         }
