@@ -120,6 +120,7 @@ fn redis_options(config: &Config) -> crate::resp::ServerOptions {
             busy_reply_threshold_ms: r
                 .busy_reply_threshold_ms
                 .unwrap_or(d.busy_reply_threshold_ms),
+            databases: r.databases.unwrap_or(d.databases),
         },
         requirepass: r
             .requirepass

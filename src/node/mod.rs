@@ -384,6 +384,23 @@ impl Node {
         out
     }
 
+    /// `INFO keyspace`, summed over the shards (each locked in turn).
+    pub fn keyspace(&self) -> Vec<(u8, usize, usize)> {
+        let now = self.now();
+        let mut out: BTreeMap<u8, (usize, usize)> = BTreeMap::new();
+        for s in &self.shards {
+            for (d, keys, expires) in s.lock().keyspace(now) {
+                let e = out.entry(d).or_default();
+                e.0 += keys;
+                e.1 += expires;
+            }
+        }
+        out.into_iter()
+            .filter(|(_, (k, _))| *k > 0)
+            .map(|(d, (k, e))| (d, k, e))
+            .collect()
+    }
+
     /// The state of `key` now (what `WATCH` remembers), under its shard's lock.
     pub fn key_state(&self, key: &Bytes) -> Option<KeyState> {
         let i = shard::shard_of_key(key, self.shard_count());
@@ -894,6 +911,9 @@ fn core_config(config: &Config, region: &RegionSpec, shard: u16) -> CoreConfig {
     core.hash_seed = rand::random();
     if let Some(n) = config.redis().max_hash_fields {
         core.max_hash_fields = n;
+    }
+    if let Some(n) = config.redis().databases {
+        core.databases = n;
     }
     if let Some(n) = config.redis().max_bulk_len {
         core.max_string_bytes = n;

@@ -77,6 +77,9 @@ pub trait Backend: Send + Sync + 'static {
     /// The `# Replication` section of `INFO`, with its header.
     fn info_replication(&self) -> String;
 
+    /// `INFO keyspace`: `(db, keys, expires)` for every database holding a key, ascending.
+    fn keyspace(&self) -> Vec<(u8, usize, usize)>;
+
     /// Where the server records command latency and error replies; `None` (the default)
     /// records nothing, for backends that have no metrics.
     fn metrics(&self) -> Option<&Metrics> {
@@ -170,6 +173,10 @@ impl Backend for Node {
 
     fn region_name(&self) -> &str {
         Node::region_name(self)
+    }
+
+    fn keyspace(&self) -> Vec<(u8, usize, usize)> {
+        Node::keyspace(self)
     }
 
     fn info_replication(&self) -> String {

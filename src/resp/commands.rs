@@ -85,6 +85,8 @@ pub struct ClientState {
     pub no_touch: bool,
     /// The named user it authenticated as; `None` is `default`.
     pub user: Option<Bytes>,
+    /// The selected database (`SELECT`).
+    pub db: u8,
 }
 
 impl ClientState {
@@ -124,12 +126,11 @@ pub fn ping(args: &[Bytes]) -> Reply {
 }
 
 /// `SELECT index`: only database 0 exists.
-pub fn select(args: &[Bytes]) -> Reply {
-    match sessionmesh_core::cmd::parse_i64(&args[1]) {
-        Some(0) => Reply::OK,
-        Some(_) => Reply::err_of(ErrorKind::Value, "DB index is out of range"),
+pub fn select(args: &[Bytes], databases: u16) -> Result<u8, Reply> {
+    sessionmesh_core::db::parse_index(&args[1], databases).map_err(|e| match e {
+        Some(()) => Reply::err_of(ErrorKind::Value, "DB index is out of range"),
         None => Reply::not_integer(),
-    }
+    })
 }
 
 /// Whether a client name (or library name/version) is acceptable: printable, no spaces.

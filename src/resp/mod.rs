@@ -68,6 +68,8 @@ pub struct Limits {
     /// Milliseconds a script may run before other connections are answered `BUSY` and it may
     /// be killed with `SCRIPT KILL` (Redis's `busy-reply-threshold`, once `lua-time-limit`).
     pub busy_reply_threshold_ms: u64,
+    /// Numbered databases a client may `SELECT` (`databases`).
+    pub databases: u16,
 }
 
 impl Default for Limits {
@@ -82,6 +84,7 @@ impl Default for Limits {
             max_multi_queue: 100_000,
             max_clients: 10_000,
             busy_reply_threshold_ms: 5_000,
+            databases: sessionmesh_core::db::DEFAULT_DATABASES,
         }
     }
 }

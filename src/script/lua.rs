@@ -396,7 +396,11 @@ fn command(
         match id.name() {
             "ping" => crate::resp::commands::ping(cmd.args()),
             "echo" => Reply::Bulk(cmd.args()[1].clone()),
-            "select" => crate::resp::commands::select(cmd.args()),
+            // The connection's runner keeps the script's database (see its `in_db`).
+            "select" => match run(&cmd) {
+                Some(r) => r,
+                None => return fail("ERR This Redis command is not allowed from script"),
+            },
             _ => return fail("ERR This Redis command is not allowed from script"),
         }
     };

@@ -162,6 +162,8 @@ pub struct RedisSettings {
     pub busy_reply_threshold_ms: Option<u64>,
     /// Fields one hash may hold (`HSET` beyond it is refused with an error).
     pub max_hash_fields: Option<usize>,
+    /// Numbered databases clients may `SELECT` (Redis's `databases`; default 16, 1..=255).
+    pub databases: Option<u16>,
     /// Threads serving Redis connections, each on a runtime of its own (thread-per-core);
     /// unset: one per core; 0: connections run on the node's multi-threaded runtime.
     pub io_threads: Option<usize>,

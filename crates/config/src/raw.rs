@@ -74,6 +74,7 @@ struct RawRedis {
     max_multi_queue: Option<u64>,
     busy_reply_threshold_ms: Option<u64>,
     max_hash_fields: Option<u64>,
+    databases: Option<u64>,
     io_threads: Option<u64>,
 }
 
@@ -394,6 +395,11 @@ impl RawConfig {
             max_multi_queue: bound("redis.max_multi_queue", rr.max_multi_queue)?,
             busy_reply_threshold_ms: rr.busy_reply_threshold_ms,
             max_hash_fields: bound("redis.max_hash_fields", rr.max_hash_fields)?,
+            databases: match rr.databases {
+                None => None,
+                Some(n) if (1..=255).contains(&n) => Some(n as u16),
+                Some(_) => return Err(invalid("redis.databases", "must be 1 to 255")),
+            },
             io_threads: match rr.io_threads {
                 None => None,
                 Some(n) if n <= MAX_IO_THREADS => Some(n as usize),

@@ -18,10 +18,12 @@
 //! - [`replica`]: the sans-IO replication protocol.
 //! - [`wire`]: the versioned MessagePack frame format.
 //! - [`slot`]: Redis Cluster's hash slot of a key (CRC16, hash tags).
+//! - [`db`]: numbered databases, carried in the stored name of a key.
 
 pub mod cmd;
 pub mod counter;
 pub mod crdt;
+pub mod db;
 pub mod fields;
 pub mod hlc;
 pub mod origin_index;

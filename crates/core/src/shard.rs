@@ -221,6 +221,16 @@ pub fn run(set: &mut impl Shards, cmd: &Command, now: Now) -> Reply {
             lcs::reply(a, b, args, max)
         }
         "msetnx" => msetnx(set, cmd, now),
+        "flushdb" | "flushall" => {
+            // One marker per shard (each stamped by its shard's clock), every shard held.
+            for s in 0..n {
+                let r = set.shard(s).run(cmd, now);
+                if r != Reply::OK {
+                    return r;
+                }
+            }
+            Reply::OK
+        }
         "dbsize" => {
             let mut total = 0;
             for s in 0..n {
@@ -335,7 +345,8 @@ fn rename(set: &mut impl Shards, cmd: &Command, now: Now, nx: bool) -> Reply {
 /// deleting the source.
 fn copy(set: &mut impl Shards, cmd: &Command, now: Now) -> Reply {
     let n = set.count();
-    let (src, dst, replace) = match keys::parse_copy(cmd.args()) {
+    let databases = set.shard(0).config().databases;
+    let (src, dst, replace) = match keys::parse_copy(cmd.args(), databases) {
         Ok(p) => p,
         Err(e) => return e,
     };
@@ -435,7 +446,7 @@ fn scan(set: &mut impl Shards, cmd: &Command, now: Now) -> Reply {
         let Ok(sub) = Command::new(cmd.id(), line) else {
             return Reply::wrong_arity(cmd.id().name());
         };
-        let reply = set.shard(s).run(&sub, now);
+        let reply = set.shard(s).run(&sub.with_db(cmd.db()), now);
         let Reply::Array(mut parts) = reply else {
             return reply;
         };

@@ -53,9 +53,10 @@ pub fn hashed_part(key: &[u8]) -> &[u8] {
     key
 }
 
-/// The hash slot of `key`, in `0..SLOTS`.
+/// The hash slot of `key`, in `0..SLOTS`: of its client-visible name when `key` is a stored
+/// name of a numbered database ([`crate::db`]), so a key has one slot in every database.
 pub fn key_slot(key: &[u8]) -> u16 {
-    crc16(hashed_part(key)) & (SLOTS - 1)
+    crc16(hashed_part(crate::db::user_part(key))) & (SLOTS - 1)
 }
 
 /// The shard that owns `slot` when the slots are split into `shards` (at least 1) contiguous

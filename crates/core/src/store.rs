@@ -29,10 +29,12 @@
 //! The store does not decide when collecting is safe; [`crate::replica`] does.
 
 use crate::crdt::KeyState;
+use crate::crdt::Reg;
 pub use crate::crdt::Value;
+use crate::db;
 use crate::hlc::Hlc;
 use crate::origin_index::OriginIndex;
-use crate::stamp::RegionId;
+use crate::stamp::{RegionId, Stamp};
 use bytes::Bytes;
 use hashbrown::HashMap;
 use std::collections::BTreeSet;
@@ -92,7 +94,7 @@ struct Entry {
 }
 
 /// The key space.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Store {
     /// Behind a pointer: a table slot is then 40 bytes instead of 250, which matters because a
     /// hash table keeps a quarter to a half of its slots empty, and probing touches fewer lines.
@@ -104,10 +106,22 @@ pub struct Store {
     index: OriginIndex,
     tombstones: BTreeSet<Bytes>,
     expiring: BTreeSet<(u64, Bytes)>,
-    /// Keys a client would see if no TTL had passed (see [`Store::count_visible`]).
-    visible: usize,
+    /// Keys a client would see if no TTL had passed, per database (see
+    /// [`Store::count_visible`]); the last entry counts the system keys, which no database
+    /// shows.
+    visible: Vec<usize>,
+    /// The latest flush of each database (`FLUSHDB`), and of all (`FLUSHALL`, at
+    /// [`db::FLUSH_ALL`]): every incarnation of a key of that database created at or before
+    /// it is dead, wherever and whenever its deltas arrive (see [`Store::flushed`]).
+    flushes: Vec<Option<Stamp>>,
     /// Keys removed so far ([`Store::removals`]).
     removals: u64,
+}
+
+impl Default for Store {
+    fn default() -> Store {
+        Store::new()
+    }
 }
 
 /// A hint to the processor that the cache line at `p` will be read soon; never faults.
@@ -130,10 +144,83 @@ fn visible_untimed(state: &KeyState) -> bool {
     state.visible_kind(0).is_some()
 }
 
+/// Where a stored key is counted in [`Store`]'s per-database tables (system keys last).
+fn db_slot(key: &[u8]) -> usize {
+    db::db_of(key).map_or(SYSTEM_SLOT, usize::from)
+}
+
+/// The per-database tables' entry for the system keys, and for `FLUSHALL`.
+const SYSTEM_SLOT: usize = 255;
+
+/// The tombstone a flush at `f` merges into every key of its database: a delete of every
+/// incarnation created at or before `f` (their causal lengths are `2·c + 1` for creation
+/// stamps `c ≤ f`, below `2·f + 2`), stamped `f`. A key created after the flush has a greater
+/// length and is untouched.
+pub fn flush_tombstone(f: Stamp) -> KeyState {
+    KeyState {
+        cl: Reg::new(f, KeyState::fresh_len(f).saturating_add(1)),
+        body: crate::crdt::Body::default(),
+    }
+}
+
 impl Store {
     /// An empty store.
     pub fn new() -> Store {
-        Store::default()
+        Store {
+            keys: HashMap::default(),
+            order: BTreeSet::new(),
+            index: OriginIndex::default(),
+            tombstones: BTreeSet::new(),
+            expiring: BTreeSet::new(),
+            visible: vec![0; SYSTEM_SLOT + 1],
+            flushes: vec![None; SYSTEM_SLOT + 1],
+            removals: 0,
+        }
+    }
+
+    /// The latest flush that covers database `db` (its own `FLUSHDB` or a `FLUSHALL`).
+    pub fn flushed(&self, db: u8) -> Option<Stamp> {
+        let own = self.flushes.get(usize::from(db)).copied().flatten();
+        let all = self.flushes.get(SYSTEM_SLOT).copied().flatten();
+        own.max(all)
+    }
+
+    /// The flush that covers stored key `key`, if any (none for system keys).
+    fn flush_of(&self, key: &[u8]) -> Option<Stamp> {
+        if self.flushes.iter().all(Option::is_none) {
+            return None;
+        }
+        db::db_of(key).and_then(|d| self.flushed(d))
+    }
+
+    /// After a flush marker changed: remembers its flush and merges its tombstone into every
+    /// key of the databases it covers (what each region does on its own when the marker
+    /// arrives: the flush travels as one record per shard, never one per key).
+    fn note_marker(&mut self, key: &Bytes) {
+        let Some(target) = db::flush_marker_db(key) else {
+            return;
+        };
+        let Some(f) = self.get(key).map(|s| s.cl.stamp) else {
+            return;
+        };
+        let slot = usize::from(target);
+        if self.flushes[slot].is_some_and(|old| old >= f) {
+            return;
+        }
+        self.flushes[slot] = Some(f);
+        let tomb = flush_tombstone(f);
+        let doomed: Vec<Bytes> = self
+            .keys
+            .iter()
+            .filter(|(k, e)| {
+                db::db_of(k).is_some_and(|d| target == db::FLUSH_ALL || d == target)
+                    && e.state.cl.value < tomb.cl.value
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in doomed {
+            self.merge_into(&k, &tomb, false);
+        }
     }
 
     /// The state of `key`, live or not.
@@ -176,14 +263,37 @@ impl Store {
         reason = "merging with creation allowed always yields a state"
     )]
     pub fn apply(&mut self, key: &Bytes, delta: &KeyState) -> u64 {
-        self.merge_into(key, delta, true)
+        self.apply_maybe(key, delta, true)
             .expect("a missing key is created")
     }
 
     /// [`Store::apply`] if `key` is held, `None` (and nothing changed) if it is not: one lookup
     /// for a caller that decides differently about keys it does not hold.
     pub fn apply_existing(&mut self, key: &Bytes, delta: &KeyState) -> Option<u64> {
-        self.merge_into(key, delta, false)
+        self.apply_maybe(key, delta, false)
+    }
+
+    /// Merges `delta`, joined first with the tombstone of the flush that covers its key: an
+    /// incarnation the flush killed stays dead whenever its deltas arrive (before the marker,
+    /// the marker's arrival kills it, see [`Store::note_marker`]). The key's state is then
+    /// always the join of every delta it received and of that tombstone, whatever the order.
+    fn apply_maybe(&mut self, key: &Bytes, delta: &KeyState, create: bool) -> Option<u64> {
+        let killed;
+        let mut extra = 0;
+        let delta = match self.flush_of(key) {
+            Some(f) if delta.cl.value <= KeyState::fresh_len(f).saturating_add(1) => {
+                let mut t = flush_tombstone(f);
+                extra = t.merge(delta);
+                killed = t;
+                &killed
+            }
+            _ => delta,
+        };
+        let out = self.merge_into(key, delta, create).map(|c| c + extra);
+        if key.first() == Some(&0xFF) {
+            self.note_marker(key);
+        }
+        out
     }
 
     #[allow(
@@ -208,8 +318,8 @@ impl Store {
                     let was_visible = visible_untimed(&e.state);
                     let c = e.state.merge(delta);
                     match (was_visible, visible_untimed(&e.state)) {
-                        (false, true) => self.visible += 1,
-                        (true, false) => self.visible -= 1,
+                        (false, true) => self.visible[db_slot(key)] += 1,
+                        (true, false) => self.visible[db_slot(key)] -= 1,
                         _ => {}
                     }
                     (c, old_cl, e.expiry, was_deleted, e, stored)
@@ -218,7 +328,7 @@ impl Store {
                 None => {
                     let mut state = delta.clone();
                     state.normalize();
-                    self.visible += usize::from(visible_untimed(&state));
+                    self.visible[db_slot(key)] += usize::from(visible_untimed(&state));
                     fresh = Bytes::copy_from_slice(key);
                     self.order.insert(SlotKey::new(fresh.clone()));
                     let e = self.keys.entry(fresh.clone()).or_insert(Arc::new(Entry {
@@ -265,7 +375,7 @@ impl Store {
     pub fn remove(&mut self, key: &Bytes) -> Option<KeyState> {
         let e = self.keys.remove(key.as_ref())?;
         self.removals += 1;
-        self.visible -= usize::from(visible_untimed(&e.state));
+        self.visible[db_slot(key)] -= usize::from(visible_untimed(&e.state));
         self.order.remove(&SlotKey::new(key.clone()));
         if let Some(x) = e.expiry {
             self.expiring.remove(&(x, key.clone()));
@@ -315,12 +425,31 @@ impl Store {
     /// write, less the keys whose TTL has passed and that nothing has collected yet, which the
     /// expiry index finds without a scan. Counting by walking every key held the replica lock
     /// for a tenth of a second at a million keys.
-    pub fn count_visible(&self, now_ms: u64) -> usize {
+    pub fn count_visible(&self, db: u8, now_ms: u64) -> usize {
         let expired = self
             .expired_before(now_ms)
-            .filter(|k| self.get(k).is_some_and(visible_untimed))
+            .filter(|k| db::db_of(k) == Some(db) && self.get(k).is_some_and(visible_untimed))
             .count();
-        self.visible - expired
+        self.visible[usize::from(db)] - expired
+    }
+
+    /// How many keys with a TTL a client sees in `db` at `now_ms` (`INFO keyspace`'s
+    /// `expires`): a walk of the expiry index.
+    pub fn count_expiring(&self, db: u8, now_ms: u64) -> usize {
+        self.expiring
+            .range((now_ms, Bytes::new())..)
+            .filter(|(_, k)| db::db_of(k) == Some(db))
+            .filter(|(_, k)| self.get(k).is_some_and(visible_untimed))
+            .count()
+    }
+
+    /// The databases that hold a key a client might see (`INFO keyspace`), ascending.
+    pub fn databases_in_use(&self) -> impl Iterator<Item = u8> + '_ {
+        self.visible[..SYSTEM_SLOT]
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| **n > 0)
+            .map(|(d, _)| d as u8)
     }
 
     /// Deleted keys.
@@ -555,7 +684,7 @@ mod tests {
             }
             for now in [ms, ms + 50, ms + 500] {
                 let walk = s.iter().filter(|(_, st)| st.is_visible(now)).count();
-                assert_eq!(s.count_visible(now), walk, "step {step}, now {now}");
+                assert_eq!(s.count_visible(0, now), walk, "step {step}, now {now}");
             }
         }
     }

@@ -11,7 +11,13 @@ impl<B: Backend> Conn<B> {
         match cmd.id().name() {
             "ping" => commands::ping(args),
             "echo" => Reply::Bulk(args[1].clone()),
-            "select" => commands::select(args),
+            "select" => match commands::select(args, self.shared.opts.limits.databases) {
+                Ok(db) => {
+                    self.client.db = db;
+                    Reply::OK
+                }
+                Err(e) => e,
+            },
             "unwatch" => {
                 self.watched.clear();
                 Reply::OK
@@ -324,12 +330,13 @@ impl<B: Backend> Conn<B> {
                 .unwrap_or_default()
         };
         format!(
-            "id={} addr={} laddr=127.0.0.1:{} name={} flags={} db=0 multi={} user={} resp={} lib-name={} lib-ver={}\n",
+            "id={} addr={} laddr=127.0.0.1:{} name={} flags={} db={} multi={} user={} resp={} lib-name={} lib-ver={}\n",
             st.id,
             self.peer,
             self.shared.port,
             s(&st.name),
             st.flags(),
+            st.db,
             self.multi.as_ref().map_or(-1, |m| m.queue.len() as i64),
             st.user_name(),
             self.proto.version(),
@@ -382,16 +389,13 @@ impl<B: Backend> Conn<B> {
                 self.shared.opts.limits.max_clients,
             ),
             "keyspace" => {
-                let r = match Command::parse(vec![Bytes::from_static(b"DBSIZE")]) {
-                    Ok(dbsize) => self.backend.execute(&dbsize, &mut Marks::default()),
-                    Err(e) => e,
-                };
-                match r {
-                    Reply::Int(n) if n > 0 => {
-                        format!("# Keyspace\r\ndb0:keys={n},expires=0,avg_ttl=0\r\n")
-                    }
-                    _ => "# Keyspace\r\n".to_string(),
+                let mut s = "# Keyspace\r\n".to_string();
+                for (db, keys, expires) in self.backend.keyspace() {
+                    s.push_str(&format!(
+                        "db{db}:keys={keys},expires={expires},avg_ttl=0\r\n"
+                    ));
                 }
+                s
             }
             _ => {
                 let s = self.backend.info_replication();
@@ -413,7 +417,7 @@ impl<B: Backend> Conn<B> {
             ("bind", "127.0.0.1".into()),
             ("busy-reply-threshold", busy.clone()),
             ("client-query-buffer-limit", l.max_query_buffer.to_string()),
-            ("databases", "1".into()),
+            ("databases", l.databases.to_string()),
             ("lua-time-limit", busy),
             ("maxclients", l.max_clients.to_string()),
             ("maxmemory", "0".into()),

@@ -287,6 +287,9 @@ struct Multi {
     queue: Vec<Command>,
     /// A command was refused while queueing: `EXEC` aborts.
     dirty: bool,
+    /// The database a queued `SELECT` will have selected by then: the commands queued after
+    /// it run there (their keys are translated as they are queued).
+    db: Option<u8>,
 }
 
 /// One client connection.
@@ -608,8 +611,13 @@ impl<B: Backend> Conn<B> {
             return Step::Next;
         };
         let spare = self.spare.pop().unwrap_or_default();
+        let db = self
+            .multi
+            .as_ref()
+            .and_then(|m| m.db)
+            .unwrap_or(self.client.db);
         let cmd = match Command::new(id, std::mem::replace(args, spare)) {
-            Ok(cmd) => cmd,
+            Ok(cmd) => cmd.in_db(db),
             Err(back) => {
                 self.spare.push(std::mem::replace(args, back));
                 self.refuse(Reply::wrong_arity(id.name()));
@@ -629,6 +637,13 @@ impl<B: Backend> Conn<B> {
                         "too many commands queued in MULTI",
                     ));
                 } else {
+                    if id.name() == "select" {
+                        if let Ok(d) =
+                            commands::select(cmd.args(), self.shared.opts.limits.databases)
+                        {
+                            m.db = Some(d);
+                        }
+                    }
                     m.queue.push(cmd);
                     self.reply(Reply::Simple("QUEUED"));
                 }
@@ -642,7 +657,7 @@ impl<B: Backend> Conn<B> {
         // Only these change the `CLIENT LIST` line: a PING or an INFO formats nothing.
         if matches!(
             id.name(),
-            "client" | "hello" | "auth" | "reset" | "multi" | "exec" | "discard"
+            "client" | "hello" | "auth" | "reset" | "multi" | "exec" | "discard" | "select"
         ) {
             self.publish();
         }
@@ -671,6 +686,7 @@ impl<B: Backend> Conn<B> {
                 self.proto = Proto::Resp2;
                 self.client.name = None;
                 self.client.user = None;
+                self.client.db = 0;
                 self.authed = self.shared.opts.open();
                 self.apply_auth_limits();
                 self.reply(Reply::Simple("RESET"));

@@ -20,7 +20,9 @@ impl<B: Backend> Conn<B> {
         let backend = Arc::clone(&self.backend);
         let scripts = &self.shared.scripts;
         let state = scripts.start(self.client.id);
+        let databases = self.shared.opts.limits.databases;
         let r = backend.hold(keys, &mut self.marks, &[], |run| {
+            let mut run = in_db(cmd.db(), databases, run);
             call.run(&state, &mut |c: &Command| {
                 if c.spec().is_write() {
                     state.wrote();
@@ -82,6 +84,7 @@ impl<B: Backend> Conn<B> {
     /// `WATCH key...`: remembers each key's state and whether it exists now.
     pub(super) fn watch(&mut self, keys: &[Bytes]) {
         for key in keys {
+            let key = &sessionmesh_core::db::encode(self.client.db, key);
             let state = self.backend.key_state(key);
             let existed = exists(
                 &mut |c| Some(self.backend.execute(c, &mut Marks::default())),
@@ -133,7 +136,10 @@ impl<B: Backend> Conn<B> {
                     run(cmd).unwrap_or(Reply::Nil)
                 } else if is_eval(cmd.id()) {
                     match Call::parse(cmd, &shared.scripts) {
-                        Ok(call) => call.run(&state, &mut run),
+                        Ok(call) => {
+                            let databases = shared.opts.limits.databases;
+                            call.run(&state, &mut in_db(cmd.db(), databases, &mut run))
+                        }
                         Err(e) => e,
                     }
                 } else {
@@ -157,6 +163,28 @@ impl<B: Backend> Conn<B> {
             Some(out) => Reply::Array(out),
             None => Reply::NilArray,
         }
+    }
+}
+
+/// A script's `redis.call`s as run in database `db`: their keys become stored names, and a
+/// `SELECT` inside the script moves the rest of the script (only) to another database, as in
+/// Redis 7. The script's `KEYS` stay the names the client sent.
+fn in_db<'a>(
+    mut db: u8,
+    databases: u16,
+    run: &'a mut dyn FnMut(&Command) -> Option<Reply>,
+) -> impl FnMut(&Command) -> Option<Reply> + 'a {
+    move |c: &Command| {
+        if c.id().name() == "select" {
+            return Some(match commands::select(c.args(), databases) {
+                Ok(d) => {
+                    db = d;
+                    Reply::OK
+                }
+                Err(e) => e,
+            });
+        }
+        run(&c.clone().in_db(db))
     }
 }
 

@@ -9,7 +9,7 @@
 //! and the cursor), then [`run`]: nothing after parsing reads an argument by position.
 
 use super::{glob, is_opt, parse_i64, parse_u64, Ctx};
-use crate::crdt::{Body, Kind, Reg};
+use crate::crdt::{Body, KeyState, Kind, Reg};
 use crate::reply::{ErrorKind, Reply};
 use bytes::Bytes;
 
@@ -109,6 +109,18 @@ pub enum KeyOp<'a> {
     },
     /// `DBSIZE`.
     DbSize,
+    /// `MOVE key db`.
+    Move {
+        /// The key.
+        key: &'a Bytes,
+        /// The database it moves to (a valid index).
+        db: u8,
+    },
+    /// `FLUSHDB`, `FLUSHALL` (`all`), `ASYNC` or `SYNC` alike.
+    Flush {
+        /// `FLUSHALL`.
+        all: bool,
+    },
     /// `KEYS pattern`.
     Keys {
         /// The pattern.
@@ -245,7 +257,7 @@ mod parse {
 /// `COPY`'s line: source, destination, `REPLACE`, with Redis 7's checks in its order (options,
 /// the database, then source and destination the same). There is one database: `DB` may name
 /// only 0 until numbered databases exist.
-pub fn parse_copy(a: &[Bytes]) -> Result<(&Bytes, &Bytes, bool), Reply> {
+pub fn parse_copy(a: &[Bytes], databases: u16) -> Result<(&Bytes, &Bytes, bool), Reply> {
     let (src, dst) = (arg(a, 1)?, arg(a, 2)?);
     let mut replace = false;
     let mut db = 0;
@@ -263,13 +275,58 @@ pub fn parse_copy(a: &[Bytes]) -> Result<(&Bytes, &Bytes, bool), Reply> {
         }
         i += 1;
     }
-    if db != 0 {
+    if db < 0 || db >= i32::from(databases.min(crate::db::MAX_DATABASES)) {
         return Err(Reply::err("DB index is out of range"));
     }
+    // `dst` is already the stored name in database `db` (`Command::in_db`), so the same name
+    // in two databases is two keys, as in Redis.
     if src == dst {
         return Err(Reply::err("source and destination objects are the same"));
     }
     Ok((src, dst, replace))
+}
+
+/// `MOVE key db`, checked in Redis's order: the index, then that it is another database.
+fn parse_move(a: &[Bytes], databases: u16) -> Result<KeyOp<'_>, Reply> {
+    let key = arg(a, 1)?;
+    let db = crate::db::parse_index(arg(a, 2)?, databases).map_err(|e| match e {
+        None => Reply::not_integer(),
+        Some(()) => Reply::err("DB index is out of range"),
+    })?;
+    Ok(KeyOp::Move { key, db })
+}
+
+/// `FLUSHDB [ASYNC|SYNC]`, `FLUSHALL [ASYNC|SYNC]`: both modes do the same here (a flush is
+/// one marker per shard, see [`crate::db`]; the keys it kills are freed as tombstones).
+fn parse_flush(a: &[Bytes], all: bool) -> Result<KeyOp<'_>, Reply> {
+    match a.len() {
+        1 => Ok(KeyOp::Flush { all }),
+        2 if is_opt(&a[1], "ASYNC") || is_opt(&a[1], "SYNC") => Ok(KeyOp::Flush { all }),
+        _ => Err(Reply::syntax()),
+    }
+}
+
+/// `SWAPDB index1 index2`: the indexes are checked as Redis checks them, then the command is
+/// refused. Swapping two databases here would rewrite every key of both, in every region, one
+/// delta per key — and a write racing the swap elsewhere would land in the wrong database.
+pub(super) fn swapdb(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Reply {
+    let index = |i: usize, which: &str| {
+        parse_i64(&a[i])
+            .and_then(|n| i32::try_from(n).ok())
+            .ok_or_else(|| Reply::err(format!("invalid {which} DB index")))
+    };
+    let (x, y) = match (index(1, "first"), index(2, "second")) {
+        (Ok(x), Ok(y)) => (x, y),
+        (Err(e), _) | (_, Err(e)) => return e,
+    };
+    let n = i32::from(ctx.databases.min(crate::db::MAX_DATABASES));
+    if !(0..n).contains(&x) || !(0..n).contains(&y) {
+        return Reply::err("DB index is out of range");
+    }
+    Reply::err(
+        "SWAPDB is not supported: sessionmesh replicates every database key by key across \
+         regions, and a swap cannot be merged with writes made concurrently elsewhere",
+    )
 }
 
 fn invalid_expire(kind: ExpireKind) -> Reply {
@@ -308,7 +365,6 @@ entries! {
     type_ => |a| parse::key(a, |key| KeyOp::Type { key });
     rename => |a| parse::rename(a, false);
     renamenx => |a| parse::rename(a, true);
-    copy => |a| parse_copy(a).map(|(src, dst, replace)| KeyOp::Copy { src, dst, replace });
     touch => |a| parse::keys(a, |keys| KeyOp::Touch { keys });
     expire => |a| parse::expire(a, expire_kind("expire", true, true));
     pexpire => |a| parse::expire(a, expire_kind("pexpire", false, true));
@@ -318,8 +374,24 @@ entries! {
     pttl => |a| parse::key(a, |key| KeyOp::Ttl { key, ms: true });
     persist => |a| parse::key(a, |key| KeyOp::Persist { key });
     dbsize => |_| Ok::<_, Reply>(KeyOp::DbSize);
+    flushdb => |a| parse_flush(a, false);
+    flushall => |a| parse_flush(a, true);
     keys => |a| parse::key(a, |pattern| KeyOp::Keys { pattern });
     scan => parse::scan;
+}
+
+pub(super) fn copy(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Reply {
+    match parse_copy(a, ctx.databases) {
+        Ok((src, dst, replace)) => run(ctx, KeyOp::Copy { src, dst, replace }),
+        Err(e) => e,
+    }
+}
+
+pub(super) fn move_(ctx: &mut Ctx<'_>, a: &[Bytes]) -> Reply {
+    match parse_move(a, ctx.databases) {
+        Ok(op) => run(ctx, op),
+        Err(e) => e,
+    }
 }
 
 /// Runs a parsed keyspace command.
@@ -377,17 +449,44 @@ pub fn run(ctx: &mut Ctx<'_>, op: KeyOp<'_>) -> Reply {
             }
         }
         KeyOp::Persist { key } => run_persist(ctx, key),
-        KeyOp::DbSize => Reply::Int(ctx.store.count_visible(ctx.now_ms) as i64),
+        KeyOp::DbSize => Reply::Int(ctx.store.count_visible(ctx.db, ctx.now_ms) as i64),
+        KeyOp::Move { key, db } => {
+            if db == ctx.db {
+                return Reply::err("source and destination objects are the same");
+            }
+            let Some(moved) = export(ctx, key) else {
+                return Reply::Int(0);
+            };
+            // The same name in another database: the same slot, so the same shard.
+            let dst = crate::db::moved(key, db);
+            if ctx.live(&dst).is_some() {
+                return Reply::Int(0);
+            }
+            remove(ctx, key);
+            import(ctx, &dst, moved);
+            Reply::Int(1)
+        }
+        KeyOp::Flush { all } => {
+            let target = if all { crate::db::FLUSH_ALL } else { ctx.db };
+            let s = ctx.stamp();
+            let marker = crate::db::flush_marker(target);
+            ctx.write(&marker, KeyState::incarnation(KeyState::fresh_len(s), s));
+            Reply::OK
+        }
         KeyOp::Keys { pattern } => {
-            let now = ctx.now_ms;
-            let mut out: Vec<&Bytes> = ctx
+            let (now, db) = (ctx.now_ms, ctx.db);
+            let mut out: Vec<Bytes> = ctx
                 .store
                 .iter()
-                .filter(|(k, s)| glob::matches(pattern, k) && s.is_visible(now))
-                .map(|(k, _)| k)
+                .filter(|(k, s)| {
+                    crate::db::split(k)
+                        .is_some_and(|(d, name)| d == db && glob::matches(pattern, name))
+                        && s.is_visible(now)
+                })
+                .map(|(k, _)| crate::db::user_key(k))
                 .collect();
             out.sort();
-            Reply::Array(out.into_iter().map(|k| Reply::Bulk(k.clone())).collect())
+            Reply::Array(out.into_iter().map(Reply::Bulk).collect())
         }
         KeyOp::Scan { cursor, opts } => run_scan(ctx, cursor, opts),
     }
@@ -556,10 +655,13 @@ fn run_scan(ctx: &mut Ctx<'_>, cursor: u64, opts: ScanOpts<'_>) -> Reply {
         if type_filter_unknown || kind.is_some_and(|want| want != k) {
             continue;
         }
-        if pattern.is_some_and(|p| !glob::matches(p, key)) {
+        let Some((d, name)) = crate::db::split(key) else {
+            continue;
+        };
+        if d != ctx.db || pattern.is_some_and(|p| !glob::matches(p, name)) {
             continue;
         }
-        keys.push(Reply::Bulk(key.clone()));
+        keys.push(Reply::Bulk(crate::db::user_key(key)));
     }
     Reply::Array(vec![Reply::bulk(next.to_string()), Reply::Array(keys)])
 }

@@ -48,6 +48,11 @@ pub struct Ctx<'a> {
     /// Longest string a command may build (`SETRANGE`, `APPEND`), as Redis's
     /// `proto-max-bulk-len`.
     pub max_string_bytes: usize,
+    /// The client's database (the commands that list, count or flush keys need it; every
+    /// key argument is already a stored name, see [`crate::db`]).
+    pub db: u8,
+    /// How many databases the region has (`MOVE`, `COPY … DB`).
+    pub databases: u16,
 }
 
 impl<'a> Ctx<'a> {
@@ -133,6 +138,8 @@ impl<'a> Ctx<'a> {
 pub struct Command {
     id: CommandId,
     args: Vec<Bytes>,
+    /// The client's database ([`crate::db`]); its keys in `args` are already stored names.
+    db: u8,
 }
 
 impl Command {
@@ -140,7 +147,7 @@ impl Command {
     /// does not fit the command's arity (answer [`Reply::wrong_arity`]).
     pub fn new(id: CommandId, args: Vec<Bytes>) -> Result<Command, Vec<Bytes>> {
         if id.spec().arity_ok(args.len()) {
-            Ok(Command { id, args })
+            Ok(Command { id, args, db: 0 })
         } else {
             Err(args)
         }
@@ -180,6 +187,52 @@ impl Command {
         self.spec().keys.keys(&self.args).next()
     }
 
+    /// The command as run in database `db`: its keys (by the table's key spec) become their
+    /// stored names ([`crate::db::encode`]), and `COPY … DB n`'s destination that of
+    /// database `n` (an invalid `n` is left for the command to refuse). Done once, where a
+    /// command enters; database 0's ordinary names are not copied.
+    pub fn in_db(mut self, db: u8) -> Command {
+        self.db = db;
+        let spec = self.spec();
+        let copy_to = (spec.name == "copy").then(|| copy_db(&self.args)).flatten();
+        let n = self.args.len() as i64;
+        let last = if spec.keys.last < 0 {
+            n + spec.keys.last
+        } else {
+            spec.keys.last
+        };
+        let (first, step) = (spec.keys.first, spec.keys.step.max(1));
+        if first > 0 {
+            let mut i = first;
+            while i <= last && i < n {
+                let target = match copy_to {
+                    Some(d) if i == 2 => d,
+                    _ => db,
+                };
+                let a = &mut self.args[i as usize];
+                // Database 0's ordinary names stay as they are, untouched (no reference
+                // count taken and dropped on the hot path).
+                if target != 0 || a.first() == Some(&0xFF) {
+                    *a = crate::db::encode(target, a);
+                }
+                i += step;
+            }
+        }
+        self
+    }
+
+    /// The same command in database `db`, its arguments as they are (already stored names):
+    /// what a command spanning shards hands each shard.
+    pub fn with_db(mut self, db: u8) -> Command {
+        self.db = db;
+        self
+    }
+
+    /// The client's database.
+    pub fn db(&self) -> u8 {
+        self.db
+    }
+
     /// The hash slots of its keys ([`crate::slot::key_slot`]), in argument order: what routes
     /// it to a shard.
     pub fn slots(&self) -> impl Iterator<Item = u16> + '_ {
@@ -188,6 +241,21 @@ impl Command {
             .keys(&self.args)
             .map(|k| crate::slot::key_slot(k))
     }
+}
+
+/// The database `COPY`'s `DB` option names, when it is a valid index (the last one given).
+fn copy_db(args: &[Bytes]) -> Option<u8> {
+    let mut out = None;
+    let mut i = 3;
+    while i + 1 < args.len() {
+        if is_opt(&args[i], "DB") {
+            out = crate::db::parse_index(&args[i + 1], crate::db::MAX_DATABASES).ok();
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    out
 }
 
 /// Redis's reply to a command it does not know.

@@ -292,7 +292,7 @@ const fn conn(
 }
 
 #[rustfmt::skip]
-const SPECS: [Spec; 82] = [
+const SPECS: [Spec; 86] = [
     data("get", 2, ROF, K1, Group::String, strings::get, "Returns the string value of a key."),
     data("set", -3, W, K1, Group::String, strings::set, "Sets the string value of a key, optionally with expiry and conditions."),
     data("setex", 4, W, K1, Group::String, strings::setex, "Sets the string value and expiration time in seconds of a key."),
@@ -349,11 +349,15 @@ const SPECS: [Spec; 82] = [
     data("scan", -2, RO, NOKEYS, Group::Generic, keys::scan, "Iterates over the key names in the database."),
     data("keys", 2, RO, NOKEYS, Group::Generic, keys::keys, "Returns all key names that match a pattern."),
     data("dbsize", 1, ROF, NOKEYS, Group::Server, keys::dbsize, "Returns the number of keys in the database."),
+    data("move", 3, WRF, K1, Group::Generic, keys::move_, "Moves a key to another database."),
+    data("flushdb", -1, WR, NOKEYS, Group::Server, keys::flushdb, "Removes all keys from the current database."),
+    data("flushall", -1, WR, NOKEYS, Group::Server, keys::flushall, "Removes all keys from all databases."),
+    data("swapdb", 3, WRF, NOKEYS, Group::Server, keys::swapdb, "Swaps two Redis databases (refused: see docs/DESIGN.md)."),
     conn("ping", -1, CONN, Group::Connection, "Returns the server's liveliness response."),
     conn("echo", 2, CONN, Group::Connection, "Returns the given string."),
     conn("hello", -1, CONN.or(F::NO_AUTH), Group::Connection, "Handshakes with the server: protocol version, authentication, name."),
     conn("auth", -2, CONN.or(F::NO_AUTH), Group::Connection, "Authenticates the connection."),
-    conn("select", 2, CONN, Group::Connection, "Changes the selected database (only 0 exists)."),
+    conn("select", 2, CONN, Group::Connection, "Changes the selected database."),
     conn("client", -2, CONN, Group::Connection, "A container for client connection commands."),
     conn("info", -1, F::LOADING.or(F::STALE), Group::Server, "Returns information and statistics about the server."),
     conn("command", -1, F::LOADING.or(F::STALE), Group::Server, "Returns detailed information about all commands."),

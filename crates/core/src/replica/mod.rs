@@ -403,6 +403,23 @@ impl Replica {
             .collect()
     }
 
+    /// `INFO keyspace` of this shard: every database holding a key a client may see, with
+    /// its keys and those of them with a TTL (`(db, keys, expires)`, ascending; a database
+    /// whose keys have all expired since shows 0 keys).
+    pub fn keyspace(&self, now: Now) -> Vec<(u8, usize, usize)> {
+        let t = self.clock.now_ms(now.wall_ms);
+        self.store
+            .databases_in_use()
+            .map(|d| {
+                (
+                    d,
+                    self.store.count_visible(d, t),
+                    self.store.count_expiring(d, t),
+                )
+            })
+            .collect()
+    }
+
     /// A digest of [`Replica::live`]: equal digests mean equal visible states.
     pub fn digest(&self, now: Now) -> u64 {
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -450,6 +467,7 @@ impl Replica {
     /// shipped to peers at the next flush.
     pub fn run(&mut self, command: &cmd::Command, now: Now) -> Reply {
         self.run_with(command.spec().is_write(), now, |ctx| {
+            ctx.db = command.db();
             cmd::execute(ctx, command)
         })
     }
@@ -477,6 +495,8 @@ impl Replica {
             conflicts: 0,
             max_hash_fields: self.cfg.max_hash_fields,
             max_string_bytes: self.cfg.max_string_bytes,
+            db: 0,
+            databases: self.cfg.databases,
         };
         let reply = f(&mut ctx);
         let (writes, conflicts) = (ctx.writes, ctx.conflicts);

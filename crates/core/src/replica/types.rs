@@ -89,6 +89,9 @@ pub struct Config {
     pub max_string_bytes: usize,
     /// Keep a journal of every change for the durable log ([`Ready::records`]).
     pub journal: bool,
+    /// How many numbered databases clients may `SELECT` (`databases`, Redis's default 16,
+    /// at most [`crate::db::MAX_DATABASES`]).
+    pub databases: u16,
     /// The hash tables' seed (see [`crate::seed`]): secret to clients, so they cannot choose
     /// colliding keys. The node draws it at random per process; the simulator from its seed.
     pub hash_seed: u64,
@@ -115,6 +118,7 @@ impl Config {
             max_hash_fields: 1_000_000,
             max_string_bytes: 512 * 1024 * 1024,
             journal: false,
+            databases: crate::db::DEFAULT_DATABASES,
             hash_seed: 0,
         }
     }
