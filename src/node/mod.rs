@@ -344,7 +344,9 @@ impl Node {
     ///
     /// `unchanged` lists keys with the state they had when watched (`WATCH`): if one of them
     /// (on a held shard) holds another state now, changed by a command here or by a peer's
-    /// delta merged since, `f` does not run and the answer is `None`.
+    /// delta merged since, `f` does not run and the answer is `None`. A dead state collected
+    /// since counts as unchanged (what the random differential streams found: `WATCH` of a
+    /// deleted key, its tombstone collected before `EXEC`, aborted where Redis runs).
     pub fn hold<R>(
         &self,
         set: ShardSet,
@@ -365,7 +367,18 @@ impl Node {
         let mut held = Held::lock(&self.shards, set);
         let same = unchanged.iter().all(|(k, st)| {
             let i = shard::shard_of_key(k, n);
-            !set.contains(i) || held.shard(i).key_state(k) == st.as_ref()
+            if !set.contains(i) {
+                return true;
+            }
+            let cur = held.shard(i).key_state(k);
+            // A tombstone or an expired key that garbage collection removed since is no
+            // change: a client saw no key then and sees none now (a key that was visible then
+            // and is gone now fails the caller's existence check instead).
+            cur == st.as_ref()
+                || (cur.is_none()
+                    && st
+                        .as_ref()
+                        .is_some_and(|s| s.is_deleted() || s.is_expired(now.wall_ms)))
         });
         let out = same.then(|| {
             let mut run = |cmd: &Command| {

@@ -345,7 +345,11 @@ fn rename(set: &mut impl Shards, cmd: &Command, now: Now, nx: bool) -> Reply {
 /// deleting the source.
 fn copy(set: &mut impl Shards, cmd: &Command, now: Now) -> Reply {
     let n = set.count();
-    let databases = set.shard(0).config().databases;
+    // Any shard the command touches knows the region's database count: the source's does.
+    let databases = set
+        .shard(shard_of_key(&cmd.args()[1], n))
+        .config()
+        .databases;
     let (src, dst, replace) = match keys::parse_copy(cmd.args(), databases) {
         Ok(p) => p,
         Err(e) => return e,

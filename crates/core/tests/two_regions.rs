@@ -435,3 +435,193 @@ mod counters {
         }
     }
 }
+
+/// `SELECT`, `FLUSHDB` and `FLUSHALL` across regions (issue 14 items 4 and 5).
+mod flushes {
+    use super::*;
+    use proptest::prelude::*;
+    use sessionmesh_core::cmd::Command;
+
+    /// A command line run in database `db` of a region at time `t`.
+    fn in_db(r: &mut Replica, db: u8, line: &str, t: u64) -> Reply {
+        let args: Vec<Bytes> = line.split_whitespace().map(b).collect();
+        match Command::parse(args) {
+            Ok(c) => r.run(&c.in_db(db), Now::at(t)),
+            Err(e) => e,
+        }
+    }
+
+    fn dbsize(r: &mut Replica, db: u8, t: u64) -> Reply {
+        in_db(r, db, "DBSIZE", t)
+    }
+
+    /// A flush made while cut off deletes, once the link is back, every key the flusher held
+    /// and the writes made concurrently into those keys (delete wins, as for `DEL`); a key
+    /// created elsewhere concurrently survives when its creation is stamped after the flush
+    /// and dies when stamped before; a key created after the flush was seen survives; other
+    /// databases are untouched by `FLUSHDB`; and the tombstones are collected once stable
+    /// while nothing comes back.
+    #[test]
+    fn flush_kills_what_it_covers_and_nothing_else() {
+        let mut m = Mesh::new(3);
+        for r in 0..3 {
+            for i in 0..10 {
+                cmd(&mut m.rs[r], &format!("HSET s{r}{i} user u"), 100 + i);
+            }
+            in_db(&mut m.rs[r], 2, &format!("SET other{r} x"), 120);
+        }
+        m.settle(200);
+        assert_eq!(dbsize(&mut m.rs[2], 0, 200), Reply::Int(30));
+        // Region 1 is cut off from both others.
+        for j in 1..3 {
+            m.cut[0][j] = true;
+            m.cut[j][0] = true;
+        }
+        // Region 2 writes into a session region 1 is about to flush (it never sees the flush
+        // first), and creates one key before the flush's time and one after.
+        assert_eq!(cmd(&mut m.rs[1], "HSET s00 cart 3", 300), Reply::Int(1));
+        assert_eq!(cmd(&mut m.rs[1], "SET before 1", 350), Reply::OK);
+        assert_eq!(cmd(&mut m.rs[0], "FLUSHDB", 400), Reply::OK);
+        assert_eq!(dbsize(&mut m.rs[0], 0, 400), Reply::Int(0));
+        assert_eq!(
+            dbsize(&mut m.rs[0], 2, 400),
+            Reply::Int(3),
+            "FLUSHDB is one database"
+        );
+        assert_eq!(cmd(&mut m.rs[2], "SET after 1", 500), Reply::OK);
+        assert_eq!(cmd(&mut m.rs[0], "SET mine 1", 600), Reply::OK);
+        m.settle(700);
+        m.cut = vec![vec![false; 3]; 3];
+        for t in [2000, 4000, 6000, 8000, 10_000] {
+            m.settle(t);
+        }
+        for (i, r) in m.rs.iter_mut().enumerate() {
+            let keys = in_db(r, 0, "KEYS *", 10_000);
+            let want = Reply::Array(vec![Reply::bulk("after"), Reply::bulk("mine")]);
+            assert_eq!(keys, want, "region {}", i + 1);
+            assert_eq!(dbsize(r, 2, 10_000), Reply::Int(3), "region {}", i + 1);
+            assert_eq!(
+                r.stats().tombstones,
+                0,
+                "region {}: tombstones collected once stable",
+                i + 1
+            );
+        }
+        let d: Vec<u64> = m.rs.iter().map(|r| r.digest(Now::at(10_000))).collect();
+        assert!(d.iter().all(|x| *x == d[0]), "digests differ: {d:?}");
+        // Each journal, flush marker included, rebuilds its region's state.
+        assert_journal_rebuilds(&mut m, 10_000);
+    }
+
+    /// `FLUSHALL` covers every database; a later `FLUSHDB` of one, and the order the markers
+    /// arrive in, change nothing about the outcome.
+    #[test]
+    fn flushall_covers_every_database() {
+        let mut m = Mesh::new(2);
+        for db in 0..4u8 {
+            in_db(&mut m.rs[0], db, &format!("SET k{db} v"), 100);
+        }
+        m.settle(200);
+        assert_eq!(dbsize(&mut m.rs[1], 3, 200), Reply::Int(1));
+        assert_eq!(in_db(&mut m.rs[1], 3, "FLUSHALL ASYNC", 300), Reply::OK);
+        assert_eq!(in_db(&mut m.rs[1], 1, "SET fresh v", 310), Reply::OK);
+        m.settle(400);
+        for r in &mut m.rs {
+            for db in 0..4u8 {
+                let want = if db == 1 { 1 } else { 0 };
+                assert_eq!(dbsize(r, db, 400), Reply::Int(want), "db {db}");
+            }
+            assert_eq!(in_db(r, 1, "GET fresh", 400), Reply::bulk("v"));
+        }
+    }
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        /// `SET k<key> v` in a region and database.
+        Set(usize, u8, u8),
+        /// `HSET k<key> f<field> v`.
+        HSet(usize, u8, u8, u8),
+        /// `DEL k<key>`.
+        Del(usize, u8, u8),
+        /// `FLUSHDB` of a database.
+        FlushDb(usize, u8),
+        /// `FLUSHALL`.
+        FlushAll(usize),
+        /// Cut (or restore) the link between two regions, both ways.
+        Link(usize, usize, bool),
+        /// Deliver what can be delivered.
+        Settle,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (0usize..3, 0u8..3, 0u8..6).prop_map(|(r, d, k)| Op::Set(r, d, k)),
+            3 => (0usize..3, 0u8..3, 0u8..6, 0u8..3).prop_map(|(r, d, k, f)| Op::HSet(r, d, k, f)),
+            1 => (0usize..3, 0u8..3, 0u8..6).prop_map(|(r, d, k)| Op::Del(r, d, k)),
+            1 => (0usize..3, 0u8..3).prop_map(|(r, d)| Op::FlushDb(r, d)),
+            1 => (0usize..3).prop_map(Op::FlushAll),
+            2 => (0usize..3, 0usize..3, any::<bool>()).prop_map(|(a, b, cut)| Op::Link(a, b, cut)),
+            2 => Just(Op::Settle),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        /// Writes, deletes and flushes in three regions under random cuts and deliveries
+        /// converge to one state once the links are back (digests and every database's size
+        /// equal everywhere, journals rebuild it); a flush made after that empties every
+        /// region, and a write after it is seen everywhere.
+        #[test]
+        fn flushes_converge_under_partitions(ops in prop::collection::vec(op(), 1..50)) {
+            let mut m = Mesh::new(3);
+            let mut t = 100;
+            for op in &ops {
+                t += 7;
+                let r = match *op {
+                    Op::Set(r, d, k) => in_db(&mut m.rs[r], d, &format!("SET k{k} v{t}"), t),
+                    Op::HSet(r, d, k, f) => {
+                        in_db(&mut m.rs[r], d, &format!("HSET k{k} f{f} v{t}"), t)
+                    }
+                    Op::Del(r, d, k) => in_db(&mut m.rs[r], d, &format!("DEL k{k}"), t),
+                    Op::FlushDb(r, d) => in_db(&mut m.rs[r], d, "FLUSHDB", t),
+                    Op::FlushAll(r) => in_db(&mut m.rs[r], 0, "FLUSHALL", t),
+                    Op::Link(a, b, cut) => {
+                        if a != b {
+                            m.cut[a][b] = cut;
+                            m.cut[b][a] = cut;
+                        }
+                        Reply::OK
+                    }
+                    Op::Settle => {
+                        m.settle(t);
+                        Reply::OK
+                    }
+                };
+                // A type conflict (HSET on a string) is an error reply, as from Redis.
+                prop_assert!(!matches!(r, Reply::Error(ref e) if !e.text().starts_with("WRONGTYPE")), "{:?}: {:?}", op, r);
+            }
+            m.cut = vec![vec![false; 3]; 3];
+            for k in 1..=4 {
+                m.settle(t + k * 2000);
+            }
+            let end = t + 8000;
+            let d: Vec<u64> = m.rs.iter().map(|r| r.digest(Now::at(end))).collect();
+            prop_assert!(d.iter().all(|x| *x == d[0]), "digests differ: {:?}", d);
+            for db in 0..3u8 {
+                let sizes: Vec<Reply> = m.rs.iter_mut().map(|r| dbsize(r, db, end)).collect();
+                prop_assert!(sizes.iter().all(|s| *s == sizes[0]), "db {} sizes {:?}", db, sizes);
+            }
+            assert_journal_rebuilds(&mut m, end);
+            prop_assert_eq!(in_db(&mut m.rs[1], 0, "FLUSHALL", end + 1), Reply::OK);
+            prop_assert_eq!(in_db(&mut m.rs[2], 2, "SET last v", end + 2), Reply::OK);
+            m.settle(end + 100);
+            for (i, r) in m.rs.iter_mut().enumerate() {
+                for db in 0..3u8 {
+                    let want = i64::from(db == 2);
+                    prop_assert_eq!(dbsize(r, db, end + 100), Reply::Int(want), "region {} db {}", i + 1, db);
+                }
+            }
+        }
+    }
+}
