@@ -540,3 +540,47 @@ fn arity_case_and_unknown_commands() {
         err("ERR unknown command 'FOO', with args beginning with: 'a' 'b' "),
     );
 }
+
+#[test]
+fn numbered_databases_move_and_flush() {
+    let mut p = Pair::new();
+    p.expect("SET a 1 PX 5000", ok());
+    p.expect("SELECT 1", ok());
+    p.expect("GET a", nil());
+    p.expect("SET a 2", ok());
+    p.expect("DBSIZE", int(1));
+    p.expect("SELECT 0", ok());
+    p.expect("MOVE a 1", int(0));
+    p.expect("MOVE a x", not_integer());
+    p.expect("MOVE a 16", err("ERR DB index is out of range"));
+    p.expect(
+        "MOVE a 0",
+        err("ERR source and destination objects are the same"),
+    );
+    p.expect("MOVE nokey 2", int(0));
+    p.expect("MOVE a 2", int(1));
+    p.expect("EXISTS a", int(0));
+    p.expect("SELECT 2", ok());
+    p.expect("PTTL a", int(5000));
+    // The moved key keeps its expiry, in its new database.
+    p.wait(5001);
+    p.expect("EXISTS a", int(0));
+    p.expect("SELECT 16", err("ERR DB index is out of range"));
+    p.expect("SELECT -1", err("ERR DB index is out of range"));
+    p.expect("SELECT 01", not_integer());
+    p.expect("SELECT 1", ok());
+    p.expect("FLUSHDB x", syntax());
+    p.expect("FLUSHDB ASYNC", ok());
+    p.expect("DBSIZE", int(0));
+    p.expect("SET b 1", ok());
+    p.expect("SELECT 0", ok());
+    p.expect("SET c 1", ok());
+    p.expect("FLUSHALL SYNC x", syntax());
+    p.expect("FLUSHALL", ok());
+    p.expect("DBSIZE", int(0));
+    p.expect("SELECT 1", ok());
+    p.expect("DBSIZE", int(0));
+    p.expect("SWAPDB x 1", err("ERR invalid first DB index"));
+    p.expect("SWAPDB 0 y", err("ERR invalid second DB index"));
+    p.expect("SWAPDB 0 16", err("ERR DB index is out of range"));
+}

@@ -25,6 +25,7 @@ use bytes::Bytes;
 use proptest::prelude::*;
 use proptest::sample::select;
 use redis_model::{Model, ModelValue};
+use sessionmesh_core::cmd::Command;
 use sessionmesh_core::{Config, Now, Replica, Reply, Value};
 
 /// Wall-clock milliseconds at the start of every run (late 2023).
@@ -33,6 +34,9 @@ const T0: u64 = 1_700_000_000_000;
 /// The core and the model side by side, at the same `now`, with a transcript for failures.
 struct Pair {
     core: Replica,
+    /// The core side's selected database: `SELECT` is a connection command, which the
+    /// node's Redis server answers; here the pair plays that part.
+    db: u8,
     model: Model,
     now: u64,
     transcript: Vec<String>,
@@ -42,6 +46,7 @@ impl Pair {
     fn new() -> Pair {
         Pair {
             core: Replica::new(Config::single()),
+            db: 0,
             model: Model::new(),
             now: T0,
             transcript: Vec::new(),
@@ -58,7 +63,7 @@ impl Pair {
         let step = self.transcript.len();
         let line = format!("[{step}] t0+{}ms  {}", self.now - T0, show(args));
         let core_args: Vec<Bytes> = args.iter().map(|a| Bytes::from(a.clone())).collect();
-        let core = normalize(args, self.core.execute(&core_args, Now::at(self.now)));
+        let core = normalize(args, self.core_execute(core_args));
         let model = normalize(args, self.model.execute(args, self.now));
         if core != model {
             return Err(format!(
@@ -69,6 +74,25 @@ impl Pair {
         self.transcript.push(format!("{line}  -> {core:?}"));
         self.check_state()?;
         Ok(model)
+    }
+
+    /// Runs a command line on the core in the selected database, as the node's server does:
+    /// `SELECT` by the server's own parser, data commands translated into the database.
+    fn core_execute(&mut self, args: Vec<Bytes>) -> Reply {
+        let cmd = match Command::parse(args) {
+            Ok(c) => c,
+            Err(e) => return e,
+        };
+        if cmd.id().name() == "select" {
+            return match sessionmesh::resp::commands::select(cmd.args(), 16) {
+                Ok(db) => {
+                    self.db = db;
+                    Reply::OK
+                }
+                Err(e) => e,
+            };
+        }
+        self.core.run(&cmd.in_db(self.db), Now::at(self.now))
     }
 
     /// The live key spaces must match: values and absolute expiries.
@@ -114,11 +138,14 @@ impl Pair {
     }
 }
 
-/// The core's live keys in the model's shape.
+/// The core's live keys in the model's shape (each name prefixed with its database's number).
 fn core_state(core: &Replica, now: u64) -> BTreeMap<Vec<u8>, (ModelValue, Option<u64>)> {
     core.live(Now::at(now))
         .into_iter()
-        .map(|(key, (value, expire))| {
+        .map(|(stored, (value, expire))| {
+            let (db, name) = sessionmesh_core::db::split(&stored).expect("no system key is live");
+            let mut key = vec![db];
+            key.extend_from_slice(name);
             let value = match value {
                 Value::String(s) => ModelValue::String(s.to_vec()),
                 Value::Hash(h) => ModelValue::Hash(
@@ -127,7 +154,7 @@ fn core_state(core: &Replica, now: u64) -> BTreeMap<Vec<u8>, (ModelValue, Option
                         .collect(),
                 ),
             };
-            (key.to_vec(), (value, expire))
+            (key, (value, expire))
         })
         .collect()
 }

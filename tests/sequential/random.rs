@@ -243,8 +243,24 @@ fn command() -> impl Strategy<Value = Vec<Arg>> {
         1 => cmd("HKEYS", key().prop_map(|k| vec![k])),
         1 => cmd("HVALS", key().prop_map(|k| vec![k])),
         1 => cmd("DBSIZE", Just(vec![])),
+        2 => cmd("SELECT", db_index().prop_map(|d| vec![d])),
+        1 => cmd("MOVE", (key(), db_index()).prop_map(|(k, d)| vec![k, d])),
+        1 => cmd("FLUSHDB", prop::collection::vec(one_of(&["ASYNC", "sync", "lazy"]), 0..=1)),
+        1 => cmd("FLUSHALL", prop::collection::vec(one_of(&["SYNC", "async", "x"]), 0..=2)),
+        1 => cmd("SWAPDB", (db_index(), db_index()).prop_filter("a valid SWAPDB is refused here (DESIGN §2)", |(a, b)| {
+            let ok = |a: &Arg| matches!(a, Arg::Lit(s) if ["0", "1", "2", "15"].contains(&s.as_str()));
+            !(ok(a) && ok(b))
+        }).prop_map(|(a, b)| vec![a, b])),
         2 => cmd("KEYS", glob().prop_map(|p| vec![p])),
         1 => wrong_arity(),
+    ]
+}
+
+/// Database indexes: mostly valid and colliding, sometimes out of range or not a number.
+fn db_index() -> impl Strategy<Value = Arg> {
+    prop_oneof![
+        6 => one_of(&["0", "1", "2"]),
+        1 => one_of(&["15", "16", "-1", "x", "01", "1.0", ""]),
     ]
 }
 
@@ -300,6 +316,10 @@ fn wrong_arity() -> impl Strategy<Value = Vec<Arg>> {
         "HVALS",
         "DBSIZE",
         "KEYS",
+        "SELECT",
+        "MOVE",
+        "FLUSHDB",
+        "SWAPDB",
     ];
     (
         one_of(NAMES),

@@ -8,6 +8,9 @@
 //! things, so that which error wins is Redis's choice too. It shares nothing with the core but
 //! the [`Reply`] type, so a test comparing the two compares two independent implementations.
 //!
+//! Numbered databases (`SELECT`, `MOVE`, `FLUSHDB`, `FLUSHALL`, `SWAPDB`) as `db.c` has them,
+//! one map per database.
+//!
 //! What it leaves out: replication, memory limits, `DBSIZE` counting keys that expired but were
 //! not reclaimed yet (a Redis accident of timing; here they are simply gone), and arguments with
 //! embedded NUL bytes where Redis reads C strings.
@@ -29,11 +32,19 @@ pub enum ModelValue {
 /// A hash's fields and values.
 pub type Fields = BTreeMap<Vec<u8>, Vec<u8>>;
 
-/// The model's key space.
+/// The model's key space: the selected database's keys, and the other databases' aside
+/// (`SELECT` swaps them), as Redis keeps one dictionary per database.
 #[derive(Clone, Debug, Default)]
 pub struct Model {
     keys: BTreeMap<Vec<u8>, Entry>,
+    /// The selected database (`SELECT`).
+    db: u8,
+    /// Every other database's keys.
+    others: BTreeMap<u8, BTreeMap<Vec<u8>, Entry>>,
 }
+
+/// Redis's `databases` default.
+const DATABASES: i64 = 16;
 
 #[derive(Clone, Debug)]
 struct Entry {
@@ -91,19 +102,58 @@ impl Model {
         }
     }
 
-    /// The live keys at `now_ms`, with their absolute expiry in ms.
+    /// The live keys of every database at `now_ms`, with their absolute expiry in ms, each
+    /// name prefixed with its database's number as one byte (a representation for the
+    /// comparison only).
     pub fn dump(&self, now_ms: u64) -> BTreeMap<Vec<u8>, (ModelValue, Option<u64>)> {
         let now = i64::try_from(now_ms).expect("now fits in i64");
-        self.keys
-            .iter()
-            .filter(|(_, e)| e.is_live(now))
-            .map(|(k, e)| {
-                let expire = e
-                    .expire_at
-                    .map(|when| u64::try_from(when).expect("stored expiries are positive"));
-                (k.clone(), (e.value.clone(), expire))
+        std::iter::once((self.db, &self.keys))
+            .chain(self.others.iter().map(|(d, m)| (*d, m)))
+            .flat_map(|(db, keys)| {
+                keys.iter()
+                    .filter(move |(_, e)| e.is_live(now))
+                    .map(move |(k, e)| {
+                        let expire = e
+                            .expire_at
+                            .map(|when| u64::try_from(when).expect("stored expiries are positive"));
+                        let mut name = vec![db];
+                        name.extend_from_slice(k);
+                        (name, (e.value.clone(), expire))
+                    })
             })
             .collect()
+    }
+
+    /// `selectDb`'s index: an integer (`getIntFromObjectOrReply`), then in range.
+    fn db_index(arg: &[u8]) -> Result<u8, Reply> {
+        let n =
+            parse_int(arg).ok_or_else(|| Reply::err("value is not an integer or out of range"))?;
+        if !(0..DATABASES).contains(&n) {
+            return Err(Reply::err("DB index is out of range"));
+        }
+        Ok(n as u8)
+    }
+
+    /// The keys of database `db` (the selected one's are `self.keys`).
+    fn db_mut(&mut self, db: u8) -> &mut BTreeMap<Vec<u8>, Entry> {
+        if db == self.db {
+            &mut self.keys
+        } else {
+            self.others.entry(db).or_default()
+        }
+    }
+
+    /// `getFlushCommandFlags`: `ASYNC` or `SYNC` alone, nothing else.
+    fn flush_flags(args: &[Vec<u8>]) -> Result<(), Reply> {
+        match args.len() {
+            1 => Ok(()),
+            2 if args[1].eq_ignore_ascii_case(b"async")
+                || args[1].eq_ignore_ascii_case(b"sync") =>
+            {
+                Ok(())
+            }
+            _ => Err(Reply::err("syntax error")),
+        }
     }
 
     /// Runs a command whose arity was checked; `Err` carries an error reply.
@@ -359,6 +409,61 @@ impl Model {
             )),
             "hlen" => int(self.hash(key)?.map_or(0, |h| h.len())),
             "dbsize" => int(self.keys.len()),
+            "select" => {
+                let db = Self::db_index(&args[1])?;
+                let current = std::mem::take(&mut self.keys);
+                self.others.insert(self.db, current);
+                self.keys = self.others.remove(&db).unwrap_or_default();
+                self.db = db;
+                Reply::OK
+            }
+            // `moveCommand`: the index, then another database, then the key, then the target.
+            "move" => {
+                let db = Self::db_index(&args[2])?;
+                if db == self.db {
+                    return Err(Reply::err("source and destination objects are the same"));
+                }
+                let Some(entry) = self.keys.get(key).cloned() else {
+                    return Ok(Reply::Int(0));
+                };
+                let target = self.db_mut(db);
+                target.retain(|_, e| e.is_live(now));
+                if target.contains_key(key) {
+                    return Ok(Reply::Int(0));
+                }
+                target.insert(key.to_vec(), entry);
+                self.keys.remove(key);
+                Reply::Int(1)
+            }
+            "flushdb" => {
+                Self::flush_flags(args)?;
+                self.keys.clear();
+                Reply::OK
+            }
+            "flushall" => {
+                Self::flush_flags(args)?;
+                self.keys.clear();
+                self.others.clear();
+                Reply::OK
+            }
+            // `swapdbCommand`'s checks; the swap itself is refused by sessionmesh (a documented
+            // difference), so the random sequences send only invalid ones.
+            "swapdb" => {
+                let index = |a: &[u8], which: &str| {
+                    parse_int(a)
+                        .filter(|n| i32::try_from(*n).is_ok())
+                        .ok_or_else(|| Reply::err(format!("invalid {which} DB index")))
+                };
+                let (x, y) = (index(&args[1], "first")?, index(&args[2], "second")?);
+                if !(0..DATABASES).contains(&x) || !(0..DATABASES).contains(&y) {
+                    return Err(Reply::err("DB index is out of range"));
+                }
+                let (x, y) = (x as u8, y as u8);
+                let a = std::mem::take(self.db_mut(x));
+                let b = std::mem::replace(self.db_mut(y), a);
+                *self.db_mut(x) = b;
+                Reply::OK
+            }
             "keys" => Reply::Array(
                 self.keys
                     .keys()
@@ -543,6 +648,9 @@ fn arity(name: &str) -> Option<i32> {
         | "incrbyfloat" => 3,
         "setex" | "psetex" | "hsetnx" | "hincrby" | "hincrbyfloat" => 4,
         "dbsize" => 1,
+        "select" => 2,
+        "move" | "swapdb" => 3,
+        "flushdb" | "flushall" => -1,
         "getex" | "mget" | "del" | "unlink" | "exists" => -2,
         "set" | "mset" | "expire" | "pexpire" | "expireat" | "pexpireat" | "hmget" | "hdel" => -3,
         "hset" | "hmset" => -4,
