@@ -226,6 +226,8 @@ fn rollback_without_census_is_caught() {
         ops_per_sec: 200.0,
         sessions: 80,
         home_affinity: 0.5,
+        // Flushes would kill the sessions whose resurrection this looks for.
+        flush_rate: 0.0,
         schedule: Some(schedule),
         ..SimConfig::standard(3)
     };
@@ -385,4 +387,43 @@ fn census_larger_than_the_queue_completes() {
         );
         assert!(s.converge_ms.is_some(), "seed {seed}: did not converge");
     }
+}
+
+/// Flushes made in one region while another keeps writing into the sessions it holds: merging
+/// those late writes without the flush's tombstone brings the flushed sessions back.
+#[test]
+fn flush_ignoring_late_deltas_is_caught() {
+    let schedule = Schedule {
+        partitions: vec![Partition {
+            start_ms: 4_000,
+            end_ms: 24_000,
+            cut: Cut::Isolate { region: 3 },
+        }],
+        ..Schedule::default()
+    };
+    let cfg = SimConfig {
+        duration_ms: 30_000,
+        ops_per_sec: 100.0,
+        // Many sessions: most are not re-created after the last flush, so a resurrected one
+        // stays visible at the end.
+        sessions: 400,
+        home_affinity: 0.34,
+        flush_rate: 0.002,
+        schedule: Some(schedule),
+        ..SimConfig::standard(3)
+    };
+    let fault = Faults {
+        flush_ignores_late_deltas: true,
+        ..Faults::default()
+    };
+    let hits = caught(
+        "flush-late",
+        "flush_ignoring_late_deltas_is_caught",
+        cfg,
+        fault,
+        0..8,
+    );
+    assert!(hits
+        .iter()
+        .any(|o| o.broke(Oracle::Converge) || o.broke(Oracle::Model)));
 }

@@ -41,6 +41,9 @@ pub struct SimConfig {
     pub zipf_s: f64,
     /// Probability that a session's command goes to its home region rather than a random one.
     pub home_affinity: f64,
+    /// Fraction of client requests that are a `FLUSHDB` or `FLUSHALL` (in a random region):
+    /// every session gone at once, replicated as one marker per shard.
+    pub flush_rate: f64,
     /// One-way delays between regions.
     pub latency: LatencyMatrix,
     /// Extra delay per frame, uniform in `0..=jitter × latency` (this is what reorders frames).
@@ -95,6 +98,7 @@ impl Default for SimConfig {
             string_keys: 100,
             zipf_s: 1.0,
             home_affinity: 0.8,
+            flush_rate: 0.0005,
             latency: LatencyMatrix::builtin(3),
             jitter: 0.3,
             link_bytes_per_ms: 12_500,

@@ -53,9 +53,53 @@ pub struct Oracles {
     reported: BTreeSet<(Oracle, usize)>,
     /// Violations in detection order.
     pub violations: Vec<Violation>,
+    /// Shards per region: which flush marker covers which key.
+    pub shards: u16,
+}
+
+/// `fold` with every flush applied as the SPEC defines it: a flush marker of database `d`
+/// written in shard `s` at stamp `F` kills every incarnation created at or before `F` of every
+/// key of `d` in shard `s` — the flush tombstone joined into the key's fold. The replicas do
+/// the same join as markers and deltas arrive, in whatever order; this applies it once, at the
+/// end, to the fold of everything written.
+fn with_flushes(
+    fold: &BTreeMap<Bytes, KeyState>,
+    shards: u16,
+) -> std::borrow::Cow<'_, BTreeMap<Bytes, KeyState>> {
+    use sessionmesh_core::{db, shard, store};
+    let shards = shards.max(1);
+    let flushes: Vec<(u8, u16, sessionmesh_core::Stamp)> = fold
+        .iter()
+        .filter_map(|(k, s)| {
+            let d = db::flush_marker_db(k)?;
+            Some((d, shard::shard_of_key(k, shards), s.cl.stamp))
+        })
+        .collect();
+    if flushes.is_empty() {
+        return std::borrow::Cow::Borrowed(fold);
+    }
+    let mut out = fold.clone();
+    for (k, s) in out.iter_mut() {
+        let Some(d) = db::db_of(k) else { continue };
+        let at = shard::shard_of_key(k, shards);
+        for (fd, fs, f) in &flushes {
+            if *fs == at && (*fd == d || *fd == db::FLUSH_ALL) {
+                s.merge(&store::flush_tombstone(*f));
+            }
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 impl Oracles {
+    /// Oracles for regions of `shards` shards.
+    pub fn with_shards(shards: u16) -> Oracles {
+        Oracles {
+            shards,
+            ..Oracles::default()
+        }
+    }
+
     /// Records one local write's delta.
     pub fn record_write(&mut self, key: Bytes, delta: KeyState) {
         self.record_write_at(usize::MAX, 0, key, delta);
@@ -81,9 +125,9 @@ impl Oracles {
         }
     }
 
-    /// The folded state of one key.
+    /// The folded state of one key (flushes joined in).
     pub fn model_state(&self, key: &Bytes) -> Option<KeyState> {
-        self.fold().get(key).cloned()
+        with_flushes(&self.fold(), self.shards).get(key).cloned()
     }
 
     /// Region `region` lost what it held since `since_ms`: its own writes made at or after it,
@@ -255,9 +299,10 @@ impl Oracles {
         }
     }
 
-    /// The expected state at `now_ms`: the fold of every recorded write.
+    /// The expected state at `now_ms`: the fold of every recorded write, each flush joined
+    /// into the keys it covers ([`with_flushes`]).
     pub fn expected(&self, now_ms: u64) -> Live {
-        self.fold()
+        with_flushes(&self.fold(), self.shards)
             .iter()
             .filter_map(|(k, s)| s.view(now_ms).map(|v| (k.clone(), v)))
             .collect()

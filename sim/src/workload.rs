@@ -67,11 +67,13 @@ pub enum OpKind {
     Persist,
     /// `SET` of a string key.
     SetString,
+    /// `FLUSHDB` or `FLUSHALL` (rare: one request in two thousand).
+    Flush,
 }
 
 impl OpKind {
     /// Every kind, in summary order.
-    pub const ALL: [OpKind; 8] = [
+    pub const ALL: [OpKind; 9] = [
         OpKind::Create,
         OpKind::CreateTtl,
         OpKind::Touch,
@@ -80,6 +82,7 @@ impl OpKind {
         OpKind::Logout,
         OpKind::Persist,
         OpKind::SetString,
+        OpKind::Flush,
     ];
 
     /// A short name.
@@ -93,6 +96,7 @@ impl OpKind {
             OpKind::Logout => "logout",
             OpKind::Persist => "persist",
             OpKind::SetString => "set",
+            OpKind::Flush => "flush",
         }
     }
 }
@@ -115,6 +119,8 @@ pub struct Op {
 pub struct Workload {
     regions: usize,
     home_affinity: f64,
+    /// Fraction of requests that flush (see `SimConfig::flush_rate`).
+    flush_rate: f64,
     sessions: Zipf,
     strings: Zipf,
     /// Believed-alive hint per session.
@@ -135,6 +141,7 @@ impl Workload {
         strings: usize,
         zipf_s: f64,
         home_affinity: f64,
+        flush_rate: f64,
     ) -> Workload {
         let sessions = sessions.max(1);
         let strings = strings.max(1);
@@ -150,6 +157,7 @@ impl Workload {
         Workload {
             regions: regions.max(1),
             home_affinity,
+            flush_rate,
             sessions: Zipf::new(sessions, zipf_s),
             strings: Zipf::new(strings, zipf_s),
             alive: vec![false; sessions],
@@ -169,6 +177,21 @@ impl Workload {
         let x: f64 = rng.gen();
         if x < 0.08 {
             return self.string_op(rng, now_ms);
+        }
+        if x < 0.08 + self.flush_rate {
+            // Every session this client population believes in is gone.
+            self.alive.iter_mut().for_each(|a| *a = false);
+            let name = if x < 0.08 + self.flush_rate / 2.0 {
+                "FLUSHDB"
+            } else {
+                "FLUSHALL"
+            };
+            return vec![Op {
+                region: rng.gen_range(0..self.regions),
+                kind: OpKind::Flush,
+                args: vec![Bytes::from_static(name.as_bytes())],
+                session: None,
+            }];
         }
         let s = self.sessions.sample(rng);
         let region = if rng.gen_bool(self.home_affinity) {
@@ -328,7 +351,7 @@ mod tests {
     #[test]
     fn creates_then_touches() {
         let mut rng = ChaCha8Rng::seed_from_u64(1);
-        let mut w = Workload::new(&mut rng, 3, 10, 5, 1.0, 0.8);
+        let mut w = Workload::new(&mut rng, 3, 10, 5, 1.0, 0.8, 0.0);
         let mut kinds = std::collections::BTreeMap::new();
         for t in 0..2_000 {
             for op in w.next(&mut rng, t) {

@@ -910,6 +910,7 @@ fn core_config(config: &Config, region: &RegionSpec, shard: u16) -> CoreConfig {
     let ids: Vec<RegionId> = config.regions().iter().map(|r| RegionId(r.id)).collect();
     let mut core = CoreConfig::new(RegionId(region.id), &ids);
     core.shard = shard;
+    core.shards = config.shards();
     let rep = config.replication();
     core.flush_interval_ms = rep.flush_interval_ms;
     core.max_clock_drift_ms = rep.max_clock_drift_ms;

@@ -95,10 +95,26 @@ pub fn moved(stored: &Bytes, db: u8) -> Bytes {
     encode(db, &user_key(stored))
 }
 
-/// The flush marker of database `db` ([`FLUSH_ALL`] for every database): a system key each
-/// shard holds, whose incarnation stamp is the latest flush (see [`crate::store`]).
-pub fn flush_marker(db: u8) -> Bytes {
-    Bytes::from(vec![ESCAPE, SYSTEM, b'F', db])
+/// The flush marker of database `db` ([`FLUSH_ALL`] for every database) in shard `shard` of a
+/// region of `shards`: a system key whose incarnation stamp is that shard's latest flush (see
+/// [`crate::store`]). Its name carries a hash tag chosen so that it hashes into that very
+/// shard, like every key a shard holds: whatever attributes keys to shards by their slot (the
+/// simulator's oracles, say) finds it where it is.
+pub fn flush_marker(db: u8, shard: u16, shards: u16) -> Bytes {
+    let shards = shards.max(1);
+    let tag = (0u32..)
+        .map(|i| i.to_string())
+        .find(|t| {
+            crate::slot::shard_of(
+                crate::slot::crc16(t.as_bytes()) & (crate::slot::SLOTS - 1),
+                shards,
+            ) == shard % shards
+        })
+        .unwrap_or_default();
+    let mut b = vec![ESCAPE, SYSTEM, b'F', db, b'{'];
+    b.extend_from_slice(tag.as_bytes());
+    b.push(b'}');
+    Bytes::from(b)
 }
 
 /// The "database" of `FLUSHALL`'s marker.
@@ -108,7 +124,7 @@ pub const FLUSH_ALL: u8 = 0xFF;
 /// not a flush marker.
 pub fn flush_marker_db(stored: &[u8]) -> Option<u8> {
     match stored {
-        [ESCAPE, SYSTEM, b'F', db] => Some(*db),
+        [ESCAPE, SYSTEM, b'F', db, ..] => Some(*db),
         _ => None,
     }
 }
@@ -143,8 +159,18 @@ mod tests {
                 assert!(seen.insert(s), "two names share {db} {n:?}");
             }
         }
-        assert_eq!(split(&flush_marker(3)), None);
-        assert_eq!(flush_marker_db(&flush_marker(FLUSH_ALL)), Some(FLUSH_ALL));
+        assert_eq!(split(&flush_marker(3, 0, 1)), None);
+        assert_eq!(
+            flush_marker_db(&flush_marker(FLUSH_ALL, 2, 4)),
+            Some(FLUSH_ALL)
+        );
+        // Each shard's marker hashes into that shard.
+        for shards in [1u16, 4, 7, 16] {
+            for s in 0..shards {
+                let m = flush_marker(1, s, shards);
+                assert_eq!(crate::shard::shard_of_key(&m, shards), s, "{shards} {s}");
+            }
+        }
         // Database 0's ordinary names are stored as they are.
         assert_eq!(encode(0, &Bytes::from_static(b"sess:1")), "sess:1");
         assert_eq!(moved(&encode(3, &Bytes::from_static(b"k")), 0), "k");

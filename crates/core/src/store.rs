@@ -114,6 +114,8 @@ pub struct Store {
     /// [`db::FLUSH_ALL`]): every incarnation of a key of that database created at or before
     /// it is dead, wherever and whenever its deltas arrive (see [`Store::flushed`]).
     flushes: Vec<Option<Stamp>>,
+    /// Planted fault ([`crate::Faults::flush_ignores_late_deltas`]).
+    pub(crate) flush_ignores_late_deltas: bool,
     /// Keys removed so far ([`Store::removals`]).
     removals: u64,
 }
@@ -174,6 +176,7 @@ impl Store {
             expiring: BTreeSet::new(),
             visible: vec![0; SYSTEM_SLOT + 1],
             flushes: vec![None; SYSTEM_SLOT + 1],
+            flush_ignores_late_deltas: false,
             removals: 0,
         }
     }
@@ -187,7 +190,7 @@ impl Store {
 
     /// The flush that covers stored key `key`, if any (none for system keys).
     fn flush_of(&self, key: &[u8]) -> Option<Stamp> {
-        if self.flushes.iter().all(Option::is_none) {
+        if self.flush_ignores_late_deltas || self.flushes.iter().all(Option::is_none) {
             return None;
         }
         db::db_of(key).and_then(|d| self.flushed(d))

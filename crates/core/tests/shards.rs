@@ -18,6 +18,7 @@ fn region(n: u16) -> Vec<Replica> {
         .map(|i| {
             Replica::new(Config {
                 shard: i,
+                shards: n,
                 ..Config::new(ids[0], &ids)
             })
         })

@@ -261,6 +261,7 @@ impl<'a> World<'a> {
             cfg.string_keys,
             cfg.zipf_s,
             cfg.home_affinity,
+            cfg.flush_rate,
         );
         let net = Network::new(
             n,
@@ -289,7 +290,7 @@ impl<'a> World<'a> {
             healed: false,
             done: false,
             samples: 0,
-            oracles: Oracles::default(),
+            oracles: Oracles::with_shards(cfg.shards.max(1)),
             summary: Summary {
                 seed,
                 regions: n,
@@ -336,6 +337,7 @@ impl<'a> World<'a> {
             .map(|s| {
                 let mut c = self.replica_config(i);
                 c.shard = s;
+                c.shards = self.shards;
                 c
             })
             .collect()

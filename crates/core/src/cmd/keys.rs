@@ -469,7 +469,7 @@ pub fn run(ctx: &mut Ctx<'_>, op: KeyOp<'_>) -> Reply {
         KeyOp::Flush { all } => {
             let target = if all { crate::db::FLUSH_ALL } else { ctx.db };
             let s = ctx.stamp();
-            let marker = crate::db::flush_marker(target);
+            let marker = crate::db::flush_marker(target, ctx.shard.0, ctx.shard.1);
             ctx.write(&marker, KeyState::incarnation(KeyState::fresh_len(s), s));
             Reply::OK
         }

@@ -53,6 +53,8 @@ pub struct Ctx<'a> {
     pub db: u8,
     /// How many databases the region has (`MOVE`, `COPY … DB`).
     pub databases: u16,
+    /// Which shard of how many this is (`FLUSHDB` names the shard's flush marker).
+    pub shard: (u16, u16),
 }
 
 impl<'a> Ctx<'a> {

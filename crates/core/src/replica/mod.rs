@@ -189,11 +189,13 @@ impl Replica {
             .filter(|r| **r != cfg.region)
             .map(|r| (*r, Peer::default()))
             .collect();
+        let mut store = Store::new();
+        store.flush_ignores_late_deltas = cfg.faults.flush_ignores_late_deltas;
         Replica {
             record_writes: cfg.record_writes,
             cfg,
             clock,
-            store: Store::new(),
+            store,
             wm: BTreeMap::new(),
             held_floor: BTreeMap::new(),
             dirty: Dirty::default(),
@@ -497,6 +499,7 @@ impl Replica {
             max_string_bytes: self.cfg.max_string_bytes,
             db: 0,
             databases: self.cfg.databases,
+            shard: (self.cfg.shard, self.cfg.shards),
         };
         let reply = f(&mut ctx);
         let (writes, conflicts) = (ctx.writes, ctx.conflicts);

@@ -43,6 +43,10 @@ pub struct Faults {
     /// Catch-up parts leave whether or not the link has room for them (the behaviour before
     /// answers waited for room): on a queue smaller than an answer, its tail is dropped.
     pub catchup_ignores_room: bool,
+    /// A delta arriving after its database's flush marker is merged as it is, without the
+    /// flush tombstone: a write made elsewhere before the flush, into a key the flush killed,
+    /// comes back.
+    pub flush_ignores_late_deltas: bool,
 }
 
 /// Settings of one replica.
@@ -55,6 +59,9 @@ pub struct Config {
     /// Which shard of the region's key space this replica is ([`crate::shard`]): written in
     /// the header of every frame it sends, and required of every frame it accepts.
     pub shard: u16,
+    /// How many shards the region has (what names this shard's flush markers, see
+    /// [`crate::db::flush_marker`]).
+    pub shards: u16,
     /// Remote stamps further ahead of our wall clock than this are held back.
     pub max_clock_drift_ms: u64,
     /// How often local writes are pushed to peers (coalesced per key in between).
@@ -104,6 +111,7 @@ impl Config {
             region,
             regions: regions.to_vec(),
             shard: 0,
+            shards: 1,
             max_clock_drift_ms: 500,
             flush_interval_ms: 2,
             catchup_interval_ms: 1_000,
