@@ -114,6 +114,8 @@ pub struct Store {
     /// [`db::FLUSH_ALL`]): every incarnation of a key of that database created at or before
     /// it is dead, wherever and whenever its deltas arrive (see [`Store::flushed`]).
     flushes: Vec<Option<Stamp>>,
+    /// Whether any flush is in `flushes`: the one test a write pays until the first flush.
+    flushed_any: bool,
     /// Planted fault ([`crate::Faults::flush_ignores_late_deltas`]).
     pub(crate) flush_ignores_late_deltas: bool,
     /// Keys removed so far ([`Store::removals`]).
@@ -177,6 +179,7 @@ impl Store {
             visible: vec![0; SYSTEM_SLOT + 1],
             flushes: vec![None; SYSTEM_SLOT + 1],
             flush_ignores_late_deltas: false,
+            flushed_any: false,
             removals: 0,
         }
     }
@@ -190,7 +193,7 @@ impl Store {
 
     /// The flush that covers stored key `key`, if any (none for system keys).
     fn flush_of(&self, key: &[u8]) -> Option<Stamp> {
-        if self.flush_ignores_late_deltas || self.flushes.iter().all(Option::is_none) {
+        if !self.flushed_any || self.flush_ignores_late_deltas {
             return None;
         }
         db::db_of(key).and_then(|d| self.flushed(d))
@@ -211,6 +214,7 @@ impl Store {
             return;
         }
         self.flushes[slot] = Some(f);
+        self.flushed_any = true;
         let tomb = flush_tombstone(f);
         let doomed: Vec<Bytes> = self
             .keys
