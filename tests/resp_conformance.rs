@@ -139,10 +139,12 @@ async fn connection_commands() {
     assert_eq!(q(&mut c, &["ping", "hi"]).await, Ok(bulk("hi")));
     assert_eq!(q(&mut c, &["ECHO", "x y"]).await, Ok(bulk("x y")));
     assert_eq!(q(&mut c, &["SELECT", "0"]).await, Ok(V::Okay));
+    assert_eq!(q(&mut c, &["SELECT", "1"]).await, Ok(V::Okay));
     assert_eq!(
-        q(&mut c, &["SELECT", "1"]).await,
+        q(&mut c, &["SELECT", "16"]).await,
         Err("ERR DB index is out of range".into())
     );
+    assert_eq!(q(&mut c, &["SELECT", "0"]).await, Ok(V::Okay));
     assert_eq!(
         q(&mut c, &["SELECT", "x"]).await,
         Err("ERR value is not an integer or out of range".into())
