@@ -84,6 +84,21 @@ fn command() -> impl Strategy<Value = Vec<String>> {
         Just(vec!["DBSIZE".into()]),
         Just(vec!["KEYS".into(), "*".into()]),
         Just(vec!["KEYS".into(), "{u}*".into()]),
+        // Numbered databases and flushes: a command runs in the database drawn with it.
+        (key(), prop::sample::select(vec!["0", "1", "2"])).prop_map(|(k, d)| vec![
+            "MOVE".into(),
+            k,
+            d.into()
+        ]),
+        (key(), key(), prop::sample::select(vec!["0", "1", "2"])).prop_map(|(a, b, d)| vec![
+            "COPY".into(),
+            a,
+            b,
+            "DB".into(),
+            d.into()
+        ]),
+        Just(vec!["FLUSHDB".into()]),
+        Just(vec!["FLUSHALL".into()]),
     ]
 }
 
@@ -97,14 +112,14 @@ fn mset_with_a_key_missing_its_value_is_an_arity_error_across_shards() {
     assert_eq!(reply, Reply::wrong_arity("mset"));
 }
 
-/// Every key a full `SCAN` walk returns, and how many calls it took.
-fn scan_all(r: &mut Vec<Replica>, now: Now) -> (BTreeSet<Bytes>, usize) {
+/// Every key a full `SCAN` walk of database `db` returns, and how many calls it took.
+fn scan_all(r: &mut Vec<Replica>, db: u8, now: Now) -> (BTreeSet<Bytes>, usize) {
     let mut cursor = "0".to_string();
     let mut seen = BTreeSet::new();
     for calls in 1..10_000 {
         let reply = shard::run(
             r,
-            &line(&["SCAN".into(), cursor.clone(), "COUNT".into(), "2".into()]),
+            &line(&["SCAN".into(), cursor.clone(), "COUNT".into(), "2".into()]).in_db(db),
             now,
         );
         let Reply::Array(parts) = reply else {
@@ -129,19 +144,20 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(200))]
 
     #[test]
-    fn shards_answer_as_one_replica(cmds in prop::collection::vec(command(), 1..40)) {
+    fn shards_answer_as_one_replica(cmds in prop::collection::vec((0u8..3, command()), 1..40)) {
         let mut one = region(1);
         let mut four = region(4);
         let mut seven = region(7);
-        for (i, words) in cmds.iter().enumerate() {
+        for (i, (db, words)) in cmds.iter().enumerate() {
             let now = Now::at(1_000 + 10 * i as u64);
-            let c = line(words);
+            let c = line(words).in_db(*db);
             let want = shard::run(&mut one, &c, now);
             prop_assert_eq!(&shard::run(&mut four, &c, now), &want, "4 shards: {:?}", words);
             prop_assert_eq!(&shard::run(&mut seven, &c, now), &want, "7 shards: {:?}", words);
         }
         let now = Now::at(1_000 + 10 * cmds.len() as u64);
-        let keys = |r: &mut Vec<Replica>| match shard::run(r, &line(&["KEYS".into(), "*".into()]), now) {
+        for db in 0..3u8 {
+        let keys = |r: &mut Vec<Replica>| match shard::run(r, &line(&["KEYS".into(), "*".into()]).in_db(db), now) {
             Reply::Array(k) => k
                 .into_iter()
                 .map(|k| match k { Reply::Bulk(b) => b, _ => panic!() })
@@ -150,10 +166,10 @@ proptest! {
         };
         let all = keys(&mut one);
         for r in [&mut one, &mut four, &mut seven] {
-            let (seen, _) = scan_all(r, now);
+            let (seen, _) = scan_all(r, db, now);
             prop_assert_eq!(&seen, &all);
             // A COUNT larger than the key space returns it all in one call.
-            let reply = shard::run(r, &line(&["SCAN".into(), "0".into(), "COUNT".into(), "1000".into()]), now);
+            let reply = shard::run(r, &line(&["SCAN".into(), "0".into(), "COUNT".into(), "1000".into()]).in_db(db), now);
             let Reply::Array(parts) = reply else { panic!("{reply:?}") };
             prop_assert_eq!(&parts[0], &Reply::bulk("0"), "one call");
             let Reply::Array(found) = &parts[1] else { panic!("{parts:?}") };
@@ -162,6 +178,7 @@ proptest! {
                 .map(|k| match k { Reply::Bulk(b) => b.clone(), _ => panic!() })
                 .collect();
             prop_assert_eq!(&found, &all);
+        }
         }
     }
 }
