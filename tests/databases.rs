@@ -15,32 +15,6 @@ mod common;
 use common::cluster::{eventually, Cluster, DEADLINE, NAMES};
 use std::time::Duration;
 
-/// Runs one command on region `i` in database `db` (a connection that selected it). A region
-/// restoring after a restart answers `LOADING`; this retries then, as such a client does,
-/// until [`DEADLINE`].
-async fn db_cmd<T: redis::FromRedisValue>(c: &Cluster, i: usize, db: u8, args: &[&str]) -> T {
-    let addr = c.spec(i).redis;
-    let client = redis::Client::open(format!("redis://{addr}/{db}")).unwrap();
-    let mut cmd = redis::cmd(args[0]);
-    for a in &args[1..] {
-        cmd.arg(*a);
-    }
-    let started = std::time::Instant::now();
-    loop {
-        let r = match client.get_multiplexed_async_connection().await {
-            Ok(mut con) => cmd.query_async(&mut con).await,
-            Err(e) => Err(e),
-        };
-        match r {
-            Ok(v) => return v,
-            Err(e) if e.code() == Some("LOADING") && started.elapsed() < DEADLINE => {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            Err(e) => panic!("{} db {db} {args:?}: {e}", NAMES[i]),
-        }
-    }
-}
-
 /// Polls until `DBSIZE` of `db` is `want` in every running region.
 async fn converge_dbsize(c: &Cluster, db: u8, want: i64) {
     eventually(
@@ -48,7 +22,7 @@ async fn converge_dbsize(c: &Cluster, db: u8, want: i64) {
         DEADLINE,
         || async {
             for i in c.running() {
-                let n: i64 = db_cmd(c, i, db, &["DBSIZE"]).await;
+                let n: i64 = c.cmd_in(i, db, &["DBSIZE"]).await;
                 if n != want {
                     return Err(format!("{} has {n}", NAMES[i]));
                 }
@@ -66,7 +40,7 @@ async fn converge_get_in(c: &Cluster, db: u8, key: &str, want: Option<&str>) {
         DEADLINE,
         || async {
             for i in c.running() {
-                let got: Option<String> = db_cmd(c, i, db, &["GET", key]).await;
+                let got: Option<String> = c.cmd_in(i, db, &["GET", key]).await;
                 if got.as_deref() != want {
                     return Err(format!("{} has {got:?}", NAMES[i]));
                 }
@@ -82,7 +56,9 @@ async fn every_database_replicates_and_flushes_empty_every_region() {
     let c = Cluster::start(3).await;
     for (i, db) in [(0usize, 0u8), (1, 1), (2, 5)] {
         for k in 0..20 {
-            let _: () = db_cmd(&c, i, db, &["SET", &format!("k{k}"), &format!("db{db}")]).await;
+            let _: () = c
+                .cmd_in(i, db, &["SET", &format!("k{k}"), &format!("db{db}")])
+                .await;
         }
     }
     for db in [0, 1, 5] {
@@ -91,23 +67,23 @@ async fn every_database_replicates_and_flushes_empty_every_region() {
     }
     converge_dbsize(&c, 2, 0).await;
     // INFO keyspace lists each database with its keys.
-    let info: String = db_cmd(&c, 2, 0, &["INFO", "keyspace"]).await;
+    let info: String = c.cmd_in(2, 0, &["INFO", "keyspace"]).await;
     for db in [0, 1, 5] {
         let line = format!("db{db}:keys=20,expires=0");
         assert!(info.contains(&line), "INFO keyspace lacks {line}: {info}");
     }
     // FLUSHDB in one region empties that database in all, and only that one.
-    let _: () = db_cmd(&c, 2, 1, &["FLUSHDB"]).await;
+    let _: () = c.cmd_in(2, 1, &["FLUSHDB"]).await;
     converge_dbsize(&c, 1, 0).await;
     converge_dbsize(&c, 0, 20).await;
     converge_dbsize(&c, 5, 20).await;
     // FLUSHALL in one region empties every database in every region.
-    let _: () = db_cmd(&c, 1, 0, &["FLUSHALL", "ASYNC"]).await;
+    let _: () = c.cmd_in(1, 0, &["FLUSHALL", "ASYNC"]).await;
     for db in [0, 1, 5] {
         converge_dbsize(&c, db, 0).await;
     }
     // Writes after it live on, in every region.
-    let _: () = db_cmd(&c, 0, 5, &["SET", "after", "1"]).await;
+    let _: () = c.cmd_in(0, 5, &["SET", "after", "1"]).await;
     converge_get_in(&c, 5, "after", Some("1")).await;
     converge_dbsize(&c, 5, 1).await;
     c.shutdown().await;
@@ -116,10 +92,10 @@ async fn every_database_replicates_and_flushes_empty_every_region() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flush_made_while_cut_off_wins_over_concurrent_writes_and_survives_restarts() {
     let mut c = Cluster::start(2).await;
-    let _: i64 = db_cmd(&c, 0, 3, &["HSET", "sess", "user", "ann"]).await;
-    let _: () = db_cmd(&c, 0, 0, &["SET", "db0", "kept"]).await;
+    let _: i64 = c.cmd_in(0, 3, &["HSET", "sess", "user", "ann"]).await;
+    let _: () = c.cmd_in(0, 0, &["SET", "db0", "kept"]).await;
     eventually("sess in eu-west", DEADLINE, || async {
-        let n: i64 = db_cmd(&c, 1, 3, &["EXISTS", "sess"]).await;
+        let n: i64 = c.cmd_in(1, 3, &["EXISTS", "sess"]).await;
         if n == 1 {
             Ok(())
         } else {
@@ -128,17 +104,17 @@ async fn a_flush_made_while_cut_off_wins_over_concurrent_writes_and_survives_res
     })
     .await;
     c.partition_all();
-    let _: () = db_cmd(&c, 0, 3, &["FLUSHDB"]).await;
+    let _: () = c.cmd_in(0, 3, &["FLUSHDB"]).await;
     tokio::time::sleep(Duration::from_millis(15)).await;
     // eu-west, not having seen the flush, writes into the session and creates a key.
-    let _: i64 = db_cmd(&c, 1, 3, &["HSET", "sess", "cart", "3"]).await;
-    let _: () = db_cmd(&c, 1, 3, &["SET", "created-after", "1"]).await;
+    let _: i64 = c.cmd_in(1, 3, &["HSET", "sess", "cart", "3"]).await;
+    let _: () = c.cmd_in(1, 3, &["SET", "created-after", "1"]).await;
     c.heal_all();
     // The flush wins over the write into the session it held (delete wins); the key created
     // after the flush (in stamp order) survives; database 0 was never touched.
     eventually("sess gone everywhere", DEADLINE, || async {
         for i in c.running() {
-            let n: i64 = db_cmd(&c, i, 3, &["EXISTS", "sess"]).await;
+            let n: i64 = c.cmd_in(i, 3, &["EXISTS", "sess"]).await;
             if n != 0 {
                 return Err(format!("{} still has it", NAMES[i]));
             }
@@ -155,7 +131,7 @@ async fn a_flush_made_while_cut_off_wins_over_concurrent_writes_and_survives_res
     }
     converge_dbsize(&c, 3, 1).await;
     converge_get_in(&c, 3, "created-after", Some("1")).await;
-    let n: i64 = db_cmd(&c, 1, 3, &["EXISTS", "sess"]).await;
+    let n: i64 = c.cmd_in(1, 3, &["EXISTS", "sess"]).await;
     assert_eq!(n, 0, "the flushed session came back after a restart");
     c.shutdown().await;
 }
@@ -167,22 +143,17 @@ async fn a_flush_made_while_cut_off_wins_over_concurrent_writes_and_survives_res
 async fn a_magento_style_session_in_database_2_works_across_regions() {
     let c = Cluster::start(2).await;
     let key = "sess_abc123";
-    let lock: i64 = db_cmd(&c, 0, 2, &["HINCRBY", key, "lock", "1"]).await;
+    let lock: i64 = c.cmd_in(0, 2, &["HINCRBY", key, "lock", "1"]).await;
     assert_eq!(lock, 1, "the first locker gets the lock");
-    let _: () = db_cmd(
-        &c,
-        0,
-        2,
-        &["HMSET", key, "data", "cart|a:1", "lock", "0", "writes", "1"],
-    )
-    .await;
-    let set: i64 = db_cmd(&c, 0, 2, &["EXPIRE", key, "1440"]).await;
+    let hmset = ["HMSET", key, "data", "cart|a:1", "lock", "0", "writes", "1"];
+    let _: () = c.cmd_in(0, 2, &hmset).await;
+    let set: i64 = c.cmd_in(0, 2, &["EXPIRE", key, "1440"]).await;
     assert_eq!(set, 1);
     eventually("the session in eu-west's database 2", DEADLINE, || async {
         let v: (Option<String>, Option<String>) =
-            db_cmd(&c, 1, 2, &["HMGET", key, "data", "lock"]).await;
+            c.cmd_in(1, 2, &["HMGET", key, "data", "lock"]).await;
         // The fields and the TTL are two writes: wait for both.
-        let ttl: i64 = db_cmd(&c, 1, 2, &["TTL", key]).await;
+        let ttl: i64 = c.cmd_in(1, 2, &["TTL", key]).await;
         match v {
             (Some(d), Some(l)) if d == "cart|a:1" && l == "0" && (1..=1440).contains(&ttl) => {
                 Ok(())
@@ -192,7 +163,7 @@ async fn a_magento_style_session_in_database_2_works_across_regions() {
     })
     .await;
     // Not in database 0.
-    let n: i64 = db_cmd(&c, 1, 0, &["EXISTS", key]).await;
+    let n: i64 = c.cmd_in(1, 0, &["EXISTS", key]).await;
     assert_eq!(n, 0);
     c.shutdown().await;
 }

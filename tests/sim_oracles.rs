@@ -64,18 +64,23 @@ fn caught(
     hits
 }
 
-/// Region 3 is cut off while the others delete sessions it keeps writing to: collecting the
-/// tombstones before region 3's concurrent writes arrived lets those writes resurrect the keys.
-#[test]
-fn gc_without_stability_is_caught() {
-    let schedule = Schedule {
+/// Region 3 isolated from 4 s to 24 s, nothing else.
+fn region_3_cut_off_from_4_to_24_s() -> Schedule {
+    Schedule {
         partitions: vec![Partition {
             start_ms: 4_000,
             end_ms: 24_000,
             cut: Cut::Isolate { region: 3 },
         }],
         ..Schedule::default()
-    };
+    }
+}
+
+/// Region 3 is cut off while the others delete sessions it keeps writing to: collecting the
+/// tombstones before region 3's concurrent writes arrived lets those writes resurrect the keys.
+#[test]
+fn gc_without_stability_is_caught() {
+    let schedule = region_3_cut_off_from_4_to_24_s();
     let mut cfg = SimConfig {
         duration_ms: 30_000,
         ops_per_sec: 150.0,
@@ -393,14 +398,7 @@ fn census_larger_than_the_queue_completes() {
 /// those late writes without the flush's tombstone brings the flushed sessions back.
 #[test]
 fn flush_ignoring_late_deltas_is_caught() {
-    let schedule = Schedule {
-        partitions: vec![Partition {
-            start_ms: 4_000,
-            end_ms: 24_000,
-            cut: Cut::Isolate { region: 3 },
-        }],
-        ..Schedule::default()
-    };
+    let schedule = region_3_cut_off_from_4_to_24_s();
     let cfg = SimConfig {
         duration_ms: 30_000,
         ops_per_sec: 100.0,

@@ -318,7 +318,18 @@ impl Cluster {
     /// a restart answers `LOADING` (the command did not run); this retries then, as a client
     /// that knows the code does, until [`DEADLINE`].
     pub async fn cmd<T: redis::FromRedisValue>(&self, i: usize, args: &[&str]) -> T {
-        let mut con = self.redis(i).await;
+        self.cmd_in(i, 0, args).await
+    }
+
+    /// [`Cluster::cmd`] in database `db`: on a connection that selected it, as drivers do
+    /// through the URL's `/db`.
+    pub async fn cmd_in<T: redis::FromRedisValue>(&self, i: usize, db: u8, args: &[&str]) -> T {
+        let addr = self.spec(i).redis;
+        let client = redis::Client::open(format!("redis://{addr}/{db}")).unwrap();
+        let mut con = client
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap_or_else(|e| panic!("connect to {} at {addr} (db {db}): {e}", NAMES[i]));
         let mut c = redis::cmd(args[0]);
         for a in &args[1..] {
             c.arg(*a);
@@ -330,7 +341,7 @@ impl Cluster {
                 Err(e) if e.code() == Some("LOADING") && started.elapsed() < DEADLINE => {
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
-                Err(e) => panic!("{} {:?}: {e}", NAMES[i], args),
+                Err(e) => panic!("{} db {db} {:?}: {e}", NAMES[i], args),
             }
         }
     }
