@@ -11,6 +11,12 @@
 //! - the **expiry index** `(expiry, key)`: keys with a TTL, so expired keys can be found without
 //!   scanning every key.
 //!
+//! It also keeps each database's count of visible keys (`DBSIZE`), and the latest flush of
+//! each database: a flush marker ([`crate::db::flush_marker`]) arriving joins the flush
+//! tombstone ([`flush_tombstone`]) into every key of its database, and every later delta for
+//! such a key is joined with it before it is merged, so a flushed incarnation stays dead
+//! whatever the order of arrival.
+//!
 //! Keys live in a hash table (point lookups are what every command does, and a B-tree costs
 //! several cache misses and key comparisons per lookup at a million keys). Ordered iteration
 //! never touches the table: a separate ordered set holds every key by a stable 64-bit hash and

@@ -1,5 +1,7 @@
-//! Keyspace commands: DEL UNLINK EXISTS TOUCH TYPE RENAME RENAMENX COPY, the EXPIRE family,
-//! TTL PTTL PERSIST, DBSIZE KEYS SCAN.
+//! Keyspace commands: DEL UNLINK EXISTS TOUCH TYPE RENAME RENAMENX COPY MOVE, the EXPIRE
+//! family, TTL PTTL PERSIST, DBSIZE KEYS SCAN (each in the client's database, see
+//! [`crate::db`]), FLUSHDB FLUSHALL (a flush marker per shard, see [`crate::store`]) and SWAPDB
+//! (its arguments checked, then refused).
 //!
 //! A `DEL` bumps the key's causal length to even, which is what makes it win over writes made
 //! concurrently in other regions. An expiry computed in the past deletes the key the same way,
