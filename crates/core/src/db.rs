@@ -10,7 +10,7 @@
 //! | first byte not `0xFF`          | database 0, the name itself                |
 //! | `0xFF 0x00` + name             | database 0, a name that starts with `0xFF` |
 //! | `0xFF d` + name, `1 ≤ d ≤ 254`  | database `d`                               |
-//! | `0xFF 0xFF` + anything          | the store's own keys ([`SYSTEM`]: flush markers), in no database |
+//! | `0xFF 0xFF` + anything          | the store's own keys (flush markers), in no database |
 //!
 //! It is injective, so no two (database, name) pairs share a stored key, and no client can
 //! name a system key. The price: a database-0 key whose name starts with byte `0xFF` stored by
