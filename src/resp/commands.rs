@@ -42,7 +42,13 @@ pub fn info(spec: &Spec) -> Reply {
     Reply::Array(vec![
         Reply::bulk(spec.name),
         Reply::Int(i64::from(spec.arity)),
-        Reply::Array(spec.flags.names().map(Reply::Simple).collect()),
+        Reply::Array(
+            spec.flags
+                .names()
+                .chain((spec.keys.numkeys > 0).then_some("movablekeys"))
+                .map(Reply::Simple)
+                .collect(),
+        ),
         Reply::Int(spec.keys.first),
         Reply::Int(spec.keys.last),
         Reply::Int(spec.keys.step),

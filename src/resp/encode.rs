@@ -60,6 +60,19 @@ pub fn encode(reply: &Reply, proto: Proto, out: &mut BytesMut) {
             Proto::Resp2 => b"$-1\r\n",
             Proto::Resp3 => b"_\r\n",
         }),
+        Reply::Set(items) => {
+            header(
+                out,
+                match proto {
+                    Proto::Resp2 => b'*',
+                    Proto::Resp3 => b'~',
+                },
+                items.len() as i64,
+            );
+            for item in items {
+                encode(item, proto, out);
+            }
+        }
         Reply::Array(items) => {
             header(out, b'*', items.len() as i64);
             for item in items {

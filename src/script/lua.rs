@@ -427,7 +427,7 @@ fn to_lua(lua: &Lua, r: &Reply) -> mlua::Result<Value> {
             Value::Table(t)
         }
         Reply::Error(e) => err_table(lua, e.text())?,
-        Reply::Array(items) => {
+        Reply::Array(items) | Reply::Set(items) => {
             let t = lua.create_table_with_capacity(items.len(), 0)?;
             for (i, item) in items.iter().enumerate() {
                 t.raw_set(i + 1, to_lua(lua, item)?)?;

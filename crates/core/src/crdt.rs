@@ -23,6 +23,7 @@
 use crate::counter::Counts;
 use crate::fields::Fields;
 use crate::hlc::Hlc;
+use crate::members::Members;
 pub use crate::reg::Reg;
 use crate::stamp::{RegionId, Stamp};
 use bytes::Bytes;
@@ -36,6 +37,8 @@ pub enum Value {
     String(Bytes),
     /// A hash, fields in byte order.
     Hash(BTreeMap<Bytes, Bytes>),
+    /// A set, members in byte order.
+    Set(std::collections::BTreeSet<Bytes>),
 }
 
 /// Merges an optional register; returns true when the incoming register lost.
@@ -71,10 +74,17 @@ pub enum Kind {
     String,
     /// A hash (`HSET`, ...).
     Hash,
+    /// A set (`SADD`, ...).
+    Set,
 }
 
 /// The content of one incarnation of a key.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Encoded as an array of its fields in order, with the trailing ones that are empty left out
+/// ([`Body`]'s `Serialize`): a key that never counted and is no set encodes exactly as bodies
+/// did before counters and sets existed, and the decoder takes a shorter array's missing
+/// fields as empty.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 pub struct Body {
     /// Registers older than this stamp are gone (`SET` replaces the whole key).
     pub reset: Option<Stamp>,
@@ -88,11 +98,44 @@ pub struct Body {
     pub fields: Fields,
     /// Absolute expiry in wall-clock milliseconds; `None` inside the register means persistent.
     pub ttl: Option<Reg<Option<u64>>>,
-    /// Each region's running totals of `INCRBY`/`HINCRBY` (see [`crate::counter`]). Last, and
-    /// left out when empty, so that a key that never counted encodes exactly as before
-    /// counters existed (rmp-serde writes a struct as an array of its fields).
-    #[serde(default, skip_serializing_if = "Counts::is_empty")]
+    /// Each region's running totals of `INCRBY`/`HINCRBY` (see [`crate::counter`]).
+    #[serde(default)]
     pub counts: Counts,
+    /// A set key's members, an add-wins observed-remove set ([`crate::members`]).
+    #[serde(default)]
+    pub members: Members,
+}
+
+impl Serialize for Body {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        // rmp-serde writes a struct as an array of the fields serialized; trailing empty
+        // ones are left out (see the type's docs), inner ones never, so positions hold.
+        let len = if !self.members.is_empty() {
+            7
+        } else if !self.counts.is_empty() {
+            6
+        } else {
+            5
+        };
+        let mut st = serializer.serialize_struct("Body", len)?;
+        st.serialize_field("reset", &self.reset)?;
+        st.serialize_field("kind", &self.kind)?;
+        st.serialize_field("string", &self.string)?;
+        st.serialize_field("fields", &self.fields)?;
+        st.serialize_field("ttl", &self.ttl)?;
+        if len > 5 {
+            st.serialize_field("counts", &self.counts)?;
+        } else {
+            st.skip_field("counts")?;
+        }
+        if len > 6 {
+            st.serialize_field("members", &self.members)?;
+        } else {
+            st.skip_field("members")?;
+        }
+        st.end()
+    }
 }
 
 impl Body {
@@ -104,6 +147,7 @@ impl Body {
             && self.fields.is_empty()
             && self.ttl.is_none()
             && self.counts.is_empty()
+            && self.members.is_empty()
     }
 
     /// Joins `other` into `self`; returns how many registers lost to another.
@@ -133,6 +177,7 @@ impl Body {
         for c in other.counts.iter() {
             self.counts.merge_one(c);
         }
+        conflicts += self.members.merge(&other.members);
         self.normalize();
         conflicts
     }
@@ -158,7 +203,10 @@ impl Body {
         }
         let before = self.fields.len();
         self.fields.retain(|_, r| !old(r.stamp));
-        dropped + (before - self.fields.len()) as u64 + self.drop_past_counts()
+        dropped
+            + (before - self.fields.len()) as u64
+            + self.members.drop_before(reset)
+            + self.drop_past_counts()
     }
 
     /// The type this body shows: the kind register, or what the content implies when a partial
@@ -170,6 +218,7 @@ impl Body {
                 Some(Kind::Hash)
             }
             None if self.string.is_some() => Some(Kind::String),
+            None if !self.members.is_empty() => Some(Kind::Set),
             None => self.counts.iter().next().map(|c| match c.target {
                 Some(_) => Kind::Hash,
                 None => Kind::String,
@@ -202,6 +251,7 @@ impl Body {
         for c in self.counts.iter() {
             f(c.tally.stamp);
         }
+        self.members.for_each_stamp(f);
     }
 
     /// The registers for which `keep(stamp)` holds.
@@ -220,6 +270,7 @@ impl Body {
         self.fields.retain(|_, r| keep(r.stamp));
         opt(&mut self.ttl, keep);
         self.counts.retain(|c| keep(c.tally.stamp));
+        self.members.retain(keep);
     }
 
     fn filtered(&self, keep: &impl Fn(Stamp) -> bool) -> Body {
@@ -238,6 +289,7 @@ impl Body {
                 .collect(),
             ttl: opt(&self.ttl, keep),
             counts: self.counts.filtered(|c| keep(c.tally.stamp)),
+            members: self.members.filtered(keep),
         }
     }
 }
@@ -325,6 +377,15 @@ impl KeyState {
                     Some((Value::Hash(fields), expiry))
                 }
             }
+            Kind::Set => {
+                let members: std::collections::BTreeSet<Bytes> =
+                    self.body.members.live().cloned().collect();
+                if members.is_empty() {
+                    None
+                } else {
+                    Some((Value::Set(members), expiry))
+                }
+            }
         }
     }
 
@@ -342,6 +403,7 @@ impl KeyState {
         match self.body.kind()? {
             Kind::String => self.body.has_string().then_some(Kind::String),
             Kind::Hash => self.body.has_live_field().then_some(Kind::Hash),
+            Kind::Set => self.body.members.any_live().then_some(Kind::Set),
         }
     }
 

@@ -131,6 +131,8 @@ pub enum Reply {
     Nil,
     /// `*n` array.
     Array(Vec<Reply>),
+    /// A set (RESP3 `~`, an array in RESP2): `SMEMBERS`, `SINTER`, `SPOP` with a count.
+    Set(Vec<Reply>),
     /// A map (RESP3 `%`, flattened to an array in RESP2), used by `HGETALL`.
     Map(Vec<(Reply, Reply)>),
     /// The null array (`*-1` in RESP2, `_` in RESP3): `EXEC` aborted by `WATCH`.

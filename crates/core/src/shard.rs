@@ -9,7 +9,10 @@
 //! shard, and a region is correct when each of its shards is.
 //!
 //! What spans shards is the Redis interface: a multi-key command (`MGET`, `MSET`, `MSETNX`,
-//! `DEL`, `UNLINK`, `EXISTS`, `TOUCH`, `RENAME`, `RENAMENX`, `COPY`), a keyless one (`DBSIZE`, `KEYS`, `SCAN`) and a transaction.
+//! `DEL`, `UNLINK`, `EXISTS`, `TOUCH`, `RENAME`, `RENAMENX`, `COPY`, `SMOVE`, and the set
+//! algebra `SINTER`, `SINTERCARD`, `SUNION`, `SDIFF` and their `…STORE`s: each source read on
+//! its shard, the result written on the destination's), a keyless one (`DBSIZE`, `KEYS`,
+//! `SCAN`) and a transaction.
 //! The driver (the node, or the simulator) holds every shard that [`touches`] names for the
 //! commands it runs together — the node locks them in ascending order, so two such holders
 //! can never wait for each other — and [`run`] executes each command over them: split by
@@ -18,7 +21,7 @@
 //! region, as in Redis. (Across regions no command was ever atomic: each key converges on its
 //! own.)
 
-use crate::cmd::{is_opt, keys, lcs, parse_u64, Command};
+use crate::cmd::{is_opt, keys, lcs, parse_u64, sets, Command};
 use crate::hlc::Hlc;
 use crate::replica::{Now, PeerStatus, Replica, RestoreStatus, Stats};
 use crate::reply::Reply;
@@ -221,6 +224,56 @@ pub fn run(set: &mut impl Shards, cmd: &Command, now: Now) -> Reply {
             lcs::reply(a, b, args, max)
         }
         "msetnx" => msetnx(set, cmd, now),
+        "sinter" | "sintercard" | "sunion" | "sdiff" | "sinterstore" | "sunionstore"
+        | "sdiffstore" => {
+            let c = match sets::parse_algebra(cmd.args()) {
+                Ok(c) => c,
+                Err(e) => return e,
+            };
+            let cell = std::cell::RefCell::new(set);
+            sets::run_algebra(
+                &c,
+                |k| {
+                    cell.borrow_mut()
+                        .shard(shard_of_key(k, n))
+                        .run_with(false, now, |ctx| sets::read(ctx, k))
+                },
+                |dst, m| {
+                    cell.borrow_mut()
+                        .shard(shard_of_key(dst, n))
+                        .run_with(true, now, |ctx| sets::store(ctx, dst, m))
+                },
+            )
+        }
+        "smove" => {
+            let args = cmd.args();
+            let (src, dst, member) = (&args[1], &args[2], &args[3]);
+            let (from, to) = (shard_of_key(src, n), shard_of_key(dst, n));
+            let cell = std::cell::RefCell::new(set);
+            sets::run_smove(
+                false,
+                || {
+                    cell.borrow_mut()
+                        .shard(from)
+                        .run_with(false, now, |ctx| sets::has_member(ctx, src, member))
+                },
+                || {
+                    cell.borrow_mut()
+                        .shard(to)
+                        .run_with(false, now, |ctx| sets::wrong_type(ctx, dst))
+                },
+                || {
+                    cell.borrow_mut()
+                        .shard(from)
+                        .run_with(true, now, |ctx| sets::take_member(ctx, src, member))
+                },
+                || {
+                    cell.borrow_mut()
+                        .shard(to)
+                        .run_with(true, now, |ctx| sets::give_member(ctx, dst, member))
+                },
+            )
+        }
         "flushdb" | "flushall" => {
             // One marker per shard (each stamped by its shard's clock), every shard held.
             for s in 0..n {

@@ -819,5 +819,6 @@ fn reply_code(r: &Reply) -> u64 {
         Reply::Status(s) => 8 << 32 | s.len() as u64,
         Reply::NilArray => 9 << 32,
         Reply::Verbatim(b) => 10 << 32 | b.len() as u64,
+        Reply::Set(a) => 11 << 32 | a.len() as u64,
     }
 }

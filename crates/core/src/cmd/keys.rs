@@ -222,6 +222,8 @@ mod parse {
                     opts.kind = Some(Kind::String);
                 } else if is_opt(v, "HASH") {
                     opts.kind = Some(Kind::Hash);
+                } else if is_opt(v, "SET") {
+                    opts.kind = Some(Kind::Set);
                 } else {
                     // A type this store never holds (list, set, ...): nothing matches.
                     opts.unknown_type = true;
@@ -417,6 +419,7 @@ pub fn run(ctx: &mut Ctx<'_>, op: KeyOp<'_>) -> Reply {
             None => "none",
             Some(Kind::String) => "string",
             Some(Kind::Hash) => "hash",
+            Some(Kind::Set) => "set",
         }),
         KeyOp::Rename { src, dst, nx } => run_rename(ctx, src, dst, nx),
         KeyOp::Copy { src, dst, replace } => {
@@ -518,6 +521,7 @@ pub struct Moved {
     expiry: Option<u64>,
     string: Option<Bytes>,
     fields: Vec<(Bytes, Bytes)>,
+    members: Vec<Bytes>,
 }
 
 /// The visible value of `key`, to be moved; `None` if it is not visible.
@@ -533,10 +537,12 @@ pub fn export(ctx: &Ctx<'_>, key: &Bytes) -> Option<Moved> {
         expiry: state.body.expiry(),
         string: None,
         fields: Vec::new(),
+        members: Vec::new(),
     };
     match kind {
         Kind::String => m.string = state.body.string_value(),
         Kind::Hash => m.fields = state.body.live_fields().collect(),
+        Kind::Set => m.members = state.body.members.live().cloned().collect(),
     }
     Some(m)
 }
@@ -566,6 +572,13 @@ pub fn import(ctx: &mut Ctx<'_>, key: &Bytes, moved: Moved) {
             .into_iter()
             .map(|(f, v)| (f, Reg::new(s, Some(v))))
             .collect(),
+        members: {
+            let mut m = crate::members::Members::new();
+            for x in moved.members {
+                m.add(x, s);
+            }
+            m
+        },
         ..Body::default()
     };
     let put = ctx.replace(key, body);

@@ -6,7 +6,7 @@
 //!
 //! Every command, connection commands included, is described once in [`table`]; a command line
 //! becomes a [`Command`] (looked up and arity-checked) once, by the Redis server, and runs here
-//! by its handler. One file per family: [`strings`], [`hashes`], [`keys`] (generic keyspace,
+//! by its handler. One file per family: [`strings`], [`hashes`], [`sets`], [`keys`] (generic keyspace,
 //! TTL, `SCAN`). Connection-level commands (`PING`, `HELLO`, `MULTI`, ...) run in the node's
 //! Redis server, not here.
 //!
@@ -19,6 +19,7 @@ pub mod glob;
 pub mod hashes;
 pub mod keys;
 pub mod lcs;
+pub mod sets;
 pub mod strings;
 pub mod substrings;
 pub mod table;
@@ -197,27 +198,16 @@ impl Command {
         self.db = db;
         let spec = self.spec();
         let copy_to = (spec.name == "copy").then(|| copy_db(&self.args)).flatten();
-        let n = self.args.len() as i64;
-        let last = if spec.keys.last < 0 {
-            n + spec.keys.last
-        } else {
-            spec.keys.last
-        };
-        let (first, step) = (spec.keys.first, spec.keys.step.max(1));
-        if first > 0 {
-            let mut i = first;
-            while i <= last && i < n {
-                let target = match copy_to {
-                    Some(d) if i == 2 => d,
-                    _ => db,
-                };
-                let a = &mut self.args[i as usize];
-                // Database 0's ordinary names stay as they are, untouched (no reference
-                // count taken and dropped on the hot path).
-                if target != 0 || a.first() == Some(&0xFF) {
-                    *a = crate::db::encode(target, a);
-                }
-                i += step;
+        for i in spec.keys.positions(&self.args) {
+            let target = match copy_to {
+                Some(d) if i == 2 => d,
+                _ => db,
+            };
+            let a = &mut self.args[i];
+            // Database 0's ordinary names stay as they are, untouched (no reference
+            // count taken and dropped on the hot path).
+            if target != 0 || a.first() == Some(&0xFF) {
+                *a = crate::db::encode(target, a);
             }
         }
         self

@@ -12,7 +12,7 @@
 //!
 //! Adding a command: one row here (and its handler in the family's file for a data command).
 
-use super::{cas, counters, hashes, keys, lcs, strings, substrings, Ctx};
+use super::{cas, counters, hashes, keys, lcs, sets, strings, substrings, Ctx};
 use crate::reply::Reply;
 use bytes::Bytes;
 
@@ -94,6 +94,10 @@ impl Flags {
 /// Where a command's keys are among its arguments, as `COMMAND INFO` gives them: the first
 /// key's position, the last's (negative: counted from the end, `-1` the last argument), and the
 /// step between keys. All zero: no keys.
+///
+/// A command whose keys are counted by an argument (`SINTERCARD numkeys key …`) has
+/// `numkeys`, that argument's position, and first, last and step zero, as Redis reports such
+/// "movable keys" commands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct KeySpec {
     /// Position of the first key (0: none).
@@ -102,32 +106,63 @@ pub struct KeySpec {
     pub last: i64,
     /// Distance between keys.
     pub step: i64,
+    /// Position of the argument that counts the keys following it (0: none).
+    pub numkeys: usize,
 }
 
 impl KeySpec {
     /// A key spec.
     pub const fn new(first: i64, last: i64, step: i64) -> KeySpec {
-        KeySpec { first, last, step }
+        KeySpec {
+            first,
+            last,
+            step,
+            numkeys: 0,
+        }
+    }
+
+    /// Keys counted by the argument at `at`, following it.
+    pub const fn counted(at: usize) -> KeySpec {
+        KeySpec {
+            first: 0,
+            last: 0,
+            step: 0,
+            numkeys: at,
+        }
+    }
+
+    /// The positions of the keys in a command line `args` (name included) under this spec.
+    pub fn positions(&self, args: &[Bytes]) -> impl Iterator<Item = usize> {
+        let n = args.len();
+        let (first, count, step) = if self.numkeys > 0 {
+            // An unreadable or too large count: no keys (the command refuses it).
+            let count = args
+                .get(self.numkeys)
+                .and_then(|c| super::parse_u64(c))
+                .filter(|c| *c as usize <= n.saturating_sub(self.numkeys + 1))
+                .unwrap_or(0) as usize;
+            (self.numkeys + 1, count, 1)
+        } else {
+            let n = n as i64;
+            let last = if self.last < 0 {
+                n + self.last
+            } else {
+                self.last.min(n - 1)
+            };
+            let (first, step) = (self.first, self.step.max(1));
+            let count = if first == 0 || last < first {
+                0
+            } else {
+                ((last - first) / step + 1) as usize
+            };
+            (first.max(0) as usize, count, step as usize)
+        };
+        (0..count).map(move |i| first + i * step)
     }
 
     /// The keys of a command line `args` (name included) under this spec.
     pub fn keys<'a>(&self, args: &'a [Bytes]) -> impl Iterator<Item = &'a Bytes> + 'a {
-        let n = args.len() as i64;
-        let last = if self.last < 0 {
-            n + self.last
-        } else {
-            self.last
-        };
-        let (first, step) = (self.first, self.step.max(1));
-        let count = if first == 0 || last < first {
-            0
-        } else {
-            ((last - first) / step + 1) as usize
-        };
-        args.iter()
-            .skip(first.max(0) as usize)
-            .step_by(step as usize)
-            .take(count)
+        self.positions(args).filter_map(|i| args.get(i))
     }
 }
 
@@ -138,6 +173,8 @@ pub enum Group {
     String,
     /// Hashes.
     Hash,
+    /// Sets.
+    Set,
     /// The key space.
     Generic,
     /// Server.
@@ -156,6 +193,7 @@ impl Group {
         match self {
             Group::String => "string",
             Group::Hash => "hash",
+            Group::Set => "set",
             Group::Generic => "generic",
             Group::Server => "server",
             Group::Connection => "connection",
@@ -169,6 +207,7 @@ impl Group {
         match self {
             Group::String => "@string",
             Group::Hash => "@hash",
+            Group::Set => "@set",
             Group::Generic => "@keyspace",
             Group::Connection => "@connection",
             Group::Transactions => "@transaction",
@@ -292,7 +331,7 @@ const fn conn(
 }
 
 #[rustfmt::skip]
-const SPECS: [Spec; 86] = [
+const SPECS: [Spec; 103] = [
     data("get", 2, ROF, K1, Group::String, strings::get, "Returns the string value of a key."),
     data("set", -3, W, K1, Group::String, strings::set, "Sets the string value of a key, optionally with expiry and conditions."),
     data("setex", 4, W, K1, Group::String, strings::setex, "Sets the string value and expiration time in seconds of a key."),
@@ -346,6 +385,23 @@ const SPECS: [Spec; 86] = [
     data("hlen", 2, ROF, K1, Group::Hash, hashes::hlen, "Returns the number of fields in a hash."),
     data("hkeys", 2, RO, K1, Group::Hash, hashes::hkeys, "Returns all fields in a hash."),
     data("hvals", 2, RO, K1, Group::Hash, hashes::hvals, "Returns all values in a hash."),
+    data("sadd", -3, WF, K1, Group::Set, sets::sadd, "Adds one or more members to a set. Creates the key if it doesn't exist."),
+    data("srem", -3, WRF, K1, Group::Set, sets::srem, "Removes one or more members from a set. Deletes the set if the last member was removed."),
+    data("smembers", 2, RO, K1, Group::Set, sets::smembers, "Returns all members of a set."),
+    data("sismember", 3, ROF, K1, Group::Set, sets::sismember, "Determines whether a member belongs to a set."),
+    data("smismember", -3, ROF, K1, Group::Set, sets::smismember, "Determines whether multiple members belong to a set."),
+    data("scard", 2, ROF, K1, Group::Set, sets::scard, "Returns the number of members in a set."),
+    data("spop", -2, WRF, K1, Group::Set, sets::spop, "Returns one or more random members from a set after removing them."),
+    data("srandmember", -2, RO, K1, Group::Set, sets::srandmember, "Get one or multiple random members from a set."),
+    data("smove", 4, WRF, KeySpec::new(1, 2, 1), Group::Set, sets::smove, "Moves a member from one set to another."),
+    data("sinter", -2, RO, KALL, Group::Set, sets::algebra, "Returns the intersect of multiple sets."),
+    data("sintercard", -3, RO, KeySpec::counted(1), Group::Set, sets::algebra, "Returns the number of members of the intersect of multiple sets."),
+    data("sunion", -2, RO, KALL, Group::Set, sets::algebra, "Returns the union of multiple sets."),
+    data("sdiff", -2, RO, KALL, Group::Set, sets::algebra, "Returns the difference of multiple sets."),
+    data("sinterstore", -3, W, KALL, Group::Set, sets::algebra, "Stores the intersect of multiple sets in a key."),
+    data("sunionstore", -3, W, KALL, Group::Set, sets::algebra, "Stores the union of multiple sets in a key."),
+    data("sdiffstore", -3, W, KALL, Group::Set, sets::algebra, "Stores the difference of multiple sets in a key."),
+    data("sscan", -3, RO, K1, Group::Set, sets::sscan, "Iterates over members of a set."),
     data("scan", -2, RO, NOKEYS, Group::Generic, keys::scan, "Iterates over the key names in the database."),
     data("keys", 2, RO, NOKEYS, Group::Generic, keys::keys, "Returns all key names that match a pattern."),
     data("dbsize", 1, ROF, NOKEYS, Group::Server, keys::dbsize, "Returns the number of keys in the database."),
@@ -395,8 +451,8 @@ const _: () = assert!(SPECS.len() < u8::MAX as usize);
 
 /// Candidate table indexes by the name's first letter (`u8::MAX`: none), built from the table
 /// at compile time: a lookup compares the name with a handful of entries at most.
-const BUCKETS: [[u8; 16]; 26] = {
-    let mut b = [[u8::MAX; 16]; 26];
+const BUCKETS: [[u8; 48]; 26] = {
+    let mut b = [[u8::MAX; 48]; 26];
     let mut i = 0;
     while i < SPECS.len() {
         let c = (SPECS[i].name.as_bytes()[0] - b'a') as usize;

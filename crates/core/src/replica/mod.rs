@@ -442,6 +442,12 @@ impl Replica {
                         eat(&b);
                     }
                 }
+                Value::Set(m) => {
+                    eat(b"set");
+                    for a in m {
+                        eat(&a);
+                    }
+                }
             }
         }
         h
