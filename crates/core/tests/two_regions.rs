@@ -625,3 +625,222 @@ mod flushes {
         }
     }
 }
+
+/// Sets are add-wins observed-remove sets: the laws from the issue, on replicas exchanging
+/// real frames.
+mod sets {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn members(r: &mut Replica, key: &str, t: u64) -> Vec<String> {
+        match cmd(r, &format!("SMEMBERS {key}"), t) {
+            Reply::Set(items) => items
+                .into_iter()
+                .map(|m| match m {
+                    Reply::Bulk(b) => String::from_utf8_lossy(&b).into_owned(),
+                    other => panic!("member {other:?}"),
+                })
+                .collect(),
+            other => panic!("SMEMBERS {key}: {other:?}"),
+        }
+    }
+
+    /// During a partition region 1 removes a member while region 2 adds it again (with an
+    /// earlier clock even) and adds another: both regions end with the member (add wins). A
+    /// member removed where its add was seen and not re-added is gone everywhere. A `DEL` made
+    /// while cut off beats adds made concurrently without having seen it; an `SADD` after the
+    /// `DEL` was seen makes a new set.
+    #[test]
+    fn add_wins_over_a_concurrent_remove_and_del_wins_over_concurrent_adds() {
+        let mut m = Mesh::new(2);
+        assert_eq!(cmd(&mut m.rs[0], "SADD idx:alice s1 s2 s3", 100), Reply::Int(3));
+        assert_eq!(cmd(&mut m.rs[0], "SADD gone a b", 100), Reply::Int(2));
+        m.settle(200);
+        assert_eq!(members(&mut m.rs[1], "idx:alice", 200), ["s1", "s2", "s3"]);
+        m.cut[0][1] = true;
+        m.cut[1][0] = true;
+        // Region 2's clock is behind region 1's: its add is stamped earlier than the remove.
+        assert_eq!(cmd(&mut m.rs[0], "SREM idx:alice s1 s2", 400), Reply::Int(2));
+        assert_eq!(cmd(&mut m.rs[1], "SADD idx:alice s1 s4", 300), Reply::Int(1));
+        assert_eq!(cmd(&mut m.rs[0], "DEL gone", 400), Reply::Int(1));
+        assert_eq!(cmd(&mut m.rs[1], "SADD gone c", 450), Reply::Int(1));
+        m.settle(500);
+        assert_eq!(members(&mut m.rs[0], "idx:alice", 500), ["s3"]);
+        m.cut = vec![vec![false; 2]; 2];
+        for t in [2000, 4000] {
+            m.settle(t);
+        }
+        for r in &mut m.rs {
+            assert_eq!(members(r, "idx:alice", 4000), ["s1", "s3", "s4"]);
+            assert_eq!(cmd(r, "EXISTS gone", 4000), Reply::Int(0), "DEL wins");
+        }
+        assert_eq!(cmd(&mut m.rs[1], "SADD gone d", 4100), Reply::Int(1));
+        m.settle(4200);
+        assert_eq!(members(&mut m.rs[0], "gone", 4200), ["d"]);
+        assert_journal_rebuilds(&mut m, 4200);
+    }
+
+    /// Emptying a set in one region while another adds to it concurrently: the add survives
+    /// (the emptied set's incarnation is reused, not replaced), and a later local `SADD` in the
+    /// emptying region does not discard it either.
+    #[test]
+    fn an_emptied_set_keeps_concurrent_adds() {
+        let mut m = Mesh::new(2);
+        assert_eq!(cmd(&mut m.rs[0], "SADD idx:bob s1", 100), Reply::Int(1));
+        m.settle(200);
+        m.cut[0][1] = true;
+        m.cut[1][0] = true;
+        assert_eq!(cmd(&mut m.rs[0], "SREM idx:bob s1", 300), Reply::Int(1));
+        assert_eq!(cmd(&mut m.rs[0], "EXISTS idx:bob", 300), Reply::Int(0));
+        assert_eq!(cmd(&mut m.rs[0], "TYPE idx:bob", 300), Reply::Simple("none"));
+        assert_eq!(cmd(&mut m.rs[0], "SADD idx:bob s2", 350), Reply::Int(1));
+        assert_eq!(cmd(&mut m.rs[1], "SADD idx:bob s3", 320), Reply::Int(1));
+        m.cut = vec![vec![false; 2]; 2];
+        for t in [2000, 4000] {
+            m.settle(t);
+        }
+        for r in &mut m.rs {
+            assert_eq!(members(r, "idx:bob", 4000), ["s2", "s3"]);
+        }
+    }
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        /// `SADD k<key> m<member>` in a region.
+        Add(usize, u8, u8),
+        /// `SREM k<key> m<member>`.
+        Rem(usize, u8, u8),
+        /// `SPOP k<key>`.
+        Pop(usize, u8),
+        /// `DEL k<key>`.
+        Del(usize, u8),
+        /// `SUNIONSTORE k<dst> k<a> k<b>`.
+        Union(usize, u8, u8, u8),
+        /// Cut (or restore) the link between two regions, both ways.
+        Link(usize, usize, bool),
+        /// Deliver what can be delivered.
+        Settle,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            5 => (0usize..3, 0u8..3, 0u8..5).prop_map(|(r, k, x)| Op::Add(r, k, x)),
+            3 => (0usize..3, 0u8..3, 0u8..5).prop_map(|(r, k, x)| Op::Rem(r, k, x)),
+            1 => (0usize..3, 0u8..3).prop_map(|(r, k)| Op::Pop(r, k)),
+            1 => (0usize..3, 0u8..3).prop_map(|(r, k)| Op::Del(r, k)),
+            1 => (0usize..3, 0u8..3, 0u8..3, 0u8..3).prop_map(|(r, d, a, b)| Op::Union(r, d, a, b)),
+            2 => (0usize..3, 0usize..3, any::<bool>()).prop_map(|(a, b, cut)| Op::Link(a, b, cut)),
+            2 => Just(Op::Settle),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        /// Set writes in three regions under random cuts converge once the links are back
+        /// (digests and every set equal everywhere, journals rebuild it), and while every
+        /// link is up and delivered after each command, the regions answer as one Redis
+        /// would: the model is a plain map of sets.
+        #[test]
+        fn sets_converge_under_partitions(ops in prop::collection::vec(op(), 1..60)) {
+            let mut m = Mesh::new(3);
+            let mut t = 100;
+            for op in &ops {
+                t += 7;
+                let r = match *op {
+                    Op::Add(r, k, x) => cmd(&mut m.rs[r], &format!("SADD k{k} m{x}"), t),
+                    Op::Rem(r, k, x) => cmd(&mut m.rs[r], &format!("SREM k{k} m{x}"), t),
+                    Op::Pop(r, k) => cmd(&mut m.rs[r], &format!("SPOP k{k}"), t),
+                    Op::Del(r, k) => cmd(&mut m.rs[r], &format!("DEL k{k}"), t),
+                    Op::Union(r, d, a, b) => {
+                        cmd(&mut m.rs[r], &format!("SUNIONSTORE k{d} k{a} k{b}"), t)
+                    }
+                    Op::Link(a, b, cut) => {
+                        if a != b {
+                            m.cut[a][b] = cut;
+                            m.cut[b][a] = cut;
+                        }
+                        Reply::OK
+                    }
+                    Op::Settle => {
+                        m.settle(t);
+                        Reply::OK
+                    }
+                };
+                prop_assert!(!matches!(r, Reply::Error(_)), "{:?}: {:?}", op, r);
+            }
+            m.cut = vec![vec![false; 3]; 3];
+            for k in 1..=4 {
+                m.settle(t + k * 2000);
+            }
+            let end = t + 8000;
+            let d: Vec<u64> = m.rs.iter().map(|r| r.digest(Now::at(end))).collect();
+            prop_assert!(d.iter().all(|x| *x == d[0]), "digests differ: {:?}", d);
+            for k in 0..3 {
+                let all: Vec<Vec<String>> =
+                    m.rs.iter_mut().map(|r| members(r, &format!("k{k}"), end)).collect();
+                prop_assert!(all.iter().all(|s| *s == all[0]), "k{} differs: {:?}", k, all);
+            }
+            assert_journal_rebuilds(&mut m, end);
+        }
+
+        /// Connected and delivered after every command, three regions are one Redis: each
+        /// reply and each set is a plain model's.
+        #[test]
+        fn connected_regions_answer_as_one_server(ops in prop::collection::vec(op(), 1..60)) {
+            let mut m = Mesh::new(3);
+            let mut model: std::collections::BTreeMap<u8, std::collections::BTreeSet<u8>> =
+                Default::default();
+            let mut t = 100;
+            for op in &ops {
+                t += 7;
+                match *op {
+                    Op::Add(r, k, x) => {
+                        let s = model.entry(k).or_default();
+                        let want = i64::from(s.insert(x));
+                        prop_assert_eq!(cmd(&mut m.rs[r], &format!("SADD k{k} m{x}"), t), Reply::Int(want));
+                    }
+                    Op::Rem(r, k, x) => {
+                        let want = i64::from(model.get_mut(&k).is_some_and(|s| s.remove(&x)));
+                        prop_assert_eq!(cmd(&mut m.rs[r], &format!("SREM k{k} m{x}"), t), Reply::Int(want));
+                    }
+                    Op::Del(r, k) => {
+                        let want = i64::from(model.remove(&k).is_some_and(|s| !s.is_empty()));
+                        prop_assert_eq!(cmd(&mut m.rs[r], &format!("DEL k{k}"), t), Reply::Int(want));
+                    }
+                    Op::Union(r, d, a, b) => {
+                        let mut u = model.get(&a).cloned().unwrap_or_default();
+                        u.extend(model.get(&b).cloned().unwrap_or_default());
+                        let want = u.len() as i64;
+                        model.insert(d, u);
+                        prop_assert_eq!(cmd(&mut m.rs[r], &format!("SUNIONSTORE k{d} k{a} k{b}"), t), Reply::Int(want));
+                    }
+                    Op::Pop(r, k) => {
+                        let got = cmd(&mut m.rs[r], &format!("SPOP k{k}"), t);
+                        let s = model.entry(k).or_default();
+                        match got {
+                            Reply::Nil => prop_assert!(s.is_empty()),
+                            Reply::Bulk(b) => {
+                                let x: u8 = String::from_utf8_lossy(&b[1..]).parse().unwrap_or(99);
+                                prop_assert!(s.remove(&x), "popped m{} not in {:?}", x, s);
+                            }
+                            other => prop_assert!(false, "SPOP: {:?}", other),
+                        }
+                    }
+                    Op::Link(..) | Op::Settle => continue,
+                }
+                m.settle(t + 1);
+                t += 1;
+                for k in 0..3u8 {
+                    let want: Vec<String> = model
+                        .get(&k)
+                        .map(|s| s.iter().map(|x| format!("m{x}")).collect())
+                        .unwrap_or_default();
+                    for r in &mut m.rs {
+                        prop_assert_eq!(members(r, &format!("k{k}"), t), want.clone());
+                    }
+                }
+            }
+        }
+    }
+}

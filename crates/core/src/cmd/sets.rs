@@ -89,7 +89,10 @@ fn too_many_members(max: usize) -> Reply {
     ))
 }
 
-/// Adds `new` (not yet members) to the set at `key`; `Err` when the bound would be passed.
+/// Adds `new` to the set at `key`, members already present included: each gets a fresh dot,
+/// so that a remove made concurrently elsewhere, which cannot have seen it, does not win over
+/// it (add wins whether or not this region already had the member). `Err` when the bound
+/// would be passed.
 fn add(ctx: &mut Ctx<'_>, key: &Bytes, new: Vec<Bytes>) -> Result<(), Reply> {
     if new.is_empty() {
         return Ok(());
@@ -342,11 +345,8 @@ pub fn take_member(ctx: &mut Ctx<'_>, key: &Bytes, member: &Bytes) {
     remove(ctx, key, std::slice::from_ref(member));
 }
 
-/// Adds `member` to the set at `key` if absent (`SMOVE`'s second write step).
+/// Adds `member` to the set at `key` (`SMOVE`'s second write step).
 pub fn give_member(ctx: &mut Ctx<'_>, key: &Bytes, member: &Bytes) -> Result<(), Reply> {
-    if matches!(has_member(ctx, key, member), Ok(Some(true))) {
-        return Ok(());
-    }
     add(ctx, key, vec![member.clone()])
 }
 
@@ -415,14 +415,16 @@ pub(super) fn sadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         Err(e) => return e,
         Ok(k) => k,
     };
-    let mut new: Vec<Bytes> = Vec::new();
+    let mut seen: BTreeSet<&Bytes> = BTreeSet::new();
+    let mut named: Vec<Bytes> = Vec::new();
+    let mut n = 0;
     for x in &args[2..] {
-        if !k.is_some_and(|k| k.body.members.contains(x)) && !new.contains(x) {
-            new.push(x.clone());
+        if seen.insert(x) {
+            n += i64::from(!k.is_some_and(|k| k.body.members.contains(x)));
+            named.push(x.clone());
         }
     }
-    let n = new.len() as i64;
-    match add(ctx, key, new) {
+    match add(ctx, key, named) {
         Ok(()) => Reply::Int(n),
         Err(e) => e,
     }
@@ -435,12 +437,12 @@ pub(super) fn srem(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         return e;
     }
     // Each member once, even if named twice.
-    let mut gone: Vec<Bytes> = Vec::new();
-    for x in &args[2..] {
-        if !gone.contains(x) {
-            gone.push(x.clone());
-        }
-    }
+    let mut seen: BTreeSet<&Bytes> = BTreeSet::new();
+    let gone: Vec<Bytes> = args[2..]
+        .iter()
+        .filter(|x| seen.insert(x))
+        .cloned()
+        .collect();
     Reply::Int(remove(ctx, key, &gone))
 }
 

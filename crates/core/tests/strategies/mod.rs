@@ -6,6 +6,7 @@
 use bytes::Bytes;
 use proptest::prelude::*;
 use sessionmesh_core::counter::{Count, Counts, Tally};
+use sessionmesh_core::members::{Dot, Members};
 use sessionmesh_core::{Body, Fields, Hlc, KeyState, Kind, Reg, RegionId, Stamp};
 
 pub fn stamp() -> impl Strategy<Value = Stamp> {
@@ -24,13 +25,17 @@ pub fn bytes() -> impl Strategy<Value = Bytes> {
 pub fn body() -> impl Strategy<Value = Body> {
     (
         proptest::option::of(stamp()),
-        proptest::option::of((stamp(), prop_oneof![Just(Kind::String), Just(Kind::Hash)])),
+        proptest::option::of((
+            stamp(),
+            prop_oneof![Just(Kind::String), Just(Kind::Hash), Just(Kind::Set)],
+        )),
         proptest::option::of((stamp(), bytes())),
         proptest::collection::btree_map(bytes(), (stamp(), proptest::option::of(bytes())), 0..3),
         proptest::option::of((stamp(), proptest::option::of(0u64..10))),
         counts(),
+        members(),
     )
-        .prop_map(|(reset, kind, string, fields, ttl, counts)| Body {
+        .prop_map(|(reset, kind, string, fields, ttl, counts, members)| Body {
             reset,
             kind: kind.map(|(s, k)| Reg::new(s, k)),
             string: string.map(|(s, v)| Reg::new(s, v)),
@@ -40,7 +45,37 @@ pub fn body() -> impl Strategy<Value = Body> {
                 .collect::<Fields>(),
             ttl: ttl.map(|(s, t)| Reg::new(s, t)),
             counts,
+            members,
         })
+}
+
+/// Set members as regions write them: per member at most one dot per region (the add's
+/// region), removed or not, the removal no earlier than the add.
+pub fn members() -> impl Strategy<Value = Members> {
+    proptest::collection::btree_map(
+        bytes(),
+        proptest::collection::vec((stamp(), proptest::option::of(0u64..3)), 1..3),
+        0..3,
+    )
+    .prop_map(|m| {
+        let mut out = Members::new();
+        for (x, dots) in m {
+            let mut v: Vec<Dot> = Vec::new();
+            for (add, later) in dots {
+                let removed = later.map(|d| {
+                    Stamp::new(Hlc::new(add.hlc.ms() + d, 0), RegionId(1 + d as u16 % 3))
+                });
+                let d = Dot { add, removed };
+                match v.iter_mut().find(|o| o.region() == d.region()) {
+                    Some(o) => *o = (*o).max(d),
+                    None => v.push(d),
+                }
+            }
+            v.sort_by_key(|d| d.region());
+            out.insert(x, v);
+        }
+        out
+    })
 }
 
 /// Counter totals as a region writes them: the register's region is the stamp's, and the
