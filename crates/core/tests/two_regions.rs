@@ -653,15 +653,24 @@ mod sets {
     #[test]
     fn add_wins_over_a_concurrent_remove_and_del_wins_over_concurrent_adds() {
         let mut m = Mesh::new(2);
-        assert_eq!(cmd(&mut m.rs[0], "SADD idx:alice s1 s2 s3", 100), Reply::Int(3));
+        assert_eq!(
+            cmd(&mut m.rs[0], "SADD idx:alice s1 s2 s3", 100),
+            Reply::Int(3)
+        );
         assert_eq!(cmd(&mut m.rs[0], "SADD gone a b", 100), Reply::Int(2));
         m.settle(200);
         assert_eq!(members(&mut m.rs[1], "idx:alice", 200), ["s1", "s2", "s3"]);
         m.cut[0][1] = true;
         m.cut[1][0] = true;
         // Region 2's clock is behind region 1's: its add is stamped earlier than the remove.
-        assert_eq!(cmd(&mut m.rs[0], "SREM idx:alice s1 s2", 400), Reply::Int(2));
-        assert_eq!(cmd(&mut m.rs[1], "SADD idx:alice s1 s4", 300), Reply::Int(1));
+        assert_eq!(
+            cmd(&mut m.rs[0], "SREM idx:alice s1 s2", 400),
+            Reply::Int(2)
+        );
+        assert_eq!(
+            cmd(&mut m.rs[1], "SADD idx:alice s1 s4", 300),
+            Reply::Int(1)
+        );
         assert_eq!(cmd(&mut m.rs[0], "DEL gone", 400), Reply::Int(1));
         assert_eq!(cmd(&mut m.rs[1], "SADD gone c", 450), Reply::Int(1));
         m.settle(500);
@@ -692,7 +701,10 @@ mod sets {
         m.cut[1][0] = true;
         assert_eq!(cmd(&mut m.rs[0], "SREM idx:bob s1", 300), Reply::Int(1));
         assert_eq!(cmd(&mut m.rs[0], "EXISTS idx:bob", 300), Reply::Int(0));
-        assert_eq!(cmd(&mut m.rs[0], "TYPE idx:bob", 300), Reply::Simple("none"));
+        assert_eq!(
+            cmd(&mut m.rs[0], "TYPE idx:bob", 300),
+            Reply::Simple("none")
+        );
         assert_eq!(cmd(&mut m.rs[0], "SADD idx:bob s2", 350), Reply::Int(1));
         assert_eq!(cmd(&mut m.rs[1], "SADD idx:bob s3", 320), Reply::Int(1));
         m.cut = vec![vec![false; 2]; 2];

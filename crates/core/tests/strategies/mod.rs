@@ -62,9 +62,8 @@ pub fn members() -> impl Strategy<Value = Members> {
         for (x, dots) in m {
             let mut v: Vec<Dot> = Vec::new();
             for (add, later) in dots {
-                let removed = later.map(|d| {
-                    Stamp::new(Hlc::new(add.hlc.ms() + d, 0), RegionId(1 + d as u16 % 3))
-                });
+                let removed = later
+                    .map(|d| Stamp::new(Hlc::new(add.hlc.ms() + d, 0), RegionId(1 + d as u16 % 3)));
                 let d = Dot { add, removed };
                 match v.iter_mut().find(|o| o.region() == d.region()) {
                     Some(o) => *o = (*o).max(d),

@@ -7,12 +7,7 @@
 //!
 //! Every wait polls with a deadline and fails naming what did not converge.
 
-// Test code: a failed unwrap is a failed test, and nothing here is reachable from outside.
-#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
-
-mod common;
-
-use common::cluster::{eventually, Cluster, DEADLINE, NAMES};
+use crate::common::cluster::{eventually, Cluster, DEADLINE, NAMES};
 use std::time::Duration;
 
 /// Polls until `DBSIZE` of `db` is `want` in every running region.
