@@ -212,6 +212,8 @@ fn replay_fixture(schedule: &str, seed: u64) {
     let s = Schedule::from_toml(schedule).expect("schedule");
     let cfg = SimConfig {
         schedule: Some(s),
+        // Recorded before clients kept principal indexes: replayed as then.
+        principal_index: false,
         ..config(PROP_SECS)
     };
     let o = run(seed, &cfg);
@@ -257,6 +259,7 @@ fn a_write_lost_with_both_disks_that_held_it_is_lost_everywhere() {
     let s = Schedule::from_toml(text).expect("schedule");
     let cfg = SimConfig {
         schedule: Some(s),
+        principal_index: false,
         explain_key: Some(bytes::Bytes::from_static(b"sess:00065")),
         ..config(PROP_SECS)
     };

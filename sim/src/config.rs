@@ -44,6 +44,10 @@ pub struct SimConfig {
     /// Fraction of client requests that are a `FLUSHDB` or `FLUSHALL` (in a random region):
     /// every session gone at once, replicated as one marker per shard.
     pub flush_rate: f64,
+    /// Whether clients keep each user's principal index in a set (`SADD` on create, `SREM` on
+    /// logout, `SMEMBERS` among reads). Off only to replay the fixtures recorded before sets
+    /// existed: the extra commands shift every later event.
+    pub principal_index: bool,
     /// One-way delays between regions.
     pub latency: LatencyMatrix,
     /// Extra delay per frame, uniform in `0..=jitter × latency` (this is what reorders frames).
@@ -99,6 +103,7 @@ impl Default for SimConfig {
             zipf_s: 1.0,
             home_affinity: 0.8,
             flush_rate: 0.0005,
+            principal_index: true,
             latency: LatencyMatrix::builtin(3),
             jitter: 0.3,
             link_bytes_per_ms: 12_500,

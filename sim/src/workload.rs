@@ -6,6 +6,10 @@
 //! frequent command), updated (`HSET`, sometimes `HDEL`), read (`HGETALL`, `HGET`; replies are
 //! not checked), logged out (`DEL`), made permanent (`PERSIST`, rarely) and left to expire (a
 //! share of sessions has TTLs of a few seconds). Plain string keys get `SET … EX|PX` and `GET`.
+//! Each user's sessions (four sessions to a user) are kept in a principal index, a set, as
+//! Spring Session keeps one: `SADD` on create, `SREM` on logout, `SMEMBERS` among the reads.
+//! Those index commands draw nothing from the random stream, so a seed's other requests are
+//! the ones it made before the index existed.
 //!
 //! The client keeps a hint of which sessions it believes alive, updated from replies, as real
 //! middleware does: a touch answering 0 means the session is gone and the next request creates
@@ -69,11 +73,13 @@ pub enum OpKind {
     SetString,
     /// `FLUSHDB` or `FLUSHALL` (rare: one request in two thousand).
     Flush,
+    /// `SADD`/`SREM`/`SMEMBERS` of a user's principal index.
+    Index,
 }
 
 impl OpKind {
     /// Every kind, in summary order.
-    pub const ALL: [OpKind; 9] = [
+    pub const ALL: [OpKind; 10] = [
         OpKind::Create,
         OpKind::CreateTtl,
         OpKind::Touch,
@@ -83,6 +89,7 @@ impl OpKind {
         OpKind::Persist,
         OpKind::SetString,
         OpKind::Flush,
+        OpKind::Index,
     ];
 
     /// A short name.
@@ -97,6 +104,7 @@ impl OpKind {
             OpKind::Persist => "persist",
             OpKind::SetString => "set",
             OpKind::Flush => "flush",
+            OpKind::Index => "index",
         }
     }
 }
@@ -121,6 +129,8 @@ pub struct Workload {
     home_affinity: f64,
     /// Fraction of requests that flush (see `SimConfig::flush_rate`).
     flush_rate: f64,
+    /// Whether users' principal indexes are kept (see `SimConfig::principal_index`).
+    index: bool,
     sessions: Zipf,
     strings: Zipf,
     /// Believed-alive hint per session.
@@ -158,6 +168,7 @@ impl Workload {
             regions: regions.max(1),
             home_affinity,
             flush_rate,
+            index: true,
             sessions: Zipf::new(sessions, zipf_s),
             strings: Zipf::new(strings, zipf_s),
             alive: vec![false; sessions],
@@ -169,6 +180,12 @@ impl Workload {
                 .map(|i| Bytes::from(format!("str:{i:04}")))
                 .collect(),
         }
+    }
+
+    /// Keeps users' principal indexes, or not.
+    pub fn with_index(mut self, on: bool) -> Workload {
+        self.index = on;
+        self
     }
 
     /// The next client request: one command, or two for a session creation (`HSET` then
@@ -222,10 +239,14 @@ impl Workload {
             ];
             let ttl = Bytes::from(self.ttl_s[s].to_string());
             self.alive[s] = true;
-            return vec![
+            let mut ops = vec![
                 op(OpKind::Create, cmd(&["HSET"], &key, &fields)),
                 op(OpKind::CreateTtl, cmd(&["EXPIRE"], &key, &[ttl])),
             ];
+            if self.index {
+                ops.push(op(OpKind::Index, cmd(&["SADD"], &index(s), &[key.clone()])));
+            }
+            return ops;
         }
         let y: u32 = rng.gen_range(0..1000);
         let one = match y {
@@ -251,13 +272,23 @@ impl Workload {
             780..=929 => {
                 if rng.gen_bool(0.7) {
                     op(OpKind::Read, cmd(&["HGETALL"], &key, &[]))
-                } else {
+                } else if y % 2 == 0 || !self.index {
                     op(OpKind::Read, cmd(&["HGET"], &key, &[b("user")]))
+                } else {
+                    // Not a read of the session: its reply says nothing about it.
+                    Op {
+                        session: None,
+                        ..op(OpKind::Index, cmd(&["SMEMBERS"], &index(s), &[]))
+                    }
                 }
             }
             930..=989 => {
                 self.alive[s] = false;
-                op(OpKind::Logout, cmd(&["DEL"], &key, &[]))
+                let mut ops = vec![op(OpKind::Logout, cmd(&["DEL"], &key, &[]))];
+                if self.index {
+                    ops.push(op(OpKind::Index, cmd(&["SREM"], &index(s), &[key.clone()])));
+                }
+                return ops;
             }
             _ => op(OpKind::Persist, cmd(&["PERSIST"], &key, &[])),
         };
@@ -316,6 +347,11 @@ impl Workload {
             _ => {}
         }
     }
+}
+
+/// The principal index of session `s`'s user.
+fn index(s: usize) -> Bytes {
+    Bytes::from(format!("idx:u{}", s / 4))
 }
 
 fn b(s: &'static str) -> Bytes {

@@ -262,7 +262,8 @@ impl<'a> World<'a> {
             cfg.zipf_s,
             cfg.home_affinity,
             cfg.flush_rate,
-        );
+        )
+        .with_index(cfg.principal_index);
         let net = Network::new(
             n,
             cfg.latency.clone(),
