@@ -60,6 +60,27 @@ pub fn encode(reply: &Reply, proto: Proto, out: &mut BytesMut) {
             Proto::Resp2 => b"$-1\r\n",
             Proto::Resp3 => b"_\r\n",
         }),
+        Reply::Double(x) => match proto {
+            Proto::Resp2 => encode(&Reply::Bulk(x.text().into()), proto, out),
+            Proto::Resp3 => line(out, b',', x.text().as_bytes()),
+        },
+        Reply::Pairs(pairs) => match proto {
+            Proto::Resp2 => {
+                header(out, b'*', 2 * pairs.len() as i64);
+                for (a, b) in pairs {
+                    encode(a, proto, out);
+                    encode(b, proto, out);
+                }
+            }
+            Proto::Resp3 => {
+                header(out, b'*', pairs.len() as i64);
+                for (a, b) in pairs {
+                    header(out, b'*', 2);
+                    encode(a, proto, out);
+                    encode(b, proto, out);
+                }
+            }
+        },
         Reply::Set(items) => {
             header(
                 out,

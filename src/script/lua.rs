@@ -427,6 +427,16 @@ fn to_lua(lua: &Lua, r: &Reply) -> mlua::Result<Value> {
             Value::Table(t)
         }
         Reply::Error(e) => err_table(lua, e.text())?,
+        // A script speaks RESP2: a double is its text, pairs are one flat array.
+        Reply::Double(x) => Value::String(lua.create_string(x.text())?),
+        Reply::Pairs(pairs) => {
+            let t = lua.create_table_with_capacity(pairs.len() * 2, 0)?;
+            for (i, (a, b)) in pairs.iter().enumerate() {
+                t.raw_set(2 * i + 1, to_lua(lua, a)?)?;
+                t.raw_set(2 * i + 2, to_lua(lua, b)?)?;
+            }
+            Value::Table(t)
+        }
         Reply::Array(items) | Reply::Set(items) => {
             let t = lua.create_table_with_capacity(items.len(), 0)?;
             for (i, item) in items.iter().enumerate() {

@@ -39,6 +39,9 @@ pub enum Value {
     Hash(BTreeMap<Bytes, Bytes>),
     /// A set, members in byte order.
     Set(std::collections::BTreeSet<Bytes>),
+    /// A sorted set: members in byte order, each with its score's bits
+    /// ([`f64::to_bits`], so that values compare exactly).
+    ZSet(BTreeMap<Bytes, u64>),
 }
 
 /// Merges an optional register; returns true when the incoming register lost.
@@ -76,6 +79,8 @@ pub enum Kind {
     Hash,
     /// A set (`SADD`, ...).
     Set,
+    /// A sorted set (`ZADD`, ...): members as a set's, each member's score in `fields`.
+    ZSet,
 }
 
 /// The content of one incarnation of a key.
@@ -214,6 +219,8 @@ impl Body {
     pub fn kind(&self) -> Option<Kind> {
         match &self.kind {
             Some(k) => Some(k.value),
+            // A sorted set's scores are in `fields`: its dots tell it from a hash.
+            None if !self.members.is_empty() && !self.fields.is_empty() => Some(Kind::ZSet),
             None if self.fields.iter_unordered().any(|(_, r)| r.value.is_some()) => {
                 Some(Kind::Hash)
             }
@@ -377,6 +384,19 @@ impl KeyState {
                     Some((Value::Hash(fields), expiry))
                 }
             }
+            Kind::ZSet => {
+                let scores: BTreeMap<Bytes, u64> = self
+                    .body
+                    .members
+                    .live()
+                    .map(|m| (m.clone(), crate::cmd::zsets::score_bits(&self.body, m)))
+                    .collect();
+                if scores.is_empty() {
+                    None
+                } else {
+                    Some((Value::ZSet(scores), expiry))
+                }
+            }
             Kind::Set => {
                 let members: std::collections::BTreeSet<Bytes> =
                     self.body.members.live().cloned().collect();
@@ -404,6 +424,7 @@ impl KeyState {
             Kind::String => self.body.has_string().then_some(Kind::String),
             Kind::Hash => self.body.has_live_field().then_some(Kind::Hash),
             Kind::Set => self.body.members.any_live().then_some(Kind::Set),
+            Kind::ZSet => self.body.members.any_live().then_some(Kind::ZSet),
         }
     }
 

@@ -43,7 +43,7 @@ pub use crdt::{Body, KeyState, Kind, Reg};
 pub use fields::Fields;
 pub use hlc::{Clock, Hlc};
 pub use replica::{Channel, Config, Event, Faults, Now, Ready, Replica, Stats, Timer, Transmit};
-pub use reply::{Error, ErrorKind, Reply};
+pub use reply::{Error, ErrorKind, Float, Reply};
 pub use stamp::{RegionId, Stamp};
 pub use store::Value;
 pub use wire::{Message, WireError};

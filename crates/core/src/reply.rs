@@ -116,6 +116,56 @@ impl From<&'static str> for Error {
     }
 }
 
+/// A double in a reply, compared by its bits (so that replies stay `Eq`).
+#[derive(Clone, Copy, Debug)]
+pub struct Float(pub f64);
+
+impl PartialEq for Float {
+    fn eq(&self, other: &Float) -> bool {
+        self.0.to_bits() == other.0.to_bits()
+    }
+}
+
+impl Eq for Float {}
+
+impl Float {
+    /// As Redis 7.0 writes a double: `inf`, `-inf`, `0` for either zero, otherwise C's
+    /// `%.17g` (17 significant digits, trailing zeros dropped, exponent form below 1e-4 and
+    /// from 1e17).
+    pub fn text(self) -> String {
+        let x = self.0;
+        if x.is_infinite() {
+            return if x > 0.0 { "inf".into() } else { "-inf".into() };
+        }
+        if x.is_nan() {
+            return "nan".into();
+        }
+        if x == 0.0 {
+            return "0".into();
+        }
+        // 17 significant digits in exponent form, then laid out as %g would.
+        let e = format!("{x:.16e}");
+        let (mantissa, exp) = e.split_once('e').unwrap_or((&e, "0"));
+        let exp: i32 = exp.parse().unwrap_or(0);
+        if !(-4..17).contains(&exp) {
+            let m = strip_zeros(mantissa);
+            let sign = if exp < 0 { '-' } else { '+' };
+            return format!("{m}e{sign}{:02}", exp.abs());
+        }
+        let decimals = (16 - exp).max(0) as usize;
+        strip_zeros(&format!("{x:.decimals$}")).to_string()
+    }
+}
+
+/// `1.2300` → `1.23`, `5.000` → `5`; a number without a point is left alone.
+fn strip_zeros(s: &str) -> &str {
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        s
+    }
+}
+
 /// The answer to one command, shaped like Redis's.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Reply {
@@ -133,6 +183,12 @@ pub enum Reply {
     Array(Vec<Reply>),
     /// A set (RESP3 `~`, an array in RESP2): `SMEMBERS`, `SINTER`, `SPOP` with a count.
     Set(Vec<Reply>),
+    /// A double (RESP3 `,`, a bulk string in RESP2), written as Redis 7.0 writes one
+    /// (`%.17g`, `inf`, `-inf`): a sorted set's scores.
+    Double(Float),
+    /// Pairs (RESP3: an array of two-element arrays; RESP2: one flat array): a sorted set's
+    /// members `WITHSCORES`.
+    Pairs(Vec<(Reply, Reply)>),
     /// A map (RESP3 `%`, flattened to an array in RESP2), used by `HGETALL`.
     Map(Vec<(Reply, Reply)>),
     /// The null array (`*-1` in RESP2, `_` in RESP3): `EXEC` aborted by `WATCH`.
@@ -209,5 +265,30 @@ impl Reply {
     /// True for error replies.
     pub fn is_error(&self) -> bool {
         matches!(self, Reply::Error(_))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Float;
+
+    #[test]
+    fn doubles_read_as_redis_7_0_writes_them() {
+        for (x, want) in [
+            (0.1, "0.10000000000000001"),
+            (1.0, "1"),
+            (2.5, "2.5"),
+            (-0.0, "0"),
+            (f64::INFINITY, "inf"),
+            (f64::NEG_INFINITY, "-inf"),
+            (123456789012345678.0, "1.2345678901234568e+17"),
+            (1e-5, "1.0000000000000001e-05"),
+            (1e16, "10000000000000000"),
+            (0.0001, "0.0001"),
+            (-3.25, "-3.25"),
+            (1e300, "1.0000000000000001e+300"),
+        ] {
+            assert_eq!(Float(x).text(), want, "{x}");
+        }
     }
 }

@@ -821,5 +821,7 @@ fn reply_code(r: &Reply) -> u64 {
         Reply::NilArray => 9 << 32,
         Reply::Verbatim(b) => 10 << 32 | b.len() as u64,
         Reply::Set(a) => 11 << 32 | a.len() as u64,
+        Reply::Double(x) => 12 << 32 ^ x.0.to_bits(),
+        Reply::Pairs(p) => 13 << 32 | p.len() as u64,
     }
 }

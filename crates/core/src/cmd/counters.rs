@@ -140,7 +140,7 @@ pub(super) fn incrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 /// would be one more than the hash may hold.
 fn hash_for(ctx: &Ctx<'_>, key: &Bytes, field: &Bytes) -> Result<Option<Bytes>, Reply> {
     match ctx.kind(key) {
-        Some(Kind::String | Kind::Set) => Err(Reply::wrong_type()),
+        Some(Kind::String | Kind::Set | Kind::ZSet) => Err(Reply::wrong_type()),
         None => Ok(None),
         Some(Kind::Hash) => {
             let Some(k) = ctx.store.get(key) else {

@@ -18,7 +18,7 @@ use bytes::Bytes;
 fn hash_of<'c>(ctx: &'c Ctx<'_>, key: &Bytes) -> Result<Option<&'c KeyState>, Reply> {
     match ctx.kind(key) {
         None => Ok(None),
-        Some(Kind::String | Kind::Set) => Err(Reply::wrong_type()),
+        Some(Kind::String | Kind::Set | Kind::ZSet) => Err(Reply::wrong_type()),
         Some(Kind::Hash) => Ok(ctx.store.get(key)),
     }
 }

@@ -224,8 +224,10 @@ mod parse {
                     opts.kind = Some(Kind::Hash);
                 } else if is_opt(v, "SET") {
                     opts.kind = Some(Kind::Set);
+                } else if is_opt(v, "ZSET") {
+                    opts.kind = Some(Kind::ZSet);
                 } else {
-                    // A type this store never holds (list, set, ...): nothing matches.
+                    // A type this store never holds (list, stream, ...): nothing matches.
                     opts.unknown_type = true;
                 }
             } else {
@@ -420,6 +422,7 @@ pub fn run(ctx: &mut Ctx<'_>, op: KeyOp<'_>) -> Reply {
             Some(Kind::String) => "string",
             Some(Kind::Hash) => "hash",
             Some(Kind::Set) => "set",
+            Some(Kind::ZSet) => "zset",
         }),
         KeyOp::Rename { src, dst, nx } => run_rename(ctx, src, dst, nx),
         KeyOp::Copy { src, dst, replace } => {
@@ -522,6 +525,7 @@ pub struct Moved {
     string: Option<Bytes>,
     fields: Vec<(Bytes, Bytes)>,
     members: Vec<Bytes>,
+    scores: Vec<(Bytes, f64)>,
 }
 
 /// The visible value of `key`, to be moved; `None` if it is not visible.
@@ -538,11 +542,13 @@ pub fn export(ctx: &Ctx<'_>, key: &Bytes) -> Option<Moved> {
         string: None,
         fields: Vec::new(),
         members: Vec::new(),
+        scores: Vec::new(),
     };
     match kind {
         Kind::String => m.string = state.body.string_value(),
         Kind::Hash => m.fields = state.body.live_fields().collect(),
         Kind::Set => m.members = state.body.members.live().cloned().collect(),
+        Kind::ZSet => m.scores = super::zsets::export(state),
     }
     Some(m)
 }
@@ -563,6 +569,7 @@ pub fn remove(ctx: &mut Ctx<'_>, key: &Bytes) {
 /// Writes `moved` as the whole new value of `key` (a write command's step).
 pub fn import(ctx: &mut Ctx<'_>, key: &Bytes, moved: Moved) {
     let s = ctx.stamp();
+    let (zmembers, zfields) = super::zsets::import(moved.scores, s);
     let body = Body {
         kind: Some(Reg::new(s, moved.kind)),
         ttl: Some(Reg::new(s, moved.expiry)),
@@ -571,9 +578,10 @@ pub fn import(ctx: &mut Ctx<'_>, key: &Bytes, moved: Moved) {
             .fields
             .into_iter()
             .map(|(f, v)| (f, Reg::new(s, Some(v))))
+            .chain(zfields.iter().map(|(f, r)| (f.clone(), r.clone())))
             .collect(),
         members: {
-            let mut m = crate::members::Members::new();
+            let mut m = zmembers;
             for x in moved.members {
                 m.add(x, s);
             }

@@ -6,7 +6,7 @@
 //!
 //! Every command, connection commands included, is described once in [`table`]; a command line
 //! becomes a [`Command`] (looked up and arity-checked) once, by the Redis server, and runs here
-//! by its handler. One file per family: [`strings`], [`hashes`], [`sets`], [`keys`] (generic keyspace,
+//! by its handler. One file per family: [`strings`], [`hashes`], [`sets`], [`zsets`], [`keys`] (generic keyspace,
 //! TTL, `SCAN`). Connection-level commands (`PING`, `HELLO`, `MULTI`, ...) run in the node's
 //! Redis server, not here.
 //!
@@ -23,6 +23,7 @@ pub mod sets;
 pub mod strings;
 pub mod substrings;
 pub mod table;
+pub mod zsets;
 
 pub use table::{CommandId, Exec, Flags, Group, KeySpec, Spec, TABLE};
 

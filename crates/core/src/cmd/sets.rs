@@ -351,10 +351,10 @@ pub fn give_member(ctx: &mut Ctx<'_>, key: &Bytes, member: &Bytes) -> Result<(),
 }
 
 /// A small deterministic generator (SplitMix64) for `SPOP` and `SRANDMEMBER`.
-struct Pick(u64);
+pub(super) struct Pick(u64);
 
 impl Pick {
-    fn new(seed: u64, key: &[u8]) -> Pick {
+    pub(super) fn new(seed: u64, key: &[u8]) -> Pick {
         let mut h = seed ^ 0x9e37_79b9_7f4a_7c15;
         for b in key {
             h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
@@ -371,12 +371,12 @@ impl Pick {
     }
 
     /// A uniform index below `n` (`n > 0`).
-    fn below(&mut self, n: usize) -> usize {
+    pub(super) fn below(&mut self, n: usize) -> usize {
         (self.next() % n as u64) as usize
     }
 
     /// `k` distinct items of `v`, chosen uniformly (a partial Fisher-Yates shuffle).
-    fn distinct<T>(&mut self, mut v: Vec<T>, k: usize) -> Vec<T> {
+    pub(super) fn distinct<T>(&mut self, mut v: Vec<T>, k: usize) -> Vec<T> {
         let k = k.min(v.len());
         for i in 0..k {
             let j = i + self.below(v.len() - i);
@@ -387,12 +387,12 @@ impl Pick {
     }
 }
 
-fn seed_of(s: Stamp) -> u64 {
+pub(super) fn seed_of(s: Stamp) -> u64 {
     s.hlc.0 ^ (u64::from(s.region.0) << 48)
 }
 
 /// Redis's `getPositiveLongFromObjectOrReply` without a message.
-fn positive_count(b: &[u8]) -> Result<usize, Reply> {
+pub(super) fn positive_count(b: &[u8]) -> Result<usize, Reply> {
     match parse_i64(b) {
         Some(n) if n >= 0 => Ok(n as usize),
         _ => Err(Reply::error(
@@ -632,7 +632,7 @@ pub(super) fn sscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 }
 
 /// A cursor as Redis 7.0 reads one (`strtoul`: optional sign, decimal digits, in range).
-fn valid_cursor(b: &[u8]) -> bool {
+pub(super) fn valid_cursor(b: &[u8]) -> bool {
     let digits = match b.first() {
         Some(b'-' | b'+') => &b[1..],
         Some(c) if c.is_ascii_whitespace() => return false,

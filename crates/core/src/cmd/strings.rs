@@ -16,7 +16,7 @@ use bytes::{Bytes, BytesMut};
 pub(super) fn string_of(ctx: &Ctx<'_>, key: &Bytes) -> Result<Option<Bytes>, Reply> {
     match ctx.kind(key) {
         None => Ok(None),
-        Some(Kind::Hash | Kind::Set) => Err(Reply::wrong_type()),
+        Some(Kind::Hash | Kind::Set | Kind::ZSet) => Err(Reply::wrong_type()),
         Some(Kind::String) => Ok(ctx.store.get(key).and_then(|k| k.body.string_value())),
     }
 }

@@ -12,7 +12,7 @@
 //!
 //! Adding a command: one row here (and its handler in the family's file for a data command).
 
-use super::{cas, counters, hashes, keys, lcs, sets, strings, substrings, Ctx};
+use super::{cas, counters, hashes, keys, lcs, sets, strings, substrings, zsets, Ctx};
 use crate::reply::Reply;
 use bytes::Bytes;
 
@@ -175,6 +175,8 @@ pub enum Group {
     Hash,
     /// Sets.
     Set,
+    /// Sorted sets.
+    SortedSet,
     /// The key space.
     Generic,
     /// Server.
@@ -194,6 +196,7 @@ impl Group {
             Group::String => "string",
             Group::Hash => "hash",
             Group::Set => "set",
+            Group::SortedSet => "sorted-set",
             Group::Generic => "generic",
             Group::Server => "server",
             Group::Connection => "connection",
@@ -208,6 +211,7 @@ impl Group {
             Group::String => "@string",
             Group::Hash => "@hash",
             Group::Set => "@set",
+            Group::SortedSet => "@sortedset",
             Group::Generic => "@keyspace",
             Group::Connection => "@connection",
             Group::Transactions => "@transaction",
@@ -331,7 +335,7 @@ const fn conn(
 }
 
 #[rustfmt::skip]
-const SPECS: [Spec; 103] = [
+const SPECS: [Spec; 126] = [
     data("get", 2, ROF, K1, Group::String, strings::get, "Returns the string value of a key."),
     data("set", -3, W, K1, Group::String, strings::set, "Sets the string value of a key, optionally with expiry and conditions."),
     data("setex", 4, W, K1, Group::String, strings::setex, "Sets the string value and expiration time in seconds of a key."),
@@ -402,6 +406,29 @@ const SPECS: [Spec; 103] = [
     data("sunionstore", -3, W, KALL, Group::Set, sets::algebra, "Stores the union of multiple sets in a key."),
     data("sdiffstore", -3, W, KALL, Group::Set, sets::algebra, "Stores the difference of multiple sets in a key."),
     data("sscan", -3, RO, K1, Group::Set, sets::sscan, "Iterates over members of a set."),
+    data("zadd", -4, WF, K1, Group::SortedSet, zsets::zadd, "Adds one or more members to a sorted set, or updates their scores. Creates the key if it doesn't exist."),
+    data("zincrby", 4, WF, K1, Group::SortedSet, zsets::zincrby, "Increments the score of a member in a sorted set."),
+    data("zrem", -3, WRF, K1, Group::SortedSet, zsets::zrem, "Removes one or more members from a sorted set. Deletes the sorted set if all members were removed."),
+    data("zscore", 3, ROF, K1, Group::SortedSet, zsets::zscore, "Returns the score of a member in a sorted set."),
+    data("zmscore", -3, ROF, K1, Group::SortedSet, zsets::zmscore, "Returns the score of one or more members in a sorted set."),
+    data("zcard", 2, ROF, K1, Group::SortedSet, zsets::zcard, "Returns the number of members in a sorted set."),
+    data("zcount", 4, ROF, K1, Group::SortedSet, zsets::zcount, "Returns the count of members in a sorted set that have scores within a range."),
+    data("zlexcount", 4, ROF, K1, Group::SortedSet, zsets::zlexcount, "Returns the number of members in a sorted set within a lexicographical range."),
+    data("zrange", -4, RO, K1, Group::SortedSet, zsets::zrange, "Returns members in a sorted set within a range of indexes."),
+    data("zrevrange", -4, RO, K1, Group::SortedSet, zsets::zrange, "Returns members in a sorted set within a range of indexes in reverse order."),
+    data("zrangebyscore", -4, RO, K1, Group::SortedSet, zsets::zrange, "Returns members in a sorted set within a range of scores."),
+    data("zrevrangebyscore", -4, RO, K1, Group::SortedSet, zsets::zrange, "Returns members in a sorted set within a range of scores in reverse order."),
+    data("zrangebylex", -4, RO, K1, Group::SortedSet, zsets::zrange, "Returns members in a sorted set within a lexicographical range."),
+    data("zrevrangebylex", -4, RO, K1, Group::SortedSet, zsets::zrange, "Returns members in a sorted set within a lexicographical range in reverse order."),
+    data("zrank", 3, ROF, K1, Group::SortedSet, zsets::zrank, "Returns the index of a member in a sorted set ordered by ascending scores."),
+    data("zrevrank", 3, ROF, K1, Group::SortedSet, zsets::zrank, "Returns the index of a member in a sorted set ordered by descending scores."),
+    data("zremrangebyrank", 4, WR, K1, Group::SortedSet, zsets::zremrange, "Removes members in a sorted set within a range of indexes."),
+    data("zremrangebyscore", 4, WR, K1, Group::SortedSet, zsets::zremrange, "Removes members in a sorted set within a range of scores."),
+    data("zremrangebylex", 4, WR, K1, Group::SortedSet, zsets::zremrange, "Removes members in a sorted set within a lexicographical range."),
+    data("zpopmin", -2, WRF, K1, Group::SortedSet, zsets::zpop, "Returns the lowest-scoring members from a sorted set after removing them."),
+    data("zpopmax", -2, WRF, K1, Group::SortedSet, zsets::zpop, "Returns the highest-scoring members from a sorted set after removing them."),
+    data("zrandmember", -2, RO, K1, Group::SortedSet, zsets::zrandmember, "Returns one or more random members from a sorted set."),
+    data("zscan", -3, RO, K1, Group::SortedSet, zsets::zscan, "Iterates over members and scores of a sorted set."),
     data("scan", -2, RO, NOKEYS, Group::Generic, keys::scan, "Iterates over the key names in the database."),
     data("keys", 2, RO, NOKEYS, Group::Generic, keys::keys, "Returns all key names that match a pattern."),
     data("dbsize", 1, ROF, NOKEYS, Group::Server, keys::dbsize, "Returns the number of keys in the database."),

@@ -442,6 +442,13 @@ impl Replica {
                         eat(&b);
                     }
                 }
+                Value::ZSet(m) => {
+                    eat(b"zset");
+                    for (a, s) in m {
+                        eat(&a);
+                        eat(&s.to_le_bytes());
+                    }
+                }
                 Value::Set(m) => {
                     eat(b"set");
                     for a in m {
