@@ -7,7 +7,9 @@
 //! not checked), logged out (`DEL`), made permanent (`PERSIST`, rarely) and left to expire (a
 //! share of sessions has TTLs of a few seconds). Plain string keys get `SET … EX|PX` and `GET`.
 //! Each user's sessions (four sessions to a user) are kept in a principal index, a set, as
-//! Spring Session keeps one: `SADD` on create, `SREM` on logout, `SMEMBERS` among the reads.
+//! Spring Session keeps one: `SADD` on create, `SREM` on logout, `SMEMBERS` among the reads;
+//! and every session's expiry in one sorted set, as Spring's reactive repository does
+//! (`ZADD` on create, `ZREM` on logout, `ZRANGEBYSCORE … LIMIT` among the reads).
 //! Those index commands draw nothing from the random stream, so a seed's other requests are
 //! the ones it made before the index existed.
 //!
@@ -244,7 +246,15 @@ impl Workload {
                 op(OpKind::CreateTtl, cmd(&["EXPIRE"], &key, &[ttl])),
             ];
             if self.index {
-                ops.push(op(OpKind::Index, cmd(&["SADD"], &index(s), &[key.clone()])));
+                ops.push(op(
+                    OpKind::Index,
+                    cmd(&["SADD"], &index(s), std::slice::from_ref(&key)),
+                ));
+                let at = Bytes::from((now_ms + self.ttl_s[s] * 1000).to_string());
+                ops.push(op(
+                    OpKind::Index,
+                    cmd(&["ZADD"], &b(EXPIRATIONS), &[at, key.clone()]),
+                ));
             }
             return ops;
         }
@@ -272,13 +282,23 @@ impl Workload {
             780..=929 => {
                 if rng.gen_bool(0.7) {
                     op(OpKind::Read, cmd(&["HGETALL"], &key, &[]))
-                } else if y % 2 == 0 || !self.index {
+                } else if y.is_multiple_of(2) || !self.index {
                     op(OpKind::Read, cmd(&["HGET"], &key, &[b("user")]))
-                } else {
+                } else if y % 4 == 1 {
                     // Not a read of the session: its reply says nothing about it.
                     Op {
                         session: None,
                         ..op(OpKind::Index, cmd(&["SMEMBERS"], &index(s), &[]))
+                    }
+                } else {
+                    let now = Bytes::from(now_ms.to_string());
+                    let args = [b("-inf"), now, b("LIMIT"), b("0"), b("10")];
+                    Op {
+                        session: None,
+                        ..op(
+                            OpKind::Index,
+                            cmd(&["ZRANGEBYSCORE"], &b(EXPIRATIONS), &args),
+                        )
                     }
                 }
             }
@@ -286,7 +306,14 @@ impl Workload {
                 self.alive[s] = false;
                 let mut ops = vec![op(OpKind::Logout, cmd(&["DEL"], &key, &[]))];
                 if self.index {
-                    ops.push(op(OpKind::Index, cmd(&["SREM"], &index(s), &[key.clone()])));
+                    ops.push(op(
+                        OpKind::Index,
+                        cmd(&["SREM"], &index(s), std::slice::from_ref(&key)),
+                    ));
+                    ops.push(op(
+                        OpKind::Index,
+                        cmd(&["ZREM"], &b(EXPIRATIONS), std::slice::from_ref(&key)),
+                    ));
                 }
                 return ops;
             }
@@ -348,6 +375,9 @@ impl Workload {
         }
     }
 }
+
+/// The sorted set of every session's expiry (Spring's reactive expiration store).
+const EXPIRATIONS: &str = "spring:session:sessions:expirations";
 
 /// The principal index of session `s`'s user.
 fn index(s: usize) -> Bytes {

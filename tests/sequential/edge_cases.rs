@@ -584,3 +584,283 @@ fn numbered_databases_move_and_flush() {
     p.expect("SWAPDB 0 y", err("ERR invalid second DB index"));
     p.expect("SWAPDB 0 16", err("ERR DB index is out of range"));
 }
+
+fn set(members: &[&str]) -> Reply {
+    Reply::Set(members.iter().map(|s| bulk(s)).collect())
+}
+
+#[test]
+fn sets_and_the_other_types() {
+    let mut p = Pair::new();
+    p.expect("SADD s a b a", int(2));
+    p.expect("TYPE s", Reply::Simple("set"));
+    p.expect("SET str v", ok());
+    p.expect("HSET h f v", int(1));
+    for cmd in [
+        "GET s",
+        "HGET s f",
+        "APPEND s x",
+        "INCR s",
+        "HSET s f v",
+        "STRLEN s",
+    ] {
+        p.expect(cmd, wrongtype());
+    }
+    for cmd in [
+        "SADD str a",
+        "SREM h f",
+        "SMEMBERS str",
+        "SCARD h",
+        "SISMEMBER str v",
+        "SMISMEMBER h f",
+        "SINTER s str",
+        "SUNION nokey h",
+        "SDIFF nokey str",
+        "SINTERCARD 2 nokey str",
+        "SPOP str 0",
+        "SRANDMEMBER h 0",
+        "SSCAN str 0",
+    ] {
+        p.expect(cmd, wrongtype());
+    }
+    // MGET answers nil for a set, as for any other non-string.
+    p.expect("MGET s str", Reply::Array(vec![nil(), bulk("v")]));
+    // Commands that do not care about the type.
+    p.expect("SETNX s v", int(0));
+    p.expect("EXISTS s str h", int(3));
+    p.expect("SET s v", ok());
+    p.expect("TYPE s", Reply::Simple("string"));
+    p.expect("SADD k0 a", int(1));
+    p.expect("RENAME k0 h", ok());
+    p.expect("SMEMBERS h", set(&["a"]));
+    p.expect("DEL h", int(1));
+    p.expect("SCARD h", int(0));
+}
+
+#[test]
+fn an_emptied_set_is_gone_with_its_ttl() {
+    let mut p = Pair::new();
+    p.expect("SADD s a b", int(2));
+    p.expect("EXPIRE s 100", int(1));
+    p.expect("SREM s a b z", int(2));
+    p.expect("EXISTS s", int(0));
+    p.expect("TTL s", int(-2));
+    p.expect("DBSIZE", int(0));
+    // A new set, without the old one's TTL.
+    p.expect("SADD s c", int(1));
+    p.expect("TTL s", int(-1));
+    p.expect("PEXPIRE s 5", int(1));
+    p.wait(6);
+    p.expect("SISMEMBER s c", int(0));
+    p.expect("SADD s d", int(1));
+    p.expect("SMEMBERS s", set(&["d"]));
+    p.expect("TTL s", int(-1));
+    // The same through SMOVE and SPOP.
+    p.expect("EXPIRE s 100", int(1));
+    p.expect("SMOVE s t d", int(1));
+    p.expect("EXISTS s", int(0));
+    p.expect("SMOVE t s d", int(1));
+    p.expect("TTL s", int(-1));
+    p.expect("EXPIRE s 100", int(1));
+    p.expect("SPOP s", bulk("d"));
+    p.expect("SADD s e", int(1));
+    p.expect("TTL s", int(-1));
+    // A set's TTL stays while it has members.
+    p.expect("EXPIRE s 100", int(1));
+    p.expect("SADD s f", int(1));
+    p.expect("SREM s e", int(1));
+    p.expect("TTL s", int(100));
+}
+
+#[test]
+fn set_replies_and_duplicates() {
+    let mut p = Pair::new();
+    p.expect("SADD s b a b \"\" 10 2", int(5));
+    p.expect("SADD s a z", int(1));
+    p.expect("SMEMBERS s", set(&["", "10", "2", "a", "b", "z"]));
+    p.expect("SCARD s", int(6));
+    p.expect("SREM s a a nope", int(1));
+    p.expect(
+        "SMISMEMBER s a b b nope",
+        Reply::Array(vec![int(0), int(1), int(1), int(0)]),
+    );
+    p.expect("SMISMEMBER nokey a", Reply::Array(vec![int(0)]));
+    p.expect("SISMEMBER s \"\"", int(1));
+    p.expect("SMEMBERS nokey", set(&[]));
+    p.expect("SREM nokey a", int(0));
+    p.expect("SADD s", arity("sadd"));
+    p.expect("SISMEMBER s a b", arity("sismember"));
+    p.expect("SCARD", arity("scard"));
+    p.expect("SMOVE s t", arity("smove"));
+    p.expect("SINTERSTORE d", arity("sinterstore"));
+    p.expect("sadd S x", int(1));
+    p.expect("SMEMBERS S", set(&["x"]));
+}
+
+#[test]
+fn smove_order_of_checks() {
+    let mut p = Pair::new();
+    p.expect("SADD a 1 2 3", int(3));
+    p.expect("SADD b 3", int(1));
+    p.expect("SET str v", ok());
+    p.expect("SMOVE a b 1", int(1));
+    p.expect("SMOVE a b 1", int(0));
+    // Already in the destination: moved all the same.
+    p.expect("SMOVE a b 3", int(1));
+    p.expect("SMEMBERS a", set(&["2"]));
+    p.expect("SMEMBERS b", set(&["1", "3"]));
+    // A missing source answers 0 before any type is looked at.
+    p.expect("SMOVE nokey str 1", int(0));
+    p.expect("SMOVE str b v", wrongtype());
+    p.expect("SMOVE a str 2", wrongtype());
+    p.expect("SMOVE a str nope", wrongtype());
+    // The same key: a no-op answering membership.
+    p.expect("SMOVE a a 2", int(1));
+    p.expect("SMOVE a a 9", int(0));
+    p.expect("SMOVE a new 2", int(1));
+    p.expect("EXISTS a", int(0));
+    p.expect("SMEMBERS new", set(&["2"]));
+}
+
+#[test]
+fn set_algebra_and_stores() {
+    let mut p = Pair::new();
+    p.expect("SADD a 1 2 3 x", int(4));
+    p.expect("SADD b 2 3 4", int(3));
+    p.expect("SINTER a b", set(&["2", "3"]));
+    p.expect("SUNION a b nokey", set(&["1", "2", "3", "4", "x"]));
+    p.expect("SDIFF a b", set(&["1", "x"]));
+    p.expect("SDIFF nokey a", set(&[]));
+    p.expect("SINTER a nokey", set(&[]));
+    // Every key's type is checked, even after a missing key.
+    p.expect("SET str v EX 100", ok());
+    p.expect("SINTER nokey str", wrongtype());
+    p.expect("SINTERSTORE str a b", int(2));
+    p.expect("TYPE str", Reply::Simple("set"));
+    p.expect("TTL str", int(-1));
+    p.expect("SMEMBERS str", set(&["2", "3"]));
+    p.expect("HSET h f v", int(1));
+    p.expect("SUNIONSTORE d a h", wrongtype());
+    p.expect("EXISTS d", int(0));
+    p.expect("SDIFFSTORE h a b", int(2));
+    p.expect("SMEMBERS h", set(&["1", "x"]));
+    // An empty result deletes the destination.
+    p.expect("SINTERSTORE h a nokey", int(0));
+    p.expect("EXISTS h", int(0));
+    p.expect("SET d v", ok());
+    p.expect("SDIFFSTORE d a a", int(0));
+    p.expect("TYPE d", Reply::Simple("none"));
+    p.expect("SUNIONSTORE a a b", int(5));
+    p.expect("SCARD a", int(5));
+    p.expect("SINTERCARD 2 a b", int(3));
+    p.expect("SINTERCARD 2 a b LIMIT 2", int(2));
+    p.expect("SINTERCARD 2 a b LIMIT 0", int(3));
+    p.expect("SINTERCARD 1 nokey", int(0));
+    p.expect(
+        "SINTERCARD 0 a",
+        err("ERR numkeys should be greater than 0"),
+    );
+    p.expect(
+        "SINTERCARD x a",
+        err("ERR numkeys should be greater than 0"),
+    );
+    p.expect(
+        "SINTERCARD 3 a b",
+        err("ERR Number of keys can't be greater than number of args"),
+    );
+    p.expect(
+        "SINTERCARD 2 a b LIMIT -1",
+        err("ERR LIMIT can't be negative"),
+    );
+    p.expect(
+        "SINTERCARD 2 a b LIMIT x",
+        err("ERR LIMIT can't be negative"),
+    );
+    p.expect("SINTERCARD 2 a b LIMIT", syntax());
+    p.expect("SINTERCARD 1 a b", syntax());
+    p.expect("SET s2 v", ok());
+    p.expect("SINTERCARD 2 a s2", wrongtype());
+}
+
+#[test]
+fn spop_and_srandmember_where_nothing_is_random() {
+    let mut p = Pair::new();
+    p.expect("SPOP nokey", nil());
+    p.expect("SPOP nokey 3", set(&[]));
+    p.expect("SRANDMEMBER nokey", nil());
+    p.expect("SRANDMEMBER nokey -3", array(&[]));
+    p.expect("SADD one x", int(1));
+    p.expect("SRANDMEMBER one", bulk("x"));
+    p.expect("SRANDMEMBER one -3", array(&["x", "x", "x"]));
+    p.expect("SRANDMEMBER one 0", array(&[]));
+    p.expect("SRANDMEMBER one 5", array(&["x"]));
+    p.expect("SPOP one 0", set(&[]));
+    p.expect("SCARD one", int(1));
+    let positive = err("ERR value is out of range, must be positive");
+    p.expect("SPOP one -1", positive.clone());
+    p.expect("SPOP one x", positive.clone());
+    p.expect("SET str v", ok());
+    p.expect("SPOP str x", positive);
+    p.expect("SPOP one 1 2", syntax());
+    p.expect("SRANDMEMBER one 1 2", syntax());
+    p.expect("SRANDMEMBER one x", not_integer());
+    p.expect(
+        "SRANDMEMBER one -9223372036854775808",
+        err("ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807"),
+    );
+    p.expect("SPOP one", bulk("x"));
+    p.expect("EXISTS one", int(0));
+    p.expect("SADD s a b c", int(3));
+    p.expect("SRANDMEMBER s 3", array(&["a", "b", "c"]));
+    p.expect("SPOP s 9223372036854775807", set(&["a", "b", "c"]));
+    p.expect("EXISTS s", int(0));
+}
+
+#[test]
+fn sscan_cursors_and_options() {
+    let mut p = Pair::new();
+    p.expect("SADD s a ab b 1", int(4));
+    let page = |members: &[&str]| Reply::Array(vec![bulk("0"), array(members)]);
+    p.expect("SSCAN s 0", page(&["1", "a", "ab", "b"]));
+    p.expect("SSCAN s 0 MATCH a* COUNT 100", page(&["a", "ab"]));
+    p.expect("SSCAN s 0 MATCH a* MATCH b", page(&["b"]));
+    p.expect("SSCAN s \"\"", page(&["1", "a", "ab", "b"]));
+    p.expect("SSCAN s -0", page(&["1", "a", "ab", "b"]));
+    for cursor in ["x", "1.5", "+", "-", "99999999999999999999"] {
+        p.expect(&format!("SSCAN s {cursor}"), err("ERR invalid cursor"));
+    }
+    p.expect("SSCAN s 0 COUNT 0", syntax());
+    p.expect("SSCAN s 0 COUNT x", not_integer());
+    p.expect("SSCAN s 0 MATCH", syntax());
+    p.expect("SSCAN s 0 TYPE set", syntax());
+    // A missing key answers an empty page before the options are read; another type, WRONGTYPE.
+    p.expect("SSCAN nokey 0 COUNT 0", page(&[]));
+    p.expect("SSCAN nokey 0 FOO", page(&[]));
+    p.expect("SSCAN nokey x", err("ERR invalid cursor"));
+    p.expect("SET str v", ok());
+    p.expect("SSCAN str 0 COUNT 0", wrongtype());
+}
+
+#[test]
+fn sets_move_between_databases() {
+    let mut p = Pair::new();
+    p.expect("SADD s a b", int(2));
+    p.expect("EXPIRE s 100", int(1));
+    p.expect("MOVE s 1", int(1));
+    p.expect("EXISTS s", int(0));
+    p.expect("SELECT 1", ok());
+    p.expect("SMEMBERS s", set(&["a", "b"]));
+    p.expect("TTL s", int(100));
+    p.expect("SADD t c", int(1));
+    p.expect("SUNIONSTORE u s t", int(3));
+    p.expect("SMOVE s t a", int(1));
+    p.expect("SELECT 0", ok());
+    p.expect("EXISTS s t u", int(0));
+    p.expect("SADD s z", int(1));
+    p.expect("MOVE s 1", int(0));
+    p.expect("RENAME s r", ok());
+    p.expect("SMEMBERS r", set(&["z"]));
+    p.expect("SELECT 1", ok());
+    p.expect("SMEMBERS u", set(&["a", "b", "c"]));
+    p.expect("SMEMBERS t", set(&["a", "c"]));
+}

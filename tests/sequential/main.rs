@@ -153,23 +153,37 @@ fn core_state(core: &Replica, now: u64) -> BTreeMap<Vec<u8>, (ModelValue, Option
                         .map(|(f, v)| (f.to_vec(), v.to_vec()))
                         .collect(),
                 ),
+                Value::Set(s) => ModelValue::Set(s.into_iter().map(|m| m.to_vec()).collect()),
+                Value::ZSet(_) => unreachable!("no sorted-set command is generated"),
             };
             (key, (value, expire))
         })
         .collect()
 }
 
-/// Puts replies whose order Redis leaves to its hash tables (KEYS, HKEYS, HVALS, HGETALL) in a
-/// canonical order, so the comparison is about content.
+/// Puts replies whose order Redis leaves to its hash tables (KEYS, HKEYS, HVALS, HGETALL, a
+/// set's members: SMEMBERS, SINTER, SUNION, SDIFF, SSCAN's page, SPOP and SRANDMEMBER with a
+/// count) in a canonical order, so the comparison is about content.
 fn normalize(args: &[Vec<u8>], reply: Reply) -> Reply {
     let name = args
         .first()
         .map(|n| n.to_ascii_lowercase())
         .unwrap_or_default();
+    let sorted = |mut items: Vec<Reply>| {
+        items.sort_by_key(|r| format!("{r:?}"));
+        items
+    };
     match (name.as_slice(), reply) {
-        (b"keys" | b"hkeys" | b"hvals", Reply::Array(mut items)) => {
-            items.sort_by_key(|r| format!("{r:?}"));
-            Reply::Array(items)
+        (b"keys" | b"hkeys" | b"hvals", Reply::Array(items)) => Reply::Array(sorted(items)),
+        (b"smembers" | b"sinter" | b"sunion" | b"sdiff" | b"spop", Reply::Set(items)) => {
+            Reply::Set(sorted(items))
+        }
+        (b"srandmember", Reply::Array(items)) => Reply::Array(sorted(items)),
+        (b"sscan", Reply::Array(mut page)) => {
+            if let Some(Reply::Array(items)) = page.get_mut(1) {
+                *items = sorted(std::mem::take(items));
+            }
+            Reply::Array(page)
         }
         (b"hgetall", Reply::Map(mut pairs)) => {
             pairs.sort_by_key(|p| format!("{p:?}"));
@@ -205,6 +219,10 @@ fn show_state(state: &BTreeMap<Vec<u8>, (ModelValue, Option<u64>)>) -> String {
                         .map(|(f, v)| format!("{}={}", show_bytes(f), show_bytes(v)))
                         .collect();
                     format!("{{{}}}", fields.join(", "))
+                }
+                ModelValue::Set(s) => {
+                    let members: Vec<String> = s.iter().map(|m| show_bytes(m)).collect();
+                    format!("set{{{}}}", members.join(", "))
                 }
             };
             match e {

@@ -72,6 +72,55 @@ fn value() -> impl Strategy<Value = Arg> + Clone {
     one_of(&["", "a", "b", "xy", "hello", "0", "12"])
 }
 
+/// Set members: few, so that sets overlap, integers among them. With the three that
+/// [`wrong_arity`] may add (`k0`, `k1`, `f0`), no set has more than ten members, so a `SPOP` or
+/// `SRANDMEMBER` count of 20 takes the whole set, whatever Redis would pick.
+fn member() -> impl Strategy<Value = Arg> + Clone {
+    one_of(&["a", "b", "c", "1", "2", "10", ""])
+}
+
+fn members(n: std::ops::RangeInclusive<usize>) -> impl Strategy<Value = Vec<Arg>> {
+    prop::collection::vec(member(), n)
+}
+
+/// The set commands, in the forms whose replies do not depend on a random pick.
+fn set_command() -> impl Strategy<Value = Vec<Arg>> {
+    let keys = || prop::collection::vec(key(), 1..=3);
+    let algebra = one_of(&["SINTER", "SUNION", "SDIFF"]);
+    let store = one_of(&["SINTERSTORE", "SUNIONSTORE", "SDIFFSTORE"]);
+    let limit = prop_oneof![
+        3 => Just(vec![]),
+        3 => one_of(&["0", "1", "2", "-1", "x"]).prop_map(|n| vec![lit("LIMIT"), n]),
+        1 => one_of(&["LIMIT", "FOO"]).prop_map(|o| vec![o]),
+    ];
+    // Cursors Redis reads as 0, and ones it refuses: no partial walk.
+    let cursor = one_of(&["0", "0", "0", "", "-0", "x", "+"]);
+    let scan_option = prop_oneof![
+        3 => one_of(&["*", "a*", "1*", "[ab]", "?", "1?"]).prop_map(|p| vec![lit("MATCH"), p]),
+        3 => one_of(&["10", "100", "0", "-1", "x"]).prop_map(|n| vec![lit("COUNT"), n]),
+        1 => one_of(&["MATCH", "COUNT", "TYPE"]).prop_map(|o| vec![o]),
+    ];
+    prop_oneof![
+        5 => cmd("SADD", (key(), members(1..=4)).prop_map(|(k, m)| flat(vec![vec![k], m]))),
+        3 => cmd("SREM", (key(), members(1..=3)).prop_map(|(k, m)| flat(vec![vec![k], m]))),
+        2 => cmd("SMEMBERS", key().prop_map(|k| vec![k])),
+        1 => cmd("SISMEMBER", (key(), member()).prop_map(|(k, m)| vec![k, m])),
+        1 => cmd("SMISMEMBER", (key(), members(1..=3)).prop_map(|(k, m)| flat(vec![vec![k], m]))),
+        2 => cmd("SCARD", key().prop_map(|k| vec![k])),
+        2 => cmd("SMOVE", (key(), key(), member()).prop_map(|(a, b, m)| vec![a, b, m])),
+        2 => (algebra, keys()).prop_map(|(c, k)| flat(vec![vec![c], k])),
+        2 => (store, key(), keys()).prop_map(|(c, d, k)| flat(vec![vec![c, d], k])),
+        1 => cmd("SINTERCARD", (one_of(&["1", "2", "2", "3", "0", "x"]), keys(), limit)
+            .prop_map(|(n, k, l)| flat(vec![vec![n], k, l]))),
+        1 => cmd("SPOP", (key(), one_of(&["20", "0", "-1", "x", "1.5"]))
+            .prop_map(|(k, n)| vec![k, n])),
+        1 => cmd("SRANDMEMBER", (key(), one_of(&["20", "0", "x", "-9223372036854775808"]))
+            .prop_map(|(k, n)| vec![k, n])),
+        2 => cmd("SSCAN", (key(), cursor, prop::collection::vec(scan_option, 0..=2))
+            .prop_map(|(k, c, o)| flat(vec![vec![k, c], flat(o)]))),
+    ]
+}
+
 /// Numbers Redis must refuse or treat carefully: not integers, overflows, zero, negatives.
 const ODD_NUMBERS: &[&str] = &[
     "abc",
@@ -252,6 +301,7 @@ fn command() -> impl Strategy<Value = Vec<Arg>> {
             !(ok(a) && ok(b))
         }).prop_map(|(a, b)| vec![a, b])),
         2 => cmd("KEYS", glob().prop_map(|p| vec![p])),
+        14 => set_command(),
         1 => wrong_arity(),
     ]
 }
@@ -273,7 +323,9 @@ fn glob() -> impl Strategy<Value = Arg> {
     ]
 }
 
-/// Any modelled command with 0 to 4 arguments: mostly wrong arity, sometimes accidentally right.
+/// Any modelled command with 0 to 4 arguments: mostly wrong arity, sometimes accidentally right
+/// (no `SPOP`, `SRANDMEMBER` or `SSCAN`, whose right arities here could ask for a random pick
+/// or a cursor other than 0).
 fn wrong_arity() -> impl Strategy<Value = Vec<Arg>> {
     const NAMES: &[&str] = &[
         "GET",
@@ -320,6 +372,20 @@ fn wrong_arity() -> impl Strategy<Value = Vec<Arg>> {
         "MOVE",
         "FLUSHDB",
         "SWAPDB",
+        "SADD",
+        "SREM",
+        "SMEMBERS",
+        "SISMEMBER",
+        "SMISMEMBER",
+        "SCARD",
+        "SMOVE",
+        "SINTER",
+        "SINTERCARD",
+        "SUNION",
+        "SDIFF",
+        "SINTERSTORE",
+        "SUNIONSTORE",
+        "SDIFFSTORE",
     ];
     (
         one_of(NAMES),

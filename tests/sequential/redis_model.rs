@@ -1,6 +1,6 @@
 //! A reference model of Redis 7 for the data commands sessionmesh serves, written from Redis
-//! 7.0's own source (`t_string.c`, `t_hash.c`, `expire.c`, `db.c`, `util.c`) and checked against
-//! a real `redis-server` 7.0.
+//! 7.0's own source (`t_string.c`, `t_hash.c`, `t_set.c`, `expire.c`, `db.c`, `util.c`) and
+//! checked against a real `redis-server` 7.0.
 //!
 //! It exists to be obviously right, not fast: one `BTreeMap` from key to value and absolute
 //! expiry, every expired key dropped before each command (Redis's rule: a key is gone once
@@ -11,11 +11,19 @@
 //! Numbered databases (`SELECT`, `MOVE`, `FLUSHDB`, `FLUSHALL`, `SWAPDB`) as `db.c` has them,
 //! one map per database.
 //!
+//! Sets (`SADD` … `SSCAN`) as `t_set.c` has them: a set whose last member goes is deleted, TTL
+//! and all; the `…STORE`s replace their destination (its TTL too) or delete it. `SPOP` and
+//! `SRANDMEMBER` are modelled where Redis's answer does not depend on its random picks (no
+//! count on a set of one member, a count of 0, a count at least the set's size, a negative
+//! count on a set of one member, the errors); they panic on any other, which the generator
+//! never sends. `SSCAN` answers every matching member with cursor 0, as Redis does for a set
+//! in a compact encoding, or for any set the generator makes under a `COUNT` of 10 or more.
+//!
 //! What it leaves out: replication, memory limits, `DBSIZE` counting keys that expired but were
 //! not reclaimed yet (a Redis accident of timing; here they are simply gone), and arguments with
 //! embedded NUL bytes where Redis reads C strings.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
 use sessionmesh_core::Reply;
@@ -27,10 +35,15 @@ pub enum ModelValue {
     String(Vec<u8>),
     /// A hash: field to value, never empty.
     Hash(Fields),
+    /// A set, never empty.
+    Set(Members),
 }
 
 /// A hash's fields and values.
 pub type Fields = BTreeMap<Vec<u8>, Vec<u8>>;
+
+/// A set's members.
+pub type Members = BTreeSet<Vec<u8>>;
 
 /// The model's key space: the selected database's keys, and the other databases' aside
 /// (`SELECT` swaps them), as Redis keeps one dictionary per database.
@@ -291,6 +304,7 @@ impl Model {
                 None => "none",
                 Some(ModelValue::String(_)) => "string",
                 Some(ModelValue::Hash(_)) => "hash",
+                Some(ModelValue::Set(_)) => "set",
             }),
             "rename" => {
                 let Some(entry) = self.keys.get(key).cloned() else {
@@ -408,6 +422,51 @@ impl Model {
                 self.hash(key)?.is_some_and(|h| h.contains_key(&args[2])),
             )),
             "hlen" => int(self.hash(key)?.map_or(0, |h| h.len())),
+            "sadd" => {
+                let mut set = self.set(key)?.unwrap_or_default();
+                let added = args[2..].iter().filter(|m| set.insert(m.to_vec())).count();
+                self.put_set(key, set);
+                int(added)
+            }
+            "srem" => {
+                let Some(mut set) = self.set(key)? else {
+                    return Ok(Reply::Int(0));
+                };
+                let removed = args[2..].iter().filter(|m| set.remove(*m)).count();
+                self.put_set(key, set);
+                int(removed)
+            }
+            "smembers" => members(self.set(key)?.unwrap_or_default()),
+            "sismember" => int(usize::from(
+                self.set(key)?.is_some_and(|s| s.contains(&args[2])),
+            )),
+            "smismember" => {
+                let set = self.set(key)?.unwrap_or_default();
+                Reply::Array(
+                    args[2..]
+                        .iter()
+                        .map(|m| int(usize::from(set.contains(m))))
+                        .collect(),
+                )
+            }
+            "scard" => int(self.set(key)?.map_or(0, |s| s.len())),
+            "smove" => self.smove(&args[1], &args[2], &args[3])?,
+            "sinter" | "sunion" | "sdiff" => members(self.algebra(name, &args[1..])?),
+            "sinterstore" | "sunionstore" | "sdiffstore" => {
+                let result = self.algebra(name, &args[2..])?;
+                let n = result.len();
+                if result.is_empty() {
+                    self.keys.remove(key);
+                } else {
+                    // `setKey`: a new value, without the old one's TTL.
+                    self.put(key, ModelValue::Set(result), None);
+                }
+                int(n)
+            }
+            "sintercard" => self.sintercard(args)?,
+            "spop" => self.spop(args)?,
+            "srandmember" => self.srandmember(args)?,
+            "sscan" => self.sscan(args)?,
             "dbsize" => int(self.keys.len()),
             "select" => {
                 let db = Self::db_index(&args[1])?;
@@ -588,22 +647,223 @@ impl Model {
         Ok(Reply::Int(1))
     }
 
-    /// The string at `key`: `Ok(None)` if absent, WRONGTYPE if a hash.
+    /// The string at `key`: `Ok(None)` if absent, WRONGTYPE if another type.
     fn string(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Reply> {
         match self.keys.get(key).map(|e| &e.value) {
             None => Ok(None),
             Some(ModelValue::String(s)) => Ok(Some(s.clone())),
-            Some(ModelValue::Hash(_)) => Err(Reply::wrong_type()),
+            Some(ModelValue::Hash(_) | ModelValue::Set(_)) => Err(Reply::wrong_type()),
         }
     }
 
-    /// The hash at `key`: `Ok(None)` if absent, WRONGTYPE if a string.
+    /// The hash at `key`: `Ok(None)` if absent, WRONGTYPE if another type.
     fn hash(&self, key: &[u8]) -> Result<Option<Fields>, Reply> {
         match self.keys.get(key).map(|e| &e.value) {
             None => Ok(None),
             Some(ModelValue::Hash(h)) => Ok(Some(h.clone())),
-            Some(ModelValue::String(_)) => Err(Reply::wrong_type()),
+            Some(ModelValue::String(_) | ModelValue::Set(_)) => Err(Reply::wrong_type()),
         }
+    }
+
+    /// The set at `key`: `Ok(None)` if absent, WRONGTYPE if another type.
+    fn set(&self, key: &[u8]) -> Result<Option<Members>, Reply> {
+        match self.keys.get(key).map(|e| &e.value) {
+            None => Ok(None),
+            Some(ModelValue::Set(s)) => Ok(Some(s.clone())),
+            Some(ModelValue::String(_) | ModelValue::Hash(_)) => Err(Reply::wrong_type()),
+        }
+    }
+
+    /// Stores a set's members, keeping the key's TTL if it already existed; no members delete
+    /// the key, TTL and all (`t_set.c` deletes a set whose last member goes).
+    fn put_set(&mut self, key: &[u8], set: Members) {
+        if set.is_empty() {
+            self.keys.remove(key);
+            return;
+        }
+        let expire_at = self.keys.get(key).and_then(|e| e.expire_at);
+        self.put(key, ModelValue::Set(set), expire_at);
+    }
+
+    /// `smoveCommand`: a missing source answers 0 before any type is checked; then both types;
+    /// then the same key (a no-op answering membership); then the move, the destination
+    /// keeping its TTL.
+    fn smove(&mut self, src: &[u8], dst: &[u8], member: &[u8]) -> Result<Reply, Reply> {
+        if !self.keys.contains_key(src) {
+            return Ok(Reply::Int(0));
+        }
+        let mut from = self.set(src)?.unwrap_or_default();
+        let mut to = self.set(dst)?.unwrap_or_default();
+        if src == dst {
+            return Ok(int(usize::from(from.contains(member))));
+        }
+        if !from.remove(member) {
+            return Ok(Reply::Int(0));
+        }
+        self.put_set(src, from);
+        to.insert(member.to_vec());
+        self.put_set(dst, to);
+        Ok(Reply::Int(1))
+    }
+
+    /// `sinterGenericCommand` and `sunionDiffGenericCommand`: every key's type checked in
+    /// order (the first of another type answers WRONGTYPE, even after an absent key), an absent
+    /// key an empty set.
+    fn algebra(&self, name: &str, keys: &[Vec<u8>]) -> Result<Members, Reply> {
+        let mut sets = Vec::with_capacity(keys.len());
+        for k in keys {
+            sets.push(self.set(k)?.unwrap_or_default());
+        }
+        let mut sets = sets.into_iter();
+        let mut acc = sets.next().unwrap_or_default();
+        for s in sets {
+            if name.starts_with("sinter") {
+                acc.retain(|m| s.contains(m));
+            } else if name.starts_with("sunion") {
+                acc.extend(s);
+            } else {
+                acc.retain(|m| !s.contains(m));
+            }
+        }
+        Ok(acc)
+    }
+
+    /// `sinterCardCommand`: `numkeys`, then their number against the arguments, then the
+    /// options, then the keys.
+    fn sintercard(&self, args: &[Vec<u8>]) -> Result<Reply, Reply> {
+        let numkeys = parse_int(&args[1])
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| Reply::err("numkeys should be greater than 0"))?;
+        if numkeys > args.len() as i64 - 2 {
+            return Err(Reply::err(
+                "Number of keys can't be greater than number of args",
+            ));
+        }
+        let keys = &args[2..2 + numkeys as usize];
+        let mut limit = 0;
+        let mut j = 2 + numkeys as usize;
+        while j < args.len() {
+            if args[j].eq_ignore_ascii_case(b"limit") && j + 1 < args.len() {
+                limit = parse_int(&args[j + 1])
+                    .filter(|n| *n >= 0)
+                    .ok_or_else(|| Reply::err("LIMIT can't be negative"))?;
+                j += 2;
+            } else {
+                return Err(Reply::syntax());
+            }
+        }
+        let n = self.algebra("sinter", keys)?.len();
+        Ok(int(if limit > 0 { n.min(limit as usize) } else { n }))
+    }
+
+    /// `spopCommand` and `spopWithCountCommand`: the count (`getPositiveLongFromObjectOrReply`)
+    /// before the key.
+    fn spop(&mut self, args: &[Vec<u8>]) -> Result<Reply, Reply> {
+        if args.len() > 3 {
+            return Err(Reply::syntax());
+        }
+        let key = &args[1];
+        let Some(count) = args.get(2) else {
+            let Some(set) = self.set(key)? else {
+                return Ok(Reply::Nil);
+            };
+            let member = only_member(&set, "SPOP");
+            self.keys.remove(key);
+            return Ok(bulk(member));
+        };
+        let count = parse_int(count)
+            .filter(|n| *n >= 0)
+            .ok_or_else(|| Reply::err("value is out of range, must be positive"))?;
+        let Some(set) = self.set(key)? else {
+            return Ok(Reply::Set(Vec::new()));
+        };
+        if count == 0 {
+            return Ok(Reply::Set(Vec::new()));
+        }
+        assert!(
+            count as u64 >= set.len() as u64,
+            "SPOP {count} of a set of {}: Redis picks at random, which the model does not",
+            set.len()
+        );
+        self.keys.remove(key);
+        Ok(Reply::Set(set.into_iter().map(bulk).collect()))
+    }
+
+    /// `srandmemberCommand` and `srandmemberWithCountCommand`: the count (any `long` but
+    /// `LONG_MIN`) before the key.
+    fn srandmember(&self, args: &[Vec<u8>]) -> Result<Reply, Reply> {
+        if args.len() > 3 {
+            return Err(Reply::syntax());
+        }
+        let key = &args[1];
+        let Some(count) = args.get(2) else {
+            return Ok(match self.set(key)? {
+                None => Reply::Nil,
+                Some(set) => bulk(only_member(&set, "SRANDMEMBER")),
+            });
+        };
+        let count = parse_int(count).ok_or_else(Reply::not_integer)?;
+        if count == i64::MIN {
+            return Err(Reply::err(
+                "value is out of range, value must between -9223372036854775807 and 9223372036854775807",
+            ));
+        }
+        let Some(set) = self.set(key)? else {
+            return Ok(Reply::Array(Vec::new()));
+        };
+        if count == 0 {
+            return Ok(Reply::Array(Vec::new()));
+        }
+        if count < 0 {
+            // Repeats allowed: |count| picks, all the same member only in a set of one.
+            let member = only_member(&set, "SRANDMEMBER with a negative count");
+            return Ok(Reply::Array(
+                (0..count.unsigned_abs())
+                    .map(|_| bulk(member.clone()))
+                    .collect(),
+            ));
+        }
+        assert!(
+            count as u64 >= set.len() as u64,
+            "SRANDMEMBER {count} of a set of {}: Redis picks at random, which the model does not",
+            set.len()
+        );
+        Ok(Reply::Array(set.into_iter().map(bulk).collect()))
+    }
+
+    /// `sscanCommand`: the cursor, then the key (absent: an empty page, whatever the options),
+    /// then the options (`scanGenericCommand`, which knows no `TYPE` for a set).
+    fn sscan(&self, args: &[Vec<u8>]) -> Result<Reply, Reply> {
+        if !valid_cursor(&args[2]) {
+            return Err(Reply::err("invalid cursor"));
+        }
+        let page =
+            |members: Vec<Reply>| Reply::Array(vec![bulk(b"0".to_vec()), Reply::Array(members)]);
+        let Some(set) = self.set(&args[1])? else {
+            return Ok(page(Vec::new()));
+        };
+        let mut pattern = None;
+        let mut i = 3;
+        while i < args.len() {
+            let more = i + 1 < args.len();
+            if args[i].eq_ignore_ascii_case(b"count") && more {
+                let n = parse_int(&args[i + 1]).ok_or_else(Reply::not_integer)?;
+                if n < 1 {
+                    return Err(Reply::syntax());
+                }
+            } else if args[i].eq_ignore_ascii_case(b"match") && more {
+                pattern = Some(&args[i + 1]);
+            } else {
+                return Err(Reply::syntax());
+            }
+            i += 2;
+        }
+        Ok(page(
+            set.into_iter()
+                .filter(|m| pattern.is_none_or(|p| string_match(p, m)))
+                .map(bulk)
+                .collect(),
+        ))
     }
 
     /// Replaces the whole key, value and TTL.
@@ -647,6 +907,12 @@ fn arity(name: &str) -> Option<i32> {
         "setnx" | "append" | "rename" | "hget" | "hexists" | "incrby" | "decrby"
         | "incrbyfloat" => 3,
         "setex" | "psetex" | "hsetnx" | "hincrby" | "hincrbyfloat" => 4,
+        "smembers" | "scard" => 2,
+        "sismember" => 3,
+        "smove" => 4,
+        "spop" | "srandmember" | "sinter" | "sunion" | "sdiff" => -2,
+        "sadd" | "srem" | "smismember" | "sintercard" | "sinterstore" | "sunionstore"
+        | "sdiffstore" | "sscan" => -3,
         "dbsize" => 1,
         "select" => 2,
         "move" | "swapdb" => 3,
@@ -905,6 +1171,37 @@ fn unknown_command(args: &[Vec<u8>]) -> Reply {
 
 fn invalid_expire(cmd: &str) -> Reply {
     Reply::err(format!("invalid expire time in '{cmd}' command"))
+}
+
+/// The member of a set of one: what `SPOP` and `SRANDMEMBER` answer whatever they pick.
+fn only_member(set: &Members, cmd: &str) -> Vec<u8> {
+    assert_eq!(
+        set.len(),
+        1,
+        "{cmd} of a set of {} members: Redis picks at random, which the model does not",
+        set.len()
+    );
+    set.first().cloned().expect("one member")
+}
+
+/// A set reply (`SMEMBERS`, `SINTER` …), members in byte order.
+fn members(set: Members) -> Reply {
+    Reply::Set(set.into_iter().map(bulk).collect())
+}
+
+/// `parseScanCursorOrReply`: `strtoul` in base 10 must read the whole argument, which must not
+/// start with a space nor overflow an `unsigned long`. `strtoul` takes one sign, and negates
+/// the magnitude for `-`; with no digit after it, it reads nothing, so the argument is not
+/// read whole (`""` is: it is the number 0).
+fn valid_cursor(arg: &[u8]) -> bool {
+    let digits = match arg.first() {
+        Some(b'+' | b'-') if arg.len() == 1 => return false,
+        Some(b'+' | b'-') => &arg[1..],
+        _ => arg,
+    };
+    digits.iter().all(u8::is_ascii_digit)
+        && (digits.is_empty()
+            || std::str::from_utf8(digits).is_ok_and(|d| d.parse::<u64>().is_ok()))
 }
 
 fn bulk(b: Vec<u8>) -> Reply {

@@ -96,33 +96,71 @@ fn merge_dots(mine: &mut Dots, theirs: &[Dot]) -> u64 {
 ///
 /// A B-tree, so that `SMEMBERS` and `SSCAN` walk members in one stable order in every region
 /// (the differential tests compare sets unordered; Redis's own order is its hash table's).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Members(BTreeMap<Bytes, Dots>);
+/// Boxed, and absent while empty: every key's body carries a `Members`, and a session hash
+/// or a string should not pay the 24 bytes of an empty map for it (8 here). Encoded as the
+/// map itself.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Members(Option<Box<Map>>);
+
+type Map = BTreeMap<Bytes, Dots>;
+
+/// No member, for borrowing.
+static EMPTY: Map = BTreeMap::new();
+
+impl Serialize for Members {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.map().serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Members {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Members, D::Error> {
+        let m = Map::deserialize(d)?;
+        Ok(Members((!m.is_empty()).then(|| Box::new(m))))
+    }
+}
 
 impl Members {
-    /// No member.
+    /// No member; allocates nothing.
     pub const fn new() -> Members {
-        Members(BTreeMap::new())
+        Members(None)
+    }
+
+    fn map(&self) -> &Map {
+        self.0.as_deref().unwrap_or(&EMPTY)
+    }
+
+    fn map_mut(&mut self) -> &mut Map {
+        self.0.get_or_insert_with(Default::default)
+    }
+
+    /// Drops the box once nothing is left in it.
+    fn tidy(&mut self) {
+        if self.0.as_ref().is_some_and(|m| m.is_empty()) {
+            self.0 = None;
+        }
     }
 
     /// True when no dot is held (removed ones included).
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.map().is_empty()
     }
 
     /// Members held, removed ones included (what a size limit counts).
     pub fn held(&self) -> usize {
-        self.0.len()
+        self.map().len()
     }
 
     /// True when `m` is a present member.
     pub fn contains(&self, m: &[u8]) -> bool {
-        self.0.get(m).is_some_and(|d| d.iter().any(Dot::is_live))
+        self.map()
+            .get(m)
+            .is_some_and(|d| d.iter().any(Dot::is_live))
     }
 
     /// The present members, in byte order.
     pub fn live(&self) -> impl DoubleEndedIterator<Item = &Bytes> + '_ {
-        self.0
+        self.map()
             .iter()
             .filter(|(_, d)| d.iter().any(Dot::is_live))
             .map(|(m, _)| m)
@@ -130,7 +168,7 @@ impl Members {
 
     /// Number of present members.
     pub fn live_count(&self) -> usize {
-        self.0
+        self.map()
             .values()
             .filter(|d| d.iter().any(Dot::is_live))
             .count()
@@ -138,27 +176,27 @@ impl Members {
 
     /// True when some member is present.
     pub fn any_live(&self) -> bool {
-        self.0.values().any(|d| d.iter().any(Dot::is_live))
+        self.map().values().any(|d| d.iter().any(Dot::is_live))
     }
 
     /// A member's dots.
     pub fn dots(&self, m: &[u8]) -> Option<&Dots> {
-        self.0.get(m)
+        self.map().get(m)
     }
 
     /// Every member with its dots.
     pub fn iter(&self) -> impl Iterator<Item = (&Bytes, &Dots)> + '_ {
-        self.0.iter()
+        self.map().iter()
     }
 
     /// Puts `dots` in as member `m`'s (building a delta).
     pub fn insert(&mut self, m: Bytes, dots: Dots) {
-        self.0.insert(m, dots);
+        self.map_mut().insert(m, dots);
     }
 
     /// The delta of an add of `m` at `s`.
     pub fn add(&mut self, m: Bytes, s: Stamp) {
-        self.0.insert(m, vec![Dot::added(s)]);
+        self.map_mut().insert(m, vec![Dot::added(s)]);
     }
 
     /// The delta of a remove at `s` of `m`, whose dots are `seen`: every live dot seen, marked
@@ -177,12 +215,16 @@ impl Members {
 
     /// Joins `other` in; returns how many of its dots lost.
     pub fn merge(&mut self, other: &Members) -> u64 {
+        if other.is_empty() {
+            return 0;
+        }
         let mut lost = 0;
-        for (m, d) in &other.0 {
-            match self.0.get_mut(m) {
+        let mine = self.map_mut();
+        for (m, d) in other.map() {
+            match mine.get_mut(m) {
                 Some(mine) => lost += merge_dots(mine, d),
                 None => {
-                    self.0.insert(m.clone(), d.clone());
+                    mine.insert(m.clone(), d.clone());
                 }
             }
         }
@@ -191,7 +233,7 @@ impl Members {
 
     /// Calls `f` with every stamp held: each dot's add and removal.
     pub fn for_each_stamp(&self, mut f: impl FnMut(Stamp)) {
-        for d in self.0.values().flatten() {
+        for d in self.map().values().flatten() {
             f(d.add);
             if let Some(r) = d.removed {
                 f(r);
@@ -201,29 +243,32 @@ impl Members {
 
     /// Number of dots (the registers a delete makes lose).
     pub fn dot_count(&self) -> u64 {
-        self.0.values().map(|d| d.len() as u64).sum()
+        self.map().values().map(|d| d.len() as u64).sum()
     }
 
     /// Keeps the dots one of whose stamps passes `keep` (whole: see the module docs); drops
     /// members left without a dot.
     pub fn retain(&mut self, keep: &impl Fn(Stamp) -> bool) {
-        self.0.retain(|_, d| {
-            d.retain(|d| keep(d.add) || d.removed.is_some_and(keep));
-            !d.is_empty()
-        });
+        if let Some(m) = self.0.as_mut() {
+            m.retain(|_, d| {
+                d.retain(|d| keep(d.add) || d.removed.is_some_and(keep));
+                !d.is_empty()
+            });
+        }
+        self.tidy();
     }
 
     /// [`Members::retain`] on a copy.
     pub fn filtered(&self, keep: &impl Fn(Stamp) -> bool) -> Members {
         let mut out = Members::new();
-        for (m, d) in &self.0 {
+        for (m, d) in self.map() {
             let kept: Dots = d
                 .iter()
                 .filter(|d| keep(d.add) || d.removed.is_some_and(keep))
                 .copied()
                 .collect();
             if !kept.is_empty() {
-                out.0.insert(m.clone(), kept);
+                out.map_mut().insert(m.clone(), kept);
             }
         }
         out
@@ -233,10 +278,13 @@ impl Members {
     /// ended them); returns how many were dropped.
     pub fn drop_before(&mut self, reset: Stamp) -> u64 {
         let before = self.dot_count();
-        self.0.retain(|_, d| {
-            d.retain(|d| d.add >= reset);
-            !d.is_empty()
-        });
+        if let Some(m) = self.0.as_mut() {
+            m.retain(|_, d| {
+                d.retain(|d| d.add >= reset);
+                !d.is_empty()
+            });
+        }
+        self.tidy();
         before - self.dot_count()
     }
 }

@@ -728,6 +728,10 @@ mod sets {
         Del(usize, u8),
         /// `SUNIONSTORE k<dst> k<a> k<b>`.
         Union(usize, u8, u8, u8),
+        /// `ZADD z<key> <score> m<member>` (sorted sets converge too).
+        ZAdd(usize, u8, u8, u8),
+        /// `ZREM z<key> m<member>`.
+        ZRem(usize, u8, u8),
         /// Cut (or restore) the link between two regions, both ways.
         Link(usize, usize, bool),
         /// Deliver what can be delivered.
@@ -741,6 +745,8 @@ mod sets {
             1 => (0usize..3, 0u8..3).prop_map(|(r, k)| Op::Pop(r, k)),
             1 => (0usize..3, 0u8..3).prop_map(|(r, k)| Op::Del(r, k)),
             1 => (0usize..3, 0u8..3, 0u8..3, 0u8..3).prop_map(|(r, d, a, b)| Op::Union(r, d, a, b)),
+            2 => (0usize..3, 0u8..2, 0u8..4, 0u8..5).prop_map(|(r, k, x, s)| Op::ZAdd(r, k, x, s)),
+            1 => (0usize..3, 0u8..2, 0u8..4).prop_map(|(r, k, x)| Op::ZRem(r, k, x)),
             2 => (0usize..3, 0usize..3, any::<bool>()).prop_map(|(a, b, cut)| Op::Link(a, b, cut)),
             2 => Just(Op::Settle),
         ]
@@ -767,6 +773,8 @@ mod sets {
                     Op::Union(r, d, a, b) => {
                         cmd(&mut m.rs[r], &format!("SUNIONSTORE k{d} k{a} k{b}"), t)
                     }
+                    Op::ZAdd(r, k, x, s) => cmd(&mut m.rs[r], &format!("ZADD z{k} {s} m{x}"), t),
+                    Op::ZRem(r, k, x) => cmd(&mut m.rs[r], &format!("ZREM z{k} m{x}"), t),
                     Op::Link(a, b, cut) => {
                         if a != b {
                             m.cut[a][b] = cut;
@@ -792,6 +800,14 @@ mod sets {
                 let all: Vec<Vec<String>> =
                     m.rs.iter_mut().map(|r| members(r, &format!("k{k}"), end)).collect();
                 prop_assert!(all.iter().all(|s| *s == all[0]), "k{} differs: {:?}", k, all);
+            }
+            for k in 0..2 {
+                let all: Vec<Reply> = m
+                    .rs
+                    .iter_mut()
+                    .map(|r| cmd(r, &format!("ZRANGE z{k} 0 -1 WITHSCORES"), end))
+                    .collect();
+                prop_assert!(all.iter().all(|s| *s == all[0]), "z{} differs: {:?}", k, all);
             }
             assert_journal_rebuilds(&mut m, end);
         }
@@ -839,7 +855,7 @@ mod sets {
                             other => prop_assert!(false, "SPOP: {:?}", other),
                         }
                     }
-                    Op::Link(..) | Op::Settle => continue,
+                    Op::Link(..) | Op::Settle | Op::ZAdd(..) | Op::ZRem(..) => continue,
                 }
                 m.settle(t + 1);
                 t += 1;
@@ -854,5 +870,61 @@ mod sets {
                 }
             }
         }
+    }
+}
+
+/// Sorted sets: members merge as a set's (add wins), a score written in two regions at once
+/// takes the later write.
+mod zsets {
+    use super::*;
+
+    fn range(r: &mut Replica, key: &str, t: u64) -> Vec<(String, String)> {
+        match cmd(r, &format!("ZRANGE {key} 0 -1 WITHSCORES"), t) {
+            Reply::Pairs(p) => p
+                .into_iter()
+                .map(|(m, s)| match (m, s) {
+                    (Reply::Bulk(m), Reply::Double(x)) => {
+                        (String::from_utf8_lossy(&m).into_owned(), x.text())
+                    }
+                    other => panic!("pair {other:?}"),
+                })
+                .collect(),
+            other => panic!("ZRANGE {key}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn scores_take_the_later_write_and_members_add_win() {
+        let mut m = Mesh::new(2);
+        assert_eq!(
+            cmd(&mut m.rs[0], "ZADD exp 100 s1 200 s2 300 s3", 100),
+            Reply::Int(3)
+        );
+        m.settle(200);
+        m.cut[0][1] = true;
+        m.cut[1][0] = true;
+        // Region 1 re-scores s1 and removes s2; region 2 re-scores s1 later and re-adds s2.
+        assert_eq!(cmd(&mut m.rs[0], "ZADD exp 150 s1", 300), Reply::Int(0));
+        assert_eq!(cmd(&mut m.rs[0], "ZREM exp s2 s3", 310), Reply::Int(2));
+        assert_eq!(
+            cmd(&mut m.rs[1], "ZADD exp 175 s1 250 s2", 320),
+            Reply::Int(0)
+        );
+        m.cut = vec![vec![false; 2]; 2];
+        for t in [2000, 4000] {
+            m.settle(t);
+        }
+        let want: Vec<(String, String)> = [("s1", "175"), ("s2", "250")]
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+        for r in &mut m.rs {
+            assert_eq!(range(r, "exp", 4000), want);
+            assert_eq!(
+                cmd(r, "ZRANGEBYSCORE exp -inf 200", 4000),
+                Reply::Array(vec![Reply::bulk("s1")])
+            );
+        }
+        assert_journal_rebuilds(&mut m, 4000);
     }
 }

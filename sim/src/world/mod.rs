@@ -763,7 +763,7 @@ impl<'a> World<'a> {
                             .check_first_stamp(i, shard, s.hlc, before, self.now);
                     }
                 }
-                self.oracles.record_write_at(i, self.now, key, delta);
+                self.oracles.record_write_at(i, self.now, key, *delta);
             }
             Event::ClockSkew { peer, ahead_ms } => {
                 self.summary.skew_events += 1;

@@ -67,10 +67,16 @@ fn write_members(ctx: &mut Ctx<'_>, key: &Bytes, members: Members) {
         ..Body::default()
     };
     let delta = if set_incarnation(ctx, key) {
-        let cl = ctx.store.get(key).map(|k| k.cl.clone());
-        match cl {
-            Some(cl) => KeyState { cl, body },
-            None => return,
+        let Some(k) = ctx.store.get(key) else {
+            return;
+        };
+        // Writing into an emptied set: Redis would have deleted it with its TTL, so the TTL
+        // goes (a register at this stamp), and the set comes back persistent.
+        let ttl = (!k.body.members.any_live() && k.body.expiry().is_some())
+            .then(|| Reg::new(ctx.stamp(), None));
+        KeyState {
+            cl: k.cl.clone(),
+            body: Body { ttl, ..body },
         }
     } else {
         let body = Body {
@@ -597,6 +603,13 @@ pub(super) fn sscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     if !valid_cursor(&args[2]) {
         return Reply::err("invalid cursor");
     }
+    // Redis looks the key up before it reads the options: an absent key answers an empty
+    // page whatever they say, another type WRONGTYPE.
+    let m = match read(ctx, &args[1]) {
+        Err(e) => return e,
+        Ok(None) => return Reply::Array(vec![Reply::bulk("0"), Reply::Array(Vec::new())]),
+        Ok(Some(m)) => m,
+    };
     let mut pattern = None;
     let mut i = 3;
     while i < args.len() {
@@ -616,24 +629,22 @@ pub(super) fn sscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         }
         i += 2;
     }
-    match read(ctx, &args[1]) {
-        Err(e) => e,
-        Ok(m) => Reply::Array(vec![
-            Reply::bulk("0"),
-            Reply::Array(
-                m.into_iter()
-                    .flatten()
-                    .filter(|x| pattern.is_none_or(|p| glob::matches(p, x)))
-                    .map(Reply::Bulk)
-                    .collect(),
-            ),
-        ]),
-    }
+    Reply::Array(vec![
+        Reply::bulk("0"),
+        Reply::Array(
+            m.into_iter()
+                .filter(|x| pattern.is_none_or(|p| glob::matches(p, x)))
+                .map(Reply::Bulk)
+                .collect(),
+        ),
+    ])
 }
 
 /// A cursor as Redis 7.0 reads one (`strtoul`: optional sign, decimal digits, in range).
 pub(super) fn valid_cursor(b: &[u8]) -> bool {
     let digits = match b.first() {
+        // A sign with no digit after it is not consumed: invalid.
+        Some(b'-' | b'+') if b.len() == 1 => return false,
         Some(b'-' | b'+') => &b[1..],
         Some(c) if c.is_ascii_whitespace() => return false,
         _ => b,

@@ -67,7 +67,7 @@ fn entries(k: &KeyState) -> Vec<(f64, Bytes)> {
         .live()
         .map(|m| (score_of(&k.body, m), m.clone()))
         .collect();
-    v.sort_by(|a, b| cmp_entry(a, b));
+    v.sort_by(cmp_entry);
     v
 }
 
@@ -93,9 +93,15 @@ fn write(ctx: &mut Ctx<'_>, key: &Bytes, members: Members, fields: Fields) {
         ..Body::default()
     };
     let delta = if zset_incarnation(ctx, key) {
-        match ctx.store.get(key).map(|k| k.cl.clone()) {
-            Some(cl) => KeyState { cl, body },
-            None => return,
+        let Some(k) = ctx.store.get(key) else {
+            return;
+        };
+        // As for an emptied set: its TTL goes when it is written into again.
+        let ttl = (!k.body.members.any_live() && k.body.expiry().is_some())
+            .then(|| Reg::new(ctx.stamp(), None));
+        KeyState {
+            cl: k.cl.clone(),
+            body: Body { ttl, ..body },
         }
     } else {
         let body = Body {
@@ -493,7 +499,7 @@ pub(super) fn zadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     if nx && xx {
         return Reply::err("XX and NX options at the same time are not compatible");
     }
-    if (gt && nx) || (lt && nx) || (gt && lt) {
+    if (nx && (gt || lt)) || (gt && lt) {
         return Reply::err("GT, LT, and/or NX options at the same time are not compatible");
     }
     if incr && rest.len() > 2 {
@@ -838,6 +844,13 @@ pub(super) fn zscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     if !valid_cursor(&args[2]) {
         return Reply::err("invalid cursor");
     }
+    // The key before the options, as `SSCAN`.
+    let k = match zset_of(ctx, &args[1]) {
+        Err(e) => return e,
+        Ok(None) => return Reply::Array(vec![Reply::bulk("0"), Reply::Array(Vec::new())]),
+        Ok(Some(k)) => k,
+    };
+    let v = entries(k);
     let mut pattern = None;
     let mut i = 3;
     while i < args.len() {
@@ -857,19 +870,14 @@ pub(super) fn zscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         }
         i += 2;
     }
-    match zset_of(ctx, &args[1]) {
-        Err(e) => e,
-        Ok(k) => {
-            let mut items = Vec::new();
-            for (x, m) in k.map(entries).unwrap_or_default() {
-                if pattern.is_none_or(|p| glob::matches(p, &m)) {
-                    items.push(Reply::Bulk(m));
-                    items.push(Reply::bulk(scan_text(x)));
-                }
-            }
-            Reply::Array(vec![Reply::bulk("0"), Reply::Array(items)])
+    let mut items = Vec::new();
+    for (x, m) in v {
+        if pattern.is_none_or(|p| glob::matches(p, &m)) {
+            items.push(Reply::Bulk(m));
+            items.push(Reply::bulk(scan_text(x)));
         }
     }
+    Reply::Array(vec![Reply::bulk("0"), Reply::Array(items)])
 }
 
 /// A sorted set's present members and scores, for `COPY`, `RENAME` and `MOVE`.

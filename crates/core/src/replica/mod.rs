@@ -540,7 +540,10 @@ impl Replica {
                     });
                 }
                 if self.record_writes {
-                    self.events.push_back(Event::Wrote { key, delta });
+                    self.events.push_back(Event::Wrote {
+                        key,
+                        delta: Box::new(delta),
+                    });
                 }
             }
         }

@@ -328,7 +328,7 @@ impl Replica {
         if self.record_writes {
             self.events.push_back(Event::Wrote {
                 key: key.clone(),
-                delta: delta.clone(),
+                delta: Box::new(delta.clone()),
             });
         }
         self.journal(|| Record::Apply {

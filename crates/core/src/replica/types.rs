@@ -214,8 +214,9 @@ pub enum Event {
     Wrote {
         /// The key.
         key: Bytes,
-        /// The registers the command wrote.
-        delta: crate::crdt::KeyState,
+        /// The registers the command wrote (boxed: a key state is large next to the other
+        /// events).
+        delta: Box<crate::crdt::KeyState>,
     },
 }
 
