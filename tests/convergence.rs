@@ -220,6 +220,28 @@ fn replay_fixture(schedule: &str, seed: u64) {
     assert!(o.is_clean(), "{}", describe(seed, &o, "this test"));
 }
 
+/// Found by `generated_schedules_converge` once the clients kept principal indexes (sets) and
+/// an expiration store (a sorted set): region 2 restarts and, while its skew buffer holds
+/// deltas of old stamps, asks for a catch-up with watermarks lowered by the buffer's floor;
+/// the answer, delayed by a partition, arrives after every region expired and collected a
+/// session, and carried region 2's own old write into it. Judged against the lowered
+/// watermark, the session's incarnation looked unknown rather than collected, and came back to
+/// life as one field without its expiry. The collected check now reads the watermark before
+/// the floor (`Replica::apply_entry`).
+#[test]
+fn a_late_catchup_answer_does_not_revive_a_collected_session() {
+    let s = Schedule::from_toml(include_str!(
+        "fixtures/catchup-revives-a-collected-key.toml"
+    ))
+    .expect("schedule");
+    let cfg = SimConfig {
+        schedule: Some(s),
+        ..config(PROP_SECS)
+    };
+    let o = run(65_049, &cfg);
+    assert!(o.is_clean(), "{}", describe(65_049, &o, "this test"));
+}
+
 /// Found by `generated_schedules_converge`: region 1 loses its disk; region 2, which had
 /// collected an expired session, answered first with region 3's writes left out (region 1 is
 /// connected to region 3), and region 1 then took its own expiry register as known; region 3,

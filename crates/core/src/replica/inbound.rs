@@ -236,7 +236,7 @@ impl Replica {
                 }
                 continue;
             }
-            self.apply_entry(&key, st, now, &marks);
+            self.apply_entry(&key, st, now, &marks, false);
         }
         if max_ahead > 0 {
             self.refresh_held_floor();
@@ -322,6 +322,7 @@ impl Replica {
         st: KeyState,
         now: Now,
         marks: &BTreeMap<RegionId, Hlc>,
+        released: bool,
     ) {
         let known = |s: Stamp| marks.get(&s.region).is_some_and(|w| s.hlc <= *w);
         let whole = self.takes_whole(key);
@@ -340,9 +341,21 @@ impl Replica {
         };
         let conflicts = match held {
             Some(c) => c,
-            None if self.store.get(key).is_none() && known(delta.cl.stamp) => {
+            None if self.store.get(key).is_none()
+                && (known(delta.cl.stamp)
+                    || (!released
+                        && !self.held.contains_key(key)
+                        && self.raw_watermark(delta.cl.stamp.region) >= delta.cl.stamp.hlc)) =>
+            {
                 // We held this incarnation and collected it: whatever still arrives of it was
                 // concurrent with its delete (or from before its expiry) and must stay dead.
+                // Judged by the watermark before the skew buffer's floor too: that floor lowers
+                // what we claim to hold for as long as deltas wait in the buffer, and with it
+                // lowered a late copy of a collected key came back to life, partial (found by
+                // `generated_schedules_converge`, seed 65049: a catch-up answer delayed by a
+                // partition carried a session every region had expired and collected). A key
+                // waiting in the buffer, or just `released` from it, is not collected: the
+                // buffer's floor is what kept those stamps from counting as held.
                 self.stats.conflicts += delta.register_count();
                 return;
             }

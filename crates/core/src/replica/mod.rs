@@ -362,7 +362,17 @@ impl Replica {
     /// For ourselves it is the clock. Held deltas cap it, so that we never claim what we only
     /// hold in the skew buffer.
     pub fn watermark(&self, origin: RegionId) -> Hlc {
-        let raw = if origin == self.cfg.region {
+        let raw = self.raw_watermark(origin);
+        match self.held_floor.get(&origin) {
+            Some(f) => raw.min(*f),
+            None => raw,
+        }
+    }
+
+    /// [`Replica::watermark`] before the skew buffer's floor caps it: everything of `origin`
+    /// up to it has reached this region, applied or waiting in the buffer.
+    pub(super) fn raw_watermark(&self, origin: RegionId) -> Hlc {
+        if origin == self.cfg.region {
             // While restoring, only what the persisted state proved (see `restore`); and a
             // restoring region may hold back its own lost writes that a skewed peer sent it.
             match &self.restoring {
@@ -371,10 +381,6 @@ impl Replica {
             }
         } else {
             self.wm.get(&origin).copied().unwrap_or(Hlc::ZERO)
-        };
-        match self.held_floor.get(&origin) {
-            Some(f) => raw.min(*f),
-            None => raw,
         }
     }
 

@@ -197,7 +197,7 @@ impl Replica {
             // Apply before lifting the floor: our watermark for the origin may already cover
             // these stamps (the push that carried them advanced it), and only the floor keeps
             // the filter from taking them for duplicates.
-            self.apply_entry(&k, st, now, &marks);
+            self.apply_entry(&k, st, now, &marks, true);
         }
         self.refresh_held_floor();
         self.promote_reports();
