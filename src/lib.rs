@@ -25,6 +25,7 @@ pub mod http;
 pub mod metrics;
 pub mod node;
 pub mod persist;
+pub mod pubsub;
 pub mod relay;
 pub mod resp;
 pub mod script;

@@ -269,6 +269,11 @@ impl Node {
             Event::Restored { after_ms, keys } => {
                 tracing::info!(after_ms, keys, "restored: every peer has answered");
             }
+            Event::Published {
+                channel, message, ..
+            } => {
+                self.broker().deliver(&channel, &message);
+            }
             // Only produced with `record_writes`, which the node leaves off.
             Event::Wrote { .. } => {}
         }

@@ -112,6 +112,9 @@ pub struct Node {
     /// When a clock-skew warning was last logged per peer (monotonic ms): a skewed peer makes
     /// every one of its pushes a skew event, and the log says so once per interval.
     skew_warned: Mutex<BTreeMap<RegionId, u64>>,
+    /// This region's subscribers (`SUBSCRIBE`, `PSUBSCRIBE`): local `PUBLISH`es and those
+    /// other regions send are delivered to them ([`crate::pubsub`]).
+    broker: crate::pubsub::Broker,
 }
 
 /// How often a persistently skewed peer is warned about (the counter has every event).
@@ -230,7 +233,27 @@ impl Node {
             transport: OnceLock::new(),
             metrics: Metrics::new(),
             skew_warned: Mutex::new(BTreeMap::new()),
+            broker: crate::pubsub::Broker::default(),
         }
+    }
+
+    /// This region's subscriptions.
+    pub fn broker(&self) -> &crate::pubsub::Broker {
+        &self.broker
+    }
+
+    /// `PUBLISH channel message`: delivered to this region's subscribers, and sent to every
+    /// other region for theirs (one frame per peer, by shard 0's replica, so one region's
+    /// messages keep their order on the way). Returns the receivers in this region, which
+    /// is what `PUBLISH` answers: another region's subscribers are not counted (it would
+    /// take a round trip).
+    pub fn publish(&self, channel: &Bytes, message: &Bytes) -> usize {
+        let n = self.broker.deliver(channel, message);
+        if !self.peers.is_empty() {
+            self.shards[0].lock().publish(channel, message);
+            self.shards[0].wake.notify_one();
+        }
+        n
     }
 
     /// How many shards the region's key space is split into.
@@ -818,6 +841,8 @@ impl Node {
             ("clock_skew_events", c.clock_skew_events),
             ("evictions", c.evictions),
             ("resyncs", c.resyncs),
+            ("pubsub_delivered", self.broker.delivered()),
+            ("pubsub_dropped", self.broker.dropped()),
         ];
         v.extend(self.transport_counters());
         v

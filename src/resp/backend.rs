@@ -43,6 +43,13 @@ pub trait Backend: Send + Sync + 'static {
     /// The state of `key` now (what `WATCH` remembers).
     fn key_state(&self, key: &Bytes) -> Option<KeyState>;
 
+    /// This region's subscriptions (`SUBSCRIBE`, `PUBSUB`).
+    fn broker(&self) -> &crate::pubsub::Broker;
+
+    /// `PUBLISH`: delivered here and sent to every other region; returns this region's
+    /// receivers.
+    fn publish(&self, channel: &Bytes, message: &Bytes) -> usize;
+
     /// `SAVE`, `BGSAVE` and `LASTSAVE`.
     fn save(&self) -> Reply;
 
@@ -136,6 +143,14 @@ impl Backend for Node {
 
     fn key_state(&self, key: &Bytes) -> Option<KeyState> {
         Node::key_state(self, key)
+    }
+
+    fn broker(&self) -> &crate::pubsub::Broker {
+        Node::broker(self)
+    }
+
+    fn publish(&self, channel: &Bytes, message: &Bytes) -> usize {
+        Node::publish(self, channel, message)
     }
 
     fn save(&self) -> Reply {

@@ -81,6 +81,19 @@ pub fn encode(reply: &Reply, proto: Proto, out: &mut BytesMut) {
                 }
             }
         },
+        Reply::Push(items) => {
+            header(
+                out,
+                match proto {
+                    Proto::Resp2 => b'*',
+                    Proto::Resp3 => b'>',
+                },
+                items.len() as i64,
+            );
+            for item in items {
+                encode(item, proto, out);
+            }
+        }
         Reply::Set(items) => {
             header(
                 out,

@@ -437,7 +437,7 @@ fn to_lua(lua: &Lua, r: &Reply) -> mlua::Result<Value> {
             }
             Value::Table(t)
         }
-        Reply::Array(items) | Reply::Set(items) => {
+        Reply::Array(items) | Reply::Set(items) | Reply::Push(items) => {
             let t = lua.create_table_with_capacity(items.len(), 0)?;
             for (i, item) in items.iter().enumerate() {
                 t.raw_set(i + 1, to_lua(lua, item)?)?;

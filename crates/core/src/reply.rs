@@ -186,6 +186,9 @@ pub enum Reply {
     /// A double (RESP3 `,`, a bulk string in RESP2), written as Redis 7.0 writes one
     /// (`%.17g`, `inf`, `-inf`): a sorted set's scores.
     Double(Float),
+    /// Out-of-band data (RESP3 `>`, an array in RESP2): pub/sub messages and subscription
+    /// confirmations.
+    Push(Vec<Reply>),
     /// Pairs (RESP3: an array of two-element arrays; RESP2: one flat array): a sorted set's
     /// members `WITHSCORES`.
     Pairs(Vec<(Reply, Reply)>),

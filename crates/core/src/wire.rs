@@ -153,6 +153,17 @@ pub enum Message {
         /// The dead keys, with the `cl` register they were listed with.
         dead: Vec<(Bytes, Reg<u64>)>,
     },
+    /// A message `PUBLISH`ed in the sender's region, for the receiver's subscribers. Not
+    /// state: never stored, acknowledged or caught up; a message a cut link drops is lost
+    /// (`docs/DESIGN.md` §3, "Pub/sub"). Sent on the delta stream, so one region's messages
+    /// arrive in the order it published them. Last in the enum: the other messages keep their
+    /// encoding.
+    Publish {
+        /// The channel.
+        channel: Bytes,
+        /// The message.
+        message: Bytes,
+    },
 }
 
 /// One change of a replica's durable state, in the order it happened (see

@@ -747,6 +747,8 @@ impl<'a> World<'a> {
 
     fn event(&mut self, i: usize, e: Event) {
         match e {
+            // The simulated clients do not subscribe.
+            Event::Published { .. } => {}
             Event::Wrote { key, delta } => {
                 if self.explaining(Some(&key)) {
                     self.explain
@@ -823,5 +825,6 @@ fn reply_code(r: &Reply) -> u64 {
         Reply::Set(a) => 11 << 32 | a.len() as u64,
         Reply::Double(x) => 12 << 32 ^ x.0.to_bits(),
         Reply::Pairs(p) => 13 << 32 | p.len() as u64,
+        Reply::Push(a) => 14 << 32 | a.len() as u64,
     }
 }

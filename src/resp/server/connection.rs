@@ -11,6 +11,9 @@ impl<B: Backend> Conn<B> {
         match cmd.id().name() {
             "ping" => commands::ping(args),
             "echo" => Reply::Bulk(args[1].clone()),
+            // Inside `MULTI`, as on its own.
+            "publish" => Reply::Int(self.backend.publish(&args[1], &args[2]) as i64),
+            "pubsub" => self.pubsub(args),
             "select" => match commands::select(args, self.shared.opts.limits.databases) {
                 Ok(db) => {
                     self.client.db = db;

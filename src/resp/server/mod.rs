@@ -52,6 +52,7 @@ mod connection;
 mod pool;
 mod script;
 mod settings;
+mod subscribe;
 
 /// The reply to a data command while a restarted region restores from its peers (Redis says
 /// `LOADING Redis is loading the dataset in memory` while it loads; clients treat the code the
@@ -318,6 +319,8 @@ struct Conn<B> {
     spare: Vec<Vec<Bytes>>,
     /// `CLIENT KILL` matched this connection: it answers, then closes.
     kill_me: bool,
+    /// Its subscriptions, if any (`SUBSCRIBE`, `PSUBSCRIBE`).
+    subs: Option<subscribe::Subscribed>,
 }
 
 impl<B: Backend> Conn<B> {
@@ -349,6 +352,7 @@ impl<B: Backend> Conn<B> {
             batch_ids: Vec::new(),
             spare: Vec::new(),
             kill_me: false,
+            subs: None,
             shared,
             shutdown,
         };
@@ -363,6 +367,7 @@ impl<B: Backend> Conn<B> {
             Ok(()) => tracing::debug!("closed"),
             Err(e) => tracing::debug!(error = %e, "closed on IO error"),
         }
+        self.unsubscribe_all();
         let _ = stream.shutdown().await;
     }
 
@@ -474,10 +479,21 @@ impl<B: Backend> Conn<B> {
             self.rbuf.reserve(READ_CHUNK);
             let n = tokio::select! {
                 biased;
-                r = stream.read_buf(&mut self.rbuf) => r?,
+                r = stream.read_buf(&mut self.rbuf) => Some(r?),
+                d = subscribe::next(&mut self.subs) => {
+                    // A message for this subscriber (and whatever else waits), written
+                    // between replies.
+                    if let Some(d) = d {
+                        self.reply(subscribe::message(d));
+                    }
+                    while let Some(d) = self.subs.as_mut().and_then(|s| s.rx.try_recv().ok()) {
+                        self.reply(subscribe::message(d));
+                    }
+                    None
+                }
                 _ = self.shutdown.cancelled() => return Ok(()),
             };
-            if n == 0 {
+            if n == Some(0) {
                 return Ok(());
             }
         }
@@ -650,6 +666,10 @@ impl<B: Backend> Conn<B> {
                 return Step::Next;
             }
         }
+        if let Some(e) = self.subscribed_refusal(&cmd) {
+            self.refuse(e);
+            return Step::Next;
+        }
         if cmd.spec().is_data() {
             return self.data(cmd);
         }
@@ -680,7 +700,33 @@ impl<B: Backend> Conn<B> {
                 self.reply(Reply::OK);
                 Step::Close
             }
+            "subscribe" | "psubscribe" => {
+                self.subscribe(&cmd.args()[1..], id.name() == "psubscribe");
+                Step::Next
+            }
+            "unsubscribe" | "punsubscribe" => {
+                self.unsubscribe(&cmd.args()[1..], id.name() == "punsubscribe");
+                Step::Next
+            }
+            "publish" => {
+                let n = self.backend.publish(&cmd.args()[1], &cmd.args()[2]);
+                self.reply(Reply::Int(n as i64));
+                Step::Next
+            }
+            "pubsub" => {
+                let r = self.pubsub(cmd.args());
+                self.reply(r);
+                Step::Next
+            }
+            "ping" if self.subs.is_some() && self.proto == Proto::Resp2 => {
+                let r = self
+                    .subscribed_ping(cmd.args())
+                    .unwrap_or_else(|| commands::ping(cmd.args()));
+                self.reply(r);
+                Step::Next
+            }
             "reset" => {
+                self.unsubscribe_all();
                 self.multi = None;
                 self.watched.clear();
                 self.proto = Proto::Resp2;

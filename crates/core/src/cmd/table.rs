@@ -187,6 +187,8 @@ pub enum Group {
     Transactions,
     /// `EVAL` and `SCRIPT`.
     Scripting,
+    /// Publish/subscribe.
+    PubSub,
 }
 
 impl Group {
@@ -202,6 +204,7 @@ impl Group {
             Group::Connection => "connection",
             Group::Transactions => "transactions",
             Group::Scripting => "scripting",
+            Group::PubSub => "pubsub",
         }
     }
 
@@ -216,6 +219,7 @@ impl Group {
             Group::Connection => "@connection",
             Group::Transactions => "@transaction",
             Group::Scripting => "@scripting",
+            Group::PubSub => "@pubsub",
             Group::Server => "@admin",
         }
     }
@@ -292,6 +296,7 @@ const ROF: Flags = F::READONLY.or(F::FAST);
 const CONN: Flags = F::NOSCRIPT.or(F::LOADING).or(F::STALE).or(F::FAST);
 const TX: Flags = CONN.or(F::ALLOW_BUSY);
 const SCRIPT: Flags = F::NOSCRIPT.or(F::STALE);
+const PUBSUB: Flags = F::PUBSUB.or(F::NOSCRIPT).or(F::LOADING).or(F::STALE);
 const K1: KeySpec = KeySpec::new(1, 1, 1);
 const KALL: KeySpec = KeySpec::new(1, -1, 1);
 const NOKEYS: KeySpec = KeySpec::new(0, 0, 0);
@@ -335,7 +340,7 @@ const fn conn(
 }
 
 #[rustfmt::skip]
-const SPECS: [Spec; 126] = [
+const SPECS: [Spec; 132] = [
     data("get", 2, ROF, K1, Group::String, strings::get, "Returns the string value of a key."),
     data("set", -3, W, K1, Group::String, strings::set, "Sets the string value of a key, optionally with expiry and conditions."),
     data("setex", 4, W, K1, Group::String, strings::setex, "Sets the string value and expiration time in seconds of a key."),
@@ -462,6 +467,13 @@ const SPECS: [Spec; 126] = [
     conn("evalsha", -3, SCRIPT, Group::Scripting, "Executes a cached server-side Lua script by its SHA1 digest."),
     conn("eval_ro", -3, SCRIPT.or(F::READONLY), Group::Scripting, "Executes a read-only server-side Lua script."),
     conn("evalsha_ro", -3, SCRIPT.or(F::READONLY), Group::Scripting, "Executes a cached read-only server-side Lua script by its SHA1 digest."),
+    // Publish/subscribe runs in the connection (its mailbox) and the node (every region's).
+    conn("subscribe", -2, PUBSUB, Group::PubSub, "Listens for messages published to channels, in this region and every other."),
+    conn("unsubscribe", -1, PUBSUB, Group::PubSub, "Stops listening to messages posted to channels."),
+    conn("psubscribe", -2, PUBSUB, Group::PubSub, "Listens for messages published to channels that match one or more patterns."),
+    conn("punsubscribe", -1, PUBSUB, Group::PubSub, "Stops listening to messages published to channels that match one or more patterns."),
+    conn("publish", 3, F::PUBSUB.or(F::LOADING).or(F::STALE).or(F::FAST), Group::PubSub, "Posts a message to a channel, for subscribers in every region (answers this region's count)."),
+    conn("pubsub", -2, F::NONE, Group::PubSub, "A container for Pub/Sub commands (this region's subscriptions)."),
     conn("script", -2, F::NOSCRIPT, Group::Scripting, "Manages the script cache (LOAD, EXISTS, FLUSH, KILL)."),
 ];
 

@@ -105,6 +105,13 @@ impl Replica {
                 done,
             } => self.on_catchup_part(peer, id, seq, entries, done, now),
             Message::Evicted => self.on_evicted(peer, now),
+            Message::Publish { channel, message } => {
+                self.events.push_back(Event::Published {
+                    peer,
+                    channel,
+                    message,
+                });
+            }
         }
         Ok(())
     }

@@ -706,6 +706,20 @@ impl Replica {
 
     // ----- outputs ---------------------------------------------------------------------------
 
+    /// Sends a message `PUBLISH`ed here to every other region, for its subscribers: one
+    /// frame per peer on the delta stream, never stored or repeated (a link that is down or
+    /// full drops it, as for any push; catch-up does not bring it back).
+    pub fn publish(&mut self, channel: &Bytes, message: &Bytes) {
+        let msg = Message::Publish {
+            channel: channel.clone(),
+            message: message.clone(),
+        };
+        let peers: Vec<RegionId> = self.peers.keys().copied().collect();
+        for p in peers {
+            self.send(p, Channel::Delta, &msg);
+        }
+    }
+
     /// The next frame to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         self.outbox.pop_front()

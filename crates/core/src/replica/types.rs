@@ -210,6 +210,16 @@ pub enum Event {
         /// The sender.
         peer: RegionId,
     },
+    /// `peer` published `message` on `channel` ([`Replica::publish`] there): for this
+    /// region's subscribers.
+    Published {
+        /// The publishing region.
+        peer: RegionId,
+        /// The channel.
+        channel: Bytes,
+        /// The message.
+        message: Bytes,
+    },
     /// A local command changed `key` by `delta` (only with [`Config::record_writes`]).
     Wrote {
         /// The key.
