@@ -1,7 +1,8 @@
 //! Data types across regions, on real nodes with UDP relays that cut packets: counters
-//! ([`counters`]), numbered databases and flushes ([`databases`]), sets ([`sets`]).
+//! ([`counters`]), numbered databases and flushes ([`databases`]), sets ([`sets`]), pub/sub
+//! ([`pubsub`]).
 //!
-//! One test binary for the three: each integration-test binary is linked on its own, and
+//! One test binary for them all: each integration-test binary is linked on its own, and
 //! linking is much of what CI spends its minutes on.
 
 // Test code: a failed unwrap is a failed test, and nothing here is reachable from outside.
@@ -12,4 +13,5 @@ mod common;
 
 mod counters;
 mod databases;
+mod pubsub;
 mod sets;
