@@ -71,9 +71,43 @@ pub struct Broker {
     subs: Mutex<Subs>,
     dropped: AtomicU64,
     delivered: AtomicU64,
+    /// `notify-keyspace-events`, as [`sessionmesh_core::notify::class`] bits.
+    notify: std::sync::atomic::AtomicU32,
 }
 
 impl Broker {
+    /// The keyspace-event classes selected (`notify-keyspace-events`).
+    pub fn notify(&self) -> u32 {
+        self.notify.load(Ordering::Relaxed)
+    }
+
+    /// Selects keyspace-event classes.
+    pub fn set_notify(&self, classes: u32) {
+        self.notify.store(classes, Ordering::Relaxed);
+    }
+
+    /// Publishes keyspace event `event` of stored key `key` (class `class`) to this region's
+    /// subscribers, on the channels `notify-keyspace-events` selects: `__keyspace@<db>__:<key>`
+    /// (message: the event) and `__keyevent@<db>__:<event>` (message: the key).
+    pub fn keyspace_event(&self, key: &[u8], event: &str, class: u32) {
+        use sessionmesh_core::notify::class as c;
+        let flags = self.notify();
+        if flags & class == 0 || flags & (c::KEYSPACE | c::KEYEVENT) == 0 {
+            return;
+        }
+        let Some((db, name)) = sessionmesh_core::db::split(key) else {
+            return;
+        };
+        if flags & c::KEYSPACE != 0 {
+            let mut ch = format!("__keyspace@{db}__:").into_bytes();
+            ch.extend_from_slice(name);
+            self.deliver(&Bytes::from(ch), &Bytes::copy_from_slice(event.as_bytes()));
+        }
+        if flags & c::KEYEVENT != 0 {
+            let ch = Bytes::from(format!("__keyevent@{db}__:{event}"));
+            self.deliver(&ch, &Bytes::copy_from_slice(name));
+        }
+    }
     fn subs(&self) -> std::sync::MutexGuard<'_, Subs> {
         self.subs.lock().unwrap_or_else(|p| p.into_inner())
     }

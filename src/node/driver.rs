@@ -103,6 +103,9 @@ pub async fn drive(node: Arc<Node>, transport: Arc<Transport>, shutdown: Cancell
     while tasks.join_next().await.is_some() {}
 }
 
+/// How often a shard looks for expired keys while keyspace notifications are on.
+const EXPIRED_TICK: Duration = Duration::from_millis(20);
+
 /// Shard `i`'s driver: fires its replica's timers, and moves its transmits to the transport
 /// and its events to the log.
 ///
@@ -126,6 +129,8 @@ async fn drive_shard(
                 r.handle_timeout(now);
                 node.note_shard(i, &r);
             }
+            // Keyspace notifications on: `expired` for what expired since the last round.
+            r.poll_expired(now);
             while let Some(t) = r.poll_transmit() {
                 out.push(t);
             }
@@ -197,12 +202,16 @@ async fn drive_shard(
         for e in events.drain(..) {
             node.log_event(e);
         }
-        let sleep = match deadline {
+        let mut sleep = match deadline {
             // At least 1 ms: a deadline the core leaves in the past must not spin the loop.
             Some(t) => Duration::from_millis(t.saturating_sub(node.mono_ms()).max(1)),
             // Nothing scheduled: sleep until woken (a long timeout keeps the loop honest).
             None => Duration::from_secs(1),
         };
+        if node.broker().notify() != 0 {
+            // `expired` events within this of the expiry.
+            sleep = sleep.min(EXPIRED_TICK);
+        }
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = shard.wake.notified() => {}
@@ -273,6 +282,9 @@ impl Node {
                 channel, message, ..
             } => {
                 self.broker().deliver(&channel, &message);
+            }
+            Event::Keyspace { key, event, class } => {
+                self.broker().keyspace_event(&key, event, class);
             }
             // Only produced with `record_writes`, which the node leaves off.
             Event::Wrote { .. } => {}

@@ -242,6 +242,19 @@ impl Node {
         &self.broker
     }
 
+    /// `CONFIG SET notify-keyspace-events`: the classes to publish; every shard raises
+    /// keyspace events while any class and a channel kind (`K`, `E`) are selected.
+    pub fn set_notify(&self, classes: u32) {
+        use sessionmesh_core::notify::class as c;
+        self.broker.set_notify(classes);
+        let on = classes & (c::KEYSPACE | c::KEYEVENT) != 0
+            && classes & !(c::KEYSPACE | c::KEYEVENT) != 0;
+        for s in &self.shards {
+            s.lock().set_notify(on);
+            s.wake.notify_one();
+        }
+    }
+
     /// `PUBLISH channel message`: delivered to this region's subscribers, and sent to every
     /// other region for theirs (one frame per peer, by shard 0's replica, so one region's
     /// messages keep their order on the way). Returns the receivers in this region, which

@@ -50,6 +50,9 @@ pub trait Backend: Send + Sync + 'static {
     /// receivers.
     fn publish(&self, channel: &Bytes, message: &Bytes) -> usize;
 
+    /// `CONFIG SET notify-keyspace-events`: the keyspace-event classes to publish.
+    fn set_notify(&self, classes: u32);
+
     /// `SAVE`, `BGSAVE` and `LASTSAVE`.
     fn save(&self) -> Reply;
 
@@ -151,6 +154,10 @@ impl Backend for Node {
 
     fn publish(&self, channel: &Bytes, message: &Bytes) -> usize {
         Node::publish(self, channel, message)
+    }
+
+    fn set_notify(&self, classes: u32) {
+        Node::set_notify(self, classes)
     }
 
     fn save(&self) -> Reply {

@@ -13,6 +13,7 @@
 //! - [`crdt`]: the per-key last-writer-wins state with causal-length deletes.
 //! - [`fields`]: a hash key's field registers, compact while the hash is small.
 //! - [`members`]: a set key's members, an add-wins observed-remove set.
+//! - [`notify`]: the keyspace events a change of a key raises.
 //! - [`origin_index`]: which keys hold a register from each origin, and how new (lazy).
 //! - [`store`]: the key space, its index by origin and stamp, and garbage collection.
 //! - [`cmd`]: Redis data commands parsed into types and applied to the store.
@@ -28,6 +29,7 @@ pub mod db;
 pub mod fields;
 pub mod hlc;
 pub mod members;
+pub mod notify;
 pub mod origin_index;
 mod reg;
 pub mod replica;

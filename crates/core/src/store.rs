@@ -470,6 +470,17 @@ impl Store {
         self.tombstones.iter()
     }
 
+    /// Keys whose expiry is in `from_ms..before_ms`, soonest first, with it.
+    pub fn expiring_between(
+        &self,
+        from_ms: u64,
+        before_ms: u64,
+    ) -> impl Iterator<Item = (u64, &Bytes)> {
+        self.expiring
+            .range((from_ms, Bytes::new())..(before_ms, Bytes::new()))
+            .map(|(e, k)| (*e, k))
+    }
+
     /// Keys whose expiry is strictly before `before_ms`, soonest first.
     pub fn expired_before(&self, before_ms: u64) -> impl Iterator<Item = &Bytes> {
         self.expiring

@@ -748,7 +748,7 @@ impl<'a> World<'a> {
     fn event(&mut self, i: usize, e: Event) {
         match e {
             // The simulated clients do not subscribe.
-            Event::Published { .. } => {}
+            Event::Published { .. } | Event::Keyspace { .. } => {}
             Event::Wrote { key, delta } => {
                 if self.explaining(Some(&key)) {
                     self.explain

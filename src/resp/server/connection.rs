@@ -38,7 +38,14 @@ impl<B: Backend> Conn<B> {
             }
             "info" => Reply::Verbatim(self.info(args).into()),
             "command" => commands::command(args),
-            "config" if args[1].eq_ignore_ascii_case(b"set") => self.shared.settings.set(args),
+            "config" if args[1].eq_ignore_ascii_case(b"set") => {
+                let r = self.shared.settings.set(args);
+                if r == Reply::OK {
+                    self.backend
+                        .set_notify(self.shared.settings.notify_keyspace_classes());
+                }
+                r
+            }
             // Nothing to reset: the node's statistics are Prometheus counters, which only grow.
             "config" if args[1].eq_ignore_ascii_case(b"resetstat") => match args.len() {
                 2 => Reply::OK,

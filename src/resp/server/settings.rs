@@ -29,6 +29,11 @@ impl Settings {
         self.busy_reply_threshold_ms.load(Ordering::Relaxed)
     }
 
+    /// `notify-keyspace-events` as class bits ([`sessionmesh_core::notify::class`]).
+    pub(super) fn notify_keyspace_classes(&self) -> u32 {
+        self.notify_keyspace_events.load(Ordering::Relaxed)
+    }
+
     /// `notify-keyspace-events` as Redis prints it.
     pub(super) fn notify_keyspace_events(&self) -> String {
         events_string(self.notify_keyspace_events.load(Ordering::Relaxed))
@@ -87,21 +92,11 @@ impl Settings {
     }
 }
 
-// Redis's keyspace-event classes (`notify.c`), in the order it prints them.
-const GENERIC: u32 = 1 << 2;
-const STRING: u32 = 1 << 3;
-const LIST: u32 = 1 << 4;
-const SET: u32 = 1 << 5;
-const HASH: u32 = 1 << 6;
-const ZSET: u32 = 1 << 7;
-const EXPIRED: u32 = 1 << 8;
-const EVICTED: u32 = 1 << 9;
-const STREAM: u32 = 1 << 10;
-const KEY_MISS: u32 = 1 << 11;
-const MODULE: u32 = 1 << 12;
-const NEW: u32 = 1 << 14;
-const KEYSPACE: u32 = 1 << 0;
-const KEYEVENT: u32 = 1 << 1;
+// Redis's keyspace-event classes (`notify.c`), the core's ([`sessionmesh_core::notify`]).
+use sessionmesh_core::notify::class::{
+    EVICTED, EXPIRED, GENERIC, HASH, KEYEVENT, KEYSPACE, KEY_MISS, LIST, MODULE, NEW, SET, STREAM,
+    STRING, ZSET,
+};
 const ALL: u32 = GENERIC | STRING | LIST | SET | HASH | ZSET | EXPIRED | EVICTED | STREAM | MODULE;
 
 /// The classes of `s`, or `None` for a character Redis refuses.

@@ -337,6 +337,11 @@ impl Replica {
             return;
         };
         let max = delta.max_stamp().hlc;
+        let was = self.notify
+            && self
+                .store
+                .get(key)
+                .is_some_and(|k| k.is_visible(self.clock.now_ms(now.wall_ms)));
         // Most deltas are for keys we hold: merge those with one lookup.
         let held = if self.cfg.faults.merge_prefers_local {
             if let Some(local) = self.store.get(key) {
@@ -370,6 +375,10 @@ impl Replica {
         };
         let _ = self.clock.observe(max, now.wall_ms);
         self.stats.conflicts += conflicts;
+        if self.notify {
+            let now_ms = self.clock.now_ms(now.wall_ms);
+            self.notify_change(key, &delta, was, now_ms);
+        }
         self.journal(|| Record::Apply {
             key: key.clone(),
             delta,

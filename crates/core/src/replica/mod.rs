@@ -174,6 +174,10 @@ pub struct Replica {
     next_id: u64,
     /// Record every local delta as an [`Event::Wrote`] (simulator oracles).
     record_writes: bool,
+    /// Raise [`Event::Keyspace`] for every change ([`Replica::set_notify`]).
+    notify: bool,
+    /// Expiries before this (ms) have had their `expired` event ([`Replica::poll_expired`]).
+    expired_cursor: Option<u64>,
     /// Changes not yet taken by the durable log (only with [`Config::journal`]).
     records: Vec<Record>,
 }
@@ -193,6 +197,8 @@ impl Replica {
         store.flush_ignores_late_deltas = cfg.faults.flush_ignores_late_deltas;
         Replica {
             record_writes: cfg.record_writes,
+            notify: false,
+            expired_cursor: None,
             cfg,
             clock,
             store,
@@ -545,6 +551,13 @@ impl Replica {
                         delta: delta.clone(),
                     });
                 }
+                if self.notify {
+                    // A fresh incarnation is a key that was absent; anything else wrote into
+                    // one that clients saw (or a set's emptied one).
+                    let fresh = !delta.is_deleted()
+                        && delta.cl.value == KeyState::fresh_len(delta.cl.stamp);
+                    self.notify_change(&key, &delta, !fresh, now_ms);
+                }
                 if self.record_writes {
                     self.events.push_back(Event::Wrote {
                         key,
@@ -554,6 +567,65 @@ impl Replica {
             }
         }
         reply
+    }
+
+    /// Raises keyspace events ([`Event::Keyspace`]) from now on, or stops: the node turns
+    /// this on while `notify-keyspace-events` selects any class. Off, nothing is computed.
+    pub fn set_notify(&mut self, on: bool) {
+        self.notify = on;
+        if !on {
+            self.expired_cursor = None;
+        }
+    }
+
+    /// The events of a change of `key` by `delta`, already applied.
+    pub(super) fn notify_change(&mut self, key: &Bytes, delta: &KeyState, was: bool, now_ms: u64) {
+        if crate::db::split(key).is_none() {
+            return; // a system key (a flush marker)
+        }
+        let st = self.store.get(key);
+        let kind = st.and_then(|s| s.body.kind());
+        let is = st.is_some_and(|s| s.is_visible(now_ms));
+        for (event, class) in crate::notify::events(delta, kind, was, is) {
+            self.events.push_back(Event::Keyspace {
+                key: key.clone(),
+                event,
+                class,
+            });
+        }
+    }
+
+    /// With notifications on: raises `expired` for every key whose expiry has passed since the
+    /// last call, at this region's clock (`now > expiry`, as for reads). The first call after
+    /// [`Replica::set_notify`] only sets the starting point. Keys expiring while notifications
+    /// were off raise nothing.
+    pub fn poll_expired(&mut self, now: Now) {
+        if !self.notify {
+            return;
+        }
+        let now_ms = self.clock.now_ms(now.wall_ms);
+        let from = self.expired_cursor.unwrap_or(now_ms);
+        // Expired once `now > expiry`: expiries up to `now - 1` have passed.
+        let upto = now_ms;
+        if upto <= from {
+            self.expired_cursor = Some(from);
+            return;
+        }
+        let keys: Vec<Bytes> = self
+            .store
+            .expiring_between(from, upto)
+            .map(|(_, k)| k.clone())
+            .filter(|k| self.store.get(k).is_some_and(|s| !s.is_deleted()))
+            .filter(|k| crate::db::split(k).is_some())
+            .collect();
+        for key in keys {
+            self.events.push_back(Event::Keyspace {
+                key,
+                event: "expired",
+                class: crate::notify::class::EXPIRED,
+            });
+        }
+        self.expired_cursor = Some(upto);
     }
 
     // ----- links ---------------------------------------------------------------------------

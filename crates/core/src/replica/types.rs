@@ -210,6 +210,17 @@ pub enum Event {
         /// The sender.
         peer: RegionId,
     },
+    /// A keyspace event ([`crate::notify`]): `key` (a stored name) changed here, by a local
+    /// command or a merged delta, or its expiry passed (only while
+    /// [`Replica::set_notify`] is on).
+    Keyspace {
+        /// The key, as stored (its database in its name, see [`crate::db`]).
+        key: Bytes,
+        /// Redis's event name (`del`, `expired`, `hset`, …).
+        event: &'static str,
+        /// Its class ([`crate::notify::class`]).
+        class: u32,
+    },
     /// `peer` published `message` on `channel` ([`Replica::publish`] there): for this
     /// region's subscribers.
     Published {
