@@ -489,7 +489,10 @@ pub struct CommandId(u8);
 const _: () = assert!(SPECS.len() < u8::MAX as usize);
 
 /// Candidate table indexes by the name's first letter (`u8::MAX`: none), built from the table
-/// at compile time: a lookup compares the name with a handful of entries at most.
+/// at compile time, in table order: a lookup compares the name with the entries of its
+/// letter before it (lengths first), and the session commands (`GET`, `SET`, `HSET`,
+/// `EXPIRE`, …) come early in the table, before the set and sorted-set families that made the
+/// `s` and `z` buckets long.
 const BUCKETS: [[u8; 48]; 26] = {
     let mut b = [[u8::MAX; 48]; 26];
     let mut i = 0;
