@@ -4,9 +4,10 @@
 //! Each command runs on a [`Replica`] and on the reference model in `redis_model.rs`
 //! (itself checked against a real `redis-server`); replies must be equal step by step and the
 //! live key space (values and absolute expiries) equal after every step. A property test drives
-//! random sequences over a small key space, so keys collide, change type and expire; plain tests
-//! pin the edge cases where implementations usually slip, with the reply real Redis 7 gives
-//! (`random.rs` and `edge_cases.rs`).
+//! random sequences over a small key space, so keys collide, change type and expire (and a
+//! second one sequences mostly of sorted-set commands); plain tests pin the edge cases where
+//! implementations usually slip, with the reply real Redis 7 gives (`random.rs` and
+//! `edge_cases.rs`).
 //!
 //! A failure prints the whole transcript up to the failing step; proptest prints the shrunk case
 //! and stores its seed in `random.proptest-regressions`, which replays it first next time.
@@ -24,9 +25,9 @@ use std::fmt;
 use bytes::Bytes;
 use proptest::prelude::*;
 use proptest::sample::select;
-use redis_model::{Model, ModelValue};
+use redis_model::{Model, ModelValue, Score};
 use sessionmesh_core::cmd::Command;
-use sessionmesh_core::{Config, Now, Replica, Reply, Value};
+use sessionmesh_core::{Config, Float, Now, Replica, Reply, Value};
 
 /// Wall-clock milliseconds at the start of every run (late 2023).
 const T0: u64 = 1_700_000_000_000;
@@ -154,7 +155,11 @@ fn core_state(core: &Replica, now: u64) -> BTreeMap<Vec<u8>, (ModelValue, Option
                         .collect(),
                 ),
                 Value::Set(s) => ModelValue::Set(s.into_iter().map(|m| m.to_vec()).collect()),
-                Value::ZSet(_) => unreachable!("no sorted-set command is generated"),
+                Value::ZSet(z) => ModelValue::ZSet(
+                    z.into_iter()
+                        .map(|(m, bits)| (m.to_vec(), Score(f64::from_bits(bits))))
+                        .collect(),
+                ),
             };
             (key, (value, expire))
         })
@@ -163,7 +168,9 @@ fn core_state(core: &Replica, now: u64) -> BTreeMap<Vec<u8>, (ModelValue, Option
 
 /// Puts replies whose order Redis leaves to its hash tables (KEYS, HKEYS, HVALS, HGETALL, a
 /// set's members: SMEMBERS, SINTER, SUNION, SDIFF, SSCAN's page, SPOP and SRANDMEMBER with a
-/// count) in a canonical order, so the comparison is about content.
+/// count) or to its random picks (ZRANDMEMBER with a count, members or pairs) in a canonical
+/// order, so the comparison is about content. No pairs are an empty array: the two are one
+/// reply on the wire (`ZRANGE … WITHSCORES` of nothing).
 fn normalize(args: &[Vec<u8>], reply: Reply) -> Reply {
     let name = args
         .first()
@@ -174,11 +181,16 @@ fn normalize(args: &[Vec<u8>], reply: Reply) -> Reply {
         items
     };
     match (name.as_slice(), reply) {
+        (_, Reply::Pairs(pairs)) if pairs.is_empty() => Reply::Array(Vec::new()),
         (b"keys" | b"hkeys" | b"hvals", Reply::Array(items)) => Reply::Array(sorted(items)),
         (b"smembers" | b"sinter" | b"sunion" | b"sdiff" | b"spop", Reply::Set(items)) => {
             Reply::Set(sorted(items))
         }
-        (b"srandmember", Reply::Array(items)) => Reply::Array(sorted(items)),
+        (b"srandmember" | b"zrandmember", Reply::Array(items)) => Reply::Array(sorted(items)),
+        (b"zrandmember", Reply::Pairs(mut pairs)) => {
+            pairs.sort_by_key(|p| format!("{p:?}"));
+            Reply::Pairs(pairs)
+        }
         (b"sscan", Reply::Array(mut page)) => {
             if let Some(Reply::Array(items)) = page.get_mut(1) {
                 *items = sorted(std::mem::take(items));
@@ -223,6 +235,13 @@ fn show_state(state: &BTreeMap<Vec<u8>, (ModelValue, Option<u64>)>) -> String {
                 ModelValue::Set(s) => {
                     let members: Vec<String> = s.iter().map(|m| show_bytes(m)).collect();
                     format!("set{{{}}}", members.join(", "))
+                }
+                ModelValue::ZSet(z) => {
+                    let members: Vec<String> = z
+                        .iter()
+                        .map(|(m, x)| format!("{}:{}", show_bytes(m), Float(x.0).text()))
+                        .collect();
+                    format!("zset{{{}}}", members.join(", "))
                 }
             };
             match e {

@@ -1,5 +1,6 @@
 //! A reference model of Redis 7 for the data commands sessionmesh serves, written from Redis
-//! 7.0's own source (`t_string.c`, `t_hash.c`, `t_set.c`, `expire.c`, `db.c`, `util.c`) and
+//! 7.0's own source (`t_string.c`, `t_hash.c`, `t_set.c`, `t_zset.c`, `expire.c`, `db.c`,
+//! `util.c`) and
 //! checked against a real `redis-server` 7.0.
 //!
 //! It exists to be obviously right, not fast: one `BTreeMap` from key to value and absolute
@@ -19,6 +20,15 @@
 //! never sends. `SSCAN` answers every matching member with cursor 0, as Redis does for a set
 //! in a compact encoding, or for any set the generator makes under a `COUNT` of 10 or more.
 //!
+//! Sorted sets (`ZADD` … `ZSCAN`) as `t_zset.c` has them for a sorted set in its listpack
+//! encoding (up to 128 members, which the generator never reaches): scores as `f64`, members
+//! ordered by score then by member bytes, `-0` stored as `0`; scores read as `strtod` reads
+//! them (hexadecimal too; a score must be all one number and in range, a range end need not be
+//! either), replies as doubles and pairs (`Reply::Double`, `Reply::Pairs`), `ZSCAN`'s scores as
+//! the listpack's text. A sorted set whose last member goes is deleted, TTL and all. Lex ranges
+//! are modelled over members of one score only (Redis leaves the rest unspecified; the model
+//! panics there), `ZRANDMEMBER` as `SRANDMEMBER`.
+//!
 //! What it leaves out: replication, memory limits, `DBSIZE` counting keys that expired but were
 //! not reclaimed yet (a Redis accident of timing; here they are simply gone), and arguments with
 //! embedded NUL bytes where Redis reads C strings.
@@ -26,7 +36,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
-use sessionmesh_core::Reply;
+use sessionmesh_core::{Float, Reply};
 
 /// A value as the model stores it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -37,7 +47,25 @@ pub enum ModelValue {
     Hash(Fields),
     /// A set, never empty.
     Set(Members),
+    /// A sorted set: member to score, never empty.
+    ZSet(ZMembers),
 }
+
+/// A sorted set's score. Compared by its bits, so that states compare exactly (the model never
+/// stores NaN, nor `-0`: Redis 7.0 keeps an integral score as an integer, and `-0` as `0`).
+#[derive(Clone, Copy, Debug)]
+pub struct Score(pub f64);
+
+impl PartialEq for Score {
+    fn eq(&self, other: &Score) -> bool {
+        self.0.to_bits() == other.0.to_bits()
+    }
+}
+
+impl Eq for Score {}
+
+/// A sorted set's members and their scores.
+pub type ZMembers = BTreeMap<Vec<u8>, Score>;
 
 /// A hash's fields and values.
 pub type Fields = BTreeMap<Vec<u8>, Vec<u8>>;
@@ -305,6 +333,7 @@ impl Model {
                 Some(ModelValue::String(_)) => "string",
                 Some(ModelValue::Hash(_)) => "hash",
                 Some(ModelValue::Set(_)) => "set",
+                Some(ModelValue::ZSet(_)) => "zset",
             }),
             "rename" => {
                 let Some(entry) = self.keys.get(key).cloned() else {
@@ -467,6 +496,62 @@ impl Model {
             "spop" => self.spop(args)?,
             "srandmember" => self.srandmember(args)?,
             "sscan" => self.sscan(args)?,
+            "zadd" | "zincrby" => self.zadd(name, args)?,
+            "zrem" => {
+                let Some(mut z) = self.zset(key)? else {
+                    return Ok(Reply::Int(0));
+                };
+                let removed = args[2..].iter().filter(|m| z.remove(*m).is_some()).count();
+                self.put_zset(key, z);
+                int(removed)
+            }
+            "zscore" => match self.zset(key)?.and_then(|z| z.get(&args[2]).copied()) {
+                None => Reply::Nil,
+                Some(x) => double(x.0),
+            },
+            "zmscore" => {
+                let z = self.zset(key)?.unwrap_or_default();
+                Reply::Array(
+                    args[2..]
+                        .iter()
+                        .map(|m| z.get(m).map_or(Reply::Nil, |x| double(x.0)))
+                        .collect(),
+                )
+            }
+            "zcard" => int(self.zset(key)?.map_or(0, |z| z.len())),
+            // The range first, then the key.
+            "zcount" => {
+                let range = ScoreRange::parse(&args[2], &args[3])?;
+                let z = self.zset(key)?.unwrap_or_default();
+                int(z.values().filter(|x| range.contains(x.0)).count())
+            }
+            "zlexcount" => {
+                let range = LexRange::parse(&args[2], &args[3])?;
+                let z = self.zset(key)?.unwrap_or_default();
+                int(lex_entries(z, "ZLEXCOUNT")
+                    .iter()
+                    .filter(|(_, m)| range.contains(m))
+                    .count())
+            }
+            "zrange" | "zrevrange" | "zrangebyscore" | "zrevrangebyscore" | "zrangebylex"
+            | "zrevrangebylex" => self.zrange(name, args)?,
+            "zrank" | "zrevrank" => {
+                let Some(z) = self.zset(key)? else {
+                    return Ok(Reply::Nil);
+                };
+                let entries = entries(z);
+                match entries.iter().position(|(_, m)| *m == args[2]) {
+                    None => Reply::Nil,
+                    Some(i) if name == "zrevrank" => int(entries.len() - 1 - i),
+                    Some(i) => int(i),
+                }
+            }
+            "zremrangebyrank" | "zremrangebyscore" | "zremrangebylex" => {
+                self.zremrange(name, args)?
+            }
+            "zpopmin" | "zpopmax" => self.zpop(name, args)?,
+            "zrandmember" => self.zrandmember(args)?,
+            "zscan" => self.zscan(args)?,
             "dbsize" => int(self.keys.len()),
             "select" => {
                 let db = Self::db_index(&args[1])?;
@@ -652,7 +737,7 @@ impl Model {
         match self.keys.get(key).map(|e| &e.value) {
             None => Ok(None),
             Some(ModelValue::String(s)) => Ok(Some(s.clone())),
-            Some(ModelValue::Hash(_) | ModelValue::Set(_)) => Err(Reply::wrong_type()),
+            Some(_) => Err(Reply::wrong_type()),
         }
     }
 
@@ -661,7 +746,7 @@ impl Model {
         match self.keys.get(key).map(|e| &e.value) {
             None => Ok(None),
             Some(ModelValue::Hash(h)) => Ok(Some(h.clone())),
-            Some(ModelValue::String(_) | ModelValue::Set(_)) => Err(Reply::wrong_type()),
+            Some(_) => Err(Reply::wrong_type()),
         }
     }
 
@@ -670,8 +755,414 @@ impl Model {
         match self.keys.get(key).map(|e| &e.value) {
             None => Ok(None),
             Some(ModelValue::Set(s)) => Ok(Some(s.clone())),
-            Some(ModelValue::String(_) | ModelValue::Hash(_)) => Err(Reply::wrong_type()),
+            Some(_) => Err(Reply::wrong_type()),
         }
+    }
+
+    /// The sorted set at `key`: `Ok(None)` if absent, WRONGTYPE if another type.
+    fn zset(&self, key: &[u8]) -> Result<Option<ZMembers>, Reply> {
+        match self.keys.get(key).map(|e| &e.value) {
+            None => Ok(None),
+            Some(ModelValue::ZSet(z)) => Ok(Some(z.clone())),
+            Some(_) => Err(Reply::wrong_type()),
+        }
+    }
+
+    /// Stores a sorted set, keeping the key's TTL if it already existed; no members delete the
+    /// key, TTL and all (`t_zset.c` deletes a sorted set whose last member goes).
+    fn put_zset(&mut self, key: &[u8], z: ZMembers) {
+        if z.is_empty() {
+            self.keys.remove(key);
+            return;
+        }
+        let expire_at = self.keys.get(key).and_then(|e| e.expire_at);
+        self.put(key, ModelValue::ZSet(z), expire_at);
+    }
+
+    /// `zaddGenericCommand` (ZADD, and ZINCRBY as ZADD with INCR): the flags, the number of
+    /// arguments, the flags' conflicts, every score, then the key; then `zsetAdd` pair by
+    /// pair, in order (a member named twice sees its first pair's effect).
+    fn zadd(&mut self, name: &str, args: &[Vec<u8>]) -> Result<Reply, Reply> {
+        let (mut nx, mut xx, mut gt, mut lt, mut ch, mut incr) =
+            (false, false, false, false, false, name == "zincrby");
+        let mut i = 2;
+        if name == "zadd" {
+            while i < args.len() {
+                match args[i].to_ascii_lowercase().as_slice() {
+                    b"nx" => nx = true,
+                    b"xx" => xx = true,
+                    b"gt" => gt = true,
+                    b"lt" => lt = true,
+                    b"ch" => ch = true,
+                    b"incr" => incr = true,
+                    _ => break,
+                }
+                i += 1;
+            }
+        }
+        let rest = &args[i..];
+        if rest.is_empty() || rest.len() % 2 == 1 {
+            return Err(Reply::syntax());
+        }
+        if nx && xx {
+            return Err(Reply::err(
+                "XX and NX options at the same time are not compatible",
+            ));
+        }
+        if (nx && (gt || lt)) || (gt && lt) {
+            return Err(Reply::err(
+                "GT, LT, and/or NX options at the same time are not compatible",
+            ));
+        }
+        if incr && rest.len() > 2 {
+            return Err(Reply::err(
+                "INCR option supports a single increment-element pair",
+            ));
+        }
+        let mut pairs = Vec::new();
+        for p in rest.chunks(2) {
+            pairs.push((parse_score(&p[0]).ok_or_else(not_float)?, &p[1]));
+        }
+        let key = &args[1];
+        let z = match self.zset(key)? {
+            // No key and XX: nothing to do, and no key made.
+            None if xx => return Ok(if incr { Reply::Nil } else { Reply::Int(0) }),
+            None => ZMembers::new(),
+            Some(z) => z,
+        };
+        self.zadd_into(key, z, &pairs, (nx, xx, gt, lt, ch, incr))
+    }
+
+    /// The loop of `zaddGenericCommand` over `zsetAdd`, into `z` (stored at `key` after, even
+    /// when the NaN error stops it: INCR has one pair, so nothing changed by then).
+    fn zadd_into(
+        &mut self,
+        key: &[u8],
+        mut z: ZMembers,
+        pairs: &[(f64, &Vec<u8>)],
+        (nx, xx, gt, lt, ch, incr): (bool, bool, bool, bool, bool, bool),
+    ) -> Result<Reply, Reply> {
+        let (mut added, mut updated, mut processed) = (0, 0, 0);
+        let mut last = 0.0;
+        for (score, member) in pairs {
+            let mut score = *score;
+            match z.get(*member).map(|x| x.0) {
+                Some(cur) => {
+                    if nx {
+                        continue;
+                    }
+                    if incr {
+                        score += cur;
+                        if score.is_nan() {
+                            self.put_zset(key, z);
+                            return Err(Reply::err("resulting score is not a number (NaN)"));
+                        }
+                    }
+                    if (lt && score >= cur) || (gt && score <= cur) {
+                        continue;
+                    }
+                    // The reply's score is the computed one, `-0` included; the stored one
+                    // is `0`.
+                    last = score;
+                    processed += 1;
+                    if score != cur {
+                        z.insert((*member).clone(), stored(score));
+                        updated += 1;
+                    }
+                }
+                None if xx => continue,
+                None => {
+                    z.insert((*member).clone(), stored(score));
+                    last = score;
+                    added += 1;
+                    processed += 1;
+                }
+            }
+        }
+        self.put_zset(key, z);
+        Ok(if incr {
+            if processed > 0 {
+                double(last)
+            } else {
+                Reply::Nil
+            }
+        } else {
+            int(if ch { added + updated } else { added })
+        })
+    }
+
+    /// `zrangeGenericCommand` for ZRANGE and the older range commands (which preset the
+    /// range's kind and direction): the options, their conflicts, the range, then the key.
+    fn zrange(&self, name: &str, args: &[Vec<u8>]) -> Result<Reply, Reply> {
+        #[derive(Clone, Copy, PartialEq)]
+        enum By {
+            Auto,
+            Rank,
+            Score,
+            Lex,
+        }
+        let (mut by, mut rev) = match name {
+            "zrange" => (By::Auto, None),
+            "zrevrange" => (By::Rank, Some(true)),
+            "zrangebyscore" => (By::Score, Some(false)),
+            "zrevrangebyscore" => (By::Score, Some(true)),
+            "zrangebylex" => (By::Lex, Some(false)),
+            _ => (By::Lex, Some(true)),
+        };
+        let (mut withscores, mut offset, mut limit) = (false, 0, -1);
+        let mut j = 4;
+        while j < args.len() {
+            let left = args.len() - j - 1;
+            let a = args[j].to_ascii_lowercase();
+            if a == b"withscores" {
+                withscores = true;
+            } else if a == b"limit" && left >= 2 {
+                offset = parse_int(&args[j + 1]).ok_or_else(Reply::not_integer)?;
+                limit = parse_int(&args[j + 2]).ok_or_else(Reply::not_integer)?;
+                j += 2;
+            } else if rev.is_none() && a == b"rev" {
+                rev = Some(true);
+            } else if by == By::Auto && a == b"bylex" {
+                by = By::Lex;
+            } else if by == By::Auto && a == b"byscore" {
+                by = By::Score;
+            } else {
+                return Err(Reply::syntax());
+            }
+            j += 1;
+        }
+        let rev = rev.unwrap_or(false);
+        if by == By::Auto {
+            by = By::Rank;
+        }
+        if limit != -1 && by == By::Rank {
+            return Err(Reply::err(
+                "syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX",
+            ));
+        }
+        if withscores && by == By::Lex {
+            return Err(Reply::err(
+                "syntax error, WITHSCORES not supported in combination with BYLEX",
+            ));
+        }
+        // Reversed score and lex ranges are given as max, min.
+        let (min, max) = if rev && by != By::Rank {
+            (&args[3], &args[2])
+        } else {
+            (&args[2], &args[3])
+        };
+        let range = match by {
+            By::Score => Range::Score(ScoreRange::parse(min, max)?),
+            By::Lex => Range::Lex(LexRange::parse(min, max)?),
+            _ => Range::Rank(
+                parse_int(min).ok_or_else(Reply::not_integer)?,
+                parse_int(max).ok_or_else(Reply::not_integer)?,
+            ),
+        };
+        let Some(z) = self.zset(&args[1])? else {
+            return Ok(Reply::Array(Vec::new()));
+        };
+        let picked: Vec<(f64, Vec<u8>)> = match range {
+            // `genericZrangebyrankCommand`: no LIMIT (a count of -1 is let through, its
+            // offset unused).
+            Range::Rank(start, end) => {
+                let mut v = entries(z);
+                if rev {
+                    v.reverse();
+                }
+                match rank_span(start, end, v.len()) {
+                    None => Vec::new(),
+                    Some((a, b)) => v.drain(a..=b).collect(),
+                }
+            }
+            Range::Score(r) => {
+                let mut v: Vec<_> = entries(z)
+                    .into_iter()
+                    .filter(|(x, _)| r.contains(*x))
+                    .collect();
+                if rev {
+                    v.reverse();
+                }
+                offset_limit(v, offset, limit)
+            }
+            Range::Lex(r) => {
+                let mut v: Vec<_> = lex_entries(z, "a lex range")
+                    .into_iter()
+                    .filter(|(_, m)| r.contains(m))
+                    .collect();
+                if rev {
+                    v.reverse();
+                }
+                offset_limit(v, offset, limit)
+            }
+        };
+        Ok(scored(picked, withscores))
+    }
+
+    /// `zremrangeGenericCommand`: the range, then the key; a sorted set left empty is deleted.
+    fn zremrange(&mut self, name: &str, args: &[Vec<u8>]) -> Result<Reply, Reply> {
+        let range = match name {
+            "zremrangebyrank" => Range::Rank(
+                parse_int(&args[2]).ok_or_else(Reply::not_integer)?,
+                parse_int(&args[3]).ok_or_else(Reply::not_integer)?,
+            ),
+            "zremrangebyscore" => Range::Score(ScoreRange::parse(&args[2], &args[3])?),
+            _ => Range::Lex(LexRange::parse(&args[2], &args[3])?),
+        };
+        let Some(z) = self.zset(&args[1])? else {
+            return Ok(Reply::Int(0));
+        };
+        let v = match range {
+            Range::Lex(_) => lex_entries(z.clone(), "ZREMRANGEBYLEX"),
+            _ => entries(z.clone()),
+        };
+        let span = match range {
+            Range::Rank(start, end) => rank_span(start, end, v.len()),
+            _ => None,
+        };
+        let gone: Vec<Vec<u8>> = v
+            .into_iter()
+            .enumerate()
+            .filter(|(i, (x, m))| match &range {
+                Range::Rank(..) => span.is_some_and(|(a, b)| (a..=b).contains(i)),
+                Range::Score(r) => r.contains(*x),
+                Range::Lex(r) => r.contains(m),
+            })
+            .map(|(_, (_, m))| m)
+            .collect();
+        let mut left = z;
+        for m in &gone {
+            left.remove(m);
+        }
+        self.put_zset(&args[1], left);
+        Ok(int(gone.len()))
+    }
+
+    /// `genericZpopCommand`: more than one optional argument is a syntax error, then the count
+    /// (`getPositiveLongFromObjectOrReply`), then the key. Without a count, one member and its
+    /// score in a flat array; with one, pairs.
+    fn zpop(&mut self, name: &str, args: &[Vec<u8>]) -> Result<Reply, Reply> {
+        if args.len() > 3 {
+            return Err(Reply::syntax());
+        }
+        let count = match args.get(2) {
+            None => None,
+            Some(c) => Some(
+                parse_int(c)
+                    .filter(|n| *n >= 0)
+                    .ok_or_else(|| Reply::err("value is out of range, must be positive"))?,
+            ),
+        };
+        let Some(z) = self.zset(&args[1])? else {
+            return Ok(Reply::Array(Vec::new()));
+        };
+        let mut v = entries(z.clone());
+        if name == "zpopmax" {
+            v.reverse();
+        }
+        let n = count.map_or(1, |c| usize::try_from(c).unwrap_or(usize::MAX));
+        v.truncate(n);
+        let mut left = z;
+        for (_, m) in &v {
+            left.remove(m);
+        }
+        self.put_zset(&args[1], left);
+        Ok(match count {
+            None => Reply::Array(
+                v.into_iter()
+                    .flat_map(|(x, m)| [bulk(m), double(x)])
+                    .collect(),
+            ),
+            Some(_) => scored(v, true),
+        })
+    }
+
+    /// `zrandmemberCommand`: the count (any `long` but `LONG_MIN`), then the syntax, then the
+    /// bound WITHSCORES puts on the count, then the key. Modelled where Redis's answer does not
+    /// depend on its picks (as `SRANDMEMBER`); it panics on any other.
+    fn zrandmember(&self, args: &[Vec<u8>]) -> Result<Reply, Reply> {
+        let key = &args[1];
+        let Some(count) = args.get(2) else {
+            return Ok(match self.zset(key)? {
+                None => Reply::Nil,
+                Some(z) => {
+                    let members: Members = z.into_keys().collect();
+                    bulk(only_member(&members, "ZRANDMEMBER"))
+                }
+            });
+        };
+        let count = parse_int(count).ok_or_else(Reply::not_integer)?;
+        if count == i64::MIN {
+            return Err(Reply::err(
+                "value is out of range, value must between -9223372036854775807 and 9223372036854775807",
+            ));
+        }
+        if args.len() > 4 || (args.len() == 4 && !args[3].eq_ignore_ascii_case(b"withscores")) {
+            return Err(Reply::syntax());
+        }
+        let withscores = args.len() == 4;
+        if withscores && !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&count) {
+            return Err(Reply::err("value is out of range"));
+        }
+        let Some(z) = self.zset(key)? else {
+            return Ok(Reply::Array(Vec::new()));
+        };
+        if count == 0 {
+            return Ok(Reply::Array(Vec::new()));
+        }
+        let v = entries(z);
+        if count < 0 {
+            // Repeats allowed: |count| picks, all the same member only in a set of one.
+            let members: Members = v.iter().map(|(_, m)| m.clone()).collect();
+            only_member(&members, "ZRANDMEMBER with a negative count");
+            let picked = (0..count.unsigned_abs()).map(|_| v[0].clone()).collect();
+            return Ok(scored(picked, withscores));
+        }
+        assert!(
+            count as u64 >= v.len() as u64,
+            "ZRANDMEMBER {count} of a sorted set of {}: Redis picks at random, which the model does not",
+            v.len()
+        );
+        Ok(scored(v, withscores))
+    }
+
+    /// `zscanCommand`: the cursor, then the key (absent: an empty page, whatever the options),
+    /// then the options. A sorted set as small as the generator makes is one page (Redis's
+    /// listpack), members in order with their scores as the listpack holds them: an integral
+    /// score within ±2⁶² as an integer, any other as `%.17g`.
+    fn zscan(&self, args: &[Vec<u8>]) -> Result<Reply, Reply> {
+        if !valid_cursor(&args[2]) {
+            return Err(Reply::err("invalid cursor"));
+        }
+        let page = |items: Vec<Reply>| Reply::Array(vec![bulk(b"0".to_vec()), Reply::Array(items)]);
+        let Some(z) = self.zset(&args[1])? else {
+            return Ok(page(Vec::new()));
+        };
+        let mut pattern = None;
+        let mut i = 3;
+        while i < args.len() {
+            let more = i + 1 < args.len();
+            if args[i].eq_ignore_ascii_case(b"count") && more {
+                let n = parse_int(&args[i + 1]).ok_or_else(Reply::not_integer)?;
+                if n < 1 {
+                    return Err(Reply::syntax());
+                }
+            } else if args[i].eq_ignore_ascii_case(b"match") && more {
+                // `scanGenericCommand` skips a pattern of `*`, which so matches even an
+                // empty member (`stringmatchlen` does not).
+                pattern = Some(&args[i + 1]).filter(|p| p.as_slice() != b"*");
+            } else {
+                return Err(Reply::syntax());
+            }
+            i += 2;
+        }
+        Ok(page(
+            entries(z)
+                .into_iter()
+                .filter(|(_, m)| pattern.is_none_or(|p| string_match(p, m)))
+                .flat_map(|(x, m)| [bulk(m), bulk(listpack_text(x).into_bytes())])
+                .collect(),
+        ))
     }
 
     /// Stores a set's members, keeping the key's TTL if it already existed; no members delete
@@ -852,7 +1343,9 @@ impl Model {
                     return Err(Reply::syntax());
                 }
             } else if args[i].eq_ignore_ascii_case(b"match") && more {
-                pattern = Some(&args[i + 1]);
+                // `scanGenericCommand` skips a pattern of `*`, which so matches even an
+                // empty member (`stringmatchlen` does not).
+                pattern = Some(&args[i + 1]).filter(|p| p.as_slice() != b"*");
             } else {
                 return Err(Reply::syntax());
             }
@@ -913,6 +1406,14 @@ fn arity(name: &str) -> Option<i32> {
         "spop" | "srandmember" | "sinter" | "sunion" | "sdiff" => -2,
         "sadd" | "srem" | "smismember" | "sintercard" | "sinterstore" | "sunionstore"
         | "sdiffstore" | "sscan" => -3,
+        "zcard" => 2,
+        "zscore" | "zrank" | "zrevrank" => 3,
+        "zincrby" | "zcount" | "zlexcount" | "zremrangebyrank" | "zremrangebyscore"
+        | "zremrangebylex" => 4,
+        "zpopmin" | "zpopmax" | "zrandmember" => -2,
+        "zrem" | "zmscore" | "zscan" => -3,
+        "zadd" | "zrange" | "zrevrange" | "zrangebyscore" | "zrevrangebyscore" | "zrangebylex"
+        | "zrevrangebylex" => -4,
         "dbsize" => 1,
         "select" => 2,
         "move" | "swapdb" => 3,
@@ -1021,6 +1522,238 @@ fn format_float(q: i128) -> Vec<u8> {
 
 fn not_float() -> Reply {
     Reply::err("value is not a valid float")
+}
+
+/// C's `isspace` in the "C" locale.
+fn c_space(c: u8) -> bool {
+    matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
+}
+
+/// What glibc's `strtod` reads from the whole of `s` (no leading space here), with whether it
+/// was out of range (`ERANGE`: an overflow to ±inf, or a nonzero number below the smallest
+/// subnormal read as 0); `None` if `s` is not all one number. Decimal forms, `inf`,
+/// `infinity` and `nan` (any case, signed) are Rust's reading, which is glibc's (both round
+/// correctly); hexadecimal forms (`0x10`, `0x1p3`, `0x.8`) are read here, for the short
+/// mantissas a test writes.
+fn strtod(s: &str) -> Option<(f64, bool)> {
+    let (negative, body) = match s.as_bytes().first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let hex = body.get(..2).is_some_and(|p| p.eq_ignore_ascii_case("0x"));
+    if !hex {
+        let x: f64 = s.parse().ok()?;
+        let lower = body.to_ascii_lowercase();
+        let literal_inf = lower.starts_with("inf");
+        let overflow = x.is_infinite() && !literal_inf;
+        let mantissa = lower.split('e').next().unwrap_or("");
+        let underflow = x == 0.0 && mantissa.bytes().any(|c| (b'1'..=b'9').contains(&c));
+        return Some((x, overflow || underflow));
+    }
+    let digits = &body[2..];
+    let (mantissa, exp) = match digits.find(['p', 'P']) {
+        Some(i) => (&digits[..i], Some(&digits[i + 1..])),
+        None => (digits, None),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if int.is_empty() && frac.is_empty() {
+        return None;
+    }
+    let all = format!("{int}{frac}");
+    if !all.bytes().all(|c| c.is_ascii_hexdigit()) {
+        return None;
+    }
+    assert!(
+        all.len() <= 13,
+        "a hexadecimal mantissa the model reads exactly: {s}"
+    );
+    let mut x = u64::from_str_radix(if all.is_empty() { "0" } else { &all }, 16).ok()? as f64;
+    let mut e = -4 * frac.len() as i32;
+    if let Some(exp) = exp {
+        e += exp.parse::<i32>().ok()?;
+    }
+    x *= 2f64.powi(e);
+    Some((if negative { -x } else { x }, x.is_infinite()))
+}
+
+/// A score as `getDoubleFromObject` reads one (ZADD, ZINCRBY): `strtod` over the whole
+/// argument, not empty, no leading space, not out of range, not NaN.
+fn parse_score(s: &[u8]) -> Option<f64> {
+    let t = std::str::from_utf8(s).ok()?;
+    if t.is_empty() || c_space(s[0]) {
+        return None;
+    }
+    let (x, out_of_range) = strtod(t)?;
+    (!out_of_range && !x.is_nan()).then_some(x)
+}
+
+/// A score as the listpack stores it: `-0` as `0` (an integer there).
+fn stored(x: f64) -> Score {
+    Score(if x == 0.0 { 0.0 } else { x })
+}
+
+/// A score as Redis 7.0 writes it: `%.17g` (the core's [`Float::text`], checked by hand
+/// against redis-server 7.0.15 for `0.1`, `1e-05`, `1e+17`, `1.2345678901234568e+17`, `1e+20`,
+/// `1.5000000000000001e+300`, `3.999955468730732e-320`, `4.6116860184273889e+18`, `5e+18`).
+fn double(x: f64) -> Reply {
+    Reply::Double(Float(x))
+}
+
+/// A score as ZSCAN answers it from a listpack, which holds an integral score within
+/// ±2⁶² (`double2ll`) as an integer and any other as `%.17g` text.
+fn listpack_text(x: f64) -> String {
+    let bound = (i64::MAX / 2) as f64;
+    if (-bound..=bound).contains(&x) && x == x.trunc() {
+        format!("{}", x as i64)
+    } else {
+        Float(x).text()
+    }
+}
+
+/// One end of a score range (`zslParseRange`): `(` for exclusive, then `strtod`, which here
+/// skips leading space, reads an empty string as 0, lets an overflow through as ±inf, and
+/// must reach the end; NaN is refused.
+fn range_end(s: &[u8]) -> Option<(f64, bool)> {
+    let (excl, s) = match s.first() {
+        Some(b'(') => (true, &s[1..]),
+        _ => (false, s),
+    };
+    if s.is_empty() {
+        return Some((0.0, excl));
+    }
+    let start = s.iter().position(|c| !c_space(*c))?;
+    let (x, _) = strtod(std::str::from_utf8(&s[start..]).ok()?)?;
+    (!x.is_nan()).then_some((x, excl))
+}
+
+/// A score range `min..max`, each end `(value, exclusive)`.
+#[derive(Clone, Copy)]
+struct ScoreRange((f64, bool), (f64, bool));
+
+impl ScoreRange {
+    fn parse(min: &[u8], max: &[u8]) -> Result<ScoreRange, Reply> {
+        match (range_end(min), range_end(max)) {
+            (Some(a), Some(b)) => Ok(ScoreRange(a, b)),
+            _ => Err(Reply::err("min or max is not a float")),
+        }
+    }
+
+    fn contains(&self, x: f64) -> bool {
+        let ((min, minex), (max, maxex)) = (self.0, self.1);
+        (if minex { x > min } else { x >= min }) && (if maxex { x < max } else { x <= max })
+    }
+}
+
+/// One end of a lex range (`zslParseLexRangeItem`): `-` and `+` alone, or `[`/`(` and a
+/// member.
+#[derive(Clone)]
+enum LexEnd {
+    Min,
+    Max,
+    Incl(Vec<u8>),
+    Excl(Vec<u8>),
+}
+
+#[derive(Clone)]
+struct LexRange(LexEnd, LexEnd);
+
+impl LexRange {
+    fn parse(min: &[u8], max: &[u8]) -> Result<LexRange, Reply> {
+        let end = |s: &[u8]| match s.first() {
+            Some(b'-') if s.len() == 1 => Some(LexEnd::Min),
+            Some(b'+') if s.len() == 1 => Some(LexEnd::Max),
+            Some(b'[') => Some(LexEnd::Incl(s[1..].to_vec())),
+            Some(b'(') => Some(LexEnd::Excl(s[1..].to_vec())),
+            _ => None,
+        };
+        match (end(min), end(max)) {
+            (Some(a), Some(b)) => Ok(LexRange(a, b)),
+            _ => Err(Reply::err("min or max not valid string range item")),
+        }
+    }
+
+    fn contains(&self, m: &[u8]) -> bool {
+        let above = match &self.0 {
+            LexEnd::Min => true,
+            LexEnd::Max => false,
+            LexEnd::Incl(x) => m >= &x[..],
+            LexEnd::Excl(x) => m > &x[..],
+        };
+        let below = match &self.1 {
+            LexEnd::Min => false,
+            LexEnd::Max => true,
+            LexEnd::Incl(x) => m <= &x[..],
+            LexEnd::Excl(x) => m < &x[..],
+        };
+        above && below
+    }
+}
+
+/// What a range command selects: ranks (negative from the end), scores, or members.
+enum Range {
+    Rank(i64, i64),
+    Score(ScoreRange),
+    Lex(LexRange),
+}
+
+/// A sorted set's entries in Redis's order: by score, then by member bytes.
+fn entries(z: ZMembers) -> Vec<(f64, Vec<u8>)> {
+    let mut v: Vec<(f64, Vec<u8>)> = z.into_iter().map(|(m, x)| (x.0, m)).collect();
+    v.sort_by(|a, b| {
+        a.0.partial_cmp(&b.0)
+            .expect("no NaN is stored")
+            .then_with(|| a.1.cmp(&b.1))
+    });
+    v
+}
+
+/// The entries of a sorted set whose members all have one score: the only case where Redis
+/// specifies a lex range's answer (it walks the listpack from the first member at or above
+/// the minimum to the first above the maximum). The generator sends lex ranges only to such
+/// a key; the model panics on any other.
+fn lex_entries(z: ZMembers, cmd: &str) -> Vec<(f64, Vec<u8>)> {
+    let v = entries(z);
+    assert!(
+        v.windows(2).all(|w| w[0].0 == w[1].0),
+        "{cmd} over members with different scores: Redis leaves the answer unspecified"
+    );
+    v
+}
+
+/// `start..=end` of `len` ranks as Redis clamps them (negative from the end); `None` if empty.
+fn rank_span(start: i64, end: i64, len: usize) -> Option<(usize, usize)> {
+    let len = len as i64;
+    let start = if start < 0 { len + start } else { start }.max(0);
+    let end = if end < 0 { len + end } else { end };
+    if start > end || start >= len {
+        return None;
+    }
+    Some((start as usize, end.min(len - 1) as usize))
+}
+
+/// `LIMIT offset count` over a score or lex range: a negative offset gives nothing, a
+/// negative count no limit.
+fn offset_limit(v: Vec<(f64, Vec<u8>)>, offset: i64, limit: i64) -> Vec<(f64, Vec<u8>)> {
+    if offset < 0 {
+        return Vec::new();
+    }
+    let rest = v
+        .into_iter()
+        .skip(usize::try_from(offset).unwrap_or(usize::MAX));
+    match usize::try_from(limit) {
+        Ok(n) => rest.take(n).collect(),
+        Err(_) => rest.collect(),
+    }
+}
+
+/// Members, or members and their scores as pairs (RESP3 two-element arrays, flat in RESP2).
+fn scored(v: Vec<(f64, Vec<u8>)>, withscores: bool) -> Reply {
+    if withscores {
+        Reply::Pairs(v.into_iter().map(|(x, m)| (bulk(m), double(x))).collect())
+    } else {
+        Reply::Array(v.into_iter().map(|(_, m)| bulk(m)).collect())
+    }
 }
 
 /// Redis's `string2ll`: at most 20 bytes, an optional `-`, no `+`, no leading zeros, no

@@ -129,7 +129,7 @@ impl PartialEq for Float {
 impl Eq for Float {}
 
 impl Float {
-    /// As Redis 7.0 writes a double: `inf`, `-inf`, `0` for either zero, otherwise C's
+    /// As Redis 7.0 writes a double: `inf`, `-inf`, `0` and `-0`, otherwise C's
     /// `%.17g` (17 significant digits, trailing zeros dropped, exponent form below 1e-4 and
     /// from 1e17).
     pub fn text(self) -> String {
@@ -141,7 +141,7 @@ impl Float {
             return "nan".into();
         }
         if x == 0.0 {
-            return "0".into();
+            return if x.is_sign_negative() { "-0" } else { "0" }.into();
         }
         // 17 significant digits in exponent form, then laid out as %g would.
         let e = format!("{x:.16e}");
@@ -281,7 +281,7 @@ mod tests {
             (0.1, "0.10000000000000001"),
             (1.0, "1"),
             (2.5, "2.5"),
-            (-0.0, "0"),
+            (-0.0, "-0"),
             (f64::INFINITY, "inf"),
             (f64::NEG_INFINITY, "-inf"),
             (123456789012345678.0, "1.2345678901234568e+17"),

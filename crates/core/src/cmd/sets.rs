@@ -633,11 +633,17 @@ pub(super) fn sscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         Reply::bulk("0"),
         Reply::Array(
             m.into_iter()
-                .filter(|x| pattern.is_none_or(|p| glob::matches(p, x)))
+                .filter(|x| pattern.is_none_or(|p| scan_match(p, x)))
                 .map(Reply::Bulk)
                 .collect(),
         ),
     ])
+}
+
+/// `SSCAN`/`ZSCAN`'s `MATCH` as Redis 7.0 applies it: a bare `*` is no filter at all;
+/// any other pattern goes through `stringmatchlen`, which never matches an empty string.
+pub(super) fn scan_match(pattern: &[u8], s: &[u8]) -> bool {
+    pattern == b"*" || (!s.is_empty() && glob::matches(pattern, s))
 }
 
 /// A cursor as Redis 7.0 reads one (`strtoul`: optional sign, decimal digits, in range).

@@ -22,7 +22,7 @@
 //! Replies follow Redis 7.0: scores as `%.17g` ([`Float::text`]), RESP3 doubles and pairs.
 
 use super::sets::{positive_count, seed_of, valid_cursor, Pick};
-use super::{glob, is_opt, parse_i64, Ctx};
+use super::{is_opt, parse_i64, Ctx};
 use crate::crdt::{Body, KeyState, Kind, Reg};
 use crate::fields::Fields;
 use crate::members::Members;
@@ -174,7 +174,10 @@ pub fn parse_score(b: &[u8]) -> Option<f64> {
     if s.is_empty() || s.starts_with(|c: char| c.is_ascii_whitespace()) {
         return None;
     }
-    let x: f64 = s.parse().ok()?;
+    let x: f64 = match hex_float(s) {
+        Some(x) => x,
+        None => s.parse().ok()?,
+    };
     if x.is_nan() {
         return None;
     }
@@ -192,6 +195,41 @@ pub fn parse_score(b: &[u8]) -> Option<f64> {
         return None; // underflow (ERANGE)
     }
     Some(x)
+}
+
+/// A hexadecimal float as `strtod` reads one (`0x10`, `-0X1.8p3`), or `None` when `s` is not
+/// one (or is malformed: then the caller's decimal parse refuses it too).
+fn hex_float(s: &str) -> Option<f64> {
+    let (neg, rest) = match s.as_bytes().first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let rest = rest
+        .strip_prefix("0x")
+        .or_else(|| rest.strip_prefix("0X"))?;
+    let (mantissa, exp) = match rest.find(['p', 'P']) {
+        Some(i) => (&rest[..i], Some(&rest[i + 1..])),
+        None => (rest, None),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if int.is_empty() && frac.is_empty() {
+        return None;
+    }
+    let mut x = 0.0f64;
+    for c in int.chars() {
+        x = x * 16.0 + f64::from(c.to_digit(16)?);
+    }
+    let mut scale = 1.0 / 16.0;
+    for c in frac.chars() {
+        x += f64::from(c.to_digit(16)?) * scale;
+        scale /= 16.0;
+    }
+    if let Some(e) = exp {
+        let e: i32 = e.parse().ok()?;
+        x *= 2f64.powi(e);
+    }
+    Some(if neg { -x } else { x })
 }
 
 fn not_float() -> Reply {
@@ -225,13 +263,16 @@ fn range_double(b: &[u8]) -> Option<f64> {
     if s.is_empty() {
         return Some(0.0);
     }
-    s.parse::<f64>().ok().filter(|x| !x.is_nan())
+    hex_float(s)
+        .or_else(|| s.parse::<f64>().ok())
+        .filter(|x| !x.is_nan())
 }
 
 /// A score as `ZSCAN` writes it (Redis 7.0 keeps small sorted sets' scores as text): an
 /// integral score within 64 bits as an integer, others as `%.17g`.
 fn scan_text(x: f64) -> String {
-    if x.fract() == 0.0 && x.abs() < 9.2e18 {
+    // Within ±2^62 inclusive (what a listpack keeps as an integer), as Redis 7.0 shows it.
+    if x.fract() == 0.0 && x.abs() <= 4_611_686_018_427_387_904.0 {
         format!("{}", x as i64)
     } else {
         Float(x).text()
@@ -440,7 +481,9 @@ fn select(v: Vec<(f64, Bytes)>, c: &RangeCmd) -> Vec<(f64, Bytes)> {
     if c.rev && !matches!(c.range, Range::Rank(..)) {
         out.reverse();
     }
-    if let Some((offset, count)) = c.limit {
+    // A rank range takes no `LIMIT` (Redis accepts `LIMIT o -1` with one, and ignores it).
+    let limit = c.limit.filter(|_| !matches!(c.range, Range::Rank(..)));
+    if let Some((offset, count)) = limit {
         if offset < 0 {
             return Vec::new();
         }
@@ -785,9 +828,7 @@ pub(super) fn zpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 
 /// `ZRANDMEMBER key [count [WITHSCORES]]`.
 pub(super) fn zrandmember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    if args.len() > 4 || (args.len() == 4 && !is_opt(&args[3], "WITHSCORES")) {
-        return Reply::syntax();
-    }
+    // Redis reads the count first, then the rest.
     let withscores = args.len() == 4;
     let count = match args.get(2) {
         None => None,
@@ -799,12 +840,15 @@ pub(super) fn zrandmember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
                     "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807",
                 )
             }
-            Some(n) if withscores && n < -(i64::MAX / 2) => {
-                return Reply::error(ErrorKind::Value, "ERR value is out of range")
-            }
             Some(n) => Some(n),
         },
     };
+    if args.len() > 4 || (args.len() == 4 && !is_opt(&args[3], "WITHSCORES")) {
+        return Reply::syntax();
+    }
+    if withscores && count.is_some_and(|n| n < -(i64::MAX / 2) || n > i64::MAX / 2) {
+        return Reply::error(ErrorKind::Value, "ERR value is out of range");
+    }
     let v = match zset_of(ctx, &args[1]) {
         Err(e) => return e,
         Ok(None) => {
@@ -872,7 +916,7 @@ pub(super) fn zscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     }
     let mut items = Vec::new();
     for (x, m) in v {
-        if pattern.is_none_or(|p| glob::matches(p, &m)) {
+        if pattern.is_none_or(|p| super::sets::scan_match(p, &m)) {
             items.push(Reply::Bulk(m));
             items.push(Reply::bulk(scan_text(x)));
         }
