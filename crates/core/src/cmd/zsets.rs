@@ -846,7 +846,7 @@ pub(super) fn zrandmember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     if args.len() > 4 || (args.len() == 4 && !is_opt(&args[3], "WITHSCORES")) {
         return Reply::syntax();
     }
-    if withscores && count.is_some_and(|n| n < -(i64::MAX / 2) || n > i64::MAX / 2) {
+    if withscores && count.is_some_and(|n| !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&n)) {
         return Reply::error(ErrorKind::Value, "ERR value is out of range");
     }
     let v = match zset_of(ctx, &args[1]) {
