@@ -23,7 +23,7 @@
 //!
 //! Translation happens once, where a command enters ([`crate::cmd::Command::in_db`]): every
 //! command handler, the replication protocol, the journal and the garbage collector see only
-//! internal names. The commands that *return* key names (`KEYS`, `SCAN`, `RANDOMKEY`) turn
+//! internal names. The commands that *return* key names (`KEYS`, `SCAN`; `RANDOMKEY` does not exist yet) turn
 //! them back with [`split`], and those that count (`DBSIZE`) count per database.
 
 use bytes::{BufMut, Bytes, BytesMut};
