@@ -10,8 +10,9 @@
 //!
 //! What spans shards is the Redis interface: a multi-key command (`MGET`, `MSET`, `MSETNX`,
 //! `DEL`, `UNLINK`, `EXISTS`, `TOUCH`, `RENAME`, `RENAMENX`, `COPY`, `SMOVE`, and the set
-//! algebra `SINTER`, `SINTERCARD`, `SUNION`, `SDIFF` and their `…STORE`s: each source read on
-//! its shard, the result written on the destination's), a keyless one (`DBSIZE`, `KEYS`,
+//! algebra `SINTER`, `SINTERCARD`, `SUNION`, `SDIFF`, `ZUNION`, `ZINTER`, `ZDIFF`,
+//! `ZINTERCARD` and their `…STORE`s: each source read on its shard, the result written on the
+//! destination's), a keyless one (`DBSIZE`, `KEYS`,
 //! `SCAN`) and a transaction.
 //! The driver (the node, or the simulator) holds every shard that [`touches`] names for the
 //! commands it runs together — the node locks them in ascending order, so two such holders
@@ -21,7 +22,7 @@
 //! region, as in Redis. (Across regions no command was ever atomic: each key converges on its
 //! own.)
 
-use crate::cmd::{is_opt, keys, lcs, parse_u64, sets, Command};
+use crate::cmd::{is_opt, keys, lcs, parse_u64, sets, zsets, Command};
 use crate::hlc::Hlc;
 use crate::replica::{Now, PeerStatus, Replica, RestoreStatus, Stats};
 use crate::reply::Reply;
@@ -242,6 +243,27 @@ pub fn run(set: &mut impl Shards, cmd: &Command, now: Now) -> Reply {
                     cell.borrow_mut()
                         .shard(shard_of_key(dst, n))
                         .run_with(true, now, |ctx| sets::store(ctx, dst, m))
+                },
+            )
+        }
+        "zunion" | "zinter" | "zdiff" | "zintercard" | "zunionstore" | "zinterstore"
+        | "zdiffstore" => {
+            let c = match zsets::parse_zalgebra(cmd.args()) {
+                Ok(c) => c,
+                Err(e) => return e,
+            };
+            let cell = std::cell::RefCell::new(set);
+            zsets::run_zalgebra(
+                &c,
+                |k| {
+                    cell.borrow_mut()
+                        .shard(shard_of_key(k, n))
+                        .run_with(false, now, |ctx| zsets::read_scored(ctx, k))
+                },
+                |dst, items| {
+                    cell.borrow_mut()
+                        .shard(shard_of_key(dst, n))
+                        .run_with(true, now, |ctx| zsets::store_scored(ctx, dst, items))
                 },
             )
         }

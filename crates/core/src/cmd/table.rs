@@ -121,6 +121,17 @@ impl KeySpec {
         }
     }
 
+    /// A destination at position 1, then keys counted by the argument at 2 (`ZUNIONSTORE dst
+    /// numkeys key …`): `COMMAND INFO` shows `1 1 1`, as Redis does.
+    pub const fn dst_then_counted() -> KeySpec {
+        KeySpec {
+            first: 1,
+            last: 1,
+            step: 1,
+            numkeys: 2,
+        }
+    }
+
     /// Keys counted by the argument at `at`, following it.
     pub const fn counted(at: usize) -> KeySpec {
         KeySpec {
@@ -134,6 +145,9 @@ impl KeySpec {
     /// The positions of the keys in a command line `args` (name included) under this spec.
     pub fn positions(&self, args: &[Bytes]) -> impl Iterator<Item = usize> {
         let n = args.len();
+        // A destination before the counted keys (`ZUNIONSTORE`).
+        let dst = (self.numkeys > 0 && self.first > 0 && (self.first as usize) < n)
+            .then_some(self.first as usize);
         let (first, count, step) = if self.numkeys > 0 {
             // An unreadable or too large count: no keys (the command refuses it).
             let count = args
@@ -157,7 +171,8 @@ impl KeySpec {
             };
             (first.max(0) as usize, count, step as usize)
         };
-        (0..count).map(move |i| first + i * step)
+        dst.into_iter()
+            .chain((0..count).map(move |i| first + i * step))
     }
 
     /// The keys of a command line `args` (name included) under this spec.
@@ -340,7 +355,7 @@ const fn conn(
 }
 
 #[rustfmt::skip]
-const SPECS: [Spec; 132] = [
+const SPECS: [Spec; 139] = [
     data("get", 2, ROF, K1, Group::String, strings::get, "Returns the string value of a key."),
     data("set", -3, W, K1, Group::String, strings::set, "Sets the string value of a key, optionally with expiry and conditions."),
     data("setex", 4, W, K1, Group::String, strings::setex, "Sets the string value and expiration time in seconds of a key."),
@@ -434,6 +449,13 @@ const SPECS: [Spec; 132] = [
     data("zpopmax", -2, WRF, K1, Group::SortedSet, zsets::zpop, "Returns the highest-scoring members from a sorted set after removing them."),
     data("zrandmember", -2, RO, K1, Group::SortedSet, zsets::zrandmember, "Returns one or more random members from a sorted set."),
     data("zscan", -3, RO, K1, Group::SortedSet, zsets::zscan, "Iterates over members and scores of a sorted set."),
+    data("zunion", -3, RO, KeySpec::counted(1), Group::SortedSet, zsets::zalgebra, "Returns the union of multiple sorted sets."),
+    data("zinter", -3, RO, KeySpec::counted(1), Group::SortedSet, zsets::zalgebra, "Returns the intersect of multiple sorted sets."),
+    data("zdiff", -3, RO, KeySpec::counted(1), Group::SortedSet, zsets::zalgebra, "Returns the difference between multiple sorted sets."),
+    data("zintercard", -3, RO, KeySpec::counted(1), Group::SortedSet, zsets::zalgebra, "Returns the number of members of the intersect of multiple sorted sets."),
+    data("zunionstore", -4, W, KeySpec::dst_then_counted(), Group::SortedSet, zsets::zalgebra, "Stores the union of multiple sorted sets in a key."),
+    data("zinterstore", -4, W, KeySpec::dst_then_counted(), Group::SortedSet, zsets::zalgebra, "Stores the intersect of multiple sorted sets in a key."),
+    data("zdiffstore", -4, W, KeySpec::dst_then_counted(), Group::SortedSet, zsets::zalgebra, "Stores the difference of multiple sorted sets in a key."),
     data("scan", -2, RO, NOKEYS, Group::Generic, keys::scan, "Iterates over the key names in the database."),
     data("keys", 2, RO, NOKEYS, Group::Generic, keys::keys, "Returns all key names that match a pattern."),
     data("dbsize", 1, ROF, NOKEYS, Group::Server, keys::dbsize, "Returns the number of keys in the database."),

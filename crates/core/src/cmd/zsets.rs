@@ -1,6 +1,9 @@
 //! Sorted-set commands: ZADD ZINCRBY ZREM ZSCORE ZMSCORE ZCARD ZCOUNT ZLEXCOUNT ZRANGE
 //! ZREVRANGE ZRANGEBYSCORE ZREVRANGEBYSCORE ZRANGEBYLEX ZREVRANGEBYLEX ZRANK ZREVRANK
-//! ZREMRANGEBYSCORE ZREMRANGEBYRANK ZREMRANGEBYLEX ZPOPMIN ZPOPMAX ZRANDMEMBER ZSCAN.
+//! ZREMRANGEBYSCORE ZREMRANGEBYRANK ZREMRANGEBYLEX ZPOPMIN ZPOPMAX ZRANDMEMBER ZSCAN, and ZUNION
+//! ZINTER ZDIFF ZUNIONSTORE ZINTERSTORE ZDIFFSTORE ZINTERCARD (sets count as scores of 1;
+//! across shards through [`read_scored`], [`store_scored`] and [`run_zalgebra`], as the set
+//! algebra).
 //!
 //! A sorted set is a set ([`crate::members`]: add-wins observed-remove members) whose every
 //! member also has a score, a last-writer-wins register kept in the body's `fields` under the
@@ -943,4 +946,280 @@ pub fn import(items: Vec<(Bytes, f64)>, s: crate::stamp::Stamp) -> (Members, Fie
         fields.insert(m, Reg::new(s, Some(score_bytes(x))));
     }
     (members, fields)
+}
+
+// ----- ZUNION, ZINTER, ZDIFF, their …STOREs, ZINTERCARD -------------------------------------
+
+/// Which combination a command computes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ZOp {
+    /// `ZUNION`, `ZUNIONSTORE`.
+    Union,
+    /// `ZINTER`, `ZINTERSTORE`, `ZINTERCARD`.
+    Inter,
+    /// `ZDIFF`, `ZDIFFSTORE`.
+    Diff,
+}
+
+/// How scores of a member in several inputs combine (`AGGREGATE`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Aggregate {
+    Sum,
+    Min,
+    Max,
+}
+
+/// A parsed `ZUNION`/`ZINTER`/`ZDIFF`(`STORE`)/`ZINTERCARD`: its inputs, and its options or
+/// the error they give, which Redis reports only after the inputs' types.
+#[derive(Clone, Debug)]
+pub struct ZAlgebraCmd<'a> {
+    op: ZOp,
+    /// The input keys.
+    pub srcs: &'a [Bytes],
+    /// The destination of a `…STORE`.
+    pub dst: Option<&'a Bytes>,
+    options: Result<ZOptions, Reply>,
+}
+
+#[derive(Clone, Debug)]
+struct ZOptions {
+    weights: Vec<f64>,
+    aggregate: Aggregate,
+    withscores: bool,
+    /// `ZINTERCARD`: answer the count, stopping at this limit (0: none).
+    card_limit: Option<usize>,
+}
+
+/// Parses the command line (Redis 7.0's `zunionInterDiffGenericCommand` and
+/// `zinterCardCommand`).
+pub fn parse_zalgebra(args: &[Bytes]) -> Result<ZAlgebraCmd<'_>, Reply> {
+    let name = args[0].to_ascii_lowercase();
+    let op = match &name[..] {
+        b"zunion" | b"zunionstore" => ZOp::Union,
+        b"zdiff" | b"zdiffstore" => ZOp::Diff,
+        _ => ZOp::Inter,
+    };
+    let store = name.ends_with(b"store");
+    let card = &name[..] == b"zintercard";
+    let at = if store { 2 } else { 1 };
+    let full = String::from_utf8_lossy(&name).into_owned();
+    // `ZINTERCARD` too answers with these (unlike `SINTERCARD`).
+    let n = match parse_i64(&args[at]) {
+        None => return Err(Reply::not_integer()),
+        Some(n) if n < 1 => {
+            return Err(Reply::err(format!(
+                "at least 1 input key is needed for '{full}' command"
+            )))
+        }
+        Some(n) => n as usize,
+    };
+    if n > args.len() - at - 1 {
+        return Err(Reply::syntax());
+    }
+    let srcs = &args[at + 1..at + 1 + n];
+    let rest = &args[at + 1 + n..];
+    let options = parse_zoptions(rest, n, op, store, card);
+    Ok(ZAlgebraCmd {
+        op,
+        srcs,
+        dst: store.then(|| &args[1]),
+        options,
+    })
+}
+
+fn parse_zoptions(
+    rest: &[Bytes],
+    n: usize,
+    op: ZOp,
+    store: bool,
+    card: bool,
+) -> Result<ZOptions, Reply> {
+    let mut o = ZOptions {
+        weights: vec![1.0; n],
+        aggregate: Aggregate::Sum,
+        withscores: false,
+        card_limit: card.then_some(0),
+    };
+    let mut j = 0;
+    while j < rest.len() {
+        let remaining = rest.len() - j;
+        let a = &rest[j];
+        if op != ZOp::Diff && !card && remaining > n && is_opt(a, "WEIGHTS") {
+            for i in 0..n {
+                o.weights[i] = parse_score(&rest[j + 1 + i])
+                    .ok_or_else(|| Reply::err("weight value is not a float"))?;
+            }
+            j += 1 + n;
+        } else if op != ZOp::Diff && !card && remaining >= 2 && is_opt(a, "AGGREGATE") {
+            let v = &rest[j + 1];
+            o.aggregate = if is_opt(v, "SUM") {
+                Aggregate::Sum
+            } else if is_opt(v, "MIN") {
+                Aggregate::Min
+            } else if is_opt(v, "MAX") {
+                Aggregate::Max
+            } else {
+                return Err(Reply::syntax());
+            };
+            j += 2;
+        } else if !store && !card && is_opt(a, "WITHSCORES") {
+            o.withscores = true;
+            j += 1;
+        } else if card && remaining >= 2 && is_opt(a, "LIMIT") {
+            o.card_limit = match parse_i64(&rest[j + 1]) {
+                Some(l) if l >= 0 => Some(l as usize),
+                _ => return Err(Reply::err("LIMIT can't be negative")),
+            };
+            j += 2;
+        } else {
+            return Err(Reply::syntax());
+        }
+    }
+    Ok(o)
+}
+
+/// The members and scores of the sorted set or set at `key` (a set's members score 1), as
+/// `ZUNION` and its family read an input; `Err` for another type. A read step of a command
+/// spanning shards.
+pub fn read_scored(ctx: &Ctx<'_>, key: &Bytes) -> Result<Option<Vec<(Bytes, f64)>>, Reply> {
+    match ctx.kind(key) {
+        None => Ok(None),
+        Some(Kind::ZSet) => Ok(ctx.store.get(key).map(export)),
+        Some(Kind::Set) => Ok(ctx
+            .store
+            .get(key)
+            .map(|k| k.body.members.live().map(|m| (m.clone(), 1.0)).collect())),
+        Some(_) => Err(Reply::wrong_type()),
+    }
+}
+
+/// Writes `items` as the whole new sorted set at `dst`, or deletes `dst` when there are none;
+/// replies with their number. A write step of a command spanning shards.
+pub fn store_scored(ctx: &mut Ctx<'_>, dst: &Bytes, items: Vec<(Bytes, f64)>) -> Reply {
+    if items.is_empty() {
+        super::keys::remove(ctx, dst);
+        return Reply::Int(0);
+    }
+    if items.len() > ctx.max_hash_fields {
+        return too_many_members(ctx.max_hash_fields);
+    }
+    let s = ctx.stamp();
+    let n = items.len() as i64;
+    let (members, fields) = import(items, s);
+    let body = Body {
+        kind: Some(Reg::new(s, Kind::ZSet)),
+        ttl: Some(Reg::new(s, None)),
+        members,
+        fields,
+        ..Body::default()
+    };
+    let put = ctx.replace(dst, body);
+    ctx.write(dst, put);
+    Reply::Int(n)
+}
+
+/// Runs a parsed command: every input read in order (the first of another type answering
+/// `WRONGTYPE`), then the options' error if any, then the result answered or handed to `put`.
+pub fn run_zalgebra(
+    c: &ZAlgebraCmd<'_>,
+    mut read: impl FnMut(&Bytes) -> Result<Option<Vec<(Bytes, f64)>>, Reply>,
+    put: impl FnOnce(&Bytes, Vec<(Bytes, f64)>) -> Reply,
+) -> Reply {
+    let mut inputs = Vec::with_capacity(c.srcs.len());
+    for k in c.srcs {
+        match read(k) {
+            Ok(v) => inputs.push(v.unwrap_or_default()),
+            Err(e) => return e,
+        }
+    }
+    let o = match &c.options {
+        Ok(o) => o,
+        Err(e) => return e.clone(),
+    };
+    let weigh = |x: f64, w: f64| {
+        let v = x * w;
+        if v.is_nan() {
+            0.0
+        } else {
+            v
+        }
+    };
+    let combine = |a: f64, b: f64| match o.aggregate {
+        Aggregate::Sum => {
+            let s = a + b;
+            if s.is_nan() {
+                0.0
+            } else {
+                s
+            }
+        }
+        Aggregate::Min => a.min(b),
+        Aggregate::Max => a.max(b),
+    };
+    let mut acc: std::collections::BTreeMap<Bytes, f64> = std::collections::BTreeMap::new();
+    match c.op {
+        ZOp::Union => {
+            for (i, input) in inputs.iter().enumerate() {
+                for (m, x) in input {
+                    let v = weigh(*x, o.weights[i]);
+                    acc.entry(m.clone())
+                        .and_modify(|a| *a = combine(*a, v))
+                        .or_insert(v);
+                }
+            }
+        }
+        ZOp::Inter => {
+            if let Some((first, others)) = inputs.split_first() {
+                let maps: Vec<std::collections::BTreeMap<&Bytes, f64>> = others
+                    .iter()
+                    .map(|v| v.iter().map(|(m, x)| (m, *x)).collect())
+                    .collect();
+                'member: for (m, x) in first {
+                    let mut v = weigh(*x, o.weights[0]);
+                    for (i, map) in maps.iter().enumerate() {
+                        match map.get(m) {
+                            None => continue 'member,
+                            Some(y) => v = combine(v, weigh(*y, o.weights[i + 1])),
+                        }
+                    }
+                    acc.insert(m.clone(), v);
+                }
+            }
+        }
+        ZOp::Diff => {
+            if let Some((first, others)) = inputs.split_first() {
+                for (m, x) in first {
+                    if !others.iter().any(|v| v.iter().any(|(n, _)| n == m)) {
+                        acc.insert(m.clone(), *x);
+                    }
+                }
+            }
+        }
+    }
+    let mut items: Vec<(f64, Bytes)> = acc.into_iter().map(|(m, x)| (x, m)).collect();
+    items.sort_by(cmp_entry);
+    if let Some(dst) = c.dst {
+        return put(dst, items.into_iter().map(|(x, m)| (m, x)).collect());
+    }
+    match o.card_limit {
+        Some(limit) => {
+            let n = items.len();
+            Reply::Int(if limit > 0 { n.min(limit) } else { n } as i64)
+        }
+        None => members_reply(items, o.withscores),
+    }
+}
+
+/// The table's entry point of the family, every key on this shard.
+pub(super) fn zalgebra(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    let c = match parse_zalgebra(args) {
+        Ok(c) => c,
+        Err(e) => return e,
+    };
+    let cell = std::cell::RefCell::new(ctx);
+    run_zalgebra(
+        &c,
+        |k| read_scored(&cell.borrow(), k),
+        |dst, items| store_scored(&mut cell.borrow_mut(), dst, items),
+    )
 }
