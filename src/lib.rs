@@ -9,6 +9,7 @@
 //! - [`transport`]: the QUIC mesh between regions (mutual TLS, one connection per pair).
 //! - [`node`]: the glue between the core, the transport and the Redis server.
 //! - [`persist`]: the region's durable log and snapshots, and recovery from them.
+//! - [`pubsub`]: the region's subscriptions (`SUBSCRIBE`, keyspace notifications) and delivery.
 //! - [`resp`]: the RESP codec and the Redis TCP server.
 //! - [`http`]: `/health`, `/ready`, `/metrics`, `/status`.
 //! - [`metrics`]: every metric's name, help and labels; recording and rendering them.
