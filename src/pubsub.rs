@@ -12,9 +12,9 @@
 //! ([`sessionmesh_core::Replica::publish`]); each region delivers what it receives to its own
 //! subscribers. So a message reaches every region's subscribers once, in publish order per
 //! publishing region. A message a cut link drops is lost, and counted
-//! (`sessionmesh_transmits_dropped_total`, as every frame the transport drops), and so is one
-//! that finds a subscriber's mailbox full ([`MAILBOX`] messages:
-//! `sessionmesh_pubsub_dropped_total`): Redis closes a subscriber past its output buffer limit
+//! (`sessionmesh_dropped_transmits_total`, as every frame the transport drops), and so is one
+//! that finds a subscriber's mailbox full ([`MAILBOX`] messages: `pubsub_dropped` among
+//! [`crate::node::Node::node_counters`], not yet a Prometheus metric): Redis closes a subscriber past its output buffer limit
 //! instead; here a slow subscriber misses messages and stays connected.
 
 use bytes::Bytes;
